@@ -1,0 +1,72 @@
+//! Command-line surface: global flags, the subcommand tree, and error reporting.
+//!
+//! Each area owns its own file: `oci` (runc-compatible lifecycle), `image` (store, pull,
+//! import), `pod` (kubectl-like pod commands). This file only wires them together.
+pub mod image;
+pub mod oci;
+pub mod pod;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Flags accepted before any subcommand, as runc accepts them.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalOpts {
+    /// Root directory for container state (runc's --root).
+    #[arg(long, global = true, default_value = "/run/podrun")]
+    pub root: PathBuf,
+    /// Write runtime logs to this file instead of stderr.
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    pub log_format: String,
+    /// Verbose logging.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Accepted for runc compatibility; podrun manages cgroupfs directly.
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "podrun",
+    version,
+    about = "Run Kubernetes pods on this host; a runc-compatible OCI runtime"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    #[command(flatten)]
+    Oci(oci::OciCommand),
+    #[command(flatten)]
+    Image(image::ImageCommand),
+    #[command(flatten)]
+    Pod(pod::PodCommand),
+}
+
+/// Runs one parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Oci(c) => oci::run(&cli.global, c),
+        Command::Image(c) => image::run(&cli.global, c),
+        Command::Pod(c) => pod::run(&cli.global, c),
+    }
+}
+
+/// Prints an error as one clear line (the whole context chain) on stderr.
+pub fn report_error(err: &anyhow::Error) {
+    let mut line = format!("{err}");
+    for cause in err.chain().skip(1) {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+    }
+    eprintln!("podrun: {line}");
+}

@@ -1,0 +1,1 @@
+//! Image store: references, content-addressed OCI layout, registry pull, import, layer unpack, per-container rootfs.

@@ -1,0 +1,1 @@
+//! Pod + container + image config → OCI runtime spec (config.json) for each container.

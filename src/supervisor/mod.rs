@@ -1,0 +1,1 @@
+//! The per-pod supervisor: pod state machine, restarts with back-off, probes, hooks, logs, status, events.
