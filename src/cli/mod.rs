@@ -13,8 +13,21 @@ use std::path::PathBuf;
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOpts {
     /// Root directory for container state (runc's --root).
-    #[arg(long, global = true, default_value = "/run/podrun")]
+    #[arg(
+        long,
+        global = true,
+        env = "PODRUN_ROOT",
+        default_value = "/run/podrun"
+    )]
     pub root: PathBuf,
+    /// Persistent data: image store, unpacked layers, container overlays, node.json.
+    #[arg(
+        long = "data-dir",
+        global = true,
+        env = "PODRUN_DATA_DIR",
+        default_value = "/var/lib/podrun"
+    )]
+    pub data_dir: PathBuf,
     /// Write runtime logs to this file instead of stderr.
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
