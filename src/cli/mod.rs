@@ -3,6 +3,7 @@
 //! Each area owns its own file: `oci` (runc-compatible lifecycle), `image` (store, pull,
 //! import), `pod` (kubectl-like pod commands). This file only wires them together.
 pub mod image;
+pub mod node;
 pub mod oci;
 pub mod pod;
 
@@ -63,6 +64,8 @@ pub enum Command {
     Image(image::ImageCommand),
     #[command(flatten)]
     Pod(pod::PodCommand),
+    #[command(flatten)]
+    Node(node::NodeCommand),
 }
 
 /// Runs one parsed command line; returns the process exit code.
@@ -71,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Oci(c) => oci::run(&cli.global, c),
         Command::Image(c) => image::run(&cli.global, c),
         Command::Pod(c) => pod::run(&cli.global, c),
+        Command::Node(c) => node::run(&cli.global, c),
     }
 }
 
