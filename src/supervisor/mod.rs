@@ -1,1 +1,2 @@
 //! The per-pod supervisor: pod state machine, restarts with back-off, probes, hooks, logs, status, events.
+pub mod pause;
