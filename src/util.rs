@@ -45,8 +45,11 @@ impl FileLock {
 
 /// The current time as a jiff timestamp (the type k8s-openapi's `Time` wraps).
 pub fn now() -> k8s_openapi::jiff::Timestamp {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    k8s_openapi::jiff::Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    k8s_openapi::jiff::Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32)
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// The current time as a Kubernetes `Time`.

@@ -49,7 +49,9 @@ mod tests {
     #[test]
     fn doubles_from_ten_seconds_and_caps_at_five_minutes() {
         let mut b = RestartBackoff::default();
-        let secs: Vec<u64> = (0..8).map(|_| b.next_delay(Duration::from_secs(1)).as_secs()).collect();
+        let secs: Vec<u64> = (0..8)
+            .map(|_| b.next_delay(Duration::from_secs(1)).as_secs())
+            .collect();
         assert_eq!(secs, vec![10, 20, 40, 80, 160, 300, 300, 300]);
     }
 
@@ -60,6 +62,9 @@ mod tests {
             b.next_delay(Duration::from_secs(1));
         }
         assert_eq!(b.next_delay(Duration::from_secs(600)), INITIAL);
-        assert_eq!(b.next_delay(Duration::from_secs(599)), Duration::from_secs(20));
+        assert_eq!(
+            b.next_delay(Duration::from_secs(599)),
+            Duration::from_secs(20)
+        );
     }
 }

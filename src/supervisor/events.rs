@@ -32,7 +32,14 @@ pub struct AggregatedEvent {
 }
 
 /// Appends one event to `path` (events.jsonl in the pod's state dir).
-pub fn record(path: &Path, type_: &str, reason: &str, source: &str, field_path: &str, message: &str) -> std::io::Result<()> {
+pub fn record(
+    path: &Path,
+    type_: &str,
+    reason: &str,
+    source: &str,
+    field_path: &str,
+    message: &str,
+) -> std::io::Result<()> {
     let ev = EventRecord {
         type_: type_.to_string(),
         reason: reason.to_string(),
@@ -43,14 +50,21 @@ pub fn record(path: &Path, type_: &str, reason: &str, source: &str, field_path: 
     };
     let mut line = serde_json::to_vec(&ev).map_err(std::io::Error::other)?;
     line.push(b'\n');
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     f.write_all(&line)
 }
 
 /// Reads every event of a pod, oldest first; unreadable lines are skipped.
 pub fn read_all(path: &Path) -> Vec<EventRecord> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
-    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// Folds repeated events, ordered by their last occurrence (as kubectl describe sorts).
@@ -68,7 +82,12 @@ pub fn aggregate(events: &[EventRecord]) -> Vec<AggregatedEvent> {
             agg.count += 1;
             agg.last = ev.time.clone();
         } else {
-            out.push(AggregatedEvent { record: ev.clone(), count: 1, first: ev.time.clone(), last: ev.time.clone() });
+            out.push(AggregatedEvent {
+                record: ev.clone(),
+                count: 1,
+                first: ev.time.clone(),
+                last: ev.time.clone(),
+            });
         }
     }
     out.sort_by(|a, b| a.last.cmp(&b.last));
@@ -92,7 +111,11 @@ mod tests {
 
     #[test]
     fn repeated_events_fold_with_count_and_span() {
-        let evs = vec![ev("BackOff", "2026-01-01T00:00:01Z"), ev("Pulled", "2026-01-01T00:00:02Z"), ev("BackOff", "2026-01-01T00:00:05Z")];
+        let evs = vec![
+            ev("BackOff", "2026-01-01T00:00:01Z"),
+            ev("Pulled", "2026-01-01T00:00:02Z"),
+            ev("BackOff", "2026-01-01T00:00:05Z"),
+        ];
         let agg = aggregate(&evs);
         assert_eq!(agg.len(), 2);
         assert_eq!(agg[0].record.reason, "Pulled");

@@ -9,7 +9,9 @@ pub const MAX_LINE: usize = 16 * 1024;
 /// The pod's log directory: `/var/log/pods/<ns>_<name>_<uid>` (PODRUN_POD_LOG_DIR moves
 /// the base, for tests).
 pub fn pod_log_dir(namespace: &str, name: &str, uid: &str) -> PathBuf {
-    let base = std::env::var_os("PODRUN_POD_LOG_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/log/pods"));
+    let base = std::env::var_os("PODRUN_POD_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/log/pods"));
     base.join(format!("{namespace}_{name}_{uid}"))
 }
 
@@ -27,7 +29,10 @@ pub struct CriLineWriter {
 
 impl CriLineWriter {
     pub fn new(stream: &'static str) -> Self {
-        CriLineWriter { stream, pending: Vec::new() }
+        CriLineWriter {
+            stream,
+            pending: Vec::new(),
+        }
     }
 
     /// Feeds bytes read from the container; writes every complete line to `out`.
@@ -57,7 +62,13 @@ impl CriLineWriter {
 
     fn emit(&mut self, full: bool, out: &mut impl Write) -> io::Result<()> {
         let mut rec = Vec::with_capacity(self.pending.len() + 48);
-        write!(rec, "{} {} {} ", crate::util::now(), self.stream, if full { 'F' } else { 'P' })?;
+        write!(
+            rec,
+            "{} {} {} ",
+            crate::util::now(),
+            self.stream,
+            if full { 'F' } else { 'P' }
+        )?;
         rec.extend_from_slice(&self.pending);
         rec.push(b'\n');
         self.pending.clear();
@@ -78,16 +89,25 @@ pub fn parse(content: &str) -> Vec<LogLine> {
     let mut lines = Vec::new();
     let mut partial: Option<LogLine> = None;
     for rec in content.split_inclusive('\n') {
-        let Some(rec) = rec.strip_suffix('\n') else { break }; // an unfinished record: not yet
+        let Some(rec) = rec.strip_suffix('\n') else {
+            break;
+        }; // an unfinished record: not yet
         let mut parts = rec.splitn(4, ' ');
-        let (Some(time), Some(stream), Some(tag)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let (Some(time), Some(stream), Some(tag)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
         let text = parts.next().unwrap_or("");
         let line = match partial.take() {
             Some(mut p) => {
                 p.text.push_str(text);
                 p
             }
-            None => LogLine { time: time.to_string(), stream: stream.to_string(), text: text.to_string() },
+            None => LogLine {
+                time: time.to_string(),
+                stream: stream.to_string(),
+                text: text.to_string(),
+            },
         };
         if tag == "P" {
             partial = Some(line);
