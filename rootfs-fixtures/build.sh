@@ -27,6 +27,9 @@ STAMP=$(cat "$HERE/build.sh" "$HERE/mkoci.py" | sha256sum | cut -c1-16)
 
 [ "$(id -u)" = 0 ] || { echo "build.sh: must run as root (ownership, device nodes)" >&2; exit 1; }
 mkdir -p "$OUT" "$WORK/debs"
+# One builder at a time (tests of several helpers may ask for fixtures at once).
+exec 9>"$OUT/.lock"
+flock 9
 
 fresh() { # fresh NAME: true when out/NAME is built by this version of the scripts
     [ -f "$OUT/$1/index.json" ] && [ "$(cat "$OUT/$1.stamp" 2>/dev/null)" = "$STAMP" ]
