@@ -5,7 +5,7 @@
 use super::error::{invalid, io_err, json_err, ImageError, Result};
 use super::progress::Progress;
 use super::reference::{validate_digest, Reference};
-use super::unpack::{self, HashingReader};
+use super::unpack;
 use crate::util::FileLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -626,10 +626,23 @@ impl ImageStore {
                     reason: format!("reading {what}: {e}"),
                 })?;
             } else {
-                let mut hashed = HashingReader::new(&mut tee);
-                let got = unpack::unpack_layer(&mut hashed, &tmp_dir.0, &desc.digest)?;
-                // Whatever follows the compressed stream is part of the blob too.
-                hashed.finish().map_err(|e| io_err("read", &tmp_dir.0)(e))?;
+                let unpacked = unpack::unpack_layer(&mut tee, &tmp_dir.0, &desc.digest);
+                // Whatever follows the compressed stream is part of the blob too; after a
+                // failed unpack the rest is read so the digest can be told.
+                let drained = io::copy(&mut tee, &mut io::sink());
+                let got = match unpacked {
+                    Ok(g) => g,
+                    Err(e) => {
+                        // A corrupt stream fails to decompress before its digest is known:
+                        // when the bytes do not match the digest, that is the real error.
+                        if drained.is_ok() {
+                            let (actual, _) = w.current_digest();
+                            check_digest(&what, &desc.digest, &actual)?;
+                        }
+                        return Err(e);
+                    }
+                };
+                drained.map_err(|e| io_err("read", &tmp_dir.0)(e))?;
                 check_digest(&format!("diff-id of {what}"), diff_id, &got)?;
             }
             w.commit(&desc.digest, Some(desc.size), &what)?;
