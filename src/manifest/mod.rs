@@ -87,11 +87,12 @@ fn split_documents(text: &str, source: &str) -> Result<Vec<RawDoc>, ManifestErro
     let mut docs = Vec::new();
     for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
-        let value = serde_json::Value::deserialize(de).map_err(|e| ManifestError::Yaml {
+        let mut value = serde_json::Value::deserialize(de).map_err(|e| ManifestError::Yaml {
             source_name: source.to_string(),
             doc: index,
             message: e.to_string(),
         })?;
+        octal_modes(&mut value);
         if value.is_null() {
             continue; // an empty document (`---` at the end) is no object
         }
@@ -140,6 +141,28 @@ fn split_documents(text: &str, source: &str) -> Result<Vec<RawDoc>, ManifestErro
         docs.push(RawDoc { index, kind, value });
     }
     Ok(docs)
+}
+
+/// kubectl reads YAML 1.1, where `defaultMode: 0644` is octal; serde_yaml_ng (YAML 1.2)
+/// gives the string "0644". File modes are the one place manifests rely on it.
+fn octal_modes(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                if k == "defaultMode" || k == "mode" {
+                    if let Some(s) = child.as_str() {
+                        let digits = s.strip_prefix("0o").or_else(|| s.strip_prefix('0'));
+                        if let Some(n) = digits.and_then(|d| u32::from_str_radix(d, 8).ok()) {
+                            *child = serde_json::Value::from(n);
+                        }
+                    }
+                }
+                octal_modes(child);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(octal_modes),
+        _ => {}
+    }
 }
 
 /// Parses, namespaces, defaults and validates every object of a manifest.
@@ -227,17 +250,13 @@ fn apply_namespace(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A seed example (the user's acceptance walk-through), kept in tests/seed-examples.
     pub(crate) fn seed(name: &str) -> String {
-        let path = format!(
-            "{}/../../shared/seed-examples/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&path)
-            .or_else(|_| std::fs::read_to_string(format!("/work/shared/seed-examples/{name}")))
-            .unwrap_or_else(|e| panic!("seed example {name}: {e}"))
+        let path = format!("{}/tests/seed-examples/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("seed example {path}: {e}"))
     }
 
     fn load_str(text: &str) -> Result<Manifest, ManifestError> {
@@ -252,9 +271,9 @@ mod tests {
 
     #[test]
     fn every_seed_example_loads_without_error() {
-        let dir = "/work/shared/seed-examples";
+        let dir = format!("{}/tests/seed-examples", env!("CARGO_MANIFEST_DIR"));
         let mut n = 0;
-        for entry in std::fs::read_dir(dir).unwrap() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
                 continue;
@@ -376,6 +395,17 @@ mod tests {
             err,
             "The Pod \"p\" is invalid: spec.containers[0].image: Required value"
         );
+    }
+
+    #[test]
+    fn octal_file_modes_read_as_kubectl_reads_them() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  volumes:\n  - {name: a, secret: {secretName: s, defaultMode: 0400, items: [{key: k, path: k, mode: 0755}]}}\n  - {name: b, configMap: {name: c, defaultMode: 420}}\n  containers: [{name: c, image: i}]\n";
+        let m = load_str(text).unwrap();
+        let vols = m.pods[0].spec.as_ref().unwrap().volumes.clone().unwrap();
+        let s = vols[0].secret.as_ref().unwrap();
+        assert_eq!(s.default_mode, Some(0o400));
+        assert_eq!(s.items.as_ref().unwrap()[0].mode, Some(0o755));
+        assert_eq!(vols[1].config_map.as_ref().unwrap().default_mode, Some(420));
     }
 
     #[test]
