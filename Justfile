@@ -21,6 +21,7 @@ demo: build
 # Build the test images (busybox, nginx, debian) as OCI layouts and load them into the store
 fixtures: build
     bash rootfs-fixtures/build.sh
+    bash rootfs-fixtures/load.sh target/debug/podrun
 
 # Every test: format, lint, unit + integration tests (root), then cgroup v2 in a VM
 test: lint

@@ -3,3 +3,7 @@ pub mod backoff;
 pub mod events;
 pub mod logs;
 pub mod pause;
+pub mod probes;
+pub mod sandbox;
+pub mod store;
+pub mod worker;
