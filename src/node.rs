@@ -128,6 +128,14 @@ impl NodeStore {
             Err(e) => return Err(io_err("read", &path)(e)),
         };
         let out = f(&mut node)?;
+        // Bumped on every write, so a supervisor can poll for node changes cheaply.
+        let version = node
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        node.metadata.resource_version = Some((version + 1).to_string());
         node.status = None;
         let json = serde_json::to_vec_pretty(&node).map_err(|source| NodeError::Json {
             path: path.clone(),
@@ -419,20 +427,19 @@ fn is_dns1123_subdomain(s: &str) -> bool {
 
 /// A label key (qualified name: optional DNS subdomain prefix and '/', then a name).
 pub fn validate_label_key(key: &str) -> Result<(), String> {
-    let parts: Vec<&str> = key.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
+    let name = match key.split_once('/') {
+        None => key,
+        Some((_, name)) if name.contains('/') => {
+            return Err("a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')".into())
+        }
+        Some((prefix, name)) => {
             if prefix.is_empty() {
                 return Err("prefix part must be non-empty".into());
             }
             if !is_dns1123_subdomain(prefix) {
                 return Err(format!("prefix part {DNS1123_SUBDOMAIN_FMT}"));
             }
-            *name
-        }
-        _ => {
-            return Err("a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')".into())
+            name
         }
     };
     if name.is_empty() {

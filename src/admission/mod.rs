@@ -502,25 +502,15 @@ pub fn admit(pod: &Pod, node: &Node, pods_on_node: &[Pod]) -> Decision {
     }
 }
 
-/// The effective request of a pod (cpu in millicores, memory and the rest in bytes or
-/// units), for `describe node`'s tables; `None` when a quantity does not parse.
+/// A pod's effective requests and limits (cpu in millicores, the rest in bytes or units)
+/// for `describe node`'s tables; `None` when a quantity does not parse.
 pub fn pod_requests_and_limits(
     pod: &Pod,
 ) -> Option<(BTreeMap<String, i128>, BTreeMap<String, i128>)> {
-    let req = resources::pod_requests(pod).ok()?;
-    let mut lim = BTreeMap::new();
-    for c in spec(pod).containers.iter() {
-        for (k, q) in c
-            .resources
-            .as_ref()
-            .and_then(|r| r.limits.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            *lim.entry(k.clone()).or_insert(0) += quantity::amount(k, &q.0).ok()?;
-        }
-    }
-    Some((req, lim))
+    Some((
+        resources::pod_requests(pod).ok()?,
+        resources::pod_limits(pod).ok()?,
+    ))
 }
 
 #[cfg(test)]

@@ -1,0 +1,7 @@
+#!/bin/sh
+# Admission benchmark: one pod against a node running 200 pods with inter-pod affinity
+# and anti-affinity terms. Target: under 1 ms per admission. Usage: bench/admission.sh [ITERATIONS]
+set -eu
+cd "$(dirname "$0")/.."
+cargo build --release --example admission_bench
+exec target/release/examples/admission_bench "${1:-2000}"
