@@ -160,6 +160,11 @@ fn label_selector(e: &mut Errs, s: &LabelSelector, path: &str) {
             ),
         }
         e.key(&format!("{p}.key"), &r.key);
+        for (j, v) in r.values.iter().flatten().enumerate() {
+            if let Err(msg) = crate::node::validate_label_value(v) {
+                e.invalid(&format!("{p}.values[{j}]"), v, &msg);
+            }
+        }
     }
     for (k, v) in s.match_labels.iter().flatten() {
         e.key(&format!("{path}.matchLabels"), k);
