@@ -84,6 +84,16 @@ pub struct Rejected {
     pub message: String,
 }
 
+/// Event source, reasons and condition reason the scheduler uses.
+pub const SCHEDULER_NAME: &str = "default-scheduler";
+pub const EVENT_FAILED_SCHEDULING: &str = "FailedScheduling";
+pub const EVENT_SCHEDULED: &str = "Scheduled";
+/// PodScheduled=False reason for a pod that fits no node.
+pub const CONDITION_UNSCHEDULABLE: &str = "Unschedulable";
+/// Event reason (and source `taint-eviction-controller`) for a NoExecute eviction.
+pub const EVENT_TAINT_EVICTION: &str = "TaintManagerEviction";
+pub const TAINT_EVICTION_SOURCE: &str = "taint-eviction-controller";
+
 pub const ERR_NODE_AFFINITY: &str = "node(s) didn't match Pod's node affinity/selector";
 pub const ERR_NODE_AFFINITY_CONFLICT: &str = "pod affinity terms conflict";
 pub const ERR_NODE_PORTS: &str = "node(s) didn't have free ports for the requested pod ports";
