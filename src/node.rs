@@ -253,6 +253,38 @@ pub fn fs_capacity_bytes(dir: &Path) -> Option<i128> {
     None
 }
 
+/// Pre-allocated huge pages per size (`hugepages-2Mi` → bytes), as kubelet reports them.
+pub fn hugepages() -> Vec<(String, i128)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(kb) = name
+            .strip_prefix("hugepages-")
+            .and_then(|s| s.strip_suffix("kB"))
+            .and_then(|s| s.parse::<i128>().ok())
+        else {
+            continue;
+        };
+        let count: i128 = std::fs::read_to_string(e.path().join("nr_hugepages"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let size = if kb % (1 << 20) == 0 {
+            format!("{}Gi", kb >> 20)
+        } else if kb % 1024 == 0 {
+            format!("{}Mi", kb >> 10)
+        } else {
+            format!("{kb}Ki")
+        };
+        out.push((format!("hugepages-{size}"), count * kb * 1024));
+    }
+    out.sort();
+    out
+}
+
 fn online_cpus() -> i128 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
         .ok()
@@ -300,7 +332,9 @@ pub fn host_status(node: &Node, data_dir: &Path) -> NodeStatus {
     let cpu = online_cpus() * 1000;
     let mem = mem_total_bytes().unwrap_or(0);
     let disk = fs_capacity_bytes(data_dir).unwrap_or(0);
-    let capacity: BTreeMap<String, Quantity> = [
+    let huge = hugepages();
+    let huge_total: i128 = huge.iter().map(|(_, b)| b).sum();
+    let mut capacity: BTreeMap<String, Quantity> = [
         ("cpu", format_cpu(cpu)),
         ("ephemeral-storage", format_binary(disk)),
         ("memory", format_binary(mem)),
@@ -309,9 +343,9 @@ pub fn host_status(node: &Node, data_dir: &Path) -> NodeStatus {
     .into_iter()
     .map(|(k, v)| (k.to_string(), q(v)))
     .collect();
-    let alloc_mem = (mem - EVICTION_MEMORY_BYTES).max(0);
+    let alloc_mem = (mem - EVICTION_MEMORY_BYTES - huge_total).max(0);
     let alloc_disk = disk - disk * EVICTION_NODEFS_PERCENT / 100;
-    let allocatable: BTreeMap<String, Quantity> = [
+    let mut allocatable: BTreeMap<String, Quantity> = [
         ("cpu", format_cpu(cpu)),
         ("ephemeral-storage", format_binary(alloc_disk)),
         ("memory", format_binary(alloc_mem)),
@@ -320,6 +354,10 @@ pub fn host_status(node: &Node, data_dir: &Path) -> NodeStatus {
     .into_iter()
     .map(|(k, v)| (k.to_string(), q(v)))
     .collect();
+    for (name, bytes) in huge {
+        capacity.insert(name.clone(), q(format_binary(bytes)));
+        allocatable.insert(name, q(format_binary(bytes)));
+    }
     let created = node.metadata.creation_timestamp.clone();
     let heartbeat = Some(now());
     let cond = |type_: &str, status: &str, reason: &str, message: &str| NodeCondition {

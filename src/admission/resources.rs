@@ -203,11 +203,13 @@ pub fn fits(
     for name in ["cpu", "memory", "ephemeral-storage"] {
         check(name);
     }
+    // Scalar resources: extended (domain/name), hugepages, attachable volumes; other
+    // names are not resources the scheduler accounts.
     for name in pod_req.keys() {
-        if !matches!(
-            name.as_str(),
-            "cpu" | "memory" | "ephemeral-storage" | "pods"
-        ) {
+        if name.contains('/')
+            || name.starts_with("hugepages-")
+            || name.starts_with("attachable-volumes-")
+        {
             check(name);
         }
     }

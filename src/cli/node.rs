@@ -596,7 +596,14 @@ pub fn describe_node(
     );
     push(&mut t, "  Resource\tRequests\tLimits".into());
     push(&mut t, "  --------\t--------\t------".into());
-    for r in ["cpu", "memory", "ephemeral-storage"] {
+    let mut rows: Vec<&str> = vec!["cpu", "memory", "ephemeral-storage"];
+    rows.extend(
+        alloc
+            .keys()
+            .map(String::as_str)
+            .filter(|k| k.starts_with("hugepages-")),
+    );
+    for r in rows {
         let (rq, lm) = (get(&total_req, r), get(&total_lim, r));
         push(
             &mut t,
