@@ -11,6 +11,13 @@
 //! A pod whose spec.nodeName is set never meets the scheduler: if it names another node
 //! nobody here runs it (it stays Pending); if it names this node, kubelet's own admission
 //! (resources, node affinity, ports, NoExecute taints) accepts or rejects it (phase Failed).
+//!
+//! Use from the supervisor: `let node = NodeStore::new(data_dir).load()?;` then
+//! `admit(&pod, &node, &pods_on_node)`; on `Unschedulable`, record PodScheduled=False
+//! (reason [`CONDITION_UNSCHEDULABLE`]) and a Warning [`EVENT_FAILED_SCHEDULING`] event from
+//! [`SCHEDULER_NAME`], and admit again whenever the node (its `resourceVersion`) or the set
+//! of pods changes. For NoExecute taints, [`taints::noexecute_evictions`] says which
+//! running pods go now and which at a later instant.
 pub mod affinity;
 pub mod quantity;
 pub mod resources;
