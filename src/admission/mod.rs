@@ -45,9 +45,17 @@ pub enum Decision {
     /// Failed, status.reason `reason`, status.message `Pod was rejected: <message>`,
     /// event Warning `reason` with `message`.
     Rejected(Rejected),
+    /// spec.schedulingGates is not empty: the scheduler does not try it. Condition
+    /// PodScheduled=False reason `SchedulingGated` with [`SCHEDULING_GATED_MESSAGE`], no
+    /// event; kubectl shows STATUS `SchedulingGated`.
+    SchedulingGated { gates: Vec<String> },
     /// The API server would refuse the pod (field errors in its words).
     Invalid(ValidationErrors),
 }
+
+pub const SCHEDULING_GATED_REASON: &str = "SchedulingGated";
+pub const SCHEDULING_GATED_MESSAGE: &str =
+    "Scheduling is blocked due to non-empty scheduling gates";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
@@ -487,6 +495,15 @@ pub fn admit(pod: &Pod, node: &Node, pods_on_node: &[Pod]) -> Decision {
         };
     }
 
+    let gates: Vec<String> = spec(pod)
+        .scheduling_gates
+        .iter()
+        .flatten()
+        .map(|g| g.name.clone())
+        .collect();
+    if !gates.is_empty() {
+        return Decision::SchedulingGated { gates };
+    }
     match node_affinity_prefilter(pod, node_name) {
         Err(()) => {
             return Decision::Unschedulable(Unschedulable {

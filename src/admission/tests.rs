@@ -714,3 +714,22 @@ fn match_label_keys_merge_into_the_selector() {
         Decision::Unschedulable(_)
     ));
 }
+
+#[test]
+fn scheduling_gates_hold_the_pod() {
+    let yaml = "metadata: {name: p, namespace: dev}\nspec:\n  containers: [{name: c, image: x}]\n  schedulingGates: [{name: example.com/wait}]\n";
+    let mut pod: Pod = serde_yaml_ng::from_str(yaml).unwrap();
+    assert_eq!(
+        admit(&pod, &node(&[], &[]), &[]),
+        Decision::SchedulingGated {
+            gates: vec!["example.com/wait".into()]
+        }
+    );
+    pod.spec.as_mut().unwrap().node_name = Some(NODE.into());
+    match admit(&pod, &node(&[], &[]), &[]) {
+        Decision::Invalid(e) => assert!(e.to_string().contains(
+            "spec.nodeName: Forbidden: cannot be set until all schedulingGates have been cleared"
+        )),
+        other => panic!("{other:?}"),
+    }
+}

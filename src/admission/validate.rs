@@ -325,6 +325,17 @@ pub fn validate_scheduling(pod: &Pod) -> Result<(), ValidationErrors> {
         }
     }
     tolerations(&mut e, spec.tolerations.as_deref().unwrap_or(&[]));
+    if spec
+        .scheduling_gates
+        .as_ref()
+        .is_some_and(|g| !g.is_empty())
+        && spec.node_name.as_ref().is_some_and(|n| !n.is_empty())
+    {
+        e.forbidden(
+            "spec.nodeName",
+            "cannot be set until all schedulingGates have been cleared",
+        );
+    }
     if e.0.is_empty() {
         Ok(())
     } else {
