@@ -551,11 +551,11 @@ pub fn describe_node(
     );
     push(
         &mut t,
-        "  Namespace\tName\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge".into(),
+        "  Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge".into(),
     );
     push(
         &mut t,
-        "  ---------\t----\t------------\t----------\t---------------\t-------------\t---".into(),
+        "  ---------\t----\t\t------------\t----------\t---------------\t-------------\t---".into(),
     );
     let mut total_req: BTreeMap<String, i128> = BTreeMap::new();
     let mut total_lim: BTreeMap<String, i128> = BTreeMap::new();
@@ -578,7 +578,7 @@ pub fn describe_node(
         push(
             &mut t,
             format!(
-                "  {}\t{}\t{}\t{}\t{}\t{}\t{}",
+                "  {}\t{}\t\t{}\t{}\t{}\t{}\t{}",
                 crate::admission::affinity::pod_namespace(p),
                 p.metadata.name.as_deref().unwrap_or(""),
                 cell(&req, "cpu"),
