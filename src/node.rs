@@ -511,6 +511,8 @@ pub fn validate_label_value(v: &str) -> Result<(), String> {
 pub enum LabelOutcome {
     Labeled,
     Unlabeled,
+    /// Labels both added (or changed) and removed.
+    Changed,
     NotLabeled,
 }
 
@@ -519,6 +521,7 @@ impl LabelOutcome {
         match self {
             LabelOutcome::Labeled => "labeled",
             LabelOutcome::Unlabeled => "unlabeled",
+            LabelOutcome::Changed => "label(s) changed",
             LabelOutcome::NotLabeled => "not labeled",
         }
     }
@@ -564,8 +567,8 @@ pub fn parse_label_specs(specs: &[String]) -> Result<LabelChanges, NodeError> {
     Ok(out)
 }
 
-/// Applies label changes to `node`. Returns the outcome and the warnings kubectl prints
-/// on stderr (`label "x" not found.`).
+/// Applies label changes to `node`. Returns the outcome and the lines kubectl prints
+/// before it (`label "x" not found.`, on stdout).
 pub fn apply_labels(
     node: &mut Node,
     changes: &LabelChanges,
@@ -605,12 +608,14 @@ pub fn apply_labels(
     for (k, v) in &changes.set {
         labels.insert(k.clone(), v.clone());
     }
-    let outcome = if *labels == before {
-        LabelOutcome::NotLabeled
-    } else if !overwrite && labels.len() < before.len() {
-        LabelOutcome::Unlabeled
-    } else {
-        LabelOutcome::Labeled
+    // kubectl's updateDataChangeMsg.
+    let unlabeled = before.keys().any(|k| !labels.contains_key(k));
+    let labeled = labels.iter().any(|(k, v)| before.get(k) != Some(v));
+    let outcome = match (labeled, unlabeled) {
+        (true, true) => LabelOutcome::Changed,
+        (true, false) => LabelOutcome::Labeled,
+        (false, true) => LabelOutcome::Unlabeled,
+        (false, false) => LabelOutcome::NotLabeled,
     };
     Ok((outcome, warnings))
 }
@@ -900,6 +905,14 @@ mod tests {
         let (out, warn) = apply_labels(&mut n, &rm, false).unwrap();
         assert_eq!(out, LabelOutcome::NotLabeled);
         assert_eq!(warn, vec!["label \"nodeenv\" not found.".to_string()]);
+        // Adding one label and removing another in one command.
+        apply_labels(&mut n, &parse_label_specs(&s(&["a=1"])).unwrap(), false).unwrap();
+        let both = parse_label_specs(&s(&["b=2", "a-"])).unwrap();
+        assert_eq!(
+            apply_labels(&mut n, &both, false).unwrap().0,
+            LabelOutcome::Changed
+        );
+        assert_eq!(LabelOutcome::Changed.as_str(), "label(s) changed");
     }
 
     #[test]

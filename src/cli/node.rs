@@ -50,7 +50,9 @@ pub fn run(g: &GlobalOpts, cmd: NodeCommand) -> anyhow::Result<i32> {
 /// kubectl's error and returns the exit code.
 fn target(args: &[String]) -> Result<(&str, &[String]), i32> {
     let Some(first) = args.first() else {
-        eprintln!("error: You must provide one or more resources by argument or filename.");
+        eprintln!(
+            "error: one or more resources must be specified as <resource> <name> or <resource>/<name>"
+        );
         return Err(1);
     };
     let (kind, name, rest) = match first.split_once('/') {
@@ -109,7 +111,7 @@ fn label(g: &GlobalOpts, args: &[String], overwrite: bool) -> anyhow::Result<i32
     match res {
         Ok((_, (outcome, warnings))) => {
             for w in warnings {
-                eprintln!("{w}");
+                println!("{w}");
             }
             println!("node/{name} {}", outcome.as_str());
             Ok(0)
