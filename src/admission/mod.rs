@@ -116,10 +116,11 @@ pub const ERR_UNSCHEDULABLE: &str = "node(s) were unschedulable";
 /// kubelet's words for an untolerated NoExecute taint at admission.
 pub const ERR_TAINTS_KUBELET: &str = "node(s) had taints that the pod didn't tolerate";
 
-/// The FailedScheduling reason for an untolerated taint. kube-scheduler v1.26–v1.34.1
-/// name it (`{tag: test}`); v1.35 and the v1.34.2 backport hide key and value behind
-/// `node(s) had untolerated taint(s)` for privacy. One host has nothing to hide, and the
-/// named form is the one users search for, so podrun keeps it.
+/// The FailedScheduling reason for an untolerated taint. kube-scheduler v1.26 to v1.34
+/// name it (`{tag: test}`); kubernetes#134740 (v1.35, backported to a v1.34 patch
+/// release by #135023) hides key and value behind `node(s) had untolerated taint(s)`
+/// for privacy. One host has nothing to hide, and the named form is the one the seed
+/// walk-through and users search for, so podrun keeps it.
 pub fn untolerated_taint_reason(t: &Taint) -> String {
     format!(
         "node(s) had untolerated taint {{{}: {}}}",
