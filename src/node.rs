@@ -1024,6 +1024,47 @@ mod tests {
     }
 
     #[test]
+    fn status_reads_the_host_with_kubelet_reservations() {
+        let dir = std::env::temp_dir();
+        let n = node();
+        let st = host_status(&n, &dir);
+        let cap = st.capacity.unwrap();
+        let alloc = st.allocatable.unwrap();
+        let nproc = std::thread::available_parallelism().unwrap().get();
+        assert!(cap["cpu"].0.parse::<usize>().unwrap() >= nproc);
+        assert_eq!(cap["cpu"], alloc["cpu"], "no cpu is reserved");
+        assert_eq!(cap["pods"].0, "110");
+        let mem = crate::admission::quantity::amount("memory", &cap["memory"].0).unwrap();
+        assert_eq!(mem, mem_total_bytes().unwrap());
+        let huge: i128 = hugepages().iter().map(|(_, b)| b).sum();
+        let amem = crate::admission::quantity::amount("memory", &alloc["memory"].0).unwrap();
+        assert_eq!(
+            amem,
+            mem - (100 << 20) - huge,
+            "memory.available<100Mi eviction threshold"
+        );
+        let disk =
+            crate::admission::quantity::amount("ephemeral-storage", &cap["ephemeral-storage"].0)
+                .unwrap();
+        let adisk =
+            crate::admission::quantity::amount("ephemeral-storage", &alloc["ephemeral-storage"].0)
+                .unwrap();
+        assert_eq!(
+            adisk,
+            disk - disk / 10,
+            "nodefs.available<10% eviction threshold"
+        );
+        let ready = st
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.status, "True");
+        assert_eq!(st.node_info.unwrap().operating_system, "linux");
+    }
+
+    #[test]
     fn label_key_and_value_rules() {
         assert!(validate_label_key("nodeenv").is_ok());
         assert!(validate_label_key("kubernetes.io/hostname").is_ok());
