@@ -128,6 +128,14 @@ impl NodeStore {
             Err(e) => return Err(io_err("read", &path)(e)),
         };
         let out = f(&mut node)?;
+        // Bumped on every write, so a supervisor can poll for node changes cheaply.
+        let version = node
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        node.metadata.resource_version = Some((version + 1).to_string());
         node.status = None;
         let json = serde_json::to_vec_pretty(&node).map_err(|source| NodeError::Json {
             path: path.clone(),
@@ -245,6 +253,38 @@ pub fn fs_capacity_bytes(dir: &Path) -> Option<i128> {
     None
 }
 
+/// Pre-allocated huge pages per size (`hugepages-2Mi` → bytes), as kubelet reports them.
+pub fn hugepages() -> Vec<(String, i128)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(kb) = name
+            .strip_prefix("hugepages-")
+            .and_then(|s| s.strip_suffix("kB"))
+            .and_then(|s| s.parse::<i128>().ok())
+        else {
+            continue;
+        };
+        let count: i128 = std::fs::read_to_string(e.path().join("nr_hugepages"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let size = if kb % (1 << 20) == 0 {
+            format!("{}Gi", kb >> 20)
+        } else if kb % 1024 == 0 {
+            format!("{}Mi", kb >> 10)
+        } else {
+            format!("{kb}Ki")
+        };
+        out.push((format!("hugepages-{size}"), count * kb * 1024));
+    }
+    out.sort();
+    out
+}
+
 fn online_cpus() -> i128 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
         .ok()
@@ -292,7 +332,9 @@ pub fn host_status(node: &Node, data_dir: &Path) -> NodeStatus {
     let cpu = online_cpus() * 1000;
     let mem = mem_total_bytes().unwrap_or(0);
     let disk = fs_capacity_bytes(data_dir).unwrap_or(0);
-    let capacity: BTreeMap<String, Quantity> = [
+    let huge = hugepages();
+    let huge_total: i128 = huge.iter().map(|(_, b)| b).sum();
+    let mut capacity: BTreeMap<String, Quantity> = [
         ("cpu", format_cpu(cpu)),
         ("ephemeral-storage", format_binary(disk)),
         ("memory", format_binary(mem)),
@@ -301,9 +343,9 @@ pub fn host_status(node: &Node, data_dir: &Path) -> NodeStatus {
     .into_iter()
     .map(|(k, v)| (k.to_string(), q(v)))
     .collect();
-    let alloc_mem = (mem - EVICTION_MEMORY_BYTES).max(0);
+    let alloc_mem = (mem - EVICTION_MEMORY_BYTES - huge_total).max(0);
     let alloc_disk = disk - disk * EVICTION_NODEFS_PERCENT / 100;
-    let allocatable: BTreeMap<String, Quantity> = [
+    let mut allocatable: BTreeMap<String, Quantity> = [
         ("cpu", format_cpu(cpu)),
         ("ephemeral-storage", format_binary(alloc_disk)),
         ("memory", format_binary(alloc_mem)),
@@ -312,6 +354,10 @@ pub fn host_status(node: &Node, data_dir: &Path) -> NodeStatus {
     .into_iter()
     .map(|(k, v)| (k.to_string(), q(v)))
     .collect();
+    for (name, bytes) in huge {
+        capacity.insert(name.clone(), q(format_binary(bytes)));
+        allocatable.insert(name, q(format_binary(bytes)));
+    }
     let created = node.metadata.creation_timestamp.clone();
     let heartbeat = Some(now());
     let cond = |type_: &str, status: &str, reason: &str, message: &str| NodeCondition {
@@ -419,20 +465,19 @@ fn is_dns1123_subdomain(s: &str) -> bool {
 
 /// A label key (qualified name: optional DNS subdomain prefix and '/', then a name).
 pub fn validate_label_key(key: &str) -> Result<(), String> {
-    let parts: Vec<&str> = key.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
+    let name = match key.split_once('/') {
+        None => key,
+        Some((_, name)) if name.contains('/') => {
+            return Err("a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')".into())
+        }
+        Some((prefix, name)) => {
             if prefix.is_empty() {
                 return Err("prefix part must be non-empty".into());
             }
             if !is_dns1123_subdomain(prefix) {
                 return Err(format!("prefix part {DNS1123_SUBDOMAIN_FMT}"));
             }
-            *name
-        }
-        _ => {
-            return Err("a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')".into())
+            name
         }
     };
     if name.is_empty() {
@@ -466,6 +511,8 @@ pub fn validate_label_value(v: &str) -> Result<(), String> {
 pub enum LabelOutcome {
     Labeled,
     Unlabeled,
+    /// Labels both added (or changed) and removed.
+    Changed,
     NotLabeled,
 }
 
@@ -474,6 +521,7 @@ impl LabelOutcome {
         match self {
             LabelOutcome::Labeled => "labeled",
             LabelOutcome::Unlabeled => "unlabeled",
+            LabelOutcome::Changed => "label(s) changed",
             LabelOutcome::NotLabeled => "not labeled",
         }
     }
@@ -519,8 +567,8 @@ pub fn parse_label_specs(specs: &[String]) -> Result<LabelChanges, NodeError> {
     Ok(out)
 }
 
-/// Applies label changes to `node`. Returns the outcome and the warnings kubectl prints
-/// on stderr (`label "x" not found.`).
+/// Applies label changes to `node`. Returns the outcome and the lines kubectl prints
+/// before it (`label "x" not found.`, on stdout).
 pub fn apply_labels(
     node: &mut Node,
     changes: &LabelChanges,
@@ -560,12 +608,14 @@ pub fn apply_labels(
     for (k, v) in &changes.set {
         labels.insert(k.clone(), v.clone());
     }
-    let outcome = if *labels == before {
-        LabelOutcome::NotLabeled
-    } else if !overwrite && labels.len() < before.len() {
-        LabelOutcome::Unlabeled
-    } else {
-        LabelOutcome::Labeled
+    // kubectl's updateDataChangeMsg.
+    let unlabeled = before.keys().any(|k| !labels.contains_key(k));
+    let labeled = labels.iter().any(|(k, v)| before.get(k) != Some(v));
+    let outcome = match (labeled, unlabeled) {
+        (true, true) => LabelOutcome::Changed,
+        (true, false) => LabelOutcome::Labeled,
+        (false, true) => LabelOutcome::Unlabeled,
+        (false, false) => LabelOutcome::NotLabeled,
     };
     Ok((outcome, warnings))
 }
@@ -855,6 +905,14 @@ mod tests {
         let (out, warn) = apply_labels(&mut n, &rm, false).unwrap();
         assert_eq!(out, LabelOutcome::NotLabeled);
         assert_eq!(warn, vec!["label \"nodeenv\" not found.".to_string()]);
+        // Adding one label and removing another in one command.
+        apply_labels(&mut n, &parse_label_specs(&s(&["a=1"])).unwrap(), false).unwrap();
+        let both = parse_label_specs(&s(&["b=2", "a-"])).unwrap();
+        assert_eq!(
+            apply_labels(&mut n, &both, false).unwrap().0,
+            LabelOutcome::Changed
+        );
+        assert_eq!(LabelOutcome::Changed.as_str(), "label(s) changed");
     }
 
     #[test]
@@ -963,6 +1021,47 @@ mod tests {
         .unwrap();
         assert_eq!(out, TaintOutcome::Modified);
         assert_eq!(node_taints(&n)[0].value.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn status_reads_the_host_with_kubelet_reservations() {
+        let dir = std::env::temp_dir();
+        let n = node();
+        let st = host_status(&n, &dir);
+        let cap = st.capacity.unwrap();
+        let alloc = st.allocatable.unwrap();
+        let nproc = std::thread::available_parallelism().unwrap().get();
+        assert!(cap["cpu"].0.parse::<usize>().unwrap() >= nproc);
+        assert_eq!(cap["cpu"], alloc["cpu"], "no cpu is reserved");
+        assert_eq!(cap["pods"].0, "110");
+        let mem = crate::admission::quantity::amount("memory", &cap["memory"].0).unwrap();
+        assert_eq!(mem, mem_total_bytes().unwrap());
+        let huge: i128 = hugepages().iter().map(|(_, b)| b).sum();
+        let amem = crate::admission::quantity::amount("memory", &alloc["memory"].0).unwrap();
+        assert_eq!(
+            amem,
+            mem - (100 << 20) - huge,
+            "memory.available<100Mi eviction threshold"
+        );
+        let disk =
+            crate::admission::quantity::amount("ephemeral-storage", &cap["ephemeral-storage"].0)
+                .unwrap();
+        let adisk =
+            crate::admission::quantity::amount("ephemeral-storage", &alloc["ephemeral-storage"].0)
+                .unwrap();
+        assert_eq!(
+            adisk,
+            disk - disk / 10,
+            "nodefs.available<10% eviction threshold"
+        );
+        let ready = st
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.status, "True");
+        assert_eq!(st.node_info.unwrap().operating_system, "linux");
     }
 
     #[test]

@@ -100,8 +100,8 @@ fn label_node_like_kubectl() {
         run(&d.0, &["label", "nodes", NODE, "nodeenv-"]),
         (
             0,
-            format!("node/{NODE} not labeled\n"),
-            "label \"nodeenv\" not found.\n".into()
+            format!("label \"nodeenv\" not found.\nnode/{NODE} not labeled\n"),
+            String::new()
         )
     );
 }

@@ -65,11 +65,9 @@ impl<'a> AffinityTerm<'a> {
     pub fn matches(&self, pod: &Pod) -> bool {
         let ns = pod_namespace(pod);
         let in_ns = self.namespaces.contains(&ns)
-            || (!self.namespace_selector.is_nothing() && {
-                let ns_labels: BTreeMap<String, String> =
-                    [(NAMESPACE_NAME_LABEL.to_string(), ns.to_string())].into();
-                self.namespace_selector.matches(&ns_labels)
-            });
+            || self
+                .namespace_selector
+                .matches_with(&|k| (k == NAMESPACE_NAME_LABEL).then_some(ns));
         in_ns && self.selector.matches(pod_labels(pod))
     }
 }

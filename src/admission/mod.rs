@@ -11,6 +11,13 @@
 //! A pod whose spec.nodeName is set never meets the scheduler: if it names another node
 //! nobody here runs it (it stays Pending); if it names this node, kubelet's own admission
 //! (resources, node affinity, ports, NoExecute taints) accepts or rejects it (phase Failed).
+//!
+//! Use from the supervisor: `let node = NodeStore::new(data_dir).load()?;` then
+//! `admit(&pod, &node, &pods_on_node)`; on `Unschedulable`, record PodScheduled=False
+//! (reason [`CONDITION_UNSCHEDULABLE`]) and a Warning [`EVENT_FAILED_SCHEDULING`] event from
+//! [`SCHEDULER_NAME`], and admit again whenever the node (its `resourceVersion`) or the set
+//! of pods changes. For NoExecute taints, [`taints::noexecute_evictions`] says which
+//! running pods go now and which at a later instant.
 pub mod affinity;
 pub mod quantity;
 pub mod resources;
@@ -38,9 +45,17 @@ pub enum Decision {
     /// Failed, status.reason `reason`, status.message `Pod was rejected: <message>`,
     /// event Warning `reason` with `message`.
     Rejected(Rejected),
+    /// spec.schedulingGates is not empty: the scheduler does not try it. Condition
+    /// PodScheduled=False reason `SchedulingGated` with [`SCHEDULING_GATED_MESSAGE`], no
+    /// event; kubectl shows STATUS `SchedulingGated`.
+    SchedulingGated { gates: Vec<String> },
     /// The API server would refuse the pod (field errors in its words).
     Invalid(ValidationErrors),
 }
+
+pub const SCHEDULING_GATED_REASON: &str = "SchedulingGated";
+pub const SCHEDULING_GATED_MESSAGE: &str =
+    "Scheduling is blocked due to non-empty scheduling gates";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
@@ -84,6 +99,16 @@ pub struct Rejected {
     pub message: String,
 }
 
+/// Event source, reasons and condition reason the scheduler uses.
+pub const SCHEDULER_NAME: &str = "default-scheduler";
+pub const EVENT_FAILED_SCHEDULING: &str = "FailedScheduling";
+pub const EVENT_SCHEDULED: &str = "Scheduled";
+/// PodScheduled=False reason for a pod that fits no node.
+pub const CONDITION_UNSCHEDULABLE: &str = "Unschedulable";
+/// Event reason (and source `taint-eviction-controller`) for a NoExecute eviction.
+pub const EVENT_TAINT_EVICTION: &str = "TaintManagerEviction";
+pub const TAINT_EVICTION_SOURCE: &str = "taint-eviction-controller";
+
 pub const ERR_NODE_AFFINITY: &str = "node(s) didn't match Pod's node affinity/selector";
 pub const ERR_NODE_AFFINITY_CONFLICT: &str = "pod affinity terms conflict";
 pub const ERR_NODE_PORTS: &str = "node(s) didn't have free ports for the requested pod ports";
@@ -91,10 +116,11 @@ pub const ERR_UNSCHEDULABLE: &str = "node(s) were unschedulable";
 /// kubelet's words for an untolerated NoExecute taint at admission.
 pub const ERR_TAINTS_KUBELET: &str = "node(s) had taints that the pod didn't tolerate";
 
-/// The FailedScheduling reason for an untolerated taint. kube-scheduler v1.26–v1.34.1
-/// name it (`{tag: test}`); v1.35 and the v1.34.2 backport hide key and value behind
-/// `node(s) had untolerated taint(s)` for privacy. One host has nothing to hide, and the
-/// named form is the one users search for, so podrun keeps it.
+/// The FailedScheduling reason for an untolerated taint. kube-scheduler v1.26 to v1.34
+/// name it (`{tag: test}`); kubernetes#134740 (v1.35, backported to a v1.34 patch
+/// release by #135023) hides key and value behind `node(s) had untolerated taint(s)`
+/// for privacy. One host has nothing to hide, and the named form is the one the seed
+/// walk-through and users search for, so podrun keeps it.
 pub fn untolerated_taint_reason(t: &Taint) -> String {
     format!(
         "node(s) had untolerated taint {{{}: {}}}",
@@ -470,6 +496,15 @@ pub fn admit(pod: &Pod, node: &Node, pods_on_node: &[Pod]) -> Decision {
         };
     }
 
+    let gates: Vec<String> = spec(pod)
+        .scheduling_gates
+        .iter()
+        .flatten()
+        .map(|g| g.name.clone())
+        .collect();
+    if !gates.is_empty() {
+        return Decision::SchedulingGated { gates };
+    }
     match node_affinity_prefilter(pod, node_name) {
         Err(()) => {
             return Decision::Unschedulable(Unschedulable {
@@ -502,25 +537,15 @@ pub fn admit(pod: &Pod, node: &Node, pods_on_node: &[Pod]) -> Decision {
     }
 }
 
-/// The effective request of a pod (cpu in millicores, memory and the rest in bytes or
-/// units), for `describe node`'s tables; `None` when a quantity does not parse.
+/// A pod's effective requests and limits (cpu in millicores, the rest in bytes or units)
+/// for `describe node`'s tables; `None` when a quantity does not parse.
 pub fn pod_requests_and_limits(
     pod: &Pod,
 ) -> Option<(BTreeMap<String, i128>, BTreeMap<String, i128>)> {
-    let req = resources::pod_requests(pod).ok()?;
-    let mut lim = BTreeMap::new();
-    for c in spec(pod).containers.iter() {
-        for (k, q) in c
-            .resources
-            .as_ref()
-            .and_then(|r| r.limits.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            *lim.entry(k.clone()).or_insert(0) += quantity::amount(k, &q.0).ok()?;
-        }
-    }
-    Some((req, lim))
+    Some((
+        resources::pod_requests(pod).ok()?,
+        resources::pod_limits(pod).ok()?,
+    ))
 }
 
 #[cfg(test)]

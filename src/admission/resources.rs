@@ -2,7 +2,7 @@
 //! containers' maximum, sidecars counted throughout, plus overhead), checked against the
 //! node's allocatable minus what the pods already on it request; hostPort conflicts.
 use super::quantity::{amount, QuantityError};
-use k8s_openapi::api::core::v1::{Container, Node, Pod};
+use k8s_openapi::api::core::v1::{Container, Node, Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
 
@@ -24,13 +24,15 @@ fn max_into(into: &mut ResourceList, from: &ResourceList) {
     }
 }
 
+/// Parses a resource list; `path` names it in an error (built only then: this runs for
+/// every pod on the node at every admission).
 fn parse_list(
     list: Option<&BTreeMap<String, Quantity>>,
-    path: &str,
+    path: &dyn Fn() -> String,
 ) -> Result<ResourceList, (String, QuantityError)> {
     let mut out = ResourceList::new();
     for (k, q) in list.into_iter().flatten() {
-        let v = amount(k, &q.0).map_err(|e| (format!("{path}[{k}]"), e))?;
+        let v = amount(k, &q.0).map_err(|e| (format!("{}[{k}]", path()), e))?;
         out.insert(k.clone(), v);
     }
     Ok(out)
@@ -38,26 +40,65 @@ fn parse_list(
 
 /// A container's requests, with limits standing in for missing requests as the API
 /// server defaults them.
-fn container_requests(c: &Container, path: &str) -> Result<ResourceList, (String, QuantityError)> {
+fn container_requests(
+    c: &Container,
+    path: &dyn Fn() -> String,
+) -> Result<ResourceList, (String, QuantityError)> {
     let res = c.resources.as_ref();
-    let mut reqs = parse_list(
-        res.and_then(|r| r.requests.as_ref()),
-        &format!("{path}.resources.requests"),
-    )?;
-    let limits = parse_list(
-        res.and_then(|r| r.limits.as_ref()),
-        &format!("{path}.resources.limits"),
-    )?;
+    let mut reqs = parse_list(res.and_then(|r| r.requests.as_ref()), &|| {
+        format!("{}.resources.requests", path())
+    })?;
+    let limits = parse_list(res.and_then(|r| r.limits.as_ref()), &|| {
+        format!("{}.resources.limits", path())
+    })?;
     for (k, v) in limits {
         reqs.entry(k).or_insert(v);
     }
     Ok(reqs)
 }
 
+fn container_limits(
+    c: &Container,
+    path: &dyn Fn() -> String,
+) -> Result<ResourceList, (String, QuantityError)> {
+    parse_list(
+        c.resources.as_ref().and_then(|r| r.limits.as_ref()),
+        &|| format!("{}.resources.limits", path()),
+    )
+}
+
+type PerContainer =
+    fn(&Container, &dyn Fn() -> String) -> Result<ResourceList, (String, QuantityError)>;
+type PodLevel = fn(&ResourceRequirements) -> Option<&BTreeMap<String, Quantity>>;
+
 /// The pod's effective request (resourcehelper.PodRequests): max(sum of containers and
 /// sidecars, each init container on top of the sidecars started before it) + overhead;
 /// pod-level `spec.resources.requests` replace the per-container sum where given.
 pub fn pod_requests(pod: &Pod) -> Result<ResourceList, (String, QuantityError)> {
+    pod_total(
+        pod,
+        container_requests,
+        |r| r.requests.as_ref(),
+        "spec.resources.requests",
+    )
+}
+
+/// The pod's effective limits, summed the same way (what `describe node` shows).
+pub fn pod_limits(pod: &Pod) -> Result<ResourceList, (String, QuantityError)> {
+    pod_total(
+        pod,
+        container_limits,
+        |r| r.limits.as_ref(),
+        "spec.resources.limits",
+    )
+}
+
+fn pod_total(
+    pod: &Pod,
+    per_container: PerContainer,
+    pod_level: PodLevel,
+    pod_level_path: &str,
+) -> Result<ResourceList, (String, QuantityError)> {
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(ResourceList::new());
     };
@@ -65,13 +106,13 @@ pub fn pod_requests(pod: &Pod) -> Result<ResourceList, (String, QuantityError)> 
     for (i, c) in spec.containers.iter().enumerate() {
         add(
             &mut reqs,
-            &container_requests(c, &format!("spec.containers[{i}]"))?,
+            &per_container(c, &|| format!("spec.containers[{i}]"))?,
         );
     }
     let mut sidecars = ResourceList::new();
     let mut init_max = ResourceList::new();
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-        let r = container_requests(c, &format!("spec.initContainers[{i}]"))?;
+        let r = per_container(c, &|| format!("spec.initContainers[{i}]"))?;
         if c.restart_policy.as_deref() == Some("Always") {
             add(&mut reqs, &r);
             add(&mut sidecars, &r);
@@ -83,10 +124,9 @@ pub fn pod_requests(pod: &Pod) -> Result<ResourceList, (String, QuantityError)> 
         }
     }
     max_into(&mut reqs, &init_max);
-    let pod_level = parse_list(
-        spec.resources.as_ref().and_then(|r| r.requests.as_ref()),
-        "spec.resources.requests",
-    )?;
+    let pod_level = parse_list(spec.resources.as_ref().and_then(pod_level), &|| {
+        pod_level_path.to_string()
+    })?;
     for (k, v) in pod_level {
         if k == "cpu" || k == "memory" || k.starts_with("hugepages-") {
             reqs.insert(k, v);
@@ -94,7 +134,7 @@ pub fn pod_requests(pod: &Pod) -> Result<ResourceList, (String, QuantityError)> 
     }
     add(
         &mut reqs,
-        &parse_list(spec.overhead.as_ref(), "spec.overhead")?,
+        &parse_list(spec.overhead.as_ref(), &|| "spec.overhead".to_string())?,
     );
     Ok(reqs)
 }
@@ -163,11 +203,13 @@ pub fn fits(
     for name in ["cpu", "memory", "ephemeral-storage"] {
         check(name);
     }
+    // Scalar resources: extended (domain/name), hugepages, attachable volumes; other
+    // names are not resources the scheduler accounts.
     for name in pod_req.keys() {
-        if !matches!(
-            name.as_str(),
-            "cpu" | "memory" | "ephemeral-storage" | "pods"
-        ) {
+        if name.contains('/')
+            || name.starts_with("hugepages-")
+            || name.starts_with("attachable-volumes-")
+        {
             check(name);
         }
     }

@@ -109,10 +109,15 @@ impl<'a> Requirement<'a> {
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let got = labels.get(self.key);
+        self.matches_with(&|k| labels.get(k).map(String::as_str))
+    }
+
+    /// Matches against any label lookup (e.g. a namespace's single label, no map built).
+    pub fn matches_with<'v>(&self, get: &dyn Fn(&str) -> Option<&'v str>) -> bool {
+        let got = get(self.key);
         match self.op {
-            Op::In => got.is_some_and(|v| self.values.contains(&v.as_str())),
-            Op::NotIn => got.is_none_or(|v| !self.values.contains(&v.as_str())),
+            Op::In => got.is_some_and(|v| self.values.contains(&v)),
+            Op::NotIn => got.is_none_or(|v| !self.values.contains(&v)),
             Op::Exists => got.is_some(),
             Op::DoesNotExist => got.is_none(),
             // A label value that is not an integer matches neither Gt nor Lt.
@@ -188,6 +193,10 @@ impl<'a> Selector<'a> {
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         !self.nothing && self.reqs.iter().all(|r| r.matches(labels))
+    }
+
+    pub fn matches_with<'v>(&self, get: &dyn Fn(&str) -> Option<&'v str>) -> bool {
+        !self.nothing && self.reqs.iter().all(|r| r.matches_with(get))
     }
 }
 

@@ -657,3 +657,79 @@ fn required_with_no_terms_is_invalid() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn pod_affinity_validation_like_the_api_server() {
+    let base = |term: &str| -> Pod {
+        serde_yaml_ng::from_str(&format!(
+            "metadata: {{name: p, namespace: dev}}\nspec:\n  containers: [{{name: c, image: x}}]\n  affinity:\n    podAntiAffinity:\n{term}"
+        ))
+        .unwrap()
+    };
+    let errors = |p: &Pod| match admit(p, &node(&[], &[]), &[]) {
+        Decision::Invalid(e) => e.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let p = base("      requiredDuringSchedulingIgnoredDuringExecution:\n      - labelSelector: {matchExpressions: [{key: podenv, operator: Exists, values: [pro]}]}\n        topologyKey: kubernetes.io/hostname\n");
+    assert_eq!(
+        errors(&p),
+        ["spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector.matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"]
+    );
+    let p = base("      requiredDuringSchedulingIgnoredDuringExecution:\n      - labelSelector: {matchLabels: {podenv: pro}}\n        topologyKey: \"\"\n");
+    assert_eq!(
+        errors(&p),
+        ["spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey: Required value: can not be empty"]
+    );
+    let p = base("      preferredDuringSchedulingIgnoredDuringExecution:\n      - weight: 101\n        podAffinityTerm: {labelSelector: {matchLabels: {podenv: pro}}, topologyKey: kubernetes.io/hostname}\n");
+    assert_eq!(
+        errors(&p),
+        ["spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 101: must be in the range 1-100"]
+    );
+    // Valid preferred anti-affinity is reported, and never blocks.
+    let p = base("      preferredDuringSchedulingIgnoredDuringExecution:\n      - weight: 100\n        podAffinityTerm: {labelSelector: {matchLabels: {podenv: pro}}, topologyKey: kubernetes.io/hostname}\n");
+    let target = seed!("pod-podaffinity-target.yaml");
+    let a = admit(&p, &node(&[], &[]), &[target]);
+    assert_eq!(
+        admitted(&a).notes,
+        ["preferred pod anti-affinity: weight 100 of 100 matched by pods on this node (the only node, so it runs here regardless)"]
+    );
+}
+
+#[test]
+fn match_label_keys_merge_into_the_selector() {
+    // Anti-affinity against pods of the same app but another version.
+    let mk = |name: &str, version: &str| -> Pod {
+        serde_yaml_ng::from_str(&format!(
+            "metadata: {{name: {name}, namespace: dev, labels: {{app: web, version: '{version}'}}}}\nspec:\n  containers: [{{name: c, image: x}}]\n  affinity:\n    podAntiAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      - labelSelector: {{matchLabels: {{app: web}}}}\n        mismatchLabelKeys: [version]\n        topologyKey: kubernetes.io/hostname\n"
+        ))
+        .unwrap()
+    };
+    let v1 = mk("a", "1");
+    assert!(matches!(
+        admit(&mk("b", "1"), &node(&[], &[]), std::slice::from_ref(&v1)),
+        Decision::Admitted(_)
+    ));
+    assert!(matches!(
+        admit(&mk("c", "2"), &node(&[], &[]), &[v1]),
+        Decision::Unschedulable(_)
+    ));
+}
+
+#[test]
+fn scheduling_gates_hold_the_pod() {
+    let yaml = "metadata: {name: p, namespace: dev}\nspec:\n  containers: [{name: c, image: x}]\n  schedulingGates: [{name: example.com/wait}]\n";
+    let mut pod: Pod = serde_yaml_ng::from_str(yaml).unwrap();
+    assert_eq!(
+        admit(&pod, &node(&[], &[]), &[]),
+        Decision::SchedulingGated {
+            gates: vec!["example.com/wait".into()]
+        }
+    );
+    pod.spec.as_mut().unwrap().node_name = Some(NODE.into());
+    match admit(&pod, &node(&[], &[]), &[]) {
+        Decision::Invalid(e) => assert!(e.to_string().contains(
+            "spec.nodeName: Forbidden: cannot be set until all schedulingGates have been cleared"
+        )),
+        other => panic!("{other:?}"),
+    }
+}

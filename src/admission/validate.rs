@@ -160,6 +160,11 @@ fn label_selector(e: &mut Errs, s: &LabelSelector, path: &str) {
             ),
         }
         e.key(&format!("{p}.key"), &r.key);
+        for (j, v) in r.values.iter().flatten().enumerate() {
+            if let Err(msg) = crate::node::validate_label_value(v) {
+                e.invalid(&format!("{p}.values[{j}]"), v, &msg);
+            }
+        }
     }
     for (k, v) in s.match_labels.iter().flatten() {
         e.key(&format!("{path}.matchLabels"), k);
@@ -320,6 +325,17 @@ pub fn validate_scheduling(pod: &Pod) -> Result<(), ValidationErrors> {
         }
     }
     tolerations(&mut e, spec.tolerations.as_deref().unwrap_or(&[]));
+    if spec
+        .scheduling_gates
+        .as_ref()
+        .is_some_and(|g| !g.is_empty())
+        && spec.node_name.as_ref().is_some_and(|n| !n.is_empty())
+    {
+        e.forbidden(
+            "spec.nodeName",
+            "cannot be set until all schedulingGates have been cleared",
+        );
+    }
     if e.0.is_empty() {
         Ok(())
     } else {

@@ -50,7 +50,9 @@ pub fn run(g: &GlobalOpts, cmd: NodeCommand) -> anyhow::Result<i32> {
 /// kubectl's error and returns the exit code.
 fn target(args: &[String]) -> Result<(&str, &[String]), i32> {
     let Some(first) = args.first() else {
-        eprintln!("error: You must provide one or more resources by argument or filename.");
+        eprintln!(
+            "error: one or more resources must be specified as <resource> <name> or <resource>/<name>"
+        );
         return Err(1);
     };
     let (kind, name, rest) = match first.split_once('/') {
@@ -109,7 +111,7 @@ fn label(g: &GlobalOpts, args: &[String], overwrite: bool) -> anyhow::Result<i32
     match res {
         Ok((_, (outcome, warnings))) => {
             for w in warnings {
-                eprintln!("{w}");
+                println!("{w}");
             }
             println!("node/{name} {}", outcome.as_str());
             Ok(0)
@@ -551,11 +553,11 @@ pub fn describe_node(
     );
     push(
         &mut t,
-        "  Namespace\tName\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge".into(),
+        "  Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge".into(),
     );
     push(
         &mut t,
-        "  ---------\t----\t------------\t----------\t---------------\t-------------\t---".into(),
+        "  ---------\t----\t\t------------\t----------\t---------------\t-------------\t---".into(),
     );
     let mut total_req: BTreeMap<String, i128> = BTreeMap::new();
     let mut total_lim: BTreeMap<String, i128> = BTreeMap::new();
@@ -578,7 +580,7 @@ pub fn describe_node(
         push(
             &mut t,
             format!(
-                "  {}\t{}\t{}\t{}\t{}\t{}\t{}",
+                "  {}\t{}\t\t{}\t{}\t{}\t{}\t{}",
                 crate::admission::affinity::pod_namespace(p),
                 p.metadata.name.as_deref().unwrap_or(""),
                 cell(&req, "cpu"),
@@ -596,7 +598,14 @@ pub fn describe_node(
     );
     push(&mut t, "  Resource\tRequests\tLimits".into());
     push(&mut t, "  --------\t--------\t------".into());
-    for r in ["cpu", "memory", "ephemeral-storage"] {
+    let mut rows: Vec<&str> = vec!["cpu", "memory", "ephemeral-storage"];
+    rows.extend(
+        alloc
+            .keys()
+            .map(String::as_str)
+            .filter(|k| k.starts_with("hugepages-")),
+    );
+    for r in rows {
         let (rq, lm) = (get(&total_req, r), get(&total_lim, r));
         push(
             &mut t,
