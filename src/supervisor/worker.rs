@@ -334,6 +334,14 @@ impl Worker {
                         last_message = message.clone();
                     }
                 }
+                Decision::SchedulingGated { .. } => {
+                    self.set_condition(
+                        "PodScheduled",
+                        false,
+                        Some(admission::SCHEDULING_GATED_REASON),
+                        Some(admission::SCHEDULING_GATED_MESSAGE),
+                    );
+                }
                 Decision::Rejected(r) => {
                     self.event("Warning", &r.reason, "kubelet", "", &r.message);
                     self.status.phase = Some("Failed".into());
