@@ -398,6 +398,25 @@ mod tests {
     }
 
     #[test]
+    fn zstd_and_plain_layers_unpack_to_the_same_diff_id() {
+        let data = tar_with(|b| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(5);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, "a/b.txt", &b"hello"[..]).unwrap();
+        });
+        let zst = zstd::encode_all(&data[..], 3).unwrap();
+        let base = std::env::temp_dir().join(format!("podrun-unpack-zst-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let d1 = unpack_layer(&zst[..], &base.join("z"), "zstd").unwrap();
+        let d2 = unpack_layer(&data[..], &base.join("p"), "plain").unwrap();
+        assert_eq!(d1, d2);
+        assert_eq!(std::fs::read(base.join("z/a/b.txt")).unwrap(), b"hello");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
     fn parent_dir_escapes_are_refused() {
         let data = tar_with(|b| {
             let mut h = tar::Header::new_gnu();
