@@ -477,3 +477,52 @@ fn concurrent_imports_of_the_same_layers_unpack_each_once() {
     );
     assert_eq!(ok(&data2, &["images"]).lines().count(), 5, "four tags");
 }
+
+/// Unmounts the test's own overlay on drop.
+struct Mounted(std::path::PathBuf);
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn copy_fallback_is_chosen_automatically_where_overlay_cannot_mount() {
+    let busybox = fixture("busybox");
+    let t = TempDir::new("img-auto-copy");
+    // A data dir on overlayfs: overlay cannot use it as an upper dir.
+    for d in ["l", "u", "w", "m"] {
+        std::fs::create_dir_all(t.path().join(d)).unwrap();
+    }
+    let m = t.path().join("m");
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        t.path().join("l").display(),
+        t.path().join("u").display(),
+        t.path().join("w").display()
+    );
+    nix::mount::mount(
+        Some("overlay"),
+        &m,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .unwrap();
+    let _guard = Mounted(m.clone());
+    let data = m.join("data");
+    ok(&data, &["import", busybox.to_str().unwrap()]);
+    let id = format!("auto-{}", std::process::id());
+    let out = ok(&data, &["image", "mount", "busybox:1.30", &id]);
+    assert!(
+        out.contains(" copy (overlay mount failed"),
+        "fallback reported: {out}"
+    );
+    let r = data.join("containers").join(&id).join("rootfs");
+    assert!(r.join("bin/busybox").is_file());
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["image", "inspect", "busybox:1.30"])).unwrap();
+    assert_eq!(v[0]["UsedBy"], serde_json::json!([id.clone()]));
+    ok(&data, &["image", "unmount", &id]);
+    assert!(!data.join("containers").join(&id).exists());
+}
