@@ -46,8 +46,25 @@ fn now() -> Option<Time> {
     Some(Time(ts))
 }
 
-/// uid and creationTimestamp, set when the object is created.
+/// The API server's generateName suffix: five characters from its safe alphabet.
+fn name_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let uid = new_uid().replace('-', "");
+    let bytes = hex::decode(uid).unwrap_or_default();
+    bytes
+        .iter()
+        .take(5)
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
+/// name (from generateName), uid and creationTimestamp, set when the object is created.
 pub fn default_object_meta(meta: &mut ObjectMeta) {
+    if meta.name.as_deref().unwrap_or("").is_empty() {
+        if let Some(g) = meta.generate_name.as_deref().filter(|g| !g.is_empty()) {
+            meta.name = Some(format!("{g}{}", name_suffix()));
+        }
+    }
     if meta.namespace.as_deref().unwrap_or("").is_empty() {
         meta.namespace = Some("default".into());
     }

@@ -1032,7 +1032,11 @@ fn validate_volumes<'a>(e: &mut Errs, volumes: &'a [Volume]) -> HashSet<&'a str>
                         }
                     }
                     (None, Some(r)) => {
-                        validate_resource_field_ref(e, &format!("{fi}.resourceFieldRef"), r)
+                        let rf = format!("{fi}.resourceFieldRef");
+                        if r.container_name.as_deref().unwrap_or("").is_empty() {
+                            e.required(&format!("{rf}.containerName"), "");
+                        }
+                        validate_resource_field_ref(e, &rf, r)
                     }
                     _ => e.invalid(
                         &fi,

@@ -137,10 +137,10 @@ fn prepare_one(
             .map_err(io_err("chmod", &dir))?;
         if ed.medium.as_deref() == Some("Memory") {
             let mut opts = "mode=0777".to_string();
-            if let Some(sl) = &ed.size_limit {
-                let bytes = ParsedQuantity::parse(&sl.0)
-                    .and_then(|q| q.value())
-                    .map_err(|e| setup(name, format!("sizeLimit {:?}: {e}", sl.0)))?;
+            if let Some(bytes) =
+                memory_volume_size(ctx, ed.size_limit.as_ref().map(|q| q.0.as_str()))
+                    .map_err(|e| setup(name, e))?
+            {
                 opts.push_str(&format!(",size={bytes}"));
             }
             nix::mount::mount(
@@ -247,6 +247,31 @@ fn prepare_one(
         host_path: dir,
         read_only: true,
     })
+}
+
+/// kubelet's size for a memory emptyDir: the node's allocatable memory, or the pod's
+/// memory limit if smaller, or the volume's sizeLimit if smaller still.
+fn memory_volume_size(
+    ctx: &EnvContext<'_>,
+    size_limit: Option<&str>,
+) -> Result<Option<i64>, String> {
+    let mut size =
+        (ctx.node_allocatable.memory_bytes > 0).then_some(ctx.node_allocatable.memory_bytes);
+    if let Some(pod_limit) = super::resources::pod_resources(ctx.pod).memory_limit {
+        if pod_limit > 0 && size.is_none_or(|s| pod_limit <= s) {
+            size = Some(pod_limit);
+        }
+    }
+    if let Some(sl) = size_limit {
+        let bytes = ParsedQuantity::parse(sl)
+            .and_then(|q| q.value())
+            .map_err(|e| format!("sizeLimit {sl:?}: {e}"))?;
+        let bytes = i64::try_from(bytes).map_err(|_| format!("sizeLimit {sl:?} is too large"))?;
+        if bytes > 0 && size.is_none_or(|s| bytes <= s) {
+            size = Some(bytes);
+        }
+    }
+    Ok(size)
 }
 
 /// kubelet's hostPath type checks (and containerd's mkdir for an untyped missing path).
@@ -721,6 +746,44 @@ mod tests {
             let bytes = st.blocks() * st.block_size() as u64;
             assert_eq!(bytes, 8 << 20);
         });
+    }
+
+    #[test]
+    fn memory_volume_size_is_the_smallest_of_node_pod_and_limit() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: c, image: i, resources: {limits: {cpu: '1', memory: 64Mi}}}\n";
+        let m = load(text, &LoadOptions::default()).unwrap();
+        let mut c = ctx(&m);
+        c.node_allocatable.memory_bytes = 1 << 30;
+        assert_eq!(
+            memory_volume_size(&c, None).unwrap(),
+            Some(64 << 20),
+            "pod limit"
+        );
+        assert_eq!(
+            memory_volume_size(&c, Some("8Mi")).unwrap(),
+            Some(8 << 20),
+            "sizeLimit"
+        );
+        assert_eq!(
+            memory_volume_size(&c, Some("2Gi")).unwrap(),
+            Some(64 << 20),
+            "never above the pod"
+        );
+        let m = load(
+            &pod_text(
+                "  - {name: x, emptyDir: {}}\n",
+                "    - {name: x, mountPath: /x}\n",
+            ),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let mut c = ctx(&m);
+        c.node_allocatable.memory_bytes = 1 << 30;
+        assert_eq!(
+            memory_volume_size(&c, None).unwrap(),
+            Some(1 << 30),
+            "node allocatable"
+        );
     }
 
     #[test]
