@@ -99,6 +99,7 @@ const POD_FIELDS: &[&str] = &[
     "spec.affinity.podAntiAffinity",
     "spec.tolerations",
     "spec.hostname",
+    "spec.hostAliases",
     "spec.subdomain",
     "spec.shareProcessNamespace",
     "spec.hostNetwork",

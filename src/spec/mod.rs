@@ -6,6 +6,7 @@
 //! pod ([`volumes::prepare_volumes`]); their per-container mounts come in the input.
 pub mod env;
 pub mod fsutil;
+pub mod podfiles;
 pub mod resources;
 pub mod security;
 pub mod user;
