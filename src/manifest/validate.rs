@@ -746,8 +746,15 @@ fn validate_container(
             e.duplicate(&format!("{field}.name"), &c.name);
         }
     }
-    if c.image.as_deref().unwrap_or("").trim().is_empty() {
+    let image = c.image.as_deref().unwrap_or("");
+    if image.trim().is_empty() {
         e.required(&format!("{field}.image"), "");
+    } else if image.trim() != image {
+        e.invalid(
+            &format!("{field}.image"),
+            q(image),
+            "must not have leading or trailing whitespace",
+        );
     }
     match c.image_pull_policy.as_deref() {
         None | Some("") => e.required(&format!("{field}.imagePullPolicy"), ""),

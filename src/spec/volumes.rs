@@ -238,6 +238,22 @@ fn prepare_one(
         return Err(setup(name, "volume type is not supported by podrun"));
     }
     let dir = volume_dir(pod_dir, plugin, name);
+    if plugin == "kubernetes.io~secret" || plugin == "kubernetes.io~projected" {
+        // As kubelet: secret material lives in memory, never on disk.
+        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let mut opts = "mode=0755".to_string();
+        if let Some(bytes) = memory_volume_size(ctx, None).map_err(|e| setup(name, e))? {
+            opts.push_str(&format!(",size={bytes}"));
+        }
+        nix::mount::mount(
+            Some("tmpfs"),
+            &dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            Some(opts.as_str()),
+        )
+        .map_err(|e| io_err("mount tmpfs on", &dir)(e.into()))?;
+    }
     write_files(&dir, &files)?;
     if let Some(g) = fs_group(ctx) {
         set_ownership(&dir, g, true)?;
@@ -628,6 +644,8 @@ fn unescape_mountinfo(s: &str) -> String {
 pub fn cleanup_volumes(pod_dir: &Path) -> Result<(), VolumeError> {
     for sub in ["volume-subpaths", "volumes"] {
         let dir = pod_dir.join(sub);
+        // mountinfo shows canonical paths: resolve links in pod_dir the same way.
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
         for m in mounts_below(&dir) {
             nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH)
                 .map_err(|e| io_err("unmount", &m)(e.into()))?;
