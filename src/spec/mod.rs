@@ -107,7 +107,8 @@ pub struct ContainerSpecInput<'a> {
     pub node_memory_capacity: u64,
 }
 
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// containerd's PATH for images that set none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, SpecError> {
     Ok(MountBuilder::default()
@@ -166,8 +167,7 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
     // Environment: defaults, HOSTNAME, the image's, then the container's (later wins).
     let container_env = env::container_env(ctx, c)?;
     let mut full_env = env::EnvList::default();
-    let (k, v) = DEFAULT_PATH.split_once('=').unwrap_or(("PATH", ""));
-    full_env.set(k, v.to_string());
+    full_env.set("PATH", DEFAULT_PATH.into());
     full_env.set("HOSTNAME", pod_hostname(ctx));
     for kv in image_list(img.env()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
