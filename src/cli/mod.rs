@@ -6,6 +6,7 @@ pub mod image;
 pub mod node;
 pub mod oci;
 pub mod pod;
+pub mod printers;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

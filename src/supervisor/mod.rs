@@ -1,1 +1,5 @@
 //! The per-pod supervisor: pod state machine, restarts with back-off, probes, hooks, logs, status, events.
+pub mod backoff;
+pub mod events;
+pub mod logs;
+pub mod pause;
