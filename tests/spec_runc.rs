@@ -1,6 +1,6 @@
-//! The specs podrun writes are real: a pod container's config.json, run by runc over a
-//! busybox rootfs, shows the environment, user, capabilities, masks and cgroup limits
-//! the pod asked for. (Runs as root; needs runc and busybox-static.)
+//! The specs podrun writes are real: a pod container's config.json, run by runc and by
+//! podrun's own runtime over a busybox rootfs, shows the environment, user, capabilities,
+//! masks and cgroup limits the pod asked for. (Runs as root; needs runc and busybox-static.)
 use podrun::manifest::{load, LoadOptions};
 use podrun::spec::{
     cleanup_volumes, container_spec, prepare_volumes, ContainerSpecInput, EnvContext,
@@ -81,6 +81,7 @@ fn busybox_rootfs(root: &Path) {
 }
 
 struct Cleanup {
+    runtime: PathBuf,
     dir: PathBuf,
     runc_root: PathBuf,
     id: String,
@@ -88,7 +89,7 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = Command::new("runc")
+        let _ = Command::new(&self.runtime)
             .arg("--root")
             .arg(&self.runc_root)
             .args(["delete", "--force", &self.id])
@@ -100,12 +101,17 @@ impl Drop for Cleanup {
 
 /// Builds the first container's spec of `pod_yaml`, runs it with runc, returns stdout and
 /// the host path of volume "data" (if any) while everything still exists.
-fn run_pod(pod_yaml: &str, check: impl FnOnce(&str, Option<PathBuf>)) {
-    tool("runc");
+fn run_pod(
+    runtime: &Path,
+    with_cgroups: bool,
+    pod_yaml: &str,
+    check: impl FnOnce(&str, Option<PathBuf>),
+) {
     let uniq = podrun::manifest::defaults::new_uid();
     let id = format!("podrun-spec-{}", &uniq[..8]);
     let dir = std::env::temp_dir().join(&id);
     let guard = Cleanup {
+        runtime: runtime.to_path_buf(),
         dir: dir.clone(),
         runc_root: dir.join("runc-root"),
         id: id.clone(),
@@ -151,13 +157,20 @@ fn run_pod(pod_yaml: &str, check: impl FnOnce(&str, Option<PathBuf>)) {
         node_memory_capacity: 16 << 30,
     })
     .unwrap();
+    let mut spec = spec;
+    if !with_cgroups {
+        if let Some(linux) = spec.linux_mut() {
+            linux.set_resources(None);
+            linux.set_cgroups_path(None);
+        }
+    }
     std::fs::write(
         bundle.join("config.json"),
         serde_json::to_vec_pretty(&spec).unwrap(),
     )
     .unwrap();
 
-    let out = Command::new("runc")
+    let out = Command::new(runtime)
         .arg("--root")
         .arg(&guard.runc_root)
         .args(["run", "--bundle"])
@@ -167,7 +180,11 @@ fn run_pod(pod_yaml: &str, check: impl FnOnce(&str, Option<PathBuf>)) {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "runc run failed: {stderr}\n{stdout}");
+    assert!(
+        out.status.success(),
+        "{} run failed: {stderr}\n{stdout}",
+        runtime.display()
+    );
     check(&stdout, volumes.get("data").map(|v| v.host_path.clone()));
     drop(guard);
     assert!(!dir.exists(), "cleanup left {}", dir.display());
@@ -181,9 +198,38 @@ fn has(stdout: &str, line: &str) {
     );
 }
 
+fn runc() -> PathBuf {
+    tool("runc")
+}
+
+fn podrun() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_podrun"))
+}
+
 #[test]
 fn a_pod_container_spec_runs_under_runc_as_the_pod_asked() {
-    run_pod(POD, |stdout, data| {
+    pod_container_as_asked(&runc(), true);
+}
+
+// podrun's runtime has no cgroup support on main yet: its run leaves linux.resources out
+// (flip to true once the cgroups branch lands).
+#[test]
+fn a_pod_container_spec_runs_under_podrun_as_the_pod_asked() {
+    pod_container_as_asked(&podrun(), false);
+}
+
+#[test]
+fn a_privileged_container_under_runc_gets_every_capability_and_no_masks() {
+    privileged_container(&runc(), true);
+}
+
+#[test]
+fn a_privileged_container_under_podrun_gets_every_capability_and_no_masks() {
+    privileged_container(&podrun(), false);
+}
+
+fn pod_container_as_asked(runtime: &Path, with_cgroups: bool) {
+    run_pod(runtime, with_cgroups, POD, |stdout, data| {
         has(stdout, "user=admin label=demo greeting=hello");
         // containerd's 14 default capabilities, as Docker shows them.
         has(stdout, "CapBnd: 00000000a80425fb");
@@ -193,8 +239,10 @@ fn a_pod_container_spec_runs_under_runc_as_the_pod_asked() {
         has(stdout, "procsys=ro");
         has(stdout, "sysfs=ro");
         has(stdout, "id=1000:1000 oom=999");
-        has(stdout, &format!("mem={}", 64 << 20));
-        has(stdout, "quota=50000 shares=256");
+        if with_cgroups {
+            has(stdout, &format!("mem={}", 64 << 20));
+            has(stdout, "quota=50000 shares=256");
+        }
         has(stdout, "conf=hello");
         has(stdout, "conf=ro");
         let out = data.unwrap().join("out");
@@ -202,8 +250,7 @@ fn a_pod_container_spec_runs_under_runc_as_the_pod_asked() {
     });
 }
 
-#[test]
-fn a_privileged_container_gets_every_capability_and_no_masks() {
+fn privileged_container(runtime: &Path, with_cgroups: bool) {
     let pod = r#"
 apiVersion: v1
 kind: Pod
@@ -228,7 +275,7 @@ spec:
         .find(|l| l.starts_with("CapBnd:"))
         .unwrap()
         .to_string();
-    run_pod(pod, |stdout, _| {
+    run_pod(runtime, with_cgroups, pod, |stdout, _| {
         has(stdout, &ours);
         has(stdout, "masked=0");
         has(stdout, "sysfs=rw");
