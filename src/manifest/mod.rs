@@ -256,6 +256,34 @@ fn check_duplicates(m: &Manifest, source: &str) -> Result<(), ManifestError> {
     Ok(())
 }
 
+/// What a container is to its pod: init containers run to completion in order before
+/// the rest; sidecars (init containers with restartPolicy Always) start in order and keep
+/// running beside the regular containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerRole {
+    Init,
+    Sidecar,
+    Regular,
+}
+
+/// Every container of the pod in kubelet's start order (initContainers as listed, then
+/// containers), each with its role.
+pub fn pod_containers(pod: &Pod) -> Vec<(ContainerRole, &k8s_openapi::api::core::v1::Container)> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    let init = spec.init_containers.iter().flatten().map(|c| {
+        let role = if c.restart_policy.as_deref() == Some("Always") {
+            ContainerRole::Sidecar
+        } else {
+            ContainerRole::Init
+        };
+        (role, c)
+    });
+    init.chain(spec.containers.iter().map(|c| (ContainerRole::Regular, c)))
+        .collect()
+}
+
 fn pod_name(pod: &Pod) -> &str {
     pod.metadata.name.as_deref().unwrap_or("")
 }
@@ -461,6 +489,24 @@ pub(crate) mod tests {
         let b = load_str(doc).unwrap().pods.remove(0).metadata.name.unwrap();
         assert!(a.starts_with("web-") && a.len() == 9, "{a}");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn containers_in_start_order_with_roles() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers:\n  - {name: setup, image: i}\n  - {name: proxy, image: i, restartPolicy: Always}\n  containers:\n  - {name: app, image: i}\n";
+        let m = load_str(text).unwrap();
+        let order: Vec<(ContainerRole, &str)> = pod_containers(&m.pods[0])
+            .into_iter()
+            .map(|(r, c)| (r, c.name.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (ContainerRole::Init, "setup"),
+                (ContainerRole::Sidecar, "proxy"),
+                (ContainerRole::Regular, "app")
+            ]
+        );
     }
 
     #[test]

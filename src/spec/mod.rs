@@ -62,6 +62,8 @@ pub enum SpecError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("image StopSignal {name:?} is not a signal")]
+    StopSignal { name: String },
     #[error("building the OCI spec: {0}")]
     Oci(#[from] oci_spec::OciSpecError),
 }
@@ -152,6 +154,35 @@ pub fn pod_hostname(ctx: &EnvContext<'_>) -> String {
 
 fn image_list(v: &Option<Vec<String>>) -> Vec<String> {
     v.clone().unwrap_or_default()
+}
+
+/// The signal that asks the container to stop: the image's StopSignal ("SIGQUIT", "QUIT"
+/// or "3"), SIGTERM when it names none.
+pub fn stop_signal(
+    image_config: &ImageConfiguration,
+) -> Result<nix::sys::signal::Signal, SpecError> {
+    use nix::sys::signal::Signal;
+    let Some(name) = image_config
+        .config()
+        .as_ref()
+        .and_then(|c| c.stop_signal().clone())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(Signal::SIGTERM);
+    };
+    let upper = name.trim().to_ascii_uppercase();
+    let parsed = match upper.parse::<i32>() {
+        Ok(n) => Signal::try_from(n).ok(),
+        Err(_) => {
+            let full = if upper.starts_with("SIG") {
+                upper
+            } else {
+                format!("SIG{upper}")
+            };
+            full.parse::<Signal>().ok()
+        }
+    };
+    parsed.ok_or(SpecError::StopSignal { name })
 }
 
 /// Builds the OCI runtime spec of one pod container.
