@@ -1302,6 +1302,35 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
             host_network,
         );
     }
+    // One host port per hostIP/protocol across the whole pod (AccumulateUniqueHostPorts).
+    let mut host_ports = HashSet::new();
+    let listed = spec
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.containers[{i}]"), c))
+        .chain(
+            spec.init_containers
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, c)| (format!("spec.initContainers[{i}]"), c)),
+        );
+    for (cf, c) in listed {
+        for (pi, p) in c.ports.iter().flatten().enumerate() {
+            let Some(hp) = p.host_port.filter(|h| *h != 0) else {
+                continue;
+            };
+            let key = format!(
+                "{}/{}/{hp}",
+                p.host_ip.as_deref().unwrap_or(""),
+                p.protocol.as_deref().unwrap_or("TCP")
+            );
+            if !host_ports.insert(key.clone()) {
+                e.duplicate(&format!("{cf}.ports[{pi}].hostPort"), &key);
+            }
+        }
+    }
     match spec.restart_policy.as_deref() {
         Some("Always" | "OnFailure" | "Never") => {}
         None | Some("") => e.required("spec.restartPolicy", ""),
@@ -1587,6 +1616,16 @@ mod tests {
     fn privileged_with_no_escalation_is_contradictory() {
         let e = err_of("  containers:\n  - name: c\n    image: i\n    securityContext: {privileged: true, allowPrivilegeEscalation: false}\n");
         assert!(e.contains("spec.containers[0].securityContext: Invalid value: \"\": cannot set `allowPrivilegeEscalation` to false and `privileged` to true"), "{e}");
+    }
+
+    #[test]
+    fn a_host_port_is_used_once_per_pod() {
+        let e = err_of("  containers:\n  - {name: a, image: i, ports: [{containerPort: 80, hostPort: 8080}]}\n  - {name: b, image: i, ports: [{containerPort: 81, hostPort: 8080}]}\n");
+        assert!(
+            e.ends_with("spec.containers[1].ports[0].hostPort: Duplicate value: \"/TCP/8080\""),
+            "{e}"
+        );
+        ok("  containers:\n  - {name: a, image: i, ports: [{containerPort: 80, hostPort: 8080}, {containerPort: 80, hostPort: 8080, protocol: UDP}]}\n");
     }
 
     #[test]
