@@ -6,6 +6,7 @@
 //! pod ([`volumes::prepare_volumes`]); their per-container mounts come in the input.
 pub mod env;
 pub mod fsutil;
+pub mod podfiles;
 pub mod resources;
 pub mod security;
 pub mod user;
@@ -61,6 +62,8 @@ pub enum SpecError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("image StopSignal {name:?} is not a signal")]
+    StopSignal { name: String },
     #[error("building the OCI spec: {0}")]
     Oci(#[from] oci_spec::OciSpecError),
 }
@@ -106,7 +109,8 @@ pub struct ContainerSpecInput<'a> {
     pub node_memory_capacity: u64,
 }
 
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// containerd's PATH for images that set none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, SpecError> {
     Ok(MountBuilder::default()
@@ -152,6 +156,35 @@ fn image_list(v: &Option<Vec<String>>) -> Vec<String> {
     v.clone().unwrap_or_default()
 }
 
+/// The signal that asks the container to stop: the image's StopSignal ("SIGQUIT", "QUIT"
+/// or "3"), SIGTERM when it names none.
+pub fn stop_signal(
+    image_config: &ImageConfiguration,
+) -> Result<nix::sys::signal::Signal, SpecError> {
+    use nix::sys::signal::Signal;
+    let Some(name) = image_config
+        .config()
+        .as_ref()
+        .and_then(|c| c.stop_signal().clone())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(Signal::SIGTERM);
+    };
+    let upper = name.trim().to_ascii_uppercase();
+    let parsed = match upper.parse::<i32>() {
+        Ok(n) => Signal::try_from(n).ok(),
+        Err(_) => {
+            let full = if upper.starts_with("SIG") {
+                upper
+            } else {
+                format!("SIG{upper}")
+            };
+            full.parse::<Signal>().ok()
+        }
+    };
+    parsed.ok_or(SpecError::StopSignal { name })
+}
+
 /// Builds the OCI runtime spec of one pod container.
 pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError> {
     let ctx = &input.ctx;
@@ -165,8 +198,7 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
     // Environment: defaults, HOSTNAME, the image's, then the container's (later wins).
     let container_env = env::container_env(ctx, c)?;
     let mut full_env = env::EnvList::default();
-    let (k, v) = DEFAULT_PATH.split_once('=').unwrap_or(("PATH", ""));
-    full_env.set(k, v.to_string());
+    full_env.set("PATH", DEFAULT_PATH.into());
     full_env.set("HOSTNAME", pod_hostname(ctx));
     for kv in image_list(img.env()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));

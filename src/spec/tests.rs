@@ -505,3 +505,26 @@ fn the_spec_serialises_as_config_json() {
     assert_eq!(json["annotations"]["io.kubernetes.pod.name"], "pod-env");
     assert!(json["linux"]["maskedPaths"].as_array().unwrap().len() >= 10);
 }
+
+#[test]
+fn stop_signal_comes_from_the_image() {
+    use nix::sys::signal::Signal;
+    let img = |s: serde_json::Value| image(serde_json::json!({"Cmd": ["x"], "StopSignal": s}));
+    assert_eq!(
+        stop_signal(&img(serde_json::json!("SIGQUIT"))).unwrap(),
+        Signal::SIGQUIT
+    );
+    assert_eq!(
+        stop_signal(&img(serde_json::json!("quit"))).unwrap(),
+        Signal::SIGQUIT
+    );
+    assert_eq!(
+        stop_signal(&img(serde_json::json!("9"))).unwrap(),
+        Signal::SIGKILL
+    );
+    assert_eq!(
+        stop_signal(&image(serde_json::json!({"Cmd": ["x"]}))).unwrap(),
+        Signal::SIGTERM
+    );
+    assert!(stop_signal(&img(serde_json::json!("SIGNOPE"))).is_err());
+}
