@@ -19,7 +19,11 @@ impl PodNetwork {
 }
 
 /// Attaches the pod's network namespace `netns` to the node network.
-pub fn setup_pod(_args: &SuperviseArgs, _pod: &Pod, _netns: &Path) -> Result<Option<PodNetwork>, String> {
+pub fn setup_pod(
+    _args: &SuperviseArgs,
+    _pod: &Pod,
+    _netns: &Path,
+) -> Result<Option<PodNetwork>, String> {
     Ok(None)
 }
 
@@ -33,8 +37,10 @@ pub fn host_ip() -> Option<String> {
 pub fn in_netns<T>(ns: &Path, f: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
     let own = File::open("/proc/thread-self/ns/net")?;
     let target = File::open(ns)?;
-    nix::sched::setns(target.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+    nix::sched::setns(target.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(std::io::Error::from)?;
     let res = f();
-    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(std::io::Error::from)?;
     res
 }
