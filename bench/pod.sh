@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-10}
 NPODS=${2:-100}
+SEED=$(cd .. && pwd)/shared/seed-examples
 PODRUN=${PODRUN:-$PWD/target/release/podrun}
 [ -x "$PODRUN" ] || cargo build --release
 work=$(mktemp -d /tmp/podrun-bench-pod.XXXXXX)
@@ -45,7 +46,6 @@ c["root"]["readonly"] = False
 json.dump(c, open(p, "w"))
 PY
 }
-install -D -m755 /dev/null "$work/pause-root/pause" && "$PODRUN" --help >/dev/null
 mkbundle pause busybox:1.30 '["sleep","1000000"]'
 mkbundle nginx nginx:1.17.1 '["nginx","-g","daemon off;"]'
 mkbundle busybox busybox:1.30 '["/bin/sh","-c","touch /tmp/hello.txt; while true; do echo $(date +%T) >> /tmp/hello.txt; sleep 3; done"]'
@@ -53,7 +53,7 @@ mkbundle busybox busybox:1.30 '["/bin/sh","-c","touch /tmp/hello.txt; while true
 up_ms=(); down_ms=(); runc_ms=()
 for i in $(seq "$ROUNDS"); do
   t0=$(date +%s%N)
-  "$PODRUN" up /work/shared/seed-examples/pod-command.yaml >/dev/null 2>&1 || "$PODRUN" up "$(dirname "$PWD")/shared/seed-examples/pod-command.yaml" >/dev/null
+  "$PODRUN" up "$SEED/pod-command.yaml" >/dev/null
   t1=$(date +%s%N)
   "$PODRUN" delete pod pod-command -n dev --grace-period 0 >/dev/null
   t2=$(date +%s%N)
@@ -71,9 +71,8 @@ echo "pod-command: podrun up median ${up} ms, podrun delete (grace 0) median ${d
 python3 -c "print(f'ratio up / 3x runc run -d: {float(\"$up\")/float(\"$rc\"):.2f} (target <= 1.0)')"
 
 # Memory of one pod's supervisor + pause.
-"$PODRUN" up "$(dirname "$PWD")/shared/seed-examples/pod-command.yaml" >/dev/null
+"$PODRUN" up "$SEED/pod-command.yaml" >/dev/null
 sup=$(cat "$PODRUN_ROOT/pods/dev_pod-command/supervisor.pid")
-pause=$(pgrep -P 1 -f "^/pause$" | head -0 || true)
 rss_sup=$(awk '/VmRSS/ {print $2}' /proc/$sup/status)
 pss_sup=$(awk '/^Pss:/ {print $2}' /proc/$sup/smaps_rollup)
 pause_pid=$(for p in $(cat /proc/$sup/task/$sup/children); do [ "$(cat /proc/$p/comm)" = pause ] && echo $p; done | head -1)
