@@ -649,9 +649,16 @@ impl Worker {
             Ok(mut s) => {
                 // The sandbox already named the shared UTS namespace; a container joining
                 // it by path does not set it again.
-                let joins_uts = s.linux().as_ref().and_then(|l| l.namespaces().as_ref()).is_some_and(|ns| {
-                    ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts && n.path().is_some())
-                });
+                let joins_uts = s
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.namespaces().as_ref())
+                    .is_some_and(|ns| {
+                        ns.iter().any(|n| {
+                            n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts
+                                && n.path().is_some()
+                        })
+                    });
                 if joins_uts {
                     s.set_hostname(None);
                     s.set_domainname(None);
@@ -1515,7 +1522,7 @@ impl Worker {
 
     /// activeDeadlineSeconds passed: kill everything, phase Failed, reason DeadlineExceeded.
     fn deadline_exceeded(&mut self) {
-        let msg = format!("Pod was active on the node longer than the specified deadline");
+        let msg = "Pod was active on the node longer than the specified deadline".to_string();
         self.event("Normal", "DeadlineExceeded", "kubelet", "", &msg);
         for c in 0..self.ctrs.len() {
             self.ctrs[c].done = true;
@@ -1574,14 +1581,7 @@ fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         started: Some(false),
         state: Some(ContainerState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some(
-                    if kind == Kind::Regular {
-                        "PodInitializing"
-                    } else {
-                        "PodInitializing"
-                    }
-                    .into(),
-                ),
+                reason: Some("PodInitializing".into()),
                 message: None,
             }),
             ..Default::default()
