@@ -239,7 +239,7 @@ fn errors_are_one_line_and_leave_nothing_behind() {
     check(&unique("badmount"), &["/no/such/dir"]);
 
     std::fs::write(env.bundle.join("config.json"), &good).unwrap();
-    check(&"bad/id".to_string(), &["bad/id"]);
+    check("bad/id", &["bad/id"]);
 
     // Duplicate id: the first container stays intact.
     let id = unique("dup");
