@@ -333,7 +333,7 @@ fn console_pair() -> anyhow::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
-fn recv_master(sock: &OwnedFd) -> anyhow::Result<OwnedFd> {
+pub(crate) fn recv_master(sock: &OwnedFd) -> anyhow::Result<OwnedFd> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::FromRawFd;
     let mut data = [0u8; 256];
