@@ -3,11 +3,12 @@
 //! masks and cgroup limits the pod asked for. (Runs as root; needs runc and busybox-static.)
 use podrun::manifest::{load, LoadOptions};
 use podrun::spec::{
-    cleanup_volumes, container_spec, prepare_volumes, ContainerSpecInput, EnvContext,
-    NodeAllocatable, PodFiles, SandboxNamespaces,
+    cleanup_volumes, container_spec, pod_hostname, prepare_volumes, sandbox_spec,
+    ContainerSpecInput, EnvContext, NodeAllocatable, PodFiles, SandboxNamespaces, SandboxSpecInput,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::process::Stdio;
 
 const POD: &str = r#"
 apiVersion: v1
@@ -73,7 +74,9 @@ fn busybox_rootfs(root: &Path) {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "cat", "echo", "grep", "head", "wc", "id", "awk"] {
+    for applet in [
+        "sh", "cat", "echo", "grep", "head", "wc", "id", "awk", "sleep", "hostname", "readlink",
+    ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
@@ -281,4 +284,163 @@ spec:
         has(stdout, "sysfs=rw");
         has(stdout, "oom=1000"); // BestEffort
     });
+}
+
+/// Containers of a pod (sandbox and one container), each with its own state, removed on drop.
+struct PodRun {
+    runtime: PathBuf,
+    dir: PathBuf,
+    ids: Vec<String>,
+}
+
+impl PodRun {
+    fn runtime(&self) -> Command {
+        let mut c = Command::new(&self.runtime);
+        c.arg("--root").arg(self.dir.join("state"));
+        c
+    }
+}
+
+impl Drop for PodRun {
+    fn drop(&mut self) {
+        for id in self.ids.iter().rev() {
+            let _ = self.runtime().args(["kill", id, "KILL"]).output();
+            let _ = self.runtime().args(["delete", "--force", id]).output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn write_bundle(bundle: &Path, spec: &oci_spec::runtime::Spec, with_cgroups: bool) {
+    let mut spec = spec.clone();
+    if !with_cgroups {
+        if let Some(linux) = spec.linux_mut() {
+            linux.set_resources(None);
+            linux.set_cgroups_path(None);
+        }
+    }
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(&spec).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A sandbox (standing in for pause: busybox sleep) holds the namespaces; the container
+/// joins them: same network/IPC/UTS namespace, the pod's hostname, its own PID namespace.
+fn container_joins_the_sandbox(runtime: &Path, with_cgroups: bool) {
+    let uniq = podrun::manifest::defaults::new_uid();
+    let base = format!("podrun-spec-{}", &uniq[..8]);
+    let run = PodRun {
+        runtime: runtime.to_path_buf(),
+        dir: std::env::temp_dir().join(&base),
+        ids: vec![format!("{base}-sandbox"), format!("{base}-ctr")],
+    };
+    let pod_yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: joined-pod}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [/bin/sh, -c, 'echo host=$(hostname) net=$(readlink /proc/self/ns/net) ipc=$(readlink /proc/self/ns/ipc) pid1=$(cat /proc/1/comm)']\n";
+    let m = load(pod_yaml, &LoadOptions::default()).unwrap();
+    let pod = &m.pods[0];
+    let ctx = EnvContext {
+        pod,
+        config_maps: &m.config_maps,
+        secrets: &m.secrets,
+        pod_ips: &[],
+        host_ips: &[],
+        node_name: "node-a",
+        node_allocatable: NodeAllocatable::default(),
+    };
+
+    let sandbox_bundle = run.dir.join("sandbox");
+    busybox_rootfs(&sandbox_bundle.join("rootfs"));
+    let sspec = sandbox_spec(&SandboxSpecInput {
+        pod,
+        rootfs: &sandbox_bundle.join("rootfs"),
+        args: vec!["/bin/sleep".into(), "60".into()],
+        cgroups_path: format!("/{}", run.ids[0]),
+        hostname: pod_hostname(&ctx),
+        net_ns: None,
+    })
+    .unwrap();
+    write_bundle(&sandbox_bundle, &sspec, with_cgroups);
+    let st = run
+        .runtime()
+        .args(["run", "-d", "--bundle"])
+        .arg(&sandbox_bundle)
+        .arg(&run.ids[0])
+        // A pipe would be held open by the detached process: errors go to a file.
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(run.dir.join("sandbox.err")).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "sandbox: {}",
+        std::fs::read_to_string(run.dir.join("sandbox.err")).unwrap_or_default()
+    );
+    let state = run.runtime().args(["state", &run.ids[0]]).output().unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let ns = |n: &str| PathBuf::from(format!("/proc/{pid}/ns/{n}"));
+    let host_view = |n: &str| std::fs::read_link(ns(n)).unwrap().display().to_string();
+
+    let bundle = run.dir.join("ctr");
+    busybox_rootfs(&bundle.join("rootfs"));
+    let image: oci_spec::image::ImageConfiguration = serde_json::from_value(serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": []}
+    }))
+    .unwrap();
+    let cspec = container_spec(&ContainerSpecInput {
+        ctx,
+        container: &pod.spec.as_ref().unwrap().containers[0],
+        image_config: &image,
+        rootfs: &bundle.join("rootfs"),
+        namespaces: SandboxNamespaces {
+            net: Some(ns("net")),
+            ipc: Some(ns("ipc")),
+            uts: Some(ns("uts")),
+            pid: Some(ns("pid")),
+        },
+        cgroups_path: format!("/{}", run.ids[1]),
+        mounts: &[],
+        pod_files: PodFiles::default(),
+        node_memory_capacity: 16 << 30,
+    })
+    .unwrap();
+    write_bundle(&bundle, &cspec, with_cgroups);
+    let out = run
+        .runtime()
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(&run.ids[1])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "container: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    has(
+        &stdout,
+        &format!(
+            "host=joined-pod net={} ipc={} pid1=sh",
+            host_view("net"),
+            host_view("ipc")
+        ),
+    );
+    let dir = run.dir.clone();
+    drop(run);
+    assert!(!dir.exists());
+}
+
+#[test]
+fn under_runc_a_container_joins_its_sandbox() {
+    container_joins_the_sandbox(&runc(), true);
+}
+
+#[test]
+fn under_podrun_a_container_joins_its_sandbox() {
+    container_joins_the_sandbox(&podrun(), false);
 }

@@ -771,22 +771,26 @@ fn describe_time(t: &k8s_openapi::jiff::Timestamp) -> String {
     t.strftime("%a, %d %b %Y %H:%M:%S %z").to_string()
 }
 
-/// Aligns `Label:\tvalue` lines of one block as kubectl's tabwriter does.
+/// Aligns `Label:\tvalue` lines as kubectl's tabwriter does: each run of lines that
+/// carry a value is one block, values start 2 spaces after the block's longest label.
 fn align(lines: &[(usize, String, String)]) -> String {
-    let width = lines
-        .iter()
-        .filter(|(_, k, _)| !k.is_empty())
-        .map(|(ind, k, _)| ind + k.len())
-        .max()
-        .unwrap_or(0);
     let mut out = String::new();
-    for (ind, k, v) in lines {
-        let pad = " ".repeat(*ind);
-        if v.is_empty() {
-            out.push_str(&format!("{pad}{k}\n"));
-        } else {
-            let gap = " ".repeat(width - (ind + k.len()) + 2);
-            out.push_str(&format!("{pad}{k}{gap}{v}\n"));
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].2.is_empty() {
+            out.push_str(&format!("{}{}\n", " ".repeat(lines[i].0), lines[i].1));
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < lines.len() && !lines[i].2.is_empty() {
+            i += 1;
+        }
+        let block = &lines[start..i];
+        let width = block.iter().map(|(ind, k, _)| ind + k.chars().count()).max().unwrap_or(0);
+        for (ind, k, v) in block {
+            let gap = " ".repeat(width - (ind + k.chars().count()) + 2);
+            out.push_str(&format!("{}{k}{gap}{v}\n", " ".repeat(*ind)));
         }
     }
     out
@@ -1149,7 +1153,7 @@ pub fn describe_pod(r: &PodRecord) -> String {
     for c in &conds {
         rows.push(vec![format!("  {}", c.type_), c.status.clone()]);
     }
-    out.push_str(&table(&rows));
+    out.push_str(&printers::table_pad(&rows, 2));
     let vols = spec.volumes.clone().unwrap_or_default();
     if vols.is_empty() {
         out.push_str("Volumes:                     <none>\n");
@@ -1321,7 +1325,7 @@ pub fn describe_pod(r: &PodRecord) -> String {
                 e.record.message.clone(),
             ]);
         }
-        out.push_str(&table(&rows));
+        out.push_str(&printers::table_pad(&rows, 2));
     }
     out
 }

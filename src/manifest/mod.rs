@@ -83,7 +83,6 @@ pub enum ManifestError {
 
 /// One document before typing: its kind, the raw JSON value.
 struct RawDoc {
-    index: usize,
     kind: String,
     value: serde_json::Value,
 }
@@ -144,7 +143,7 @@ fn split_documents(text: &str, source: &str) -> Result<Vec<RawDoc>, ManifestErro
                 api_version,
             });
         }
-        docs.push(RawDoc { index, kind, value });
+        docs.push(RawDoc { kind, value });
     }
     Ok(docs)
 }
@@ -218,10 +217,8 @@ pub fn load(text: &str, opts: &LoadOptions) -> Result<Manifest, ManifestError> {
                 validate::validate_secret(&secret)?;
                 out.secrets.push(secret);
             }
-            _ => {
-                // split_documents only lets the three kinds through.
-                let _ = doc.index;
-            }
+            // split_documents lets only the three kinds through.
+            _ => {}
         }
     }
     check_duplicates(&out, source)?;

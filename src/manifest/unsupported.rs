@@ -57,7 +57,6 @@ const CONTAINER_FIELDS: &[&str] = &[
     "securityContext.readOnlyRootFilesystem",
     "securityContext.allowPrivilegeEscalation",
     "securityContext.procMount",
-    "securityContext.seccompProfile",
     "lifecycle.postStart.exec",
     "lifecycle.postStart.httpGet",
     "lifecycle.postStart.sleep",
@@ -105,18 +104,15 @@ const POD_FIELDS: &[&str] = &[
     "spec.hostNetwork",
     "spec.hostPID",
     "spec.hostIPC",
-    "spec.schedulerName",
     "spec.enableServiceLinks",
     "spec.serviceAccountName",
     "spec.serviceAccount",
-    "spec.automountServiceAccountToken",
     "spec.securityContext.runAsUser",
     "spec.securityContext.runAsGroup",
     "spec.securityContext.runAsNonRoot",
     "spec.securityContext.supplementalGroups",
     "spec.securityContext.fsGroup",
     "spec.securityContext.sysctls",
-    "spec.securityContext.seccompProfile",
     "spec.volumes[*].name",
     "spec.volumes[*].hostPath",
     "spec.volumes[*].emptyDir",
@@ -147,6 +143,9 @@ const HARMLESS_DEFAULTS: &[(&str, &str)] = &[
         "spec.initContainers[*].terminationMessagePolicy",
         "\"File\"",
     ),
+    ("spec.schedulerName", "\"default-scheduler\""),
+    // No service account token is mounted, which is what false asks for.
+    ("spec.automountServiceAccountToken", "false"),
     ("metadata.resourceVersion", "*"),
     ("metadata.managedFields", "*"),
 ];
@@ -307,6 +306,26 @@ mod tests {
             warnings(v),
             ["spec.containers[0].terminationMessagePath", "spec.priority"]
         );
+    }
+
+    #[test]
+    fn settings_podrun_cannot_honour_are_named() {
+        let v = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"schedulerName": "my-scheduler", "automountServiceAccountToken": true,
+                "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{"name": "c", "image": "i"}]}});
+        assert_eq!(
+            warnings(v),
+            [
+                "spec.automountServiceAccountToken",
+                "spec.schedulerName",
+                "spec.securityContext.seccompProfile"
+            ]
+        );
+        let v = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"schedulerName": "default-scheduler", "automountServiceAccountToken": false,
+                "containers": [{"name": "c", "image": "i"}]}});
+        assert!(warnings(v).is_empty());
     }
 
     #[test]

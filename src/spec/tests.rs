@@ -528,3 +528,43 @@ fn stop_signal_comes_from_the_image() {
     );
     assert!(stop_signal(&img(serde_json::json!("SIGNOPE"))).is_err());
 }
+
+#[test]
+fn oom_score_adj_is_kubelets_where_this_process_may_set_it() {
+    assert_eq!(
+        attainable_oom_score_adj(500),
+        500,
+        "raising is always allowed"
+    );
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap();
+    let has_sys_resource = u64::from_str_radix(eff.trim(), 16).unwrap() & (1 << 24) != 0;
+    let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let expected = if has_sys_resource {
+        -997
+    } else {
+        own.max(-997)
+    };
+    assert_eq!(attainable_oom_score_adj(-997), expected);
+}
+
+#[test]
+fn containers_never_rename_the_pod_and_inherit_rlimits() {
+    let f = Fixture::new(&crate::manifest::tests::seed("pod-env.yaml"));
+    let s = f.spec(0);
+    assert_eq!(
+        s.hostname(),
+        &None,
+        "a hostname would be set in the shared UTS namespace"
+    );
+    assert_eq!(s.process().as_ref().unwrap().rlimits(), &None);
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(!json.contains("youki"), "no library defaults leak: {json}");
+}

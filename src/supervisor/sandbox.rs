@@ -199,7 +199,7 @@ impl Sandbox {
                 "env": [],
                 "cwd": "/",
                 "noNewPrivileges": true,
-                "oomScoreAdj": -998
+                "oomScoreAdj": settable_oom_score_adj(-998)
             },
             "root": {"path": pause_root, "readonly": true},
             "mounts": [],
@@ -366,11 +366,25 @@ fn remove_empty_cgroup_parents(pod_cgroup: &str) {
         if s == "/" || s.is_empty() {
             break;
         }
+        // A plain rmdir per hierarchy: it fails at once while other pods' cgroups remain.
         if let Ok(cg) = crate::runtime::cgroups::open(&s) {
-            if cg.pids().map(|p| p.is_empty()).unwrap_or(false) && cg.remove().is_err() {
+            let removed = cg.paths().iter().filter(|d| std::fs::remove_dir(d).is_ok()).count();
+            if removed == 0 && cg.exists() {
                 break;
             }
         }
         parent = p.parent().map(Path::to_path_buf);
+    }
+}
+
+/// kubelet's oom_score_adj, or the nearest value this host lets us set: lowering it
+/// needs CAP_SYS_RESOURCE, which some hosts (containers, CI sandboxes) withhold.
+pub fn settable_oom_score_adj(wanted: i32) -> i32 {
+    let current: i32 = std::fs::read_to_string("/proc/self/oom_score_adj").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let has_sys_resource = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap_or(false);
+    if has_sys_resource {
+        wanted
+    } else {
+        wanted.max(current)
     }
 }

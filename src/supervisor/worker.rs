@@ -646,7 +646,23 @@ impl Worker {
             node_memory_capacity: self.node_mem,
         };
         let oci = match spec::container_spec(&input) {
-            Ok(s) => s,
+            Ok(mut s) => {
+                // The sandbox already named the shared UTS namespace; a container joining
+                // it by path does not set it again.
+                let joins_uts = s.linux().as_ref().and_then(|l| l.namespaces().as_ref()).is_some_and(|ns| {
+                    ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts && n.path().is_some())
+                });
+                if joins_uts {
+                    s.set_hostname(None);
+                    s.set_domainname(None);
+                }
+                if let Some(p) = s.process_mut().as_mut() {
+                    if let Some(adj) = p.oom_score_adj() {
+                        p.set_oom_score_adj(Some(super::sandbox::settable_oom_score_adj(adj)));
+                    }
+                }
+                s
+            }
             Err(e) => {
                 cleanup_rootfs(store);
                 return Err(cfg_err(e.to_string()));
