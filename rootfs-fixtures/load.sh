@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Imports the built fixture layouts (rootfs-fixtures/out/*) into podrun's image store.
+# Usage: load.sh [PODRUN_BINARY] [IMAGE...]   (store: $PODRUN_DATA_DIR or /var/lib/podrun)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=${FIXTURES_OUT:-$HERE/out}
+PODRUN=${1:-$HERE/../target/debug/podrun}
+shift || true
+images=("$@")
+[ ${#images[@]} -gt 0 ] || images=(busybox nginx debian)
+[ -x "$PODRUN" ] || { echo "load.sh: $PODRUN is not built (cargo build)" >&2; exit 1; }
+for i in "${images[@]}"; do
+    [ -f "$OUT/$i/index.json" ] || { echo "load.sh: $OUT/$i missing: run rootfs-fixtures/build.sh $i" >&2; exit 1; }
+    "$PODRUN" import --quiet "$OUT/$i"
+done

@@ -1,0 +1,428 @@
+//! `podrun pull` against a real registry on loopback (Debian's docker-registry), with the
+//! fixture images pushed by skopeo: plain pulls, pulls by digest, a docker.io mirror, an
+//! image index, bearer-token auth, a tampered blob, and a pull killed half way.
+mod image_support;
+use image_support::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn config_digest(data: &Path, image: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(data, &["image", "inspect", image])).unwrap();
+    v[0]["Id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn pull_from_loopback_registry_by_tag_and_digest() {
+    let nginx = fixture("nginx");
+    let t = TempDir::new("pull-basic");
+    let reg = Registry::start(t.path());
+    reg.push(&nginx, "1.17.1", "library/nginx:1.17.1");
+    let data = t.path().join("data");
+    let r = format!("{}/library/nginx:1.17.1", reg.host());
+    let out = ok(&data, &["pull", &r]);
+    let want = layout_manifest_digest(&nginx);
+    assert!(
+        out.contains(&want),
+        "pulled manifest is the pushed one: {out}"
+    );
+    let list = ok(&data, &["images"]);
+    assert!(
+        list.contains(&format!("{}/library/nginx", reg.host())),
+        "{list}"
+    );
+    assert!(list.contains("1.17.1"));
+
+    // The pulled image is the imported one: same config, same layer contents.
+    let imported = t.path().join("imported");
+    ok(&imported, &["import", nginx.to_str().unwrap()]);
+    assert_eq!(
+        config_digest(&data, &r),
+        config_digest(&imported, "nginx:1.17.1")
+    );
+    assert_eq!(
+        tree_hash(&data.join("layers")),
+        tree_hash(&imported.join("layers"))
+    );
+
+    // By digest; and pulling again is cheap and idempotent.
+    let by_digest = format!("{}/library/nginx@{want}", reg.host());
+    ok(&data, &["pull", &by_digest]);
+    let start = Instant::now();
+    ok(&data, &["pull", "-q", &r]);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(
+        data.join("tmp").read_dir().unwrap().next().is_none(),
+        "no temp files left"
+    );
+}
+
+#[test]
+fn docker_io_through_a_mirror_and_an_index_picks_linux_amd64() {
+    let busybox = fixture("busybox");
+    let nginx = fixture("nginx");
+    let t = TempDir::new("pull-mirror");
+    let reg = Registry::start(t.path());
+    reg.push(&busybox, "1.30", "library/busybox:1.30");
+    reg.push(&nginx, "1.17.1", "library/nginx:1.17.1");
+    let data = t.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // A dead mirror first: podrun falls through to the next one.
+    let dead = free_port();
+    std::fs::write(
+        data.join("registries.json"),
+        format!(
+            r#"{{"mirrors": {{"docker.io": ["http://127.0.0.1:{dead}", "http://{}"]}}}}"#,
+            reg.host()
+        ),
+    )
+    .unwrap();
+    ok(&data, &["pull", "busybox:1.30"]);
+    ok(&data, &["pull", "nginx:1.17.1"]);
+    let list = ok(&data, &["images"]);
+    let repos: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(repos, ["busybox", "nginx"], "{list}");
+
+    // An OCI image index with arm64 → busybox and amd64 → nginx.
+    let manifest = |layout: &Path| {
+        let d = layout_manifest_digest(layout);
+        let size = std::fs::metadata(
+            layout
+                .join("blobs/sha256")
+                .join(d.strip_prefix("sha256:").unwrap()),
+        )
+        .unwrap()
+        .len();
+        (d, size)
+    };
+    let (bd, bs) = manifest(&busybox);
+    let (nd, ns) = manifest(&nginx);
+    reg.push(&busybox, "1.30", "multi/app:busybox");
+    reg.push(&nginx, "1.17.1", "multi/app:nginx");
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": bd, "size": bs,
+             "platform": {"architecture": "arm64", "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": nd, "size": ns,
+             "platform": {"architecture": "amd64", "os": "linux"}},
+        ]
+    });
+    let resp = ureq::put(&format!(
+        "http://{}/v2/multi/app/manifests/both",
+        reg.host()
+    ))
+    .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+    .send(serde_json::to_vec(&index).unwrap())
+    .expect("PUT image index");
+    assert_eq!(resp.status().as_u16(), 201);
+    // Through the mirror too: docker.io/multi/app.
+    ok(&data, &["pull", "multi/app:both"]);
+    assert_eq!(
+        config_digest(&data, "multi/app:both"),
+        config_digest(&data, "nginx:1.17.1"),
+        "linux/amd64 entry chosen"
+    );
+}
+
+#[test]
+fn tampered_blob_is_rejected_and_leaves_nothing() {
+    let busybox = fixture("busybox");
+    let t = TempDir::new("pull-tamper");
+    let reg = Registry::start(t.path());
+    reg.push(&busybox, "1.30", "tamper/busybox:1.30");
+    let manifest = read_json(
+        &busybox.join("blobs/sha256").join(
+            layout_manifest_digest(&busybox)
+                .strip_prefix("sha256:")
+                .unwrap(),
+        ),
+    );
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let f = reg.blob_file(&layer);
+    let mut bytes = std::fs::read(&f).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&f, &bytes).unwrap();
+
+    let data = t.path().join("data");
+    let o = podrun(
+        &data,
+        &["pull", &format!("{}/tamper/busybox:1.30", reg.host())],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("digest mismatch") && err.contains(&layer),
+        "{err}"
+    );
+    assert!(ok(&data, &["images", "-q"]).is_empty());
+    let hex = layer.strip_prefix("sha256:").unwrap();
+    assert!(!data.join("images/blobs/sha256").join(hex).exists());
+    let layers: Vec<_> = std::fs::read_dir(data.join("layers")).unwrap().collect();
+    assert!(layers.is_empty(), "no layer dir left: {layers:?}");
+    assert!(
+        data.join("tmp").read_dir().unwrap().next().is_none(),
+        "no temp blob left"
+    );
+}
+
+/// An HTTP proxy in front of the registry that can throttle responses and demand a
+/// bearer token (answering its own token endpoint), one request per connection.
+struct Proxy {
+    port: u16,
+}
+
+impl Proxy {
+    fn start(upstream: u16, bytes_per_sec: Option<usize>, token: Option<&'static str>) -> Proxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(c) = c else { continue };
+                std::thread::spawn(move || {
+                    let _ = serve(c, upstream, port, bytes_per_sec, token);
+                });
+            }
+        });
+        Proxy { port }
+    }
+}
+
+fn serve(
+    mut c: TcpStream,
+    upstream: u16,
+    me: u16,
+    rate: Option<usize>,
+    token: Option<&str>,
+) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if c.read(&mut b)? == 0 {
+            return Ok(());
+        }
+        head.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+    if let Some(tok) = token {
+        if path.starts_with("/token") {
+            assert!(
+                path.contains("scope=repository%3Aauth%2Fbusybox%3Apull"),
+                "{path}"
+            );
+            let body = format!(r#"{{"token":"{tok}"}}"#);
+            write!(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;
+            return Ok(());
+        }
+        let authorized = text.lines().any(|l| {
+            l.to_ascii_lowercase().starts_with("authorization:")
+                && l.contains(&format!("Bearer {tok}"))
+        });
+        if !authorized {
+            write!(c, "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Bearer realm=\"http://127.0.0.1:{me}/token\",service=\"test-registry\",scope=\"repository:auth/busybox:pull\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+            return Ok(());
+        }
+    }
+    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+    let mut fwd = String::new();
+    for l in text.split("\r\n") {
+        if l.to_ascii_lowercase().starts_with("connection:") || l.is_empty() {
+            continue;
+        }
+        fwd.push_str(l);
+        fwd.push_str("\r\n");
+    }
+    fwd.push_str("Connection: close\r\n\r\n");
+    up.write_all(fwd.as_bytes())?;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = up.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        c.write_all(&buf[..n])?;
+        if let Some(r) = rate {
+            std::thread::sleep(Duration::from_secs_f64(n as f64 / r as f64));
+        }
+    }
+}
+
+#[test]
+fn bearer_token_challenge_is_answered() {
+    let busybox = fixture("busybox");
+    let t = TempDir::new("pull-auth");
+    let reg = Registry::start(t.path());
+    reg.push(&busybox, "1.30", "auth/busybox:1.30");
+    let proxy = Proxy::start(reg.port, None, Some("s3cret"));
+    let data = t.path().join("data");
+    ok(
+        &data,
+        &[
+            "pull",
+            &format!("127.0.0.1:{}/auth/busybox:1.30", proxy.port),
+        ],
+    );
+    assert!(ok(&data, &["images"]).contains("auth/busybox"));
+}
+
+#[test]
+fn pull_killed_half_way_leaves_store_consistent_and_retry_completes() {
+    require_tool("python3");
+    let t = TempDir::new("pull-kill");
+    // A 24 MB incompressible layer, served at 8 MB/s: the pull takes ~3 s.
+    let rootfs = t.path().join("big-rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let mut rnd = std::fs::File::open("/dev/urandom").unwrap();
+    let mut big = vec![0u8; 24 << 20];
+    rnd.read_exact(&mut big).unwrap();
+    std::fs::write(rootfs.join("big.bin"), &big).unwrap();
+    let layout = t.path().join("layout");
+    let st = Command::new("python3")
+        .arg(root().join("rootfs-fixtures/mkoci.py"))
+        .args([
+            "--out",
+            layout.to_str().unwrap(),
+            "--name",
+            "docker.io/library/big:1",
+        ])
+        .args(["--layer", rootfs.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let reg = Registry::start(t.path());
+    reg.push(&layout, "1", "big/blob:1");
+    let proxy = Proxy::start(reg.port, Some(8 << 20), None);
+    let data = t.path().join("data");
+    let r = format!("127.0.0.1:{}/big/blob:1", proxy.port);
+
+    let mut child = Command::new(PODRUN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["pull", "-q", &r])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a partial blob is being written, then SIGKILL the pull.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let partial = std::fs::read_dir(data.join("tmp"))
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.metadata().map(|m| m.len() > (4 << 20)).unwrap_or(false))
+            })
+            .unwrap_or(false);
+        if partial {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pull never started writing");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "pull finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Consistent: no tag, no visible half blob or half layer.
+    assert!(ok(&data, &["images", "-q"]).is_empty());
+    let manifest = read_json(
+        &layout.join("blobs/sha256").join(
+            layout_manifest_digest(&layout)
+                .strip_prefix("sha256:")
+                .unwrap(),
+        ),
+    );
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    assert!(!data
+        .join("images/blobs/sha256")
+        .join(layer.strip_prefix("sha256:").unwrap())
+        .exists());
+    let visible_layers: Vec<_> = std::fs::read_dir(data.join("layers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(visible_layers.is_empty());
+
+    // The retry completes and cleans up what the killed pull left.
+    ok(&data, &["pull", "-q", &r]);
+    assert!(ok(&data, &["images"]).contains("big/blob"));
+    assert!(
+        data.join("tmp").read_dir().unwrap().next().is_none(),
+        "stale temp blob removed"
+    );
+    let hidden: Vec<_> = std::fs::read_dir(data.join("layers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "stale unpack dir removed: {hidden:?}");
+    let v: serde_json::Value = serde_json::from_str(&ok(&data, &["image", "inspect", &r])).unwrap();
+    let diff = v[0]["Layers"][0]["diffId"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        std::fs::read(data.join("layers").join(diff).join("big.bin")).unwrap(),
+        big
+    );
+}
+
+#[test]
+fn docker_schema2_manifests_pull_like_oci_ones() {
+    require_tool("skopeo");
+    let busybox = fixture("busybox");
+    let t = TempDir::new("pull-v2s2");
+    let reg = Registry::start(t.path());
+    let o = Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--format",
+            "v2s2",
+        ])
+        .arg(format!("oci:{}:1.30", busybox.display()))
+        .arg(format!("docker://{}/v2s2/busybox:1.30", reg.host()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let data = t.path().join("data");
+    let r = format!("{}/v2s2/busybox:1.30", reg.host());
+    ok(&data, &["pull", &r]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&data, &["image", "inspect", &r])).unwrap();
+    assert_eq!(
+        v[0]["Manifest"]["MediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["sh"]));
+    let id = format!("v2s2-{}", std::process::id());
+    let out = ok(&data, &["image", "mount", &r, &id]);
+    assert!(out.contains("overlay"));
+    assert!(data
+        .join("containers")
+        .join(&id)
+        .join("rootfs/bin/busybox")
+        .exists());
+    ok(&data, &["image", "unmount", &id]);
+}
