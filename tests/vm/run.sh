@@ -2,13 +2,15 @@
 # Boots a throw-away pure cgroup v2 VM (Debian's kernel, busybox initramfs, qemu TCG)
 # and runs podrun's cgroup tests inside it, as root on a real v2 kernel.
 #
-#   tests/vm/run.sh [TEST_TARGET...]     (default: cgroups, i.e. tests/cgroups.rs)
+#   tests/vm/run.sh [TEST_TARGET...]   (default: cgroups cgroups_oci, i.e. the library
+#                                       tests and `podrun run` with linux.resources)
 #
 # The test binaries (cargo test --no-run), the shared libraries they load, static
-# busybox and, when built, target/debug/podrun are packed into the initramfs; no
-# modules, no network, no host folder. /init mounts cgroup2 alone at /sys/fs/cgroup,
-# delegates every controller, runs each test binary, prints a result marker and powers
-# off. Exits 0 only when every test binary passed; non-zero on failure, crash or timeout.
+# busybox and target/debug/podrun (at its host path, so env!("CARGO_BIN_EXE_podrun")
+# resolves) are packed into the initramfs; no modules, no network, no host folder.
+# /init moves to a tmpfs root (pivot_root cannot leave the initramfs), mounts cgroup2
+# alone at /sys/fs/cgroup, delegates every controller, runs each test binary, prints a
+# result marker and powers off. Exits 0 only when every test binary passed; non-zero on failure, crash or timeout.
 #
 # Needs: qemu-system-x86 (qemu-system-x86_64), busybox-static, cpio, jq, apt (to fetch
 # the kernel once; cached under $PODRUN_VM_CACHE, default target/vm-cache).
@@ -25,7 +27,7 @@ SMP=${PODRUN_VM_SMP:-2}
 MEM=${PODRUN_VM_MEM:-1024}
 BUSYBOX=/bin/busybox
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(cgroups)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(cgroups cgroups_oci)
 
 die() { echo "vm: $*" >&2; exit 2; }
 for tool in qemu-system-x86_64 cpio jq gzip timeout; do
@@ -118,13 +120,27 @@ pack() {
 for b in "${BINS[@]}"; do
     pack "${b#*=}" "/tests/${b%%=*}"
 done
-# podrun itself, for tests that drive the binary.
+# podrun itself, for tests that drive the binary (built by cargo test with them).
 if [ -x "$ROOT/target/debug/podrun" ]; then
-    pack "$ROOT/target/debug/podrun" /bin/podrun
+    mkdir -p "$IR$ROOT/target/debug"
+    pack "$ROOT/target/debug/podrun" "$ROOT/target/debug/podrun"
+    ln -s "$ROOT/target/debug/podrun" "$IR/bin/podrun"
 fi
 
 cat >"$IR/init" <<'EOF'
 #!/bin/busybox sh
+# Stage 1: copy the initramfs onto a tmpfs and switch to it, so containers can
+# pivot_root (the initramfs root cannot be pivoted away from).
+if [ ! -e /.tmpfs-root ]; then
+    /bin/busybox mkdir -p /newroot
+    /bin/busybox mount -t tmpfs -o mode=755 tmpfs /newroot
+    for d in /*; do
+        case "$d" in /newroot|/proc|/sys|/dev) ;; *) /bin/busybox cp -a "$d" /newroot/ ;; esac
+    done
+    /bin/busybox mkdir -p /newroot/proc /newroot/sys /newroot/dev
+    /bin/busybox touch /newroot/.tmpfs-root
+    exec /bin/busybox switch_root /newroot /init
+fi
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root RUST_BACKTRACE=1 TMPDIR=/tmp
 mount -t proc proc /proc
