@@ -48,6 +48,17 @@ cleanup() {
 trap cleanup EXIT
 
 # --- kernel: Debian's current 6.1 image, downloaded once -------------------------------
+# The image linux-image-amd64 points at, else the newest versioned one apt knows.
+kernel_package() {
+    local pkg
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+        awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    if [ -z "$pkg" ]; then
+        pkg=$(apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-amd64$' 2>/dev/null |
+            awk '{ print $1 }' | sort -V | tail -n1)
+    fi
+    echo "$pkg"
+}
 kernel() {
     if [ -n "${PODRUN_VM_KERNEL:-}" ]; then
         echo "$PODRUN_VM_KERNEL"
@@ -58,13 +69,13 @@ kernel() {
         return
     fi
     local pkg
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-        awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    pkg=$(kernel_package)
     if [ -z "$pkg" ]; then
-        pkg=$(apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-amd64$' |
-            awk '{ print $1 }' | sort -V | tail -n1)
+        echo "vm: no kernel package in apt's lists: apt-get update" >&2
+        apt-get update -q >&2 || die "apt-get update failed"
+        pkg=$(kernel_package)
     fi
-    [ -n "$pkg" ] || die "no linux-image-*-amd64 package known to apt (apt-get update?)"
+    [ -n "$pkg" ] || die "no linux-image-*-amd64 package known to apt"
     echo "vm: downloading $pkg (once, cached in $CACHE)" >&2
     local dl="$WORK/kernel-dl"
     mkdir -p "$dl"
