@@ -52,3 +52,7 @@ bench-pod: release
 # Admission against a node running 200 pods with affinity terms
 bench-admission:
     bash bench/admission.sh
+
+# Probes: 50 pods x 2 containers with exec + httpGet probes every 1 s (SECS default 300)
+bench-probes pods="50" secs="300": release
+    bash bench/probes.sh {{pods}} {{secs}}

@@ -551,7 +551,10 @@ impl Worker {
     /// and the back-off decides when to try again.
     fn start_container(&mut self, c: usize) {
         let now = Instant::now();
-        self.ctrs[c].backoff.advance(now);
+        // kubelet advances the back-off at each restart (not at the first start).
+        if self.ctrs[c].finished.is_some() {
+            self.ctrs[c].backoff.advance(now);
+        }
         let image = match self.ensure_image(c) {
             Ok(i) => i,
             Err((reason, msg)) => {
