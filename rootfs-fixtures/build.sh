@@ -23,7 +23,9 @@ mirror() {
     fi
     echo "${DEBIAN_MIRROR:-${m:-http://deb.debian.org/debian}}"
 }
-STAMP=$(cat "$HERE/build.sh" "$HERE/mkoci.py" | sha256sum | cut -c1-16)
+# Bump an image's revision when its recipe below changes; mkoci.py changes rebuild all.
+declare -A REV=([busybox]=2 [nginx]=2 [debian]=1)
+MKOCI_SUM=$(sha256sum "$HERE/mkoci.py" | cut -c1-16)
 
 [ "$(id -u)" = 0 ] || { echo "build.sh: must run as root (ownership, device nodes)" >&2; exit 1; }
 mkdir -p "$OUT" "$WORK/debs"
@@ -31,8 +33,9 @@ mkdir -p "$OUT" "$WORK/debs"
 exec 9>"$OUT/.lock"
 flock 9
 
-fresh() { # fresh NAME: true when out/NAME is built by this version of the scripts
-    [ -f "$OUT/$1/index.json" ] && [ "$(cat "$OUT/$1.stamp" 2>/dev/null)" = "$STAMP" ]
+stamp() { echo "${REV[$1]}-$MKOCI_SUM"; }
+fresh() { # fresh NAME: true when out/NAME is built by this version of its recipe
+    [ -f "$OUT/$1/index.json" ] && [ "$(cat "$OUT/$1.stamp" 2>/dev/null)" = "$(stamp "$1")" ]
 }
 
 fetch_debs() { # fetch_debs PKG...: into $WORK/debs (apt-get download, cached)
@@ -79,7 +82,7 @@ EOF
     echo "root:*:19000:0:99999:7:::" > "$r/etc/shadow"; chmod 640 "$r/etc/shadow"
 }
 
-install_busybox() { # install_busybox ROOT: /bin/busybox plus a symlink per applet
+install_busybox() { # install_busybox ROOT: /bin/busybox plus a hard link per applet (as the official image)
     local r=$1
     extract "$WORK/busybox-deb" busybox-static
     install -m 0755 "$WORK/busybox-deb/bin/busybox" "$r/bin/busybox"
@@ -87,7 +90,7 @@ install_busybox() { # install_busybox ROOT: /bin/busybox plus a symlink per appl
     for applet in $("$r/bin/busybox" --list-full); do
         [ "$applet" = bin/busybox ] && continue
         mkdir -p "$r/$(dirname "$applet")"
-        [ -e "$r/$applet" ] || [ -L "$r/$applet" ] || ln -s /bin/busybox "$r/$applet"
+        [ -e "$r/$applet" ] || [ -L "$r/$applet" ] || ln "$r/bin/busybox" "$r/$applet"
     done
 }
 
@@ -100,7 +103,7 @@ build_busybox() {
     install_busybox "$r"
     "$PY" "$HERE/mkoci.py" --out "$OUT/busybox" --name docker.io/library/busybox:1.30 \
         --layer "$r" --cmd '["sh"]' --created 2019-07-01T00:00:00Z
-    echo "$STAMP" > "$OUT/busybox.stamp"
+    stamp busybox > "$OUT/busybox.stamp"
 }
 
 build_nginx() {
@@ -251,7 +254,7 @@ EOF
         --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         --env NGINX_VERSION=1.17.1 --env NJS_VERSION=0.3.3 --env PKG_RELEASE=1~stretch \
         --cmd '["nginx","-g","daemon off;"]' --expose 80/tcp --stop-signal SIGTERM
-    echo "$STAMP" > "$OUT/nginx.stamp"
+    stamp nginx > "$OUT/nginx.stamp"
 }
 
 build_debian() {
@@ -266,7 +269,7 @@ build_debian() {
     : > "$r/etc/resolv.conf"; : > "$r/etc/hostname"
     "$PY" "$HERE/mkoci.py" --out "$OUT/debian" --name docker.io/library/debian:latest \
         --layer "$r" --cmd '["bash"]' --created 2019-07-01T00:00:00Z
-    echo "$STAMP" > "$OUT/debian.stamp"
+    stamp debian > "$OUT/debian.stamp"
 }
 
 targets=("$@")

@@ -387,3 +387,42 @@ fn pull_killed_half_way_leaves_store_consistent_and_retry_completes() {
         big
     );
 }
+
+#[test]
+fn docker_schema2_manifests_pull_like_oci_ones() {
+    require_tool("skopeo");
+    let busybox = fixture("busybox");
+    let t = TempDir::new("pull-v2s2");
+    let reg = Registry::start(t.path());
+    let o = Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--format",
+            "v2s2",
+        ])
+        .arg(format!("oci:{}:1.30", busybox.display()))
+        .arg(format!("docker://{}/v2s2/busybox:1.30", reg.host()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let data = t.path().join("data");
+    let r = format!("{}/v2s2/busybox:1.30", reg.host());
+    ok(&data, &["pull", &r]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&data, &["image", "inspect", &r])).unwrap();
+    assert_eq!(
+        v[0]["Manifest"]["MediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["sh"]));
+    let id = format!("v2s2-{}", std::process::id());
+    let out = ok(&data, &["image", "mount", &r, &id]);
+    assert!(out.contains("overlay"));
+    assert!(data
+        .join("containers")
+        .join(&id)
+        .join("rootfs/bin/busybox")
+        .exists());
+    ok(&data, &["image", "unmount", &id]);
+}

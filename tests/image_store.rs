@@ -396,3 +396,133 @@ fn rmi_of_unknown_image_and_inspect_errors() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("invalid image reference"));
 }
+
+#[test]
+fn many_layers_overflow_mount_options_and_still_mount_overlay() {
+    require_tool("python3");
+    let t = TempDir::new("img-many-layers");
+    // 70 layers: the lowerdir option (70 × ~130 bytes) no longer fits in one page.
+    let mut args = vec![
+        "--out".to_string(),
+        t.path().join("layout").display().to_string(),
+        "--name".into(),
+        "docker.io/library/many:1".into(),
+    ];
+    for i in 0..70 {
+        let d = t.path().join(format!("l{i}"));
+        std::fs::create_dir_all(d.join("layers")).unwrap();
+        std::fs::write(d.join("layers").join(format!("{i}")), format!("{i}\n")).unwrap();
+        std::fs::write(d.join("top"), format!("{i}\n")).unwrap();
+        args.push("--layer".into());
+        args.push(d.display().to_string());
+    }
+    let st = Command::new("python3")
+        .arg(root().join("rootfs-fixtures/mkoci.py"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let data = t.path().join("data");
+    ok(
+        &data,
+        &["import", t.path().join("layout").to_str().unwrap()],
+    );
+    let id = format!("many-{}", std::process::id());
+    let out = ok(&data, &["image", "mount", "many:1", &id]);
+    assert!(out.trim_end().ends_with(" overlay"), "{out}");
+    let r = data.join("containers").join(&id).join("rootfs");
+    assert_eq!(std::fs::read_dir(r.join("layers")).unwrap().count(), 70);
+    assert_eq!(
+        std::fs::read_to_string(r.join("top")).unwrap(),
+        "69\n",
+        "top layer wins"
+    );
+    ok(&data, &["image", "unmount", &id]);
+}
+
+#[test]
+fn concurrent_imports_of_the_same_layers_unpack_each_once() {
+    let nginx = fixture("nginx");
+    let t = TempDir::new("img-concurrent");
+    let data2 = t.path().join("data2");
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let data2 = data2.clone();
+            let nginx = nginx.clone();
+            std::thread::spawn(move || {
+                Command::new(PODRUN)
+                    .arg("--data-dir")
+                    .arg(&data2)
+                    .args(["import", "-q", nginx.to_str().unwrap(), "--tag"])
+                    .arg(format!("copy{i}:1"))
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for h in handles {
+        let o = h.join().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let names: Vec<String> = std::fs::read_dir(data2.join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "two layers, no leftovers: {names:?}");
+    assert_eq!(
+        ok(&data2, &["images", "-q"]).lines().count(),
+        1,
+        "one image id"
+    );
+    assert_eq!(ok(&data2, &["images"]).lines().count(), 5, "four tags");
+}
+
+/// Unmounts the test's own overlay on drop.
+struct Mounted(std::path::PathBuf);
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn copy_fallback_is_chosen_automatically_where_overlay_cannot_mount() {
+    let busybox = fixture("busybox");
+    let t = TempDir::new("img-auto-copy");
+    // A data dir on overlayfs: overlay cannot use it as an upper dir.
+    for d in ["l", "u", "w", "m"] {
+        std::fs::create_dir_all(t.path().join(d)).unwrap();
+    }
+    let m = t.path().join("m");
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        t.path().join("l").display(),
+        t.path().join("u").display(),
+        t.path().join("w").display()
+    );
+    nix::mount::mount(
+        Some("overlay"),
+        &m,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .unwrap();
+    let _guard = Mounted(m.clone());
+    let data = m.join("data");
+    ok(&data, &["import", busybox.to_str().unwrap()]);
+    let id = format!("auto-{}", std::process::id());
+    let out = ok(&data, &["image", "mount", "busybox:1.30", &id]);
+    assert!(
+        out.contains(" copy (overlay mount failed"),
+        "fallback reported: {out}"
+    );
+    let r = data.join("containers").join(&id).join("rootfs");
+    assert!(r.join("bin/busybox").is_file());
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["image", "inspect", "busybox:1.30"])).unwrap();
+    assert_eq!(v[0]["UsedBy"], serde_json::json!([id.clone()]));
+    ok(&data, &["image", "unmount", &id]);
+    assert!(!data.join("containers").join(&id).exists());
+}

@@ -142,7 +142,8 @@ fn read_manifest(file: Option<&str>) -> anyhow::Result<(String, String)> {
     if file == "-" {
         std::io::stdin().read_to_string(&mut text)?;
     } else {
-        text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("error: the path {file:?} cannot be read: {e}"))?;
+        text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("error: the path {file:?} cannot be read: {e}"))?;
     }
     Ok((file.to_string(), text))
 }
@@ -155,7 +156,13 @@ fn load_manifest(file: Option<&str>, namespace: Option<&str>) -> Result<manifest
             return Err(1);
         }
     };
-    match manifest::load(&text, &LoadOptions { source, namespace: namespace.map(String::from) }) {
+    match manifest::load(
+        &text,
+        &LoadOptions {
+            source,
+            namespace: namespace.map(String::from),
+        },
+    ) {
         Ok(m) => {
             for w in &m.warnings {
                 eprintln!("Warning: {w}");
@@ -170,7 +177,10 @@ fn load_manifest(file: Option<&str>, namespace: Option<&str>) -> Result<manifest
 }
 
 fn ns_of(pod: &Pod) -> String {
-    pod.metadata.namespace.clone().unwrap_or_else(|| "default".into())
+    pod.metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into())
 }
 
 fn parse_duration(s: &str) -> Duration {
@@ -241,17 +251,33 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
     let mut rc = 0;
     let mut started = Vec::new();
     for cm in &m.config_maps {
-        println!("configmap/{} created", cm.metadata.name.as_deref().unwrap_or(""));
+        println!(
+            "configmap/{} created",
+            cm.metadata.name.as_deref().unwrap_or("")
+        );
     }
     for s in &m.secrets {
-        println!("secret/{} created", s.metadata.name.as_deref().unwrap_or(""));
+        println!(
+            "secret/{} created",
+            s.metadata.name.as_deref().unwrap_or("")
+        );
     }
     for pod in &m.pods {
         let ns = ns_of(pod);
         let name = pod.metadata.name.clone().unwrap_or_default();
         let objects = PodObjects {
-            config_maps: m.config_maps.iter().filter(|c| c.metadata.namespace.as_deref().unwrap_or("default") == ns).cloned().collect(),
-            secrets: m.secrets.iter().filter(|c| c.metadata.namespace.as_deref().unwrap_or("default") == ns).cloned().collect(),
+            config_maps: m
+                .config_maps
+                .iter()
+                .filter(|c| c.metadata.namespace.as_deref().unwrap_or("default") == ns)
+                .cloned()
+                .collect(),
+            secrets: m
+                .secrets
+                .iter()
+                .filter(|c| c.metadata.namespace.as_deref().unwrap_or("default") == ns)
+                .cloned()
+                .collect(),
         };
         let dir = store.dir(&ns, &name);
         {
@@ -264,7 +290,8 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
             std::fs::create_dir_all(&dir)?;
             let mut p = pod.clone();
             p.status = None;
-            let res = store::write_json(&dir.join(store::OBJECTS_FILE), &objects).and_then(|_| store::write_json(&dir.join(store::POD_FILE), &p));
+            let res = store::write_json(&dir.join(store::OBJECTS_FILE), &objects)
+                .and_then(|_| store::write_json(&dir.join(store::POD_FILE), &p));
             if let Err(e) = res {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e.into());
@@ -278,7 +305,10 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
             Ok(line) => {
                 let why = line.strip_prefix("error: ").unwrap_or(&line).to_string();
                 let why = if why.is_empty() {
-                    std::fs::read_to_string(dir.join("supervisor.log")).unwrap_or_default().trim().to_string()
+                    std::fs::read_to_string(dir.join("supervisor.log"))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string()
                 } else {
                     why
                 };
@@ -296,7 +326,9 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
         let deadline = Instant::now() + parse_duration(&a.timeout);
         for (ns, name) in &started {
             loop {
-                let ready = store.load(ns, name).is_some_and(|r| condition_true(&r.pod, "Ready"));
+                let ready = store
+                    .load(ns, name)
+                    .is_some_and(|r| condition_true(&r.pod, "Ready"));
                 if ready {
                     println!("pod/{name} condition met");
                     break;
@@ -355,7 +387,13 @@ pub fn delete_pod(
     Ok(rc)
 }
 
-fn delete_one(g: &GlobalOpts, ns: &str, name: &str, grace: Option<i64>, force: bool) -> anyhow::Result<i32> {
+fn delete_one(
+    g: &GlobalOpts,
+    ns: &str,
+    name: &str,
+    grace: Option<i64>,
+    force: bool,
+) -> anyhow::Result<i32> {
     let store = PodStore::new(&g.root);
     let Some(rec) = store.load(ns, name) else {
         eprintln!("Error from server (NotFound): pods {name:?} not found");
@@ -364,15 +402,33 @@ fn delete_one(g: &GlobalOpts, ns: &str, name: &str, grace: Option<i64>, force: b
     if force && grace == Some(0) {
         eprintln!("Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.");
     }
-    let grace = if force && grace.is_none() { Some(0) } else { grace };
-    let req = DeletionRequest { grace_period_seconds: grace, force, timestamp: crate::util::now().to_string() };
+    let grace = if force && grace.is_none() {
+        Some(0)
+    } else {
+        grace
+    };
+    let req = DeletionRequest {
+        grace_period_seconds: grace,
+        force,
+        timestamp: crate::util::now().to_string(),
+    };
     if !rec.dir.join(store::DELETION_FILE).exists() {
         store::write_json(&rec.dir.join(store::DELETION_FILE), &req)?;
     }
-    let grace_secs = grace.or(rec.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds)).unwrap_or(30).max(0) as u64;
+    let grace_secs = grace
+        .or(rec
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30)
+        .max(0) as u64;
     match rec.supervisor_pid() {
         Some(pid) => {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let deadline = Instant::now() + Duration::from_secs(grace_secs + 60);
             while rec.dir.exists() && Instant::now() < deadline {
                 if read_alive(&rec).is_none() {
@@ -397,7 +453,15 @@ fn read_alive(rec: &PodRecord) -> Option<i32> {
 /// Removes what a pod left when its supervisor is gone (crashed or killed).
 fn cleanup_orphan(g: &GlobalOpts, rec: &PodRecord) {
     let rt = crate::runtime::Runtime::new(&g.root);
-    let uid: String = rec.pod.metadata.uid.clone().unwrap_or_default().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let uid: String = rec
+        .pod
+        .metadata
+        .uid
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
     let images = crate::image::ImageStore::open(&g.data_dir).ok();
     if let Ok(list) = rt.list() {
         for st in list {
@@ -417,7 +481,11 @@ fn cleanup_orphan(g: &GlobalOpts, rec: &PodRecord) {
     if let Ok(c) = crate::runtime::cgroups::open(&cg) {
         let _ = c.remove();
     }
-    let _ = std::fs::remove_dir_all(logs::pod_log_dir(rec.namespace(), rec.name(), rec.pod.metadata.uid.as_deref().unwrap_or("")));
+    let _ = std::fs::remove_dir_all(logs::pod_log_dir(
+        rec.namespace(),
+        rec.name(),
+        rec.pod.metadata.uid.as_deref().unwrap_or(""),
+    ));
     let _ = std::fs::remove_dir_all(&rec.dir);
 }
 
@@ -441,11 +509,20 @@ fn split_resource(resource: &str, names: &[String]) -> (String, Vec<String>) {
     }
 }
 
-fn select_pods(g: &GlobalOpts, names: &[String], ns: Option<&str>, all: bool) -> (Vec<PodRecord>, Vec<String>) {
+fn select_pods(
+    g: &GlobalOpts,
+    names: &[String],
+    ns: Option<&str>,
+    all: bool,
+) -> (Vec<PodRecord>, Vec<String>) {
     let store = PodStore::new(&g.root);
     let ns = ns.unwrap_or("default");
     if names.is_empty() {
-        let pods = store.list().into_iter().filter(|r| all || r.namespace() == ns).collect();
+        let pods = store
+            .list()
+            .into_iter()
+            .filter(|r| all || r.namespace() == ns)
+            .collect();
         return (pods, Vec::new());
     }
     let mut found = Vec::new();
@@ -459,7 +536,13 @@ fn select_pods(g: &GlobalOpts, names: &[String], ns: Option<&str>, all: bool) ->
     (found, missing)
 }
 
-fn pod_rows(pods: &[PodRecord], wide: bool, all_ns: bool, show_labels: bool, header: bool) -> String {
+fn pod_rows(
+    pods: &[PodRecord],
+    wide: bool,
+    all_ns: bool,
+    show_labels: bool,
+    header: bool,
+) -> String {
     let mut rows = Vec::new();
     if header {
         let mut h: Vec<String> = Vec::new();
@@ -485,12 +568,26 @@ fn pod_rows(pods: &[PodRecord], wide: bool, all_ns: bool, show_labels: bool, hea
         row.push(c.ready);
         row.push(c.status);
         row.push(c.restarts);
-        row.push(printers::age(r.pod.metadata.creation_timestamp.as_ref().map(|t| &t.0)));
+        row.push(printers::age(
+            r.pod.metadata.creation_timestamp.as_ref().map(|t| &t.0),
+        ));
         if wide {
             let st = r.pod.status.as_ref();
-            row.push(st.and_then(|s| s.pod_ip.clone()).unwrap_or_else(|| "<none>".into()));
-            row.push(r.pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_else(|| "<none>".into()));
-            row.push(st.and_then(|s| s.nominated_node_name.clone()).unwrap_or_else(|| "<none>".into()));
+            row.push(
+                st.and_then(|s| s.pod_ip.clone())
+                    .unwrap_or_else(|| "<none>".into()),
+            );
+            row.push(
+                r.pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .unwrap_or_else(|| "<none>".into()),
+            );
+            row.push(
+                st.and_then(|s| s.nominated_node_name.clone())
+                    .unwrap_or_else(|| "<none>".into()),
+            );
             row.push("<none>".into());
         }
         if show_labels {
@@ -503,7 +600,11 @@ fn pod_rows(pods: &[PodRecord], wide: bool, all_ns: bool, show_labels: bool, hea
 
 fn labels_text(labels: Option<&std::collections::BTreeMap<String, String>>, sep: &str) -> String {
     match labels {
-        Some(l) if !l.is_empty() => l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(sep),
+        Some(l) if !l.is_empty() => l
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(sep),
         _ => "<none>".into(),
     }
 }
@@ -532,11 +633,20 @@ fn get(g: &GlobalOpts, a: GetArgs) -> anyhow::Result<i32> {
     if is_node_resource(&resource) {
         let store = crate::node::NodeStore::new(&g.data_dir);
         let node = store.load()?;
-        if let Some(n) = names.iter().find(|n| n.as_str() != crate::node::node_name(&node)) {
+        if let Some(n) = names
+            .iter()
+            .find(|n| n.as_str() != crate::node::node_name(&node))
+        {
             eprintln!("Error from server (NotFound): nodes {n:?} not found");
             return Ok(1);
         }
-        super::node::print_nodes(&mut std::io::stdout(), &[node], a.output.as_deref(), a.show_labels, names.is_empty())?;
+        super::node::print_nodes(
+            &mut std::io::stdout(),
+            &[node],
+            a.output.as_deref(),
+            a.show_labels,
+            names.is_empty(),
+        )?;
         return Ok(0);
     }
     if !is_pod_resource(&resource) {
@@ -570,8 +680,18 @@ fn get(g: &GlobalOpts, a: GetArgs) -> anyhow::Result<i32> {
                     }
                 } else if a.watch {
                     // Print only rows that changed, after the first table.
-                    let text = pod_rows(&pods, output == "wide", a.all_namespaces, a.show_labels, last.is_empty());
-                    let body: String = text.lines().skip(if last.is_empty() { 1 } else { 0 }).collect::<Vec<_>>().join("\n");
+                    let text = pod_rows(
+                        &pods,
+                        output == "wide",
+                        a.all_namespaces,
+                        a.show_labels,
+                        last.is_empty(),
+                    );
+                    let body: String = text
+                        .lines()
+                        .skip(if last.is_empty() { 1 } else { 0 })
+                        .collect::<Vec<_>>()
+                        .join("\n");
                     if last.is_empty() {
                         print!("{text}");
                     } else if body != last {
@@ -583,7 +703,16 @@ fn get(g: &GlobalOpts, a: GetArgs) -> anyhow::Result<i32> {
                     }
                     last = if body.is_empty() { " ".into() } else { body };
                 } else {
-                    print!("{}", pod_rows(&pods, output == "wide", a.all_namespaces, a.show_labels, true));
+                    print!(
+                        "{}",
+                        pod_rows(
+                            &pods,
+                            output == "wide",
+                            a.all_namespaces,
+                            a.show_labels,
+                            true
+                        )
+                    );
                 }
             }
             other => {
@@ -604,11 +733,19 @@ fn describe(g: &GlobalOpts, a: DescribeArgs) -> anyhow::Result<i32> {
     if is_node_resource(&resource) {
         let store = crate::node::NodeStore::new(&g.data_dir);
         let node = store.load()?;
-        if let Some(n) = names.iter().find(|n| n.as_str() != crate::node::node_name(&node)) {
+        if let Some(n) = names
+            .iter()
+            .find(|n| n.as_str() != crate::node::node_name(&node))
+        {
             eprintln!("Error from server (NotFound): nodes {n:?} not found");
             return Ok(1);
         }
-        let pods: Vec<Pod> = PodStore::new(&g.root).list().into_iter().map(|r| r.pod).filter(worker::is_bound_and_active).collect();
+        let pods: Vec<Pod> = PodStore::new(&g.root)
+            .list()
+            .into_iter()
+            .map(|r| r.pod)
+            .filter(worker::is_bound_and_active)
+            .collect();
         super::node::describe_node(&mut std::io::stdout(), &node, &pods, None)?;
         return Ok(0);
     }
@@ -634,17 +771,30 @@ fn describe_time(t: &k8s_openapi::jiff::Timestamp) -> String {
     t.strftime("%a, %d %b %Y %H:%M:%S %z").to_string()
 }
 
-/// Aligns `Label:\tvalue` lines of one block as kubectl's tabwriter does.
+/// Aligns `Label:\tvalue` lines as kubectl's tabwriter does: each run of lines that
+/// carry a value is one block, values start 2 spaces after the block's longest label.
 fn align(lines: &[(usize, String, String)]) -> String {
-    let width = lines.iter().filter(|(_, k, _)| !k.is_empty()).map(|(ind, k, _)| ind + k.len()).max().unwrap_or(0);
     let mut out = String::new();
-    for (ind, k, v) in lines {
-        let pad = " ".repeat(*ind);
-        if v.is_empty() {
-            out.push_str(&format!("{pad}{k}\n"));
-        } else {
-            let gap = " ".repeat(width - (ind + k.len()) + 2);
-            out.push_str(&format!("{pad}{k}{gap}{v}\n"));
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].2.is_empty() {
+            out.push_str(&format!("{}{}\n", " ".repeat(lines[i].0), lines[i].1));
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < lines.len() && !lines[i].2.is_empty() {
+            i += 1;
+        }
+        let block = &lines[start..i];
+        let width = block
+            .iter()
+            .map(|(ind, k, _)| ind + k.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (ind, k, v) in block {
+            let gap = " ".repeat(width - (ind + k.chars().count()) + 2);
+            out.push_str(&format!("{}{k}{gap}{v}\n", " ".repeat(*ind)));
         }
     }
     out
@@ -671,7 +821,11 @@ fn probe_text(p: &k8s_openapi::api::core::v1::Probe) -> String {
         };
         format!("tcp-socket {}:{port}", t.host.clone().unwrap_or_default())
     } else if let Some(gr) = &p.grpc {
-        format!("grpc <pod>:{} {}", gr.port, gr.service.clone().unwrap_or_default())
+        format!(
+            "grpc <pod>:{} {}",
+            gr.port,
+            gr.service.clone().unwrap_or_default()
+        )
     } else {
         "unknown".into()
     };
@@ -724,22 +878,65 @@ fn state_lines(out: &mut Vec<(usize, String, String)>, label: &str, st: Option<&
     }
 }
 
-fn container_block(out: &mut Vec<(usize, String, String)>, c: &Container, cs: Option<&k8s_openapi::api::core::v1::ContainerStatus>) {
+fn container_block(
+    out: &mut Vec<(usize, String, String)>,
+    c: &Container,
+    cs: Option<&k8s_openapi::api::core::v1::ContainerStatus>,
+) {
     out.push((2, format!("{}:", c.name), String::new()));
     if let Some(cs) = cs {
-        out.push((4, "Container ID:".into(), cs.container_id.clone().unwrap_or_default()));
+        out.push((
+            4,
+            "Container ID:".into(),
+            cs.container_id.clone().unwrap_or_default(),
+        ));
     }
     out.push((4, "Image:".into(), c.image.clone().unwrap_or_default()));
-    out.push((4, "Image ID:".into(), cs.map(|s| s.image_id.clone()).unwrap_or_default()));
+    out.push((
+        4,
+        "Image ID:".into(),
+        cs.map(|s| s.image_id.clone()).unwrap_or_default(),
+    ));
     let ports = c.ports.clone().unwrap_or_default();
     if ports.is_empty() {
         out.push((4, "Port:".into(), "<none>".into()));
         out.push((4, "Host Port:".into(), "<none>".into()));
     } else {
-        let p: Vec<String> = ports.iter().map(|p| format!("{}/{}", p.container_port, p.protocol.as_deref().unwrap_or("TCP"))).collect();
-        let hp: Vec<String> = ports.iter().map(|p| format!("{}/{}", p.host_port.unwrap_or(0), p.protocol.as_deref().unwrap_or("TCP"))).collect();
-        out.push((4, if p.len() > 1 { "Ports:" } else { "Port:" }.into(), p.join(", ")));
-        out.push((4, if hp.len() > 1 { "Host Ports:" } else { "Host Port:" }.into(), hp.join(", ")));
+        let p: Vec<String> = ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}/{}",
+                    p.container_port,
+                    p.protocol.as_deref().unwrap_or("TCP")
+                )
+            })
+            .collect();
+        let hp: Vec<String> = ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}/{}",
+                    p.host_port.unwrap_or(0),
+                    p.protocol.as_deref().unwrap_or("TCP")
+                )
+            })
+            .collect();
+        out.push((
+            4,
+            if p.len() > 1 { "Ports:" } else { "Port:" }.into(),
+            p.join(", "),
+        ));
+        out.push((
+            4,
+            if hp.len() > 1 {
+                "Host Ports:"
+            } else {
+                "Host Port:"
+            }
+            .into(),
+            hp.join(", "),
+        ));
     }
     if let Some(cmd) = &c.command {
         out.push((4, "Command:".into(), String::new()));
@@ -754,11 +951,27 @@ fn container_block(out: &mut Vec<(usize, String, String)>, c: &Container, cs: Op
         }
     }
     state_lines(out, "State", cs.and_then(|s| s.state.as_ref()));
-    if let Some(ls) = cs.and_then(|s| s.last_state.as_ref()).filter(|l| l.terminated.is_some()) {
+    if let Some(ls) = cs
+        .and_then(|s| s.last_state.as_ref())
+        .filter(|l| l.terminated.is_some())
+    {
         state_lines(out, "Last State", Some(ls));
     }
-    out.push((4, "Ready:".into(), if cs.is_some_and(|s| s.ready) { "True" } else { "False" }.into()));
-    out.push((4, "Restart Count:".into(), cs.map(|s| s.restart_count).unwrap_or(0).to_string()));
+    out.push((
+        4,
+        "Ready:".into(),
+        if cs.is_some_and(|s| s.ready) {
+            "True"
+        } else {
+            "False"
+        }
+        .into(),
+    ));
+    out.push((
+        4,
+        "Restart Count:".into(),
+        cs.map(|s| s.restart_count).unwrap_or(0).to_string(),
+    ));
     if let Some(res) = &c.resources {
         for (title, map) in [("Limits:", &res.limits), ("Requests:", &res.requests)] {
             if let Some(m) = map.as_ref().filter(|m| !m.is_empty()) {
@@ -769,7 +982,11 @@ fn container_block(out: &mut Vec<(usize, String, String)>, c: &Container, cs: Op
             }
         }
     }
-    for (title, p) in [("Liveness:", &c.liveness_probe), ("Readiness:", &c.readiness_probe), ("Startup:", &c.startup_probe)] {
+    for (title, p) in [
+        ("Liveness:", &c.liveness_probe),
+        ("Readiness:", &c.readiness_probe),
+        ("Startup:", &c.startup_probe),
+    ] {
         if let Some(p) = p {
             out.push((4, title.into(), probe_text(p)));
         }
@@ -788,9 +1005,17 @@ fn container_block(out: &mut Vec<(usize, String, String)>, c: &Container, cs: Op
                     } else if let Some(k) = &vf.config_map_key_ref {
                         format!("<set to the key '{}' of config map '{}'>", k.key, k.name)
                     } else if let Some(f) = &vf.field_ref {
-                        format!(" ({}:{})", f.api_version.as_deref().unwrap_or("v1"), f.field_path)
+                        format!(
+                            " ({}:{})",
+                            f.api_version.as_deref().unwrap_or("v1"),
+                            f.field_path
+                        )
                     } else if let Some(r) = &vf.resource_field_ref {
-                        format!("{} ({})", r.resource, r.container_name.clone().unwrap_or_default())
+                        format!(
+                            "{} ({})",
+                            r.resource,
+                            r.container_name.clone().unwrap_or_default()
+                        )
                     } else {
                         String::new()
                     }
@@ -806,9 +1031,21 @@ fn container_block(out: &mut Vec<(usize, String, String)>, c: &Container, cs: Op
     } else {
         out.push((4, "Mounts:".into(), String::new()));
         for m in mounts {
-            let ro = if m.read_only == Some(true) { "ro" } else { "rw" };
-            let sub = m.sub_path.as_ref().map(|s| format!(",path={s:?}")).unwrap_or_default();
-            out.push((6, format!("{} from {} ({ro}{sub})", m.mount_path, m.name), String::new()));
+            let ro = if m.read_only == Some(true) {
+                "ro"
+            } else {
+                "rw"
+            };
+            let sub = m
+                .sub_path
+                .as_ref()
+                .map(|s| format!(",path={s:?}"))
+                .unwrap_or_default();
+            out.push((
+                6,
+                format!("{} from {} ({ro}{sub})", m.mount_path, m.name),
+                String::new(),
+            ));
         }
     }
 }
@@ -821,8 +1058,18 @@ pub fn describe_pod(r: &PodRecord) -> String {
     let mut l: Vec<(usize, String, String)> = Vec::new();
     l.push((0, "Name:".into(), r.name().into()));
     l.push((0, "Namespace:".into(), r.namespace().into()));
-    l.push((0, "Priority:".into(), spec.priority.unwrap_or(0).to_string()));
-    l.push((0, "Service Account:".into(), spec.service_account_name.clone().unwrap_or_else(|| "default".into())));
+    l.push((
+        0,
+        "Priority:".into(),
+        spec.priority.unwrap_or(0).to_string(),
+    ));
+    l.push((
+        0,
+        "Service Account:".into(),
+        spec.service_account_name
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+    ));
     let node = match &spec.node_name {
         Some(n) => format!("{n}/{}", st.host_ip.clone().unwrap_or_default()),
         None => "<none>".into(),
@@ -836,7 +1083,15 @@ pub fn describe_pod(r: &PodRecord) -> String {
         l.push((0, "Labels:".into(), "<none>".into()));
     } else {
         for (i, (k, v)) in labels.iter().enumerate() {
-            l.push((0, if i == 0 { "Labels:".into() } else { String::new() }, format!("{k}={v}")));
+            l.push((
+                0,
+                if i == 0 {
+                    "Labels:".into()
+                } else {
+                    String::new()
+                },
+                format!("{k}={v}"),
+            ));
         }
     }
     let ann = pod.metadata.annotations.clone().unwrap_or_default();
@@ -844,10 +1099,22 @@ pub fn describe_pod(r: &PodRecord) -> String {
         l.push((0, "Annotations:".into(), "<none>".into()));
     } else {
         for (i, (k, v)) in ann.iter().enumerate() {
-            l.push((0, if i == 0 { "Annotations:".into() } else { String::new() }, format!("{k}: {v}")));
+            l.push((
+                0,
+                if i == 0 {
+                    "Annotations:".into()
+                } else {
+                    String::new()
+                },
+                format!("{k}: {v}"),
+            ));
         }
     }
-    let status_word = if pod.metadata.deletion_timestamp.is_some() { "Terminating".to_string() } else { st.phase.clone().unwrap_or_else(|| "Pending".into()) };
+    let status_word = if pod.metadata.deletion_timestamp.is_some() {
+        "Terminating".to_string()
+    } else {
+        st.phase.clone().unwrap_or_else(|| "Pending".into())
+    };
     l.push((0, "Status:".into(), status_word));
     if let Some(reason) = &st.reason {
         l.push((0, "Reason:".into(), reason.clone()));
@@ -865,11 +1132,18 @@ pub fn describe_pod(r: &PodRecord) -> String {
         }
         _ => l.push((0, "IPs:".into(), "<none>".into())),
     }
-    let find = |list: &Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>, name: &str| list.as_ref().and_then(|v| v.iter().find(|s| s.name == name).cloned());
+    let find = |list: &Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>, name: &str| {
+        list.as_ref()
+            .and_then(|v| v.iter().find(|s| s.name == name).cloned())
+    };
     if let Some(inits) = spec.init_containers.as_ref().filter(|v| !v.is_empty()) {
         l.push((0, "Init Containers:".into(), String::new()));
         for c in inits {
-            container_block(&mut l, c, find(&st.init_container_statuses, &c.name).as_ref());
+            container_block(
+                &mut l,
+                c,
+                find(&st.init_container_statuses, &c.name).as_ref(),
+            );
         }
     }
     l.push((0, "Containers:".into(), String::new()));
@@ -883,7 +1157,7 @@ pub fn describe_pod(r: &PodRecord) -> String {
     for c in &conds {
         rows.push(vec![format!("  {}", c.type_), c.status.clone()]);
     }
-    out.push_str(&table(&rows));
+    out.push_str(&printers::table_pad(&rows, 2));
     let vols = spec.volumes.clone().unwrap_or_default();
     if vols.is_empty() {
         out.push_str("Volumes:                     <none>\n");
@@ -893,33 +1167,95 @@ pub fn describe_pod(r: &PodRecord) -> String {
         for vol in &vols {
             v.push((2, format!("{}:", vol.name), String::new()));
             if let Some(h) = &vol.host_path {
-                v.push((4, "Type:".into(), format!("HostPath (bare host directory volume)")));
+                v.push((
+                    4,
+                    "Type:".into(),
+                    format!("HostPath (bare host directory volume)"),
+                ));
                 v.push((4, "Path:".into(), h.path.clone()));
-                v.push((4, "HostPathType:".into(), h.type_.clone().unwrap_or_default()));
+                v.push((
+                    4,
+                    "HostPathType:".into(),
+                    h.type_.clone().unwrap_or_default(),
+                ));
             } else if let Some(e) = &vol.empty_dir {
-                v.push((4, "Type:".into(), "EmptyDir (a temporary directory that shares a pod's lifetime)".into()));
+                v.push((
+                    4,
+                    "Type:".into(),
+                    "EmptyDir (a temporary directory that shares a pod's lifetime)".into(),
+                ));
                 v.push((4, "Medium:".into(), e.medium.clone().unwrap_or_default()));
-                v.push((4, "SizeLimit:".into(), e.size_limit.as_ref().map(|q| q.0.clone()).unwrap_or_else(|| "<unset>".into())));
+                v.push((
+                    4,
+                    "SizeLimit:".into(),
+                    e.size_limit
+                        .as_ref()
+                        .map(|q| q.0.clone())
+                        .unwrap_or_else(|| "<unset>".into()),
+                ));
             } else if let Some(cm) = &vol.config_map {
-                v.push((4, "Type:".into(), "ConfigMap (a volume populated by a ConfigMap)".into()));
+                v.push((
+                    4,
+                    "Type:".into(),
+                    "ConfigMap (a volume populated by a ConfigMap)".into(),
+                ));
                 v.push((4, "Name:".into(), cm.name.clone()));
-                v.push((4, "Optional:".into(), cm.optional.unwrap_or(false).to_string()));
+                v.push((
+                    4,
+                    "Optional:".into(),
+                    cm.optional.unwrap_or(false).to_string(),
+                ));
             } else if let Some(s) = &vol.secret {
-                v.push((4, "Type:".into(), "Secret (a volume populated by a Secret)".into()));
-                v.push((4, "SecretName:".into(), s.secret_name.clone().unwrap_or_default()));
-                v.push((4, "Optional:".into(), s.optional.unwrap_or(false).to_string()));
+                v.push((
+                    4,
+                    "Type:".into(),
+                    "Secret (a volume populated by a Secret)".into(),
+                ));
+                v.push((
+                    4,
+                    "SecretName:".into(),
+                    s.secret_name.clone().unwrap_or_default(),
+                ));
+                v.push((
+                    4,
+                    "Optional:".into(),
+                    s.optional.unwrap_or(false).to_string(),
+                ));
             } else if vol.downward_api.is_some() {
-                v.push((4, "Type:".into(), "DownwardAPI (a volume populated by information about the pod)".into()));
+                v.push((
+                    4,
+                    "Type:".into(),
+                    "DownwardAPI (a volume populated by information about the pod)".into(),
+                ));
             } else if vol.projected.is_some() {
-                v.push((4, "Type:".into(), "Projected (a volume that contains injected data from multiple sources)".into()));
+                v.push((
+                    4,
+                    "Type:".into(),
+                    "Projected (a volume that contains injected data from multiple sources)".into(),
+                ));
             }
         }
         out.push_str(&align(&v));
     }
     let mut tail: Vec<(usize, String, String)> = Vec::new();
-    tail.push((0, "QoS Class:".into(), st.qos_class.clone().unwrap_or_default()));
+    tail.push((
+        0,
+        "QoS Class:".into(),
+        st.qos_class.clone().unwrap_or_default(),
+    ));
     let sel = spec.node_selector.clone().unwrap_or_default();
-    tail.push((0, "Node-Selectors:".into(), if sel.is_empty() { "<none>".into() } else { sel.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",") }));
+    tail.push((
+        0,
+        "Node-Selectors:".into(),
+        if sel.is_empty() {
+            "<none>".into()
+        } else {
+            sel.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        },
+    ));
     let tols = spec.tolerations.clone().unwrap_or_default();
     if tols.is_empty() {
         tail.push((0, "Tolerations:".into(), "<none>".into()));
@@ -938,7 +1274,15 @@ pub fn describe_pod(r: &PodRecord) -> String {
             if let Some(secs) = t.toleration_seconds {
                 s.push_str(&format!(" for {secs}s"));
             }
-            tail.push((0, if i == 0 { "Tolerations:".into() } else { String::new() }, s));
+            tail.push((
+                0,
+                if i == 0 {
+                    "Tolerations:".into()
+                } else {
+                    String::new()
+                },
+                s,
+            ));
         }
     }
     // kubectl aligns these three with the "Volumes:" column width used above.
@@ -949,26 +1293,53 @@ pub fn describe_pod(r: &PodRecord) -> String {
     } else {
         out.push_str("Events:\n");
         let mut rows = vec![
-            vec!["  Type".to_string(), "Reason".into(), "Age".into(), "From".into(), "Message".into()],
-            vec!["  ----".to_string(), "------".into(), "----".into(), "----".into(), "-------".into()],
+            vec![
+                "  Type".to_string(),
+                "Reason".into(),
+                "Age".into(),
+                "From".into(),
+                "Message".into(),
+            ],
+            vec![
+                "  ----".to_string(),
+                "------".into(),
+                "----".into(),
+                "----".into(),
+                "-------".into(),
+            ],
         ];
         for e in evs {
             let last = e.last.parse::<k8s_openapi::jiff::Timestamp>().ok();
             let first = e.first.parse::<k8s_openapi::jiff::Timestamp>().ok();
             let age = if e.count > 1 {
-                format!("{} (x{} over {})", printers::age(last.as_ref()), e.count, printers::age(first.as_ref()))
+                format!(
+                    "{} (x{} over {})",
+                    printers::age(last.as_ref()),
+                    e.count,
+                    printers::age(first.as_ref())
+                )
             } else {
                 printers::age(last.as_ref())
             };
-            rows.push(vec![format!("  {}", e.record.type_), e.record.reason.clone(), age, e.record.source.clone(), e.record.message.clone()]);
+            rows.push(vec![
+                format!("  {}", e.record.type_),
+                e.record.reason.clone(),
+                age,
+                e.record.source.clone(),
+                e.record.message.clone(),
+            ]);
         }
-        out.push_str(&table(&rows));
+        out.push_str(&printers::table_pad(&rows, 2));
     }
     out
 }
 
 /// Picks the container: -c, or the first (telling the user, as kubectl does).
-fn pick_container<'a>(pod: &'a Pod, wanted: Option<&str>, verb: &str) -> Result<&'a Container, String> {
+fn pick_container<'a>(
+    pod: &'a Pod,
+    wanted: Option<&str>,
+    verb: &str,
+) -> Result<&'a Container, String> {
     let spec = pod.spec.as_ref().ok_or("pod has no spec")?;
     let name = pod.metadata.name.as_deref().unwrap_or("");
     match wanted {
@@ -979,13 +1350,20 @@ fn pick_container<'a>(pod: &'a Pod, wanted: Option<&str>, verb: &str) -> Result<
             .find(|c| c.name == w)
             .ok_or_else(|| {
                 let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
-                format!("error: container {w} is not valid for pod {name}; valid containers: [{}]", names.join(" "))
+                format!(
+                    "error: container {w} is not valid for pod {name}; valid containers: [{}]",
+                    names.join(" ")
+                )
             }),
         None => {
             let first = spec.containers.first().ok_or("pod has no containers")?;
             if spec.containers.len() > 1 {
                 let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
-                eprintln!("Defaulted container {:?} out of: {}", first.name, names.join(", "));
+                eprintln!(
+                    "Defaulted container {:?} out of: {}",
+                    first.name,
+                    names.join(", ")
+                );
             }
             let _ = verb;
             Ok(first)
@@ -993,9 +1371,16 @@ fn pick_container<'a>(pod: &'a Pod, wanted: Option<&str>, verb: &str) -> Result<
     }
 }
 
-fn container_status<'a>(pod: &'a Pod, name: &str) -> Option<&'a k8s_openapi::api::core::v1::ContainerStatus> {
+fn container_status<'a>(
+    pod: &'a Pod,
+    name: &str,
+) -> Option<&'a k8s_openapi::api::core::v1::ContainerStatus> {
     let st = pod.status.as_ref()?;
-    st.container_statuses.iter().flatten().chain(st.init_container_statuses.iter().flatten()).find(|s| s.name == name)
+    st.container_statuses
+        .iter()
+        .flatten()
+        .chain(st.init_container_statuses.iter().flatten())
+        .find(|s| s.name == name)
 }
 
 fn logs_cmd(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<i32> {
@@ -1015,7 +1400,11 @@ fn logs_cmd(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<i32> {
     };
     let cs = container_status(&rec.pod, &c).cloned();
     let restarts = cs.as_ref().map(|s| s.restart_count).unwrap_or(0);
-    let dir = logs::pod_log_dir(&ns, &pod_name, rec.pod.metadata.uid.as_deref().unwrap_or(""));
+    let dir = logs::pod_log_dir(
+        &ns,
+        &pod_name,
+        rec.pod.metadata.uid.as_deref().unwrap_or(""),
+    );
     let n = if a.previous {
         if restarts == 0 && cs.as_ref().and_then(|s| s.last_state.as_ref()).is_none() {
             eprintln!("Error from server (BadRequest): previous terminated container {c:?} in pod {pod_name:?} not found");
@@ -1029,7 +1418,11 @@ fn logs_cmd(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<i32> {
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(_) => {
-            let waiting = cs.as_ref().and_then(|s| s.state.as_ref()).and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone());
+            let waiting = cs
+                .as_ref()
+                .and_then(|s| s.state.as_ref())
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.clone());
             match waiting {
                 Some(reason) => {
                     eprintln!("Error from server (BadRequest): container {c:?} in pod {pod_name:?} is waiting to start: {}", reason_message(&reason));
@@ -1040,7 +1433,11 @@ fn logs_cmd(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<i32> {
         }
     };
     let lines = logs::parse(&text);
-    let skip = if a.tail >= 0 { lines.len().saturating_sub(a.tail as usize) } else { 0 };
+    let skip = if a.tail >= 0 {
+        lines.len().saturating_sub(a.tail as usize)
+    } else {
+        0
+    };
     let mut out = std::io::stdout().lock();
     for l in &lines[skip..] {
         if a.timestamps {
@@ -1054,7 +1451,9 @@ fn logs_cmd(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<i32> {
         let mut offset = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
         loop {
             std::thread::sleep(Duration::from_millis(200));
-            let Ok(now) = std::fs::read_to_string(&path) else { break };
+            let Ok(now) = std::fs::read_to_string(&path) else {
+                break;
+            };
             if now.len() > offset {
                 let fresh = &now[offset..];
                 let complete = fresh.rfind('\n').map(|i| i + 1).unwrap_or(0);
@@ -1070,7 +1469,12 @@ fn logs_cmd(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<i32> {
             }
             // Stop when the container run we follow has ended.
             let current = store.load(&ns, &pod_name);
-            let still = current.as_ref().and_then(|r| container_status(&r.pod, &c)).is_some_and(|s| s.restart_count == n && s.state.as_ref().is_some_and(|st| st.running.is_some()));
+            let still = current
+                .as_ref()
+                .and_then(|r| container_status(&r.pod, &c))
+                .is_some_and(|s| {
+                    s.restart_count == n && s.state.as_ref().is_some_and(|st| st.running.is_some())
+                });
             if !still {
                 break;
             }
@@ -1116,8 +1520,13 @@ pub fn exec_pod(
         }
     };
     let cs = container_status(&rec.pod, &c);
-    let running = cs.and_then(|s| s.state.as_ref()).is_some_and(|s| s.running.is_some());
-    let id = cs.and_then(|s| s.container_id.as_deref()).and_then(|i| i.strip_prefix("podrun://")).map(String::from);
+    let running = cs
+        .and_then(|s| s.state.as_ref())
+        .is_some_and(|s| s.running.is_some());
+    let id = cs
+        .and_then(|s| s.container_id.as_deref())
+        .and_then(|i| i.strip_prefix("podrun://"))
+        .map(String::from);
     let (true, Some(id)) = (running, id) else {
         eprintln!("error: unable to upgrade connection: container not found ({c:?})");
         return Ok(1);

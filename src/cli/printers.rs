@@ -5,6 +5,11 @@ use k8s_openapi::jiff::Timestamp;
 
 /// Formats rows as kubectl's tabwriter does: columns padded to the widest cell plus 3.
 pub fn table(rows: &[Vec<String>]) -> String {
+    table_pad(rows, 3)
+}
+
+/// Formats rows with `pad` spaces after the widest cell of each column (describe uses 2).
+pub fn table_pad(rows: &[Vec<String>], pad: usize) -> String {
     let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     let mut widths = vec![0; cols];
     for r in rows {
@@ -18,7 +23,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
         for (i, c) in r.iter().enumerate() {
             line.push_str(c);
             if i + 1 < r.len() {
-                line.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
+                line.push_str(&" ".repeat(widths[i] - c.chars().count() + pad));
             }
         }
         out.push_str(line.trim_end());

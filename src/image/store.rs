@@ -229,7 +229,7 @@ impl ImageStore {
             .open(&path)
             .map_err(io_err("create", &path))?;
         Ok(BlobWriter {
-            file: Some(file),
+            file: Some(io::BufWriter::with_capacity(1 << 20, file)),
             path,
             final_dir: self.images.join("blobs").join("sha256"),
             hasher: Sha256::new(),
@@ -683,7 +683,7 @@ impl<R: Read> Read for TeeReader<'_, R> {
 /// A blob being written to a temp file; visible in the store only after `commit`
 /// verified its digest. Dropped uncommitted, the temp file is removed.
 pub(crate) struct BlobWriter {
-    file: Option<std::fs::File>,
+    file: Option<io::BufWriter<std::fs::File>>,
     pub(crate) path: PathBuf,
     final_dir: PathBuf,
     hasher: Sha256,
@@ -740,6 +740,9 @@ impl BlobWriter {
         }
         validate_digest(expected).map_err(|r| invalid(format!("digest {expected:?}"), r))?;
         if let Some(f) = self.file.take() {
+            let f = f
+                .into_inner()
+                .map_err(|e| io_err("write", &self.path)(e.into_error()))?;
             f.sync_all().map_err(io_err("fsync", &self.path))?;
         }
         let dest = self.final_dir.join(&expected["sha256:".len()..]);

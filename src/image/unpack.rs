@@ -105,6 +105,9 @@ pub fn unpack_tar<R: Read>(src: R, dest: &Path, layer: &str) -> Result<()> {
     std::fs::create_dir_all(dest).map_err(|e| unpack_err(layer, "/", e))?;
     let mut ar = tar::Archive::new(src);
     let mut dirs: Vec<(PathBuf, Meta)> = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    // Parents already checked (consecutive entries mostly share one).
+    let mut known_parent: Option<(PathBuf, PathBuf)> = None;
     let entries = ar.entries().map_err(|e| unpack_err(layer, "", e))?;
     for entry in entries {
         let mut e = entry.map_err(|e| unpack_err(layer, "<header>", e))?;
@@ -129,7 +132,14 @@ pub fn unpack_tar<R: Read>(src: R, dest: &Path, layer: &str) -> Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let parent_rel = rel.parent().unwrap_or(Path::new(""));
-        let parent = ensure_parent(dest, parent_rel).map_err(|r| fail(&r))?;
+        let parent = match &known_parent {
+            Some((rel_p, full_p)) if rel_p == parent_rel => full_p.clone(),
+            _ => {
+                let p = ensure_parent(dest, parent_rel).map_err(|r| fail(&r))?;
+                known_parent = Some((parent_rel.to_path_buf(), p.clone()));
+                p
+            }
+        };
         if name == ".wh..wh..opq" {
             fsutil::lsetxattr(&parent, "trusted.overlay.opaque", b"y").map_err(|r| fail(&r))?;
             continue;
@@ -198,7 +208,7 @@ pub fn unpack_tar<R: Read>(src: R, dest: &Path, layer: &str) -> Result<()> {
                     .create_new(true)
                     .open(&full)
                     .map_err(|r| fail(&r))?;
-                io::copy(&mut e, &mut f).map_err(|r| fail(&r))?;
+                copy_big(&mut e, &mut f, &mut buf).map_err(|r| fail(&r))?;
             }
         }
         apply_meta(&full, &meta, kind == tar::EntryType::Symlink).map_err(|r| fail(&r))?;
@@ -209,6 +219,19 @@ pub fn unpack_tar<R: Read>(src: R, dest: &Path, layer: &str) -> Result<()> {
             .map_err(|r| unpack_err(layer, &path.display().to_string(), r))?;
     }
     Ok(())
+}
+
+/// io::copy with a large buffer: fewer write(2) calls for big files.
+fn copy_big(r: &mut impl Read, w: &mut impl io::Write, buf: &mut [u8]) -> io::Result<()> {
+    loop {
+        let n = match r.read(buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..n])?;
+    }
 }
 
 fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
@@ -395,6 +418,25 @@ mod tests {
             Path::new("busybox")
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn zstd_and_plain_layers_unpack_to_the_same_diff_id() {
+        let data = tar_with(|b| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(5);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, "a/b.txt", &b"hello"[..]).unwrap();
+        });
+        let zst = zstd::encode_all(&data[..], 3).unwrap();
+        let base = std::env::temp_dir().join(format!("podrun-unpack-zst-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let d1 = unpack_layer(&zst[..], &base.join("z"), "zstd").unwrap();
+        let d2 = unpack_layer(&data[..], &base.join("p"), "plain").unwrap();
+        assert_eq!(d1, d2);
+        assert_eq!(std::fs::read(base.join("z/a/b.txt")).unwrap(), b"hello");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -46,17 +46,37 @@ fn now() -> Option<Time> {
     Some(Time(ts))
 }
 
-/// uid and creationTimestamp, set when the object is created.
+/// The API server's generateName suffix: five characters from its safe alphabet.
+fn name_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let uid = new_uid().replace('-', "");
+    let bytes = hex::decode(uid).unwrap_or_default();
+    bytes
+        .iter()
+        .take(5)
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
+/// name (from generateName), uid and creationTimestamp, set when the object is created.
 pub fn default_object_meta(meta: &mut ObjectMeta) {
+    if meta.name.as_deref().unwrap_or("").is_empty() {
+        if let Some(g) = meta.generate_name.as_deref().filter(|g| !g.is_empty()) {
+            meta.name = Some(format!("{g}{}", name_suffix()));
+        }
+    }
     if meta.namespace.as_deref().unwrap_or("").is_empty() {
         meta.namespace = Some("default".into());
     }
-    if meta.uid.as_deref().unwrap_or("").is_empty() {
-        meta.uid = Some(new_uid());
-    }
-    if meta.creation_timestamp.is_none() {
-        meta.creation_timestamp = now();
-    }
+    // Set by the server on create whatever the manifest says (a saved `get -o yaml`
+    // carries the old object's values).
+    meta.uid = Some(new_uid());
+    meta.creation_timestamp = now();
+    meta.resource_version = None;
+    meta.managed_fields = None;
+    meta.self_link = None;
+    meta.deletion_timestamp = None;
+    meta.deletion_grace_period_seconds = None;
 }
 
 /// Secret: type Opaque, and stringData merged into data (the API server's write-only field).
@@ -251,6 +271,8 @@ fn default_volume(v: &mut Volume) {
 /// Applies every default the API server (and its default admission plugins) set on create.
 pub fn default_pod(pod: &mut Pod) {
     default_object_meta(&mut pod.metadata);
+    // Status is the node's to write; a create ignores the one given.
+    pod.status = None;
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
     set(&mut spec.restart_policy, "Always".into());
     set(&mut spec.termination_grace_period_seconds, 30);
@@ -307,6 +329,15 @@ mod tests {
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
         let pod = pod_of("pod-base.yaml");
         assert_eq!(pod.metadata.uid.as_deref().map(str::len), Some(36));
+    }
+
+    #[test]
+    fn server_owned_fields_are_reset_on_create() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, uid: 'abc-1234', resourceVersion: '99'}\nspec:\n  containers: [{name: c, image: i}]\nstatus: {phase: Running}\n";
+        let pod = load(text, &LoadOptions::default()).unwrap().pods.remove(0);
+        assert_ne!(pod.metadata.uid.as_deref(), Some("abc-1234"));
+        assert_eq!(pod.metadata.resource_version, None);
+        assert!(pod.status.is_none());
     }
 
     #[test]

@@ -71,13 +71,18 @@ pub enum ManifestError {
     NamespaceMismatch { object: String, given: String },
     #[error("{0}")]
     Invalid(#[from] InvalidError),
+    #[error("error when creating {source_name:?}: {resource} {name:?} already exists (twice in the manifest)")]
+    Duplicate {
+        source_name: String,
+        resource: &'static str,
+        name: String,
+    },
     #[error("{source_name:?}: no objects passed to create")]
     Empty { source_name: String },
 }
 
 /// One document before typing: its kind, the raw JSON value.
 struct RawDoc {
-    index: usize,
     kind: String,
     value: serde_json::Value,
 }
@@ -138,7 +143,7 @@ fn split_documents(text: &str, source: &str) -> Result<Vec<RawDoc>, ManifestErro
                 api_version,
             });
         }
-        docs.push(RawDoc { index, kind, value });
+        docs.push(RawDoc { kind, value });
     }
     Ok(docs)
 }
@@ -212,13 +217,68 @@ pub fn load(text: &str, opts: &LoadOptions) -> Result<Manifest, ManifestError> {
                 validate::validate_secret(&secret)?;
                 out.secrets.push(secret);
             }
-            _ => {
-                // split_documents only lets the three kinds through.
-                let _ = doc.index;
+            // split_documents lets only the three kinds through.
+            _ => {}
+        }
+    }
+    check_duplicates(&out, source)?;
+    Ok(out)
+}
+
+/// Two objects of one kind with one namespace/name: the second `create` would fail.
+fn check_duplicates(m: &Manifest, source: &str) -> Result<(), ManifestError> {
+    use std::collections::HashSet;
+    type Meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let kinds: [(&'static str, Vec<&Meta>); 3] = [
+        ("pods", m.pods.iter().map(|p| &p.metadata).collect()),
+        (
+            "configmaps",
+            m.config_maps.iter().map(|c| &c.metadata).collect(),
+        ),
+        ("secrets", m.secrets.iter().map(|s| &s.metadata).collect()),
+    ];
+    for (resource, metas) in kinds {
+        let mut seen = HashSet::new();
+        for meta in metas {
+            let key = (meta.namespace.clone(), meta.name.clone());
+            if !seen.insert(key) {
+                return Err(ManifestError::Duplicate {
+                    source_name: source.to_string(),
+                    resource,
+                    name: meta.name.clone().unwrap_or_default(),
+                });
             }
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// What a container is to its pod: init containers run to completion in order before
+/// the rest; sidecars (init containers with restartPolicy Always) start in order and keep
+/// running beside the regular containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerRole {
+    Init,
+    Sidecar,
+    Regular,
+}
+
+/// Every container of the pod in kubelet's start order (initContainers as listed, then
+/// containers), each with its role.
+pub fn pod_containers(pod: &Pod) -> Vec<(ContainerRole, &k8s_openapi::api::core::v1::Container)> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    let init = spec.init_containers.iter().flatten().map(|c| {
+        let role = if c.restart_policy.as_deref() == Some("Always") {
+            ContainerRole::Sidecar
+        } else {
+            ContainerRole::Init
+        };
+        (role, c)
+    });
+    init.chain(spec.containers.iter().map(|c| (ContainerRole::Regular, c)))
+        .collect()
 }
 
 fn pod_name(pod: &Pod) -> &str {
@@ -406,6 +466,44 @@ pub(crate) mod tests {
         assert_eq!(s.default_mode, Some(0o400));
         assert_eq!(s.items.as_ref().unwrap()[0].mode, Some(0o755));
         assert_eq!(vols[1].config_map.as_ref().unwrap().default_mode, Some(420));
+    }
+
+    #[test]
+    fn the_same_pod_twice_is_refused() {
+        let doc = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: i}]\n";
+        let err = load_str(&format!("{doc}---\n{doc}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pods \"p\" already exists"), "{err}");
+        let other_ns = doc.replace("{name: p}", "{name: p, namespace: other}");
+        assert!(load_str(&format!("{doc}---\n{other_ns}")).is_ok());
+    }
+
+    #[test]
+    fn generate_name_makes_a_unique_name() {
+        let doc = "apiVersion: v1\nkind: Pod\nmetadata: {generateName: web-}\nspec:\n  containers: [{name: c, image: i}]\n";
+        let a = load_str(doc).unwrap().pods.remove(0).metadata.name.unwrap();
+        let b = load_str(doc).unwrap().pods.remove(0).metadata.name.unwrap();
+        assert!(a.starts_with("web-") && a.len() == 9, "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn containers_in_start_order_with_roles() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers:\n  - {name: setup, image: i}\n  - {name: proxy, image: i, restartPolicy: Always}\n  containers:\n  - {name: app, image: i}\n";
+        let m = load_str(text).unwrap();
+        let order: Vec<(ContainerRole, &str)> = pod_containers(&m.pods[0])
+            .into_iter()
+            .map(|(r, c)| (r, c.name.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (ContainerRole::Init, "setup"),
+                (ContainerRole::Sidecar, "proxy"),
+                (ContainerRole::Regular, "app")
+            ]
+        );
     }
 
     #[test]

@@ -81,26 +81,46 @@ pub fn qos_class(pod: &Pod) -> QosClass {
     QosClass::Burstable
 }
 
-/// kubelet's oom_score_adj for a container: Guaranteed -997, BestEffort 1000, Burstable
-/// `1000 - 1000*memoryRequest/nodeMemoryCapacity` kept within [2, 999] so it stays between both.
+fn memory_request(c: &Container) -> i128 {
+    c.resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("memory"))
+        .and_then(|q| ParsedQuantity::parse(&q.0).ok())
+        .and_then(|p| p.value().ok())
+        .unwrap_or(0)
+        .max(0)
+}
+
+/// kubelet's oom_score_adj for a container (pkg/kubelet/qos/policy.go): Guaranteed -997,
+/// BestEffort 1000, Burstable `1000 - 1000*memoryRequest/nodeMemoryCapacity` kept within
+/// [3, 999] (kubelet's floor is `1000 + guaranteedOOMScoreAdj`; the kubernetes.io table
+/// says 2), a sidecar no higher than the pod's smallest regular container.
 pub fn oom_score_adj(pod: &Pod, container: &Container, node_memory_capacity: u64) -> i32 {
     match qos_class(pod) {
         QosClass::Guaranteed => -997,
         QosClass::BestEffort => 1000,
         QosClass::Burstable => {
-            let request = container
-                .resources
-                .as_ref()
-                .and_then(|r| r.requests.as_ref())
-                .and_then(|r| r.get("memory"))
-                .and_then(|q| ParsedQuantity::parse(&q.0).ok())
-                .and_then(|p| p.value().ok())
-                .unwrap_or(0)
-                .max(0);
             let cap = i128::from(node_memory_capacity.max(1));
-            let adj = 1000 - (1000 * request) / cap;
-            // clamp() keeps it in range even for requests beyond the node's memory.
-            i32::try_from(adj.clamp(2, 999)).unwrap_or(2)
+            let mut adj = 1000 - (1000 * memory_request(container)) / cap;
+            let spec = pod.spec.as_ref();
+            let is_sidecar = container.restart_policy.as_deref() == Some("Always")
+                && spec
+                    .and_then(|s| s.init_containers.as_ref())
+                    .is_some_and(|ics| ics.iter().any(|c| c.name == container.name));
+            if is_sidecar {
+                let min_regular = spec
+                    .map(|s| s.containers.iter().map(memory_request).min().unwrap_or(0))
+                    .unwrap_or(0);
+                adj = adj.min(1000 - (1000 * min_regular) / cap);
+            }
+            if adj < 3 {
+                return 3;
+            }
+            if adj >= 1000 {
+                return 999;
+            }
+            i32::try_from(adj).unwrap_or(999)
         }
     }
 }
@@ -148,9 +168,17 @@ mod tests {
         assert_eq!(oom_score_adj(&p, &c, 16 << 30), 500);
         let p = pod("{requests: {memory: 20Gi}}");
         let c = p.spec.as_ref().unwrap().containers[0].clone();
-        assert_eq!(oom_score_adj(&p, &c, 16 << 30), 2);
+        assert_eq!(oom_score_adj(&p, &c, 16 << 30), 3, "kubelet's floor");
         let p = pod("{limits: {memory: 1Gi}}");
         assert_eq!(qos_class(&p), QosClass::Burstable, "cpu unlimited");
+    }
+
+    #[test]
+    fn a_sidecar_is_no_easier_to_kill_than_the_app() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers:\n  - {name: side, image: i, restartPolicy: Always}\n  containers:\n  - {name: app, image: i, resources: {requests: {memory: 8Gi}}}\n";
+        let p = load(text, &LoadOptions::default()).unwrap().pods.remove(0);
+        let side = p.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0].clone();
+        assert_eq!(oom_score_adj(&p, &side, 16 << 30), 500);
     }
 
     #[test]

@@ -57,7 +57,6 @@ const CONTAINER_FIELDS: &[&str] = &[
     "securityContext.readOnlyRootFilesystem",
     "securityContext.allowPrivilegeEscalation",
     "securityContext.procMount",
-    "securityContext.seccompProfile",
     "lifecycle.postStart.exec",
     "lifecycle.postStart.httpGet",
     "lifecycle.postStart.sleep",
@@ -83,6 +82,7 @@ const POD_FIELDS: &[&str] = &[
     // The API server drops status on create; no warning for what kubectl also ignores.
     "status",
     "metadata.name",
+    "metadata.generateName",
     "metadata.namespace",
     "metadata.labels",
     "metadata.annotations",
@@ -98,23 +98,21 @@ const POD_FIELDS: &[&str] = &[
     "spec.affinity.podAntiAffinity",
     "spec.tolerations",
     "spec.hostname",
+    "spec.hostAliases",
     "spec.subdomain",
     "spec.shareProcessNamespace",
     "spec.hostNetwork",
     "spec.hostPID",
     "spec.hostIPC",
-    "spec.schedulerName",
     "spec.enableServiceLinks",
     "spec.serviceAccountName",
     "spec.serviceAccount",
-    "spec.automountServiceAccountToken",
     "spec.securityContext.runAsUser",
     "spec.securityContext.runAsGroup",
     "spec.securityContext.runAsNonRoot",
     "spec.securityContext.supplementalGroups",
     "spec.securityContext.fsGroup",
     "spec.securityContext.sysctls",
-    "spec.securityContext.seccompProfile",
     "spec.volumes[*].name",
     "spec.volumes[*].hostPath",
     "spec.volumes[*].emptyDir",
@@ -126,6 +124,37 @@ const POD_FIELDS: &[&str] = &[
     "spec.volumes[*].projected.sources[*].secret",
     "spec.volumes[*].projected.sources[*].downwardAPI",
 ];
+
+/// Fields podrun does not act on but whose API-server default changes nothing: a manifest
+/// saved from `get -o yaml` carries them, and they deserve no warning at that value.
+const HARMLESS_DEFAULTS: &[(&str, &str)] = &[
+    ("spec.priority", "0"),
+    ("spec.preemptionPolicy", "\"PreemptLowerPriority\""),
+    (
+        "spec.containers[*].terminationMessagePath",
+        "\"/dev/termination-log\"",
+    ),
+    ("spec.containers[*].terminationMessagePolicy", "\"File\""),
+    (
+        "spec.initContainers[*].terminationMessagePath",
+        "\"/dev/termination-log\"",
+    ),
+    (
+        "spec.initContainers[*].terminationMessagePolicy",
+        "\"File\"",
+    ),
+    ("spec.schedulerName", "\"default-scheduler\""),
+    // No service account token is mounted, which is what false asks for.
+    ("spec.automountServiceAccountToken", "false"),
+    ("metadata.resourceVersion", "*"),
+    ("metadata.managedFields", "*"),
+];
+
+fn harmless(norm: &str, v: &Value) -> bool {
+    HARMLESS_DEFAULTS.iter().any(|(p, val)| {
+        *p == norm && (*val == "*" || serde_json::from_str::<Value>(val).ok().as_ref() == Some(v))
+    })
+}
 
 fn supported() -> &'static HashSet<String> {
     static SET: OnceLock<HashSet<String>> = OnceLock::new();
@@ -178,6 +207,9 @@ fn walk(v: &Value, path: &str, out: &mut Vec<String>) {
     if !path.is_empty() {
         let norm = normalize(path);
         if supported().contains(&norm) {
+            return;
+        }
+        if harmless(&norm, v) {
             return;
         }
         if !is_prefix_of_supported(&norm) {
@@ -260,6 +292,40 @@ mod tests {
             assert!(w.contains(&p.to_string()), "{p} missing from {w:?}");
         }
         assert_eq!(w.len(), 6, "{w:?}");
+    }
+
+    #[test]
+    fn api_defaults_saved_from_get_yaml_give_no_warning() {
+        let v = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "resourceVersion": "12"},
+            "spec": {"priority": 0, "preemptionPolicy": "PreemptLowerPriority",
+                "containers": [{"name": "c", "image": "i", "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}]}});
+        assert!(warnings(v).is_empty());
+        let v = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"priority": 5, "containers": [{"name": "c", "image": "i", "terminationMessagePath": "/tmp/x"}]}});
+        assert_eq!(
+            warnings(v),
+            ["spec.containers[0].terminationMessagePath", "spec.priority"]
+        );
+    }
+
+    #[test]
+    fn settings_podrun_cannot_honour_are_named() {
+        let v = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"schedulerName": "my-scheduler", "automountServiceAccountToken": true,
+                "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{"name": "c", "image": "i"}]}});
+        assert_eq!(
+            warnings(v),
+            [
+                "spec.automountServiceAccountToken",
+                "spec.schedulerName",
+                "spec.securityContext.seccompProfile"
+            ]
+        );
+        let v = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"schedulerName": "default-scheduler", "automountServiceAccountToken": false,
+                "containers": [{"name": "c", "image": "i"}]}});
+        assert!(warnings(v).is_empty());
     }
 
     #[test]

@@ -746,8 +746,15 @@ fn validate_container(
             e.duplicate(&format!("{field}.name"), &c.name);
         }
     }
-    if c.image.as_deref().unwrap_or("").trim().is_empty() {
+    let image = c.image.as_deref().unwrap_or("");
+    if image.trim().is_empty() {
         e.required(&format!("{field}.image"), "");
+    } else if image.trim() != image {
+        e.invalid(
+            &format!("{field}.image"),
+            q(image),
+            "must not have leading or trailing whitespace",
+        );
     }
     match c.image_pull_policy.as_deref() {
         None | Some("") => e.required(&format!("{field}.imagePullPolicy"), ""),
@@ -1032,7 +1039,11 @@ fn validate_volumes<'a>(e: &mut Errs, volumes: &'a [Volume]) -> HashSet<&'a str>
                         }
                     }
                     (None, Some(r)) => {
-                        validate_resource_field_ref(e, &format!("{fi}.resourceFieldRef"), r)
+                        let rf = format!("{fi}.resourceFieldRef");
+                        if r.container_name.as_deref().unwrap_or("").is_empty() {
+                            e.required(&format!("{rf}.containerName"), "");
+                        }
+                        validate_resource_field_ref(e, &rf, r)
                     }
                     _ => e.invalid(
                         &fi,
@@ -1047,6 +1058,212 @@ fn validate_volumes<'a>(e: &mut Errs, volumes: &'a [Volume]) -> HashSet<&'a str>
         }
     }
     names
+}
+
+fn validate_node_selector_requirement(
+    e: &mut Errs,
+    f: &str,
+    r: &k8s_openapi::api::core::v1::NodeSelectorRequirement,
+) {
+    let values = r.values.as_deref().unwrap_or_default();
+    match r.operator.as_str() {
+        "In" | "NotIn" => {
+            if values.is_empty() {
+                e.required(
+                    &format!("{f}.values"),
+                    "must be specified when `operator` is 'In' or 'NotIn'",
+                );
+            }
+        }
+        "Exists" | "DoesNotExist" => {
+            if !values.is_empty() {
+                e.forbidden(
+                    &format!("{f}.values"),
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                );
+            }
+        }
+        "Gt" | "Lt" => {
+            if values.len() != 1 {
+                e.required(
+                    &format!("{f}.values"),
+                    "must be specified single value when `operator` is 'Lt' or 'Gt'",
+                );
+            } else if values[0].parse::<i64>().is_err() {
+                e.invalid(
+                    &format!("{f}.values[0]"),
+                    q(&values[0]),
+                    "must be an integer",
+                );
+            }
+        }
+        other => e.invalid(
+            &format!("{f}.operator"),
+            q(other),
+            "not a valid selector operator",
+        ),
+    }
+    validate_qualified_name(e, &format!("{f}.key"), &r.key);
+}
+
+fn validate_node_selector_term(
+    e: &mut Errs,
+    f: &str,
+    t: &k8s_openapi::api::core::v1::NodeSelectorTerm,
+) {
+    for (j, r) in t.match_expressions.iter().flatten().enumerate() {
+        validate_node_selector_requirement(e, &format!("{f}.matchExpressions[{j}]"), r);
+    }
+    for (j, r) in t.match_fields.iter().flatten().enumerate() {
+        let ff = format!("{f}.matchFields[{j}]");
+        if r.key != "metadata.name" {
+            e.not_supported(&format!("{ff}.key"), &r.key, &["metadata.name"]);
+        }
+        if r.operator != "In" && r.operator != "NotIn" {
+            e.not_supported(&format!("{ff}.operator"), &r.operator, &["In", "NotIn"]);
+        }
+        if r.values.as_ref().map(Vec::len) != Some(1) {
+            e.required(
+                &format!("{ff}.values"),
+                "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
+            );
+        }
+    }
+}
+
+fn validate_label_selector(
+    e: &mut Errs,
+    f: &str,
+    sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) {
+    for (j, r) in sel.match_expressions.iter().flatten().enumerate() {
+        let ff = format!("{f}.matchExpressions[{j}]");
+        let values = r.values.as_deref().unwrap_or_default();
+        match r.operator.as_str() {
+            "In" | "NotIn" => {
+                if values.is_empty() {
+                    e.required(
+                        &format!("{ff}.values"),
+                        "must be specified when `operator` is 'In' or 'NotIn'",
+                    );
+                }
+            }
+            "Exists" | "DoesNotExist" => {
+                if !values.is_empty() {
+                    e.forbidden(
+                        &format!("{ff}.values"),
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    );
+                }
+            }
+            other => e.invalid(
+                &format!("{ff}.operator"),
+                q(other),
+                "not a valid selector operator",
+            ),
+        }
+        validate_qualified_name(e, &format!("{ff}.key"), &r.key);
+    }
+    for (k, v) in sel.match_labels.iter().flatten() {
+        validate_qualified_name(e, &format!("{f}.matchLabels"), k);
+        if !is_label_value(v) {
+            e.invalid(&format!("{f}.matchLabels"), q(v), LABEL_VALUE_MSG);
+        }
+    }
+}
+
+fn validate_pod_affinity_term(
+    e: &mut Errs,
+    f: &str,
+    t: &k8s_openapi::api::core::v1::PodAffinityTerm,
+) {
+    if let Some(sel) = &t.label_selector {
+        validate_label_selector(e, &format!("{f}.labelSelector"), sel);
+    }
+    if let Some(sel) = &t.namespace_selector {
+        validate_label_selector(e, &format!("{f}.namespaceSelector"), sel);
+    }
+    if t.topology_key.is_empty() {
+        e.required(&format!("{f}.topologyKey"), "can not be empty");
+    } else {
+        validate_qualified_name(e, &format!("{f}.topologyKey"), &t.topology_key);
+    }
+}
+
+fn validate_weight(e: &mut Errs, f: &str, w: i32) {
+    if !(1..=100).contains(&w) {
+        e.invalid(
+            &format!("{f}.weight"),
+            w.to_string(),
+            "must be in the range 1-100",
+        );
+    }
+}
+
+/// Node affinity, pod affinity and anti-affinity as the API server checks them.
+fn validate_affinity(e: &mut Errs, a: &k8s_openapi::api::core::v1::Affinity) {
+    if let Some(na) = &a.node_affinity {
+        let f = "spec.affinity.nodeAffinity";
+        if let Some(req) = &na.required_during_scheduling_ignored_during_execution {
+            let rf = format!("{f}.requiredDuringSchedulingIgnoredDuringExecution");
+            if req.node_selector_terms.is_empty() {
+                e.required(
+                    &format!("{rf}.nodeSelectorTerms"),
+                    "must have at least one node selector term",
+                );
+            }
+            for (i, t) in req.node_selector_terms.iter().enumerate() {
+                validate_node_selector_term(e, &format!("{rf}.nodeSelectorTerms[{i}]"), t);
+            }
+        }
+        for (i, p) in na
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .flatten()
+            .enumerate()
+        {
+            let pf = format!("{f}.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
+            validate_weight(e, &pf, p.weight);
+            validate_node_selector_term(e, &format!("{pf}.preference"), &p.preference);
+        }
+    }
+    for (name, pa) in [
+        (
+            "podAffinity",
+            a.pod_affinity.as_ref().map(|p| {
+                (
+                    &p.required_during_scheduling_ignored_during_execution,
+                    &p.preferred_during_scheduling_ignored_during_execution,
+                )
+            }),
+        ),
+        (
+            "podAntiAffinity",
+            a.pod_anti_affinity.as_ref().map(|p| {
+                (
+                    &p.required_during_scheduling_ignored_during_execution,
+                    &p.preferred_during_scheduling_ignored_during_execution,
+                )
+            }),
+        ),
+    ] {
+        let Some((required, preferred)) = pa else {
+            continue;
+        };
+        let f = format!("spec.affinity.{name}");
+        for (i, t) in required.iter().flatten().enumerate() {
+            validate_pod_affinity_term(
+                e,
+                &format!("{f}.requiredDuringSchedulingIgnoredDuringExecution[{i}]"),
+                t,
+            );
+        }
+        for (i, w) in preferred.iter().flatten().enumerate() {
+            let pf = format!("{f}.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
+            validate_weight(e, &pf, w.weight);
+            validate_pod_affinity_term(e, &format!("{pf}.podAffinityTerm"), &w.pod_affinity_term);
+        }
+    }
 }
 
 /// Validates a defaulted Pod; every problem is reported, in the API server's order.
@@ -1084,6 +1301,35 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
             &volumes,
             host_network,
         );
+    }
+    // One host port per hostIP/protocol across the whole pod (AccumulateUniqueHostPorts).
+    let mut host_ports = HashSet::new();
+    let listed = spec
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.containers[{i}]"), c))
+        .chain(
+            spec.init_containers
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, c)| (format!("spec.initContainers[{i}]"), c)),
+        );
+    for (cf, c) in listed {
+        for (pi, p) in c.ports.iter().flatten().enumerate() {
+            let Some(hp) = p.host_port.filter(|h| *h != 0) else {
+                continue;
+            };
+            let key = format!(
+                "{}/{}/{hp}",
+                p.host_ip.as_deref().unwrap_or(""),
+                p.protocol.as_deref().unwrap_or("TCP")
+            );
+            if !host_ports.insert(key.clone()) {
+                e.duplicate(&format!("{cf}.ports[{pi}].hostPort"), &key);
+            }
+        }
     }
     match spec.restart_policy.as_deref() {
         Some("Always" | "OnFailure" | "Never") => {}
@@ -1138,6 +1384,9 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
         if !is_label_value(v) {
             e.invalid("spec.nodeSelector", q(v), LABEL_VALUE_MSG);
         }
+    }
+    if let Some(a) = &spec.affinity {
+        validate_affinity(&mut e, a);
     }
     for (i, t) in spec.tolerations.iter().flatten().enumerate() {
         let f = format!("spec.tolerations[{i}]");
@@ -1367,6 +1616,37 @@ mod tests {
     fn privileged_with_no_escalation_is_contradictory() {
         let e = err_of("  containers:\n  - name: c\n    image: i\n    securityContext: {privileged: true, allowPrivilegeEscalation: false}\n");
         assert!(e.contains("spec.containers[0].securityContext: Invalid value: \"\": cannot set `allowPrivilegeEscalation` to false and `privileged` to true"), "{e}");
+    }
+
+    #[test]
+    fn a_host_port_is_used_once_per_pod() {
+        let e = err_of("  containers:\n  - {name: a, image: i, ports: [{containerPort: 80, hostPort: 8080}]}\n  - {name: b, image: i, ports: [{containerPort: 81, hostPort: 8080}]}\n");
+        assert!(
+            e.ends_with("spec.containers[1].ports[0].hostPort: Duplicate value: \"/TCP/8080\""),
+            "{e}"
+        );
+        ok("  containers:\n  - {name: a, image: i, ports: [{containerPort: 80, hostPort: 8080}, {containerPort: 80, hostPort: 8080, protocol: UDP}]}\n");
+    }
+
+    #[test]
+    fn affinity_rules_are_checked() {
+        let e = err_of("  containers: [{name: c, image: i}]\n  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n        - matchExpressions: [{key: nodeenv, operator: Equals, values: [pro]}]\n");
+        assert!(e.contains("spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator: Invalid value: \"Equals\": not a valid selector operator"), "{e}");
+        let e = err_of("  containers: [{name: c, image: i}]\n  affinity:\n    nodeAffinity:\n      preferredDuringSchedulingIgnoredDuringExecution:\n      - weight: 0\n        preference: {matchExpressions: [{key: a, operator: In, values: []}]}\n");
+        assert!(e.contains("preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 0: must be in the range 1-100"), "{e}");
+        assert!(e.contains("preference.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'"), "{e}");
+        let e = err_of("  containers: [{name: c, image: i}]\n  affinity:\n    podAntiAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      - labelSelector: {matchExpressions: [{key: podenv, operator: Exists, values: [pro]}]}\n        topologyKey: ''\n");
+        assert!(e.contains("spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey: Required value: can not be empty"), "{e}");
+        assert!(e.contains("labelSelector.matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"), "{e}");
+        for seed in [
+            "pod-nodeaffinity-required.yaml",
+            "pod-nodeaffinity-preferred.yaml",
+            "pod-podaffinity-required.yaml",
+            "pod-podantiaffinity-required.yaml",
+            "pod-toleration.yaml",
+        ] {
+            load(&crate::manifest::tests::seed(seed), &LoadOptions::default()).unwrap();
+        }
     }
 
     #[test]

@@ -27,35 +27,57 @@ pub struct CniAttachment {
 }
 
 fn cerr(plugin: &str, reason: impl Into<String>) -> NetworkError {
-    NetworkError::Cni { plugin: plugin.to_string(), reason: reason.into() }
+    NetworkError::Cni {
+        plugin: plugin.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// The network list kubelet/libcni would pick: the first `*.conflist` / `*.conf` / `*.json`
 /// by file name; a single-plugin `.conf` becomes a one-plugin list.
 pub fn load_conflist(dir: &Path) -> Result<(PathBuf, Value), NetworkError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| cerr("config", format!("{}: {e}", dir.display())))?;
+    let rd =
+        std::fs::read_dir(dir).map_err(|e| cerr("config", format!("{}: {e}", dir.display())))?;
     let mut files: Vec<PathBuf> = rd
         .flatten()
         .map(|e| e.path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("conflist" | "conf" | "json")))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("conflist" | "conf" | "json")
+            )
+        })
         .collect();
     files.sort();
-    let file = files.into_iter().next().ok_or_else(|| cerr("config", format!("no network configuration in {}", dir.display())))?;
-    let data = std::fs::read(&file).map_err(|e| cerr("config", format!("{}: {e}", file.display())))?;
-    let mut v: Value = serde_json::from_slice(&data).map_err(|e| cerr("config", format!("{}: {e}", file.display())))?;
+    let file = files.into_iter().next().ok_or_else(|| {
+        cerr(
+            "config",
+            format!("no network configuration in {}", dir.display()),
+        )
+    })?;
+    let data =
+        std::fs::read(&file).map_err(|e| cerr("config", format!("{}: {e}", file.display())))?;
+    let mut v: Value = serde_json::from_slice(&data)
+        .map_err(|e| cerr("config", format!("{}: {e}", file.display())))?;
     if v.get("plugins").is_none() {
         let plugin = v.clone();
         v = json!({"cniVersion": plugin["cniVersion"], "name": plugin["name"], "plugins": [plugin]});
     }
     if !v["plugins"].is_array() || v["name"].as_str().is_none() {
-        return Err(cerr("config", format!("{}: needs a name and a plugins list", file.display())));
+        return Err(cerr(
+            "config",
+            format!("{}: needs a name and a plugins list", file.display()),
+        ));
     }
     Ok((file, v))
 }
 
 impl CniAttachment {
     fn plugins(&self) -> Vec<Value> {
-        self.conflist["plugins"].as_array().cloned().unwrap_or_default()
+        self.conflist["plugins"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// One plugin's stdin: its own config plus name, cniVersion, prevResult and the
@@ -73,10 +95,18 @@ impl CniAttachment {
         c
     }
 
-    fn exec(&self, command: &str, plugin: &Value, prev: Option<&Value>) -> Result<Value, NetworkError> {
+    fn exec(
+        &self,
+        command: &str,
+        plugin: &Value,
+        prev: Option<&Value>,
+    ) -> Result<Value, NetworkError> {
         let ty = plugin["type"].as_str().unwrap_or("");
         if ty.is_empty() || ty.contains('/') {
-            return Err(cerr("config", format!("plugin type {ty:?} is not a plugin name")));
+            return Err(cerr(
+                "config",
+                format!("plugin type {ty:?} is not a plugin name"),
+            ));
         }
         let bin = self
             .bin_dirs
@@ -84,9 +114,14 @@ impl CniAttachment {
             .map(|d| d.join(ty))
             .find(|p| p.is_file())
             .ok_or_else(|| cerr(ty, format!("not found in {}", join_paths(&self.bin_dirs))))?;
-        let stdin = serde_json::to_vec(&self.plugin_config(plugin, prev)).map_err(|e| cerr(ty, e.to_string()))?;
+        let stdin = serde_json::to_vec(&self.plugin_config(plugin, prev))
+            .map_err(|e| cerr(ty, e.to_string()))?;
         // DEL may run after the namespace is gone; the spec allows an empty CNI_NETNS then.
-        let netns = if command == "DEL" && !self.netns.exists() { PathBuf::new() } else { self.netns.clone() };
+        let netns = if command == "DEL" && !self.netns.exists() {
+            PathBuf::new()
+        } else {
+            self.netns.clone()
+        };
         let mut child = Command::new(&bin)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -102,15 +137,28 @@ impl CniAttachment {
             .spawn()
             .map_err(|e| cerr(ty, format!("{}: {e}", bin.display())))?;
         if let Some(mut i) = child.stdin.take() {
-            i.write_all(&stdin).map_err(|e| cerr(ty, format!("writing config: {e}")))?;
+            i.write_all(&stdin)
+                .map_err(|e| cerr(ty, format!("writing config: {e}")))?;
         }
-        let out = child.wait_with_output().map_err(|e| cerr(ty, e.to_string()))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| cerr(ty, e.to_string()))?;
         if !out.status.success() {
             // Errors come as {"code", "msg", "details"} on stdout.
             let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
             let msg = match v["msg"].as_str() {
-                Some(m) => format!("{command} failed: {m}{}", v["details"].as_str().map(|d| format!(" ({d})")).unwrap_or_default()),
-                None => format!("{command} failed: {}{}", String::from_utf8_lossy(&out.stdout).trim(), String::from_utf8_lossy(&out.stderr).trim()),
+                Some(m) => format!(
+                    "{command} failed: {m}{}",
+                    v["details"]
+                        .as_str()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
+                ),
+                None => format!(
+                    "{command} failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout).trim(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
             };
             return Err(cerr(ty, msg));
         }
@@ -141,12 +189,21 @@ impl CniAttachment {
 }
 
 fn join_paths(dirs: &[PathBuf]) -> String {
-    dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":")
+    dirs.iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// CNI ADD for the pod: runs the list's plugins in order, each given the previous result;
 /// on a failure runs DEL for what was added. The pod IP is the result's first IPv4 address.
-pub fn add(cfg: &NetworkConfig, pod_dir: &Path, pod: &Pod, netns: &Path, ports: &[HostPort]) -> Result<CniAttachment, NetworkError> {
+pub fn add(
+    cfg: &NetworkConfig,
+    pod_dir: &Path,
+    pod: &Pod,
+    netns: &Path,
+    ports: &[HostPort],
+) -> Result<CniAttachment, NetworkError> {
     let (conf_file, conflist) = load_conflist(&cfg.cni_conf_dir)?;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let container_id: String = if uid.is_empty() {
@@ -155,7 +212,11 @@ pub fn add(cfg: &NetworkConfig, pod_dir: &Path, pod: &Pod, netns: &Path, ports: 
     } else {
         uid.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
     };
-    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let mut att = CniAttachment {
         ip: String::new(),
@@ -184,11 +245,17 @@ pub fn add(cfg: &NetworkConfig, pod_dir: &Path, pod: &Pod, netns: &Path, ports: 
         }
     }
     att.result = prev.unwrap_or(Value::Null);
-    let ip = att.result["ips"].as_array().into_iter().flatten().find_map(|i| {
-        let a = i["address"].as_str()?;
-        let ip = a.split('/').next()?;
-        ip.parse::<std::net::Ipv4Addr>().ok().map(|_| ip.to_string())
-    });
+    let ip = att.result["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|i| {
+            let a = i["address"].as_str()?;
+            let ip = a.split('/').next()?;
+            ip.parse::<std::net::Ipv4Addr>()
+                .ok()
+                .map(|_| ip.to_string())
+        });
     match ip {
         Some(ip) => {
             att.ip = ip;
@@ -196,7 +263,10 @@ pub fn add(cfg: &NetworkConfig, pod_dir: &Path, pod: &Pod, netns: &Path, ports: 
         }
         None => {
             let _ = att.del();
-            Err(cerr("result", format!("no IPv4 address in the result: {}", att.result)))
+            Err(cerr(
+                "result",
+                format!("no IPv4 address in the result: {}", att.result),
+            ))
         }
     }
 }

@@ -17,14 +17,23 @@ pub struct Subnet {
 impl Subnet {
     /// Parses `a.b.c.d/n` (host bits are cleared); prefixes 8 to 30 are accepted.
     pub fn parse(s: &str) -> Result<Subnet, String> {
-        let (a, p) = s.split_once('/').ok_or_else(|| format!("{s:?} is not in CIDR form (a.b.c.d/n)"))?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
-        let prefix: u8 = p.parse().map_err(|_| format!("{p:?} is not a prefix length"))?;
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not in CIDR form (a.b.c.d/n)"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+        let prefix: u8 = p
+            .parse()
+            .map_err(|_| format!("{p:?} is not a prefix length"))?;
         if !(8..=30).contains(&prefix) {
             return Err(format!("prefix length {prefix} is outside 8..30"));
         }
         let mask = u32::MAX << (32 - prefix);
-        Ok(Subnet { base: Ipv4Addr::from(u32::from(addr) & mask), prefix })
+        Ok(Subnet {
+            base: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        })
     }
 
     fn mask(&self) -> u32 {
@@ -71,7 +80,10 @@ impl Ipam {
     }
 
     fn err(&self, path: &Path, e: std::io::Error) -> NetworkError {
-        NetworkError::Ipam { path: path.to_path_buf(), source: e }
+        NetworkError::Ipam {
+            path: path.to_path_buf(),
+            source: e,
+        }
     }
 
     /// Takes the store's lock (also held while the node bridge is created).
@@ -112,12 +124,18 @@ impl Ipam {
                 break;
             }
         }
-        Err(NetworkError::IpamExhausted { subnet: self.subnet.to_string() })
+        Err(NetworkError::IpamExhausted {
+            subnet: self.subnet.to_string(),
+        })
     }
 
     fn try_lease(&self, ip: Ipv4Addr, owner: &Path) -> Result<bool, NetworkError> {
         let p = self.dir.join(ip.to_string());
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
             Ok(mut f) => {
                 if let Err(e) = f.write_all(owner.as_os_str().as_encoded_bytes()) {
                     let _ = std::fs::remove_file(&p);
@@ -132,12 +150,17 @@ impl Ipam {
 
     /// The leases as (address, owner).
     pub fn leases(&self) -> Vec<(Ipv4Addr, PathBuf)> {
-        let Ok(rd) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
         rd.flatten()
             .filter_map(|e| {
                 let ip: Ipv4Addr = e.file_name().to_str()?.parse().ok()?;
                 let owner = std::fs::read(e.path()).ok()?;
-                Some((ip, PathBuf::from(String::from_utf8_lossy(&owner).into_owned())))
+                Some((
+                    ip,
+                    PathBuf::from(String::from_utf8_lossy(&owner).into_owned()),
+                ))
             })
             .collect()
     }
@@ -161,7 +184,9 @@ impl Ipam {
         let _lock = self.lock()?;
         let p = self.dir.join(ip.to_string());
         match std::fs::read(&p) {
-            Ok(o) if o == owner.as_os_str().as_encoded_bytes() => std::fs::remove_file(&p).map_err(|e| self.err(&p, e)),
+            Ok(o) if o == owner.as_os_str().as_encoded_bytes() => {
+                std::fs::remove_file(&p).map_err(|e| self.err(&p, e))
+            }
             Ok(_) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.err(&p, e)),
@@ -178,7 +203,13 @@ mod tests {
         let s = Subnet::parse("10.88.3.7/16").unwrap();
         assert_eq!(s.to_string(), "10.88.0.0/16");
         assert_eq!(s.gateway(), Ipv4Addr::new(10, 88, 0, 1));
-        assert_eq!(s.pod_range(), (u32::from(Ipv4Addr::new(10, 88, 0, 2)), u32::from(Ipv4Addr::new(10, 88, 255, 254))));
+        assert_eq!(
+            s.pod_range(),
+            (
+                u32::from(Ipv4Addr::new(10, 88, 0, 2)),
+                u32::from(Ipv4Addr::new(10, 88, 255, 254))
+            )
+        );
         assert!(s.contains(Ipv4Addr::new(10, 88, 200, 1)));
         assert!(!s.contains(Ipv4Addr::new(10, 89, 0, 1)));
         assert!(s.overlaps(&Subnet::parse("10.0.0.0/8").unwrap()));
@@ -196,8 +227,14 @@ mod tests {
         let ipam = Ipam::new(dir.join("ipam"), Subnet::parse("10.1.2.0/29").unwrap());
         // /29: .2 to .6 are for pods.
         let got: Vec<Ipv4Addr> = (0..5).map(|_| ipam.allocate(&owner).unwrap()).collect();
-        assert_eq!(got.iter().map(|i| i.octets()[3]).collect::<Vec<_>>(), vec![2, 3, 4, 5, 6]);
-        assert!(matches!(ipam.allocate(&owner), Err(NetworkError::IpamExhausted { .. })));
+        assert_eq!(
+            got.iter().map(|i| i.octets()[3]).collect::<Vec<_>>(),
+            vec![2, 3, 4, 5, 6]
+        );
+        assert!(matches!(
+            ipam.allocate(&owner),
+            Err(NetworkError::IpamExhausted { .. })
+        ));
         ipam.release(got[1], &owner).unwrap();
         ipam.release(got[2], Path::new("/not/the/owner")).unwrap();
         assert_eq!(ipam.allocate(&owner).unwrap(), got[1]);

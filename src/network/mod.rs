@@ -31,17 +31,29 @@ pub enum NetworkError {
     #[error("netlink: {op}: {source}")]
     Netlink { op: String, source: std::io::Error },
     #[error("ipam {path}: {source}")]
-    Ipam { path: PathBuf, source: std::io::Error },
+    Ipam {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no free address left in {subnet}")]
     IpamExhausted { subnet: String },
-    #[error("pod subnet {subnet} overlaps address {addr} on host link {link}; choose another subnet")]
-    Overlap { subnet: String, addr: String, link: String },
+    #[error(
+        "pod subnet {subnet} overlaps address {addr} on host link {link}; choose another subnet"
+    )]
+    Overlap {
+        subnet: String,
+        addr: String,
+        link: String,
+    },
     #[error("nftables: {reason}")]
     Nft { reason: String },
     #[error("CNI {plugin}: {reason}")]
     Cni { plugin: String, reason: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn nl_err(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetworkError {
@@ -91,15 +103,22 @@ impl NetworkConfig {
     /// Reads `<data_dir>/network.json` (defaults when absent), then the env overrides.
     pub fn load(data_dir: &Path) -> Result<NetworkConfig, NetworkError> {
         let path = data_dir.join(CONFIG_FILE);
-        let cerr = |reason: String| NetworkError::Config { path: path.clone(), reason };
+        let cerr = |reason: String| NetworkError::Config {
+            path: path.clone(),
+            reason,
+        };
         let mut cfg = match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| cerr(e.to_string()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => NetworkConfig::default(),
             Err(e) => return Err(cerr(e.to_string())),
         };
         if let Ok(v) = std::env::var("PODRUN_NETWORK") {
-            cfg.network = serde_json::from_value(serde_json::Value::String(v.clone()))
-                .map_err(|_| cerr(format!("PODRUN_NETWORK={v:?}: expected bridge, cni or none")))?;
+            cfg.network =
+                serde_json::from_value(serde_json::Value::String(v.clone())).map_err(|_| {
+                    cerr(format!(
+                        "PODRUN_NETWORK={v:?}: expected bridge, cni or none"
+                    ))
+                })?;
         }
         if let Ok(v) = std::env::var("PODRUN_BRIDGE") {
             cfg.bridge = v;
@@ -109,9 +128,15 @@ impl NetworkConfig {
         }
         let name_ok = !cfg.bridge.is_empty()
             && cfg.bridge.len() <= 15
-            && cfg.bridge.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && cfg
+                .bridge
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !name_ok {
-            return Err(cerr(format!("bridge: {:?} is not a link name (1-15 of [A-Za-z0-9_-])", cfg.bridge)));
+            return Err(cerr(format!(
+                "bridge: {:?} is not a link name (1-15 of [A-Za-z0-9_-])",
+                cfg.bridge
+            )));
         }
         Subnet::parse(&cfg.subnet).map_err(|e| cerr(format!("subnet: {e}")))?;
         Ok(cfg)
@@ -119,7 +144,10 @@ impl NetworkConfig {
 
     pub fn subnet(&self) -> Subnet {
         // Validated by load(); the default parses.
-        Subnet::parse(&self.subnet).unwrap_or(Subnet { base: Ipv4Addr::new(10, 88, 0, 0), prefix: 16 })
+        Subnet::parse(&self.subnet).unwrap_or(Subnet {
+            base: Ipv4Addr::new(10, 88, 0, 0),
+            prefix: 16,
+        })
     }
 
     /// The nftables table of this bridge.
@@ -180,7 +208,10 @@ impl PodNetwork {
         match &self.attachment {
             Attachment::Bridge(b) => {
                 let mut nl = Netlink::open().map_err(nl_err("opening socket"))?;
-                match nl.link_index(&b.veth).map_err(nl_err(format!("looking up {}", b.veth)))? {
+                match nl
+                    .link_index(&b.veth)
+                    .map_err(nl_err(format!("looking up {}", b.veth)))?
+                {
                     Some(_) => Ok(()),
                     None => Err(NetworkError::Netlink {
                         op: format!("veth {}", b.veth),
@@ -238,27 +269,55 @@ impl BridgeAttachment {
 }
 
 /// Attaches the pod's network namespace `netns` to the node network.
-pub fn setup_pod(args: &SuperviseArgs, pod: &Pod, netns: &Path) -> Result<Option<PodNetwork>, String> {
+pub fn setup_pod(
+    args: &SuperviseArgs,
+    pod: &Pod,
+    netns: &Path,
+) -> Result<Option<PodNetwork>, String> {
     let cfg = NetworkConfig::load(&args.data_dir).map_err(|e| e.to_string())?;
     attach(&cfg, &args.data_dir, &args.pod_dir, pod, netns).map_err(|e| e.to_string())
 }
 
 /// Attaches `netns` for the pod whose state lives in `pod_dir`, per `cfg`.
-pub fn attach(cfg: &NetworkConfig, data_dir: &Path, pod_dir: &Path, pod: &Pod, netns: &Path) -> Result<Option<PodNetwork>, NetworkError> {
+pub fn attach(
+    cfg: &NetworkConfig,
+    data_dir: &Path,
+    pod_dir: &Path,
+    pod: &Pod,
+    netns: &Path,
+) -> Result<Option<PodNetwork>, NetworkError> {
     let attachment = match cfg.network {
         Backend::None => return Ok(None),
         Backend::Bridge => Attachment::Bridge(attach_bridge(cfg, data_dir, pod_dir, pod, netns)?),
-        Backend::Cni => Attachment::Cni(cni::add(cfg, pod_dir, pod, netns, &host_ports(pod, Ipv4Addr::UNSPECIFIED))?),
+        Backend::Cni => Attachment::Cni(cni::add(
+            cfg,
+            pod_dir,
+            pod,
+            netns,
+            &host_ports(pod, Ipv4Addr::UNSPECIFIED),
+        )?),
     };
     let ip = match &attachment {
         Attachment::Bridge(b) => b.ip.to_string(),
         Attachment::Cni(c) => c.ip.clone(),
     };
-    let net = PodNetwork { ip, attachment, pod_dir: pod_dir.to_path_buf() };
+    let net = PodNetwork {
+        ip,
+        attachment,
+        pod_dir: pod_dir.to_path_buf(),
+    };
     let path = pod_dir.join(ATTACHMENT_FILE);
     let saved = serde_json::to_vec_pretty(&net.attachment)
-        .map_err(|e| NetworkError::Io { path: path.clone(), source: std::io::Error::other(e) })
-        .and_then(|b| crate::util::write_atomic(&path, &b).map_err(|e| NetworkError::Io { path: path.clone(), source: e }));
+        .map_err(|e| NetworkError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })
+        .and_then(|b| {
+            crate::util::write_atomic(&path, &b).map_err(|e| NetworkError::Io {
+                path: path.clone(),
+                source: e,
+            })
+        });
     if let Err(e) = saved {
         net.teardown();
         return Err(e);
@@ -269,7 +328,9 @@ pub fn attach(cfg: &NetworkConfig, data_dir: &Path, pod_dir: &Path, pod: &Pod, n
 /// Undoes what a pod's attachment recorded in `pod_dir` (after its supervisor crashed).
 pub fn cleanup_pod_dir(pod_dir: &Path) {
     let path = pod_dir.join(ATTACHMENT_FILE);
-    let Ok(data) = std::fs::read(&path) else { return };
+    let Ok(data) = std::fs::read(&path) else {
+        return;
+    };
     if let Ok(att) = serde_json::from_slice::<Attachment>(&data) {
         if let Err(e) = att.undo() {
             eprintln!("pod network cleanup in {}: {e}", pod_dir.display());
@@ -284,10 +345,20 @@ fn host_ports(pod: &Pod, ip: Ipv4Addr) -> Vec<nft::HostPort> {
     let spec = pod.spec.as_ref();
     let containers = spec.map(|s| s.containers.iter()).into_iter().flatten();
     for p in containers.flat_map(|c| c.ports.iter().flatten()) {
-        let Some(hp) = p.host_port.filter(|h| *h > 0 && *h <= 65535) else { continue };
+        let Some(hp) = p.host_port.filter(|h| *h > 0 && *h <= 65535) else {
+            continue;
+        };
         let proto = p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
-        let hp = nft::HostPort { proto, host_port: hp as u16, ip, port: p.container_port.clamp(0, 65535) as u16 };
-        if !out.iter().any(|o| o.proto == hp.proto && o.host_port == hp.host_port) {
+        let hp = nft::HostPort {
+            proto,
+            host_port: hp as u16,
+            ip,
+            port: p.container_port.clamp(0, 65535) as u16,
+        };
+        if !out
+            .iter()
+            .any(|o| o.proto == hp.proto && o.host_port == hp.host_port)
+        {
             out.push(hp);
         }
     }
@@ -307,42 +378,77 @@ fn bridge_mac(bridge: &str) -> [u8; 6] {
 }
 
 fn write_sysctl(path: &str, value: &str) -> Result<(), NetworkError> {
-    if std::fs::read_to_string(path).map(|v| v.trim() == value).unwrap_or(false) {
+    if std::fs::read_to_string(path)
+        .map(|v| v.trim() == value)
+        .unwrap_or(false)
+    {
         return Ok(());
     }
-    std::fs::write(path, value).map_err(|e| NetworkError::Io { path: path.into(), source: e })
+    std::fs::write(path, value).map_err(|e| NetworkError::Io {
+        path: path.into(),
+        source: e,
+    })
 }
 
 /// The node bridge's index, creating it (address, sysctls, NAT table) on first use.
 fn ensure_bridge(nl: &mut Netlink, cfg: &NetworkConfig, ipam: &Ipam) -> Result<u32, NetworkError> {
     let name = &cfg.bridge;
-    if let Some(i) = nl.link_index(name).map_err(nl_err(format!("looking up {name}")))? {
+    if let Some(i) = nl
+        .link_index(name)
+        .map_err(nl_err(format!("looking up {name}")))?
+    {
         return Ok(i);
     }
     let _lock = ipam.lock()?;
-    if let Some(i) = nl.link_index(name).map_err(nl_err(format!("looking up {name}")))? {
+    if let Some(i) = nl
+        .link_index(name)
+        .map_err(nl_err(format!("looking up {name}")))?
+    {
         return Ok(i);
     }
     let subnet = cfg.subnet();
     // Never shadow a network the host already has.
     let links = nl.links().map_err(nl_err("listing links"))?;
     for (idx, addr, prefix) in nl.addresses().map_err(nl_err("listing addresses"))? {
-        let theirs = Subnet { base: addr, prefix: prefix.max(1) };
+        let theirs = Subnet {
+            base: addr,
+            prefix: prefix.max(1),
+        };
         if !addr.is_loopback() && subnet.overlaps(&theirs) {
-            let link = links.iter().find(|l| l.index == idx).map(|l| l.name.clone()).unwrap_or_else(|| idx.to_string());
-            return Err(NetworkError::Overlap { subnet: subnet.to_string(), addr: format!("{addr}/{prefix}"), link });
+            let link = links
+                .iter()
+                .find(|l| l.index == idx)
+                .map(|l| l.name.clone())
+                .unwrap_or_else(|| idx.to_string());
+            return Err(NetworkError::Overlap {
+                subnet: subnet.to_string(),
+                addr: format!("{addr}/{prefix}"),
+                link,
+            });
         }
     }
-    nl.add_bridge(name, bridge_mac(name)).map_err(nl_err(format!("creating bridge {name}")))?;
+    nl.add_bridge(name, bridge_mac(name))
+        .map_err(nl_err(format!("creating bridge {name}")))?;
     let made = (|| {
         let idx = nl
             .link_index(name)
             .map_err(nl_err(format!("looking up {name}")))?
-            .ok_or_else(|| nl_err(format!("looking up {name}"))(std::io::Error::from_raw_os_error(libc::ENODEV)))?;
+            .ok_or_else(|| {
+                nl_err(format!("looking up {name}"))(std::io::Error::from_raw_os_error(
+                    libc::ENODEV,
+                ))
+            })?;
         nl.add_address(idx, subnet.gateway(), subnet.prefix)
-            .map_err(nl_err(format!("adding {}/{} to {name}", subnet.gateway(), subnet.prefix)))?;
+            .map_err(nl_err(format!(
+                "adding {}/{} to {name}",
+                subnet.gateway(),
+                subnet.prefix
+            )))?;
         // hostPort on 127.0.0.1: DNAT'ed loopback traffic may leave through the bridge.
-        write_sysctl(&format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"), "1")?;
+        write_sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
+            "1",
+        )?;
         // Egress: pods' packets are forwarded to the host's uplink (as every runtime does).
         write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
         nft::create_table(&cfg.nft_table(), name, &subnet)?;
@@ -359,13 +465,23 @@ fn ensure_bridge(nl: &mut Netlink, cfg: &NetworkConfig, ipam: &Ipam) -> Result<u
 /// Removes the node bridge and its NAT table (the per-pod parts must be gone already).
 pub fn remove_node_network(cfg: &NetworkConfig) -> Result<(), NetworkError> {
     let mut nl = Netlink::open().map_err(nl_err("opening socket"))?;
-    if let Some(i) = nl.link_index(&cfg.bridge).map_err(nl_err(format!("looking up {}", cfg.bridge)))? {
-        nl.del_link(i).map_err(nl_err(format!("deleting {}", cfg.bridge)))?;
+    if let Some(i) = nl
+        .link_index(&cfg.bridge)
+        .map_err(nl_err(format!("looking up {}", cfg.bridge)))?
+    {
+        nl.del_link(i)
+            .map_err(nl_err(format!("deleting {}", cfg.bridge)))?;
     }
     nft::delete_table(&cfg.nft_table())
 }
 
-fn attach_bridge(cfg: &NetworkConfig, data_dir: &Path, pod_dir: &Path, pod: &Pod, netns: &Path) -> Result<BridgeAttachment, NetworkError> {
+fn attach_bridge(
+    cfg: &NetworkConfig,
+    data_dir: &Path,
+    pod_dir: &Path,
+    pod: &Pod,
+    netns: &Path,
+) -> Result<BridgeAttachment, NetworkError> {
     let subnet = cfg.subnet();
     let ipam = cfg.ipam(data_dir);
     let mut nl = Netlink::open().map_err(nl_err("opening socket"))?;
@@ -382,7 +498,10 @@ fn attach_bridge(cfg: &NetworkConfig, data_dir: &Path, pod_dir: &Path, pod: &Pod
         host_ports: Vec::new(),
     };
     let res = (|| {
-        let ns = File::open(netns).map_err(|e| NetworkError::Io { path: netns.to_path_buf(), source: e })?;
+        let ns = File::open(netns).map_err(|e| NetworkError::Io {
+            path: netns.to_path_buf(),
+            source: e,
+        })?;
         let fd = ns.as_fd().as_raw_fd();
         match nl.add_veth(&att.veth, br, "eth0", fd) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -394,14 +513,31 @@ fn attach_bridge(cfg: &NetworkConfig, data_dir: &Path, pod_dir: &Path, pod: &Pod
             }
             r => r,
         }
-        .map_err(nl_err(format!("creating veth {} with eth0 in {}", att.veth, netns.display())))?;
-        let mut pnl = in_netns(netns, Netlink::open).map_err(nl_err(format!("opening socket in {}", netns.display())))?;
+        .map_err(nl_err(format!(
+            "creating veth {} with eth0 in {}",
+            att.veth,
+            netns.display()
+        )))?;
+        let mut pnl = in_netns(netns, Netlink::open)
+            .map_err(nl_err(format!("opening socket in {}", netns.display())))?;
         let eth0 = pnl
             .link_index("eth0")
             .map_err(nl_err("looking up eth0 in the pod"))?
-            .ok_or_else(|| nl_err("looking up eth0 in the pod")(std::io::Error::from_raw_os_error(libc::ENODEV)))?;
-        pnl.add_address(eth0, ip, subnet.prefix).map_err(nl_err(format!("adding {ip}/{} to the pod's eth0", subnet.prefix)))?;
-        pnl.add_default_route(subnet.gateway()).map_err(nl_err(format!("adding default route via {}", subnet.gateway())))?;
+            .ok_or_else(|| {
+                nl_err("looking up eth0 in the pod")(std::io::Error::from_raw_os_error(
+                    libc::ENODEV,
+                ))
+            })?;
+        pnl.add_address(eth0, ip, subnet.prefix)
+            .map_err(nl_err(format!(
+                "adding {ip}/{} to the pod's eth0",
+                subnet.prefix
+            )))?;
+        pnl.add_default_route(subnet.gateway())
+            .map_err(nl_err(format!(
+                "adding default route via {}",
+                subnet.gateway()
+            )))?;
         let ports = host_ports(pod, ip);
         nft::add_host_ports(&att.nft_table, &ports)?;
         att.host_ports = ports;
@@ -422,7 +558,11 @@ pub fn host_ip() -> Option<String> {
     let found = (|| {
         let mut nl = Netlink::open().ok()?;
         let link = nl.default_route_link().ok()??;
-        nl.addresses().ok()?.into_iter().find(|(i, _, _)| *i == link).map(|(_, a, _)| a.to_string())
+        nl.addresses()
+            .ok()?
+            .into_iter()
+            .find(|(i, _, _)| *i == link)
+            .map(|(_, a, _)| a.to_string())
     })();
     Some(found.unwrap_or_else(|| "127.0.0.1".to_string()))
 }
@@ -432,8 +572,10 @@ pub fn host_ip() -> Option<String> {
 pub fn in_netns<T>(ns: &Path, f: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
     let own = File::open("/proc/thread-self/ns/net")?;
     let target = File::open(ns)?;
-    nix::sched::setns(target.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+    nix::sched::setns(target.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(std::io::Error::from)?;
     let res = f();
-    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(std::io::Error::from)?;
     res
 }

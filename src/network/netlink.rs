@@ -1,11 +1,16 @@
 //! A small synchronous rtnetlink client: links, addresses and routes with one
 //! request/ack round trip each, on a socket of the namespace it was opened in.
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::io;
@@ -33,11 +38,19 @@ impl Netlink {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
-        Ok(Netlink { sock, seq: 0, buf: vec![0; 64 * 1024] })
+        Ok(Netlink {
+            sock,
+            seq: 0,
+            buf: vec![0; 64 * 1024],
+        })
     }
 
     /// Sends one request and collects the answers until the ack (or the end of a dump).
-    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
         self.seq = self.seq.wrapping_add(1);
         let mut hdr = NetlinkHeader::default();
         hdr.flags = NLM_F_REQUEST | flags;
@@ -53,10 +66,15 @@ impl Netlink {
             let mut off = 0;
             while off < n {
                 let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("netlink reply: {e}")))?;
+                    .map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("netlink reply: {e}"))
+                })?;
                 let len = reply.header.length as usize;
                 if len == 0 {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "netlink reply of length 0"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "netlink reply of length 0",
+                    ));
                 }
                 off += (len + 3) & !3;
                 if reply.header.sequence_number != self.seq {
@@ -97,11 +115,18 @@ impl Netlink {
 
     /// All links of the namespace.
     pub fn links(&mut self) -> io::Result<Vec<LinkInfoSummary>> {
-        let v = self.request(RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_DUMP)?;
+        let v = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+        )?;
         Ok(v.into_iter()
             .filter_map(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => {
-                    let mut s = LinkInfoSummary { index: l.header.index, name: String::new(), controller: None };
+                    let mut s = LinkInfoSummary {
+                        index: l.header.index,
+                        name: String::new(),
+                        controller: None,
+                    };
                     for a in l.attributes {
                         match a {
                             LinkAttribute::IfName(n) => s.name = n,
@@ -124,13 +149,22 @@ impl Netlink {
         m.header.change_mask = LinkFlags::Up;
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
         m.attributes.push(LinkAttribute::Address(mac.to_vec()));
-        m.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
+        m.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
         self.ack(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
     }
 
     /// Creates a veth pair in one request: `host` here, up and a port of bridge
     /// `controller`; its peer `peer` (up) directly in the namespace of `peer_ns_fd`.
-    pub fn add_veth(&mut self, host: &str, controller: u32, peer: &str, peer_ns_fd: RawFd) -> io::Result<()> {
+    pub fn add_veth(
+        &mut self,
+        host: &str,
+        controller: u32,
+        peer: &str,
+        peer_ns_fd: RawFd,
+    ) -> io::Result<()> {
         let mut p = LinkMessage::default();
         p.header.flags = LinkFlags::Up;
         p.header.change_mask = LinkFlags::Up;
@@ -171,12 +205,17 @@ impl Netlink {
         m.header.prefix_len = prefix;
         m.header.index = index;
         m.attributes.push(AddressAttribute::Local(IpAddr::V4(addr)));
-        m.attributes.push(AddressAttribute::Address(IpAddr::V4(addr)));
+        m.attributes
+            .push(AddressAttribute::Address(IpAddr::V4(addr)));
         if prefix < 31 {
             let bits = u32::from(addr) | (u32::MAX >> prefix);
-            m.attributes.push(AddressAttribute::Broadcast(Ipv4Addr::from(bits)));
+            m.attributes
+                .push(AddressAttribute::Broadcast(Ipv4Addr::from(bits)));
         }
-        self.ack(RouteNetlinkMessage::NewAddress(m), NLM_F_CREATE | NLM_F_EXCL)
+        self.ack(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
     }
 
     /// The IPv4 addresses of the namespace as (link index, address, prefix length).
@@ -187,7 +226,9 @@ impl Netlink {
         Ok(v.into_iter()
             .filter_map(|m| match m {
                 RouteNetlinkMessage::NewAddress(a) => a.attributes.iter().find_map(|at| match at {
-                    AddressAttribute::Local(IpAddr::V4(ip)) => Some((a.header.index, *ip, a.header.prefix_len)),
+                    AddressAttribute::Local(IpAddr::V4(ip)) => {
+                        Some((a.header.index, *ip, a.header.prefix_len))
+                    }
                     _ => None,
                 }),
                 _ => None,
@@ -203,7 +244,8 @@ impl Netlink {
         m.header.protocol = RouteProtocol::Boot;
         m.header.scope = RouteScope::Universe;
         m.header.kind = RouteType::Unicast;
-        m.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+        m.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
         self.ack(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
     }
 
@@ -214,7 +256,8 @@ impl Netlink {
         let v = self.request(RouteNetlinkMessage::GetRoute(q), NLM_F_DUMP)?;
         Ok(v.into_iter().find_map(|m| match m {
             RouteNetlinkMessage::NewRoute(r)
-                if r.header.destination_prefix_length == 0 && r.header.table == RouteHeader::RT_TABLE_MAIN =>
+                if r.header.destination_prefix_length == 0
+                    && r.header.table == RouteHeader::RT_TABLE_MAIN =>
             {
                 r.attributes.iter().find_map(|a| match a {
                     RouteAttribute::Oif(i) => Some(*i),

@@ -28,18 +28,26 @@ pub fn run(script: &str) -> Result<(), NetworkError> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| NetworkError::Nft { reason: format!("running nft (is nftables installed?): {e}") })?;
+        .map_err(|e| NetworkError::Nft {
+            reason: format!("running nft (is nftables installed?): {e}"),
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(script.as_bytes())
-            .map_err(|e| NetworkError::Nft { reason: format!("writing to nft: {e}") })?;
+            .map_err(|e| NetworkError::Nft {
+                reason: format!("writing to nft: {e}"),
+            })?;
     }
-    let out = child.wait_with_output().map_err(|e| NetworkError::Nft { reason: format!("waiting for nft: {e}") })?;
+    let out = child.wait_with_output().map_err(|e| NetworkError::Nft {
+        reason: format!("waiting for nft: {e}"),
+    })?;
     if out.status.success() {
         Ok(())
     } else {
         let msg = String::from_utf8_lossy(&out.stderr);
-        Err(NetworkError::Nft { reason: msg.lines().next().unwrap_or("failed").to_string() })
+        Err(NetworkError::Nft {
+            reason: msg.lines().next().unwrap_or("failed").to_string(),
+        })
     }
 }
 
@@ -70,11 +78,18 @@ pub fn add_host_ports(table: &str, ports: &[HostPort]) -> Result<(), NetworkErro
     if ports.is_empty() {
         return Ok(());
     }
-    let elems: Vec<String> = ports.iter().map(|p| format!("{} . {} : {} . {}", p.proto, p.host_port, p.ip, p.port)).collect();
-    run(&format!("create element ip {table} hostports {{ {} }}\n", elems.join(", "))).map_err(|e| match e {
-        NetworkError::Nft { reason } if reason.contains("File exists") => {
-            NetworkError::Nft { reason: "a hostPort of this pod is already allocated on the node".into() }
-        }
+    let elems: Vec<String> = ports
+        .iter()
+        .map(|p| format!("{} . {} : {} . {}", p.proto, p.host_port, p.ip, p.port))
+        .collect();
+    run(&format!(
+        "create element ip {table} hostports {{ {} }}\n",
+        elems.join(", ")
+    ))
+    .map_err(|e| match e {
+        NetworkError::Nft { reason } if reason.contains("File exists") => NetworkError::Nft {
+            reason: "a hostPort of this pod is already allocated on the node".into(),
+        },
         e => e,
     })
 }
@@ -85,14 +100,26 @@ pub fn del_host_ports(table: &str, ports: &[HostPort]) -> Result<(), NetworkErro
     for p in ports {
         // Delete by key only when the element still maps to this pod: a later pod may own it.
         let list = Command::new("nft")
-            .args(["get", "element", "ip", table, "hostports", &format!("{{ {} . {} }}", p.proto, p.host_port)])
+            .args([
+                "get",
+                "element",
+                "ip",
+                table,
+                "hostports",
+                &format!("{{ {} . {} }}", p.proto, p.host_port),
+            ])
             .output();
         let ours = match list {
-            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).contains(&format!("{} . {}", p.ip, p.port)),
+            Ok(o) if o.status.success() => {
+                String::from_utf8_lossy(&o.stdout).contains(&format!("{} . {}", p.ip, p.port))
+            }
             _ => false,
         };
         if ours {
-            if let Err(e) = run(&format!("delete element ip {table} hostports {{ {} . {} }}\n", p.proto, p.host_port)) {
+            if let Err(e) = run(&format!(
+                "delete element ip {table} hostports {{ {} . {} }}\n",
+                p.proto, p.host_port
+            )) {
                 first_err.get_or_insert(e);
             }
         }

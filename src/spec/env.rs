@@ -438,7 +438,7 @@ mod tests {
             _ => None,
         };
         assert_eq!(expand("$(A)", &vars), "a");
-        assert_eq!(expand("x$(A)y$(A)", &vars), "xay a".replace(' ', ""));
+        assert_eq!(expand("x$(A)y$(A)", &vars), "xaya");
         assert_eq!(expand("$(B)", &vars), "$(B)", "undefined stays as written");
         assert_eq!(expand("$$(A)", &vars), "$(A)", "$$ escapes");
         assert_eq!(expand("$$$(A)", &vars), "$a");

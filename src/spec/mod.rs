@@ -6,7 +6,9 @@
 //! pod ([`volumes::prepare_volumes`]); their per-container mounts come in the input.
 pub mod env;
 pub mod fsutil;
+pub mod podfiles;
 pub mod resources;
+pub mod sandbox;
 pub mod security;
 pub mod user;
 pub mod volumes;
@@ -15,6 +17,7 @@ pub use env::{EnvContext, NodeAllocatable};
 pub use resources::{
     container_cgroup_path, container_resources, pod_cgroup_path, pod_resources, CgroupResources,
 };
+pub use sandbox::{sandbox_spec, SandboxSpecInput};
 pub use volumes::{cleanup_volumes, prepare_volumes, PreparedVolumes, ResolvedMount, VolumeError};
 
 use k8s_openapi::api::core::v1::Container;
@@ -61,6 +64,8 @@ pub enum SpecError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("image StopSignal {name:?} is not a signal")]
+    StopSignal { name: String },
     #[error("building the OCI spec: {0}")]
     Oci(#[from] oci_spec::OciSpecError),
 }
@@ -106,7 +111,8 @@ pub struct ContainerSpecInput<'a> {
     pub node_memory_capacity: u64,
 }
 
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// containerd's PATH for images that set none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, SpecError> {
     Ok(MountBuilder::default()
@@ -128,6 +134,51 @@ fn bind(dest: &str, source: &Path, read_only: bool) -> Result<Mount, SpecError> 
             if read_only { "ro" } else { "rw" }.to_string(),
         ])
         .build()?)
+}
+
+/// The filesystems every container gets: /proc, /dev, /dev/pts, /dev/mqueue, /sys and
+/// its cgroups (read-only unless `sys` is "rw").
+fn standard_mounts(sys_ro: &str) -> Result<Vec<Mount>, SpecError> {
+    Ok(vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys_ro],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", sys_ro],
+        )?,
+    ])
 }
 
 /// The pod's hostname as the sandbox sets it: spec.hostname or the pod name, ≤ 63 chars.
@@ -152,6 +203,56 @@ fn image_list(v: &Option<Vec<String>>) -> Vec<String> {
     v.clone().unwrap_or_default()
 }
 
+/// The signal that asks the container to stop: the image's StopSignal ("SIGQUIT", "QUIT"
+/// or "3"), SIGTERM when it names none.
+pub fn stop_signal(
+    image_config: &ImageConfiguration,
+) -> Result<nix::sys::signal::Signal, SpecError> {
+    use nix::sys::signal::Signal;
+    let Some(name) = image_config
+        .config()
+        .as_ref()
+        .and_then(|c| c.stop_signal().clone())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(Signal::SIGTERM);
+    };
+    let upper = name.trim().to_ascii_uppercase();
+    let parsed = match upper.parse::<i32>() {
+        Ok(n) => Signal::try_from(n).ok(),
+        Err(_) => {
+            let full = if upper.starts_with("SIG") {
+                upper
+            } else {
+                format!("SIG{upper}")
+            };
+            full.parse::<Signal>().ok()
+        }
+    };
+    parsed.ok_or(SpecError::StopSignal { name })
+}
+
+/// `wanted` where this process may give it: lowering oom_score_adj below our own needs
+/// CAP_SYS_RESOURCE, which some hosts (containers, sandboxes) withhold even from root;
+/// there the value stops at our own rather than failing the container's start.
+pub fn attainable_oom_score_adj(wanted: i32) -> i32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(u64::MAX);
+    const CAP_SYS_RESOURCE: u32 = 24;
+    if cap_eff & (1u64 << CAP_SYS_RESOURCE) != 0 {
+        return wanted;
+    }
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .unwrap_or(0);
+    wanted.max(own)
+}
+
 /// Builds the OCI runtime spec of one pod container.
 pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError> {
     let ctx = &input.ctx;
@@ -165,8 +266,7 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
     // Environment: defaults, HOSTNAME, the image's, then the container's (later wins).
     let container_env = env::container_env(ctx, c)?;
     let mut full_env = env::EnvList::default();
-    let (k, v) = DEFAULT_PATH.split_once('=').unwrap_or(("PATH", ""));
-    full_env.set(k, v.to_string());
+    full_env.set("PATH", DEFAULT_PATH.into());
     full_env.set("HOSTNAME", pod_hostname(ctx));
     for kv in image_list(img.env()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
@@ -216,56 +316,17 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
         .cwd(cwd)
         .capabilities(capabilities)
         .no_new_privileges(csc.allow_privilege_escalation == Some(false))
-        .oom_score_adj(crate::manifest::oom_score_adj(
+        .oom_score_adj(attainable_oom_score_adj(crate::manifest::oom_score_adj(
             pod,
             c,
             input.node_memory_capacity,
-        ))
+        )))
         .build()?;
 
     // Mounts: the standard filesystems, the pod's files, then volumes (shallowest first);
     // a volume at the same destination replaces the default.
     let sys_ro = if privileged { "rw" } else { "ro" };
-    let mut mounts = vec![
-        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
-        mount(
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        )?,
-        mount(
-            "/dev/pts",
-            "devpts",
-            "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-                "gid=5",
-            ],
-        )?,
-        mount(
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        )?,
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", sys_ro],
-        )?,
-        mount(
-            "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
-            &["nosuid", "noexec", "nodev", "relatime", sys_ro],
-        )?,
-    ];
+    let mut mounts = standard_mounts(sys_ro)?;
     match &input.pod_files.shm {
         Some(p) => mounts.push(bind("/dev/shm", p, false)?),
         None => mounts.push(mount(
@@ -364,7 +425,7 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
         annotations.insert(k.to_string(), v.unwrap_or_default());
     }
 
-    Ok(SpecBuilder::default()
+    let mut spec = SpecBuilder::default()
         .version("1.0.2")
         .root(
             RootBuilder::default()
@@ -376,7 +437,19 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
         .mounts(mounts)
         .linux(lb.build()?)
         .annotations(annotations)
-        .build()?)
+        .build()?;
+    without_library_defaults(&mut spec);
+    Ok(spec)
+}
+
+/// oci-spec's builders start from its own defaults, which are not ours: a hostname
+/// ("youki") that a runtime would set in the pod's shared UTS namespace, and a 1024
+/// RLIMIT_NOFILE. The sandbox names the host; containers inherit the runtime's rlimits.
+fn without_library_defaults(spec: &mut Spec) {
+    spec.set_hostname(None);
+    if let Some(p) = spec.process_mut() {
+        p.set_rlimits(None);
+    }
 }
 
 #[cfg(test)]

@@ -112,13 +112,26 @@ pub const SAFE_SYSCTLS: &[&str] = &[
     "net.ipv4.tcp_wmem",
 ];
 
-/// Capabilities the kernel knows (from /proc/sys/kernel/cap_last_cap), all when unknown.
-fn kernel_capabilities() -> &'static [&'static str] {
+/// The capabilities this process may hand out: its own bounding set (containerd's
+/// WithAllCurrentCapabilities), or all the kernel knows when that cannot be read.
+fn current_capabilities() -> Vec<&'static str> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        });
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(ALL_CAPABILITIES.len() - 1);
-    &ALL_CAPABILITIES[..(last + 1).min(ALL_CAPABILITIES.len())]
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i <= last && bounding.is_none_or(|b| b & (1u64 << i) != 0))
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 /// `NET_ADMIN`, `net_admin` or `CAP_NET_ADMIN` → `CAP_NET_ADMIN`, if it is a capability.
@@ -138,12 +151,13 @@ pub fn normalize_capability(name: &str) -> Result<String, SpecError> {
     }
 }
 
-/// The container's capability set, as containerd computes it: privileged → all; else the
+/// The container's capability set, as containerd computes it: privileged → all this
+/// process holds; else the
 /// defaults, then `add: [ALL]`/`drop: [ALL]`, then individual adds, then individual drops.
 pub fn container_capabilities(c: &Container) -> Result<Vec<String>, SpecError> {
     let sc = c.security_context.as_ref();
     if sc.and_then(|s| s.privileged) == Some(true) {
-        return Ok(kernel_capabilities()
+        return Ok(current_capabilities()
             .iter()
             .map(|s| s.to_string())
             .collect());
@@ -154,7 +168,7 @@ pub fn container_capabilities(c: &Container) -> Result<Vec<String>, SpecError> {
     let drop = spec_caps.and_then(|c| c.drop.clone()).unwrap_or_default();
     let is_all = |s: &String| s.eq_ignore_ascii_case("ALL");
     if add.iter().any(is_all) {
-        caps.extend(kernel_capabilities().iter().map(|s| s.to_string()));
+        caps.extend(current_capabilities().iter().map(|s| s.to_string()));
     }
     if drop.iter().any(is_all) {
         caps.clear();
@@ -375,7 +389,7 @@ mod tests {
     fn privileged_gets_every_kernel_capability() {
         let caps = container_capabilities(&container("{privileged: true}")).unwrap();
         assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
-        assert_eq!(caps.len(), kernel_capabilities().len());
+        assert_eq!(caps.len(), current_capabilities().len());
         assert_eq!(
             to_oci_capabilities(&caps).len(),
             caps.len(),

@@ -505,3 +505,66 @@ fn the_spec_serialises_as_config_json() {
     assert_eq!(json["annotations"]["io.kubernetes.pod.name"], "pod-env");
     assert!(json["linux"]["maskedPaths"].as_array().unwrap().len() >= 10);
 }
+
+#[test]
+fn stop_signal_comes_from_the_image() {
+    use nix::sys::signal::Signal;
+    let img = |s: serde_json::Value| image(serde_json::json!({"Cmd": ["x"], "StopSignal": s}));
+    assert_eq!(
+        stop_signal(&img(serde_json::json!("SIGQUIT"))).unwrap(),
+        Signal::SIGQUIT
+    );
+    assert_eq!(
+        stop_signal(&img(serde_json::json!("quit"))).unwrap(),
+        Signal::SIGQUIT
+    );
+    assert_eq!(
+        stop_signal(&img(serde_json::json!("9"))).unwrap(),
+        Signal::SIGKILL
+    );
+    assert_eq!(
+        stop_signal(&image(serde_json::json!({"Cmd": ["x"]}))).unwrap(),
+        Signal::SIGTERM
+    );
+    assert!(stop_signal(&img(serde_json::json!("SIGNOPE"))).is_err());
+}
+
+#[test]
+fn oom_score_adj_is_kubelets_where_this_process_may_set_it() {
+    assert_eq!(
+        attainable_oom_score_adj(500),
+        500,
+        "raising is always allowed"
+    );
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap();
+    let has_sys_resource = u64::from_str_radix(eff.trim(), 16).unwrap() & (1 << 24) != 0;
+    let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let expected = if has_sys_resource {
+        -997
+    } else {
+        own.max(-997)
+    };
+    assert_eq!(attainable_oom_score_adj(-997), expected);
+}
+
+#[test]
+fn containers_never_rename_the_pod_and_inherit_rlimits() {
+    let f = Fixture::new(&crate::manifest::tests::seed("pod-env.yaml"));
+    let s = f.spec(0);
+    assert_eq!(
+        s.hostname(),
+        &None,
+        "a hostname would be set in the shared UTS namespace"
+    );
+    assert_eq!(s.process().as_ref().unwrap().rlimits(), &None);
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(!json.contains("youki"), "no library defaults leak: {json}");
+}

@@ -124,12 +124,14 @@ pub fn resolve_user(
     if run_as_non_root == Some(true) {
         let desc = pod_desc(pod);
         match run_as_user {
-            Some(0) => return Err(SpecError::RunAsNonRoot {
-                message: format!(
+            Some(0) => {
+                return Err(SpecError::RunAsNonRoot {
+                    message: format!(
                     "container's runAsUser breaks non-root policy (pod: {desc:?}, container: {})",
                     container.name
                 ),
-            }),
+                })
+            }
             Some(_) => {}
             None => {
                 if img_u.is_empty() || img_u.parse::<u32>() == Ok(0) {

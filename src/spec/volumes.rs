@@ -70,9 +70,68 @@ fn setup(volume: &str, reason: impl Into<String>) -> VolumeError {
     }
 }
 
-/// Materialises every volume of the pod under `pod_dir/volumes`. On failure everything
-/// made so far is undone (hostPath directories created for DirectoryOrCreate stay, as
-/// with kubelet).
+/// What one prepare_volumes call made, so that a failure undoes exactly that.
+#[derive(Default)]
+struct Undo {
+    mounts: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Undo {
+    /// Creates `dir` (and parents), remembering the topmost directory it had to make.
+    fn create_dir(&mut self, dir: &Path) -> Result<(), VolumeError> {
+        let mut first_missing = None;
+        let mut p = Some(dir);
+        while let Some(d) = p {
+            if d.exists() {
+                break;
+            }
+            first_missing = Some(d.to_path_buf());
+            p = d.parent();
+        }
+        std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        if let Some(d) = first_missing {
+            self.dirs.push(d);
+        }
+        Ok(())
+    }
+
+    /// Mounts a tmpfs on `dir` unless one is already there (a second prepare of the same
+    /// pod keeps the data of the first).
+    fn mount_tmpfs(&mut self, dir: &Path, opts: &str) -> Result<(), VolumeError> {
+        let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        if mounts_below(&canonical).contains(&canonical) {
+            return Ok(());
+        }
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            Some(opts),
+        )
+        .map_err(|e| io_err("mount tmpfs on", dir)(e.into()))?;
+        self.mounts.push(dir.to_path_buf());
+        Ok(())
+    }
+
+    fn undo(self) {
+        for m in self.mounts.iter().rev() {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        for d in self.dirs.iter().rev() {
+            // Only directories this call created, and only once nothing is mounted below.
+            if mounts_below(d).is_empty() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+}
+
+/// Materialises every volume of the pod under `pod_dir/volumes`. On failure what this
+/// call made is undone (hostPath directories created for DirectoryOrCreate stay, as
+/// with kubelet). Calling it again for the same pod (a restarted supervisor) keeps
+/// existing emptyDir contents.
 pub fn prepare_volumes(
     ctx: &EnvContext<'_>,
     pod_dir: &Path,
@@ -87,13 +146,14 @@ pub fn prepare_volumes(
         .as_ref()
         .and_then(|s| s.volumes.clone())
         .unwrap_or_default();
+    let mut undo = Undo::default();
     for v in &vols {
-        match prepare_one(ctx, pod_dir, v) {
+        match prepare_one(ctx, pod_dir, v, &mut undo) {
             Ok(p) => {
                 out.volumes.insert(v.name.clone(), p);
             }
             Err(e) => {
-                let _ = cleanup_volumes(pod_dir);
+                undo.undo();
                 return Err(e);
             }
         }
@@ -118,6 +178,7 @@ fn prepare_one(
     ctx: &EnvContext<'_>,
     pod_dir: &Path,
     v: &Volume,
+    undo: &mut Undo,
 ) -> Result<PreparedVolume, VolumeError> {
     let name = v.name.as_str();
     if let Some(h) = &v.host_path {
@@ -131,26 +192,20 @@ fn prepare_one(
     }
     if let Some(ed) = &v.empty_dir {
         let dir = volume_dir(pod_dir, "kubernetes.io~empty-dir", name);
-        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        undo.create_dir(&dir)?;
         // World-writable as kubelet makes it, so any container user can write.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
             .map_err(io_err("chmod", &dir))?;
         if ed.medium.as_deref() == Some("Memory") {
             let mut opts = "mode=0777".to_string();
-            if let Some(sl) = &ed.size_limit {
-                let bytes = ParsedQuantity::parse(&sl.0)
-                    .and_then(|q| q.value())
-                    .map_err(|e| setup(name, format!("sizeLimit {:?}: {e}", sl.0)))?;
+            if let Some(bytes) =
+                memory_volume_size(ctx, ed.size_limit.as_ref().map(|q| q.0.as_str()))
+                    .map_err(|e| setup(name, e))?
+            {
                 opts.push_str(&format!(",size={bytes}"));
             }
-            nix::mount::mount(
-                Some("tmpfs"),
-                &dir,
-                Some("tmpfs"),
-                nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-                Some(opts.as_str()),
-            )
-            .map_err(|e| io_err("mount tmpfs on", &dir)(e.into()))?;
+            undo.mount_tmpfs(&dir, &opts)?;
+            // The tmpfs root takes its mode from the options; keep it world-writable.
         }
         if let Some(g) = fs_group(ctx) {
             set_ownership(&dir, g, false)?;
@@ -238,6 +293,17 @@ fn prepare_one(
         return Err(setup(name, "volume type is not supported by podrun"));
     }
     let dir = volume_dir(pod_dir, plugin, name);
+    if plugin == "kubernetes.io~secret" || plugin == "kubernetes.io~projected" {
+        // As kubelet: secret material lives in memory, never on disk.
+        undo.create_dir(&dir)?;
+        let mut opts = "mode=0755".to_string();
+        if let Some(bytes) = memory_volume_size(ctx, None).map_err(|e| setup(name, e))? {
+            opts.push_str(&format!(",size={bytes}"));
+        }
+        undo.mount_tmpfs(&dir, &opts)?;
+    } else {
+        undo.create_dir(&dir)?;
+    }
     write_files(&dir, &files)?;
     if let Some(g) = fs_group(ctx) {
         set_ownership(&dir, g, true)?;
@@ -247,6 +313,31 @@ fn prepare_one(
         host_path: dir,
         read_only: true,
     })
+}
+
+/// kubelet's size for a memory emptyDir: the node's allocatable memory, or the pod's
+/// memory limit if smaller, or the volume's sizeLimit if smaller still.
+fn memory_volume_size(
+    ctx: &EnvContext<'_>,
+    size_limit: Option<&str>,
+) -> Result<Option<i64>, String> {
+    let mut size =
+        (ctx.node_allocatable.memory_bytes > 0).then_some(ctx.node_allocatable.memory_bytes);
+    if let Some(pod_limit) = super::resources::pod_resources(ctx.pod).memory_limit {
+        if pod_limit > 0 && size.is_none_or(|s| pod_limit <= s) {
+            size = Some(pod_limit);
+        }
+    }
+    if let Some(sl) = size_limit {
+        let bytes = ParsedQuantity::parse(sl)
+            .and_then(|q| q.value())
+            .map_err(|e| format!("sizeLimit {sl:?}: {e}"))?;
+        let bytes = i64::try_from(bytes).map_err(|_| format!("sizeLimit {sl:?} is too large"))?;
+        if bytes > 0 && size.is_none_or(|s| bytes <= s) {
+            size = Some(bytes);
+        }
+    }
+    Ok(size)
 }
 
 /// kubelet's hostPath type checks (and containerd's mkdir for an untyped missing path).
@@ -603,6 +694,8 @@ fn unescape_mountinfo(s: &str) -> String {
 pub fn cleanup_volumes(pod_dir: &Path) -> Result<(), VolumeError> {
     for sub in ["volume-subpaths", "volumes"] {
         let dir = pod_dir.join(sub);
+        // mountinfo shows canonical paths: resolve links in pod_dir the same way.
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
         for m in mounts_below(&dir) {
             nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH)
                 .map_err(|e| io_err("unmount", &m)(e.into()))?;
@@ -721,6 +814,44 @@ mod tests {
             let bytes = st.blocks() * st.block_size() as u64;
             assert_eq!(bytes, 8 << 20);
         });
+    }
+
+    #[test]
+    fn memory_volume_size_is_the_smallest_of_node_pod_and_limit() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: c, image: i, resources: {limits: {cpu: '1', memory: 64Mi}}}\n";
+        let m = load(text, &LoadOptions::default()).unwrap();
+        let mut c = ctx(&m);
+        c.node_allocatable.memory_bytes = 1 << 30;
+        assert_eq!(
+            memory_volume_size(&c, None).unwrap(),
+            Some(64 << 20),
+            "pod limit"
+        );
+        assert_eq!(
+            memory_volume_size(&c, Some("8Mi")).unwrap(),
+            Some(8 << 20),
+            "sizeLimit"
+        );
+        assert_eq!(
+            memory_volume_size(&c, Some("2Gi")).unwrap(),
+            Some(64 << 20),
+            "never above the pod"
+        );
+        let m = load(
+            &pod_text(
+                "  - {name: x, emptyDir: {}}\n",
+                "    - {name: x, mountPath: /x}\n",
+            ),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let mut c = ctx(&m);
+        c.node_allocatable.memory_bytes = 1 << 30;
+        assert_eq!(
+            memory_volume_size(&c, None).unwrap(),
+            Some(1 << 30),
+            "node allocatable"
+        );
     }
 
     #[test]
@@ -888,6 +1019,38 @@ mod tests {
             // A second start of the container rebinds rather than stacking mounts.
             let again = v.mounts_for(c).unwrap();
             assert_eq!(again, mounts);
+        });
+    }
+
+    #[test]
+    fn preparing_again_keeps_the_data() {
+        let text = pod_text(
+            "  - {name: mem, emptyDir: {medium: Memory}}\n  - {name: disk, emptyDir: {}}\n",
+            "    - {name: mem, mountPath: /m}\n",
+        );
+        with_volumes(&text, |m, v, pod_dir| {
+            let mem = v.get("mem").unwrap().host_path.clone();
+            std::fs::write(mem.join("state"), "kept").unwrap();
+            let again = prepare_volumes(&ctx(m), pod_dir).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(again.get("mem").unwrap().host_path.join("state")).unwrap(),
+                "kept"
+            );
+            let stacked = mounts_below(&std::fs::canonicalize(&mem).unwrap())
+                .iter()
+                .filter(|p| **p == std::fs::canonicalize(&mem).unwrap())
+                .count();
+            assert_eq!(stacked, 1, "no second tmpfs over the first");
+            // A failing re-prepare leaves the first one's volumes alone.
+            let bad = pod_text(
+                "  - {name: mem, emptyDir: {medium: Memory}}\n  - {name: disk, emptyDir: {}}\n  - {name: bad, hostPath: {path: /dev/null, type: Directory}}\n",
+                "    - {name: mem, mountPath: /m}\n",
+            );
+            let bm = load(&bad, &LoadOptions::default()).unwrap();
+            let mut bc = ctx(&bm);
+            bc.pod = &bm.pods[0];
+            assert!(prepare_volumes(&bc, pod_dir).is_err());
+            assert_eq!(std::fs::read_to_string(mem.join("state")).unwrap(), "kept");
         });
     }
 

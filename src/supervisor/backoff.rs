@@ -59,7 +59,9 @@ mod tests {
         let mut b = RestartBackoff::default();
         let t0 = Instant::now();
         assert_eq!(b.remaining(t0, t0), Duration::ZERO);
-        let delays: Vec<u64> = (0..8).map(|i| b.advance(t0 + Duration::from_secs(i)).as_secs()).collect();
+        let delays: Vec<u64> = (0..8)
+            .map(|i| b.advance(t0 + Duration::from_secs(i)).as_secs())
+            .collect();
         assert_eq!(delays, vec![10, 20, 40, 80, 160, 300, 300, 300]);
     }
 
@@ -69,8 +71,14 @@ mod tests {
         let t0 = Instant::now();
         b.advance(t0);
         let finished = t0 + Duration::from_secs(1);
-        assert_eq!(b.remaining(finished, finished + Duration::from_secs(4)), Duration::from_secs(6));
-        assert_eq!(b.remaining(finished, finished + Duration::from_secs(11)), Duration::ZERO);
+        assert_eq!(
+            b.remaining(finished, finished + Duration::from_secs(4)),
+            Duration::from_secs(6)
+        );
+        assert_eq!(
+            b.remaining(finished, finished + Duration::from_secs(11)),
+            Duration::ZERO
+        );
     }
 
     #[test]

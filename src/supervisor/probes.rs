@@ -3,7 +3,9 @@
 //! httpGet and tcpSocket against the pod (from inside its network namespace, so they work
 //! with or without a pod IP), sleep for hooks. Each run is bounded by its timeout.
 use super::worker::Worker;
-use k8s_openapi::api::core::v1::{Container, ExecAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction};
+use k8s_openapi::api::core::v1::{
+    Container, ExecAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -32,8 +34,13 @@ impl ProbeKind {
 /// What one probe run concluded, once thresholds are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeOutcome {
-    Succeeded { threshold_reached: bool },
-    Failed { message: String, threshold_reached: bool },
+    Succeeded {
+        threshold_reached: bool,
+    },
+    Failed {
+        message: String,
+        threshold_reached: bool,
+    },
     Pending,
 }
 
@@ -66,10 +73,19 @@ impl ProbeRunner {
             (ProbeKind::Readiness, &c.readiness_probe),
         ] {
             if let Some(p) = p {
-                probes.push(ProbeState { kind, probe: p.clone(), next: None, successes: 0, failures: 0 });
+                probes.push(ProbeState {
+                    kind,
+                    probe: p.clone(),
+                    next: None,
+                    successes: 0,
+                    failures: 0,
+                });
             }
         }
-        ProbeRunner { probes, started_at: None }
+        ProbeRunner {
+            probes,
+            started_at: None,
+        }
     }
 
     pub fn has(&self, kind: ProbeKind) -> bool {
@@ -129,7 +145,9 @@ pub fn due(w: &mut Worker, c: usize, now: Instant) -> Vec<(ProbeKind, ProbeOutco
             Ok(()) => {
                 p.failures = 0;
                 p.successes += 1;
-                ProbeOutcome::Succeeded { threshold_reached: p.successes >= success_threshold }
+                ProbeOutcome::Succeeded {
+                    threshold_reached: p.successes >= success_threshold,
+                }
             }
             Err(message) => {
                 p.successes = 0;
@@ -139,7 +157,10 @@ pub fn due(w: &mut Worker, c: usize, now: Instant) -> Vec<(ProbeKind, ProbeOutco
                     p.failures = 0;
                     p.next = None; // the container is being restarted
                 }
-                ProbeOutcome::Failed { message, threshold_reached: reached }
+                ProbeOutcome::Failed {
+                    message,
+                    threshold_reached: reached,
+                }
             }
         };
         out.push((st.kind, outcome));
@@ -186,22 +207,38 @@ fn resolve_port(c: &Container, port: &IntOrString) -> Result<u16, String> {
 /// Connects to host:port inside the pod's network namespace (the pod's IP when it has one,
 /// else its loopback), within `timeout`. Returns the stream and the address kubelet would
 /// print.
-fn connect(w: &Worker, host: Option<&str>, port: u16, timeout: Duration) -> Result<(TcpStream, String), String> {
-    let shown_host = host.map(String::from).or_else(|| w.pod_ip().map(String::from)).unwrap_or_else(|| "127.0.0.1".into());
+fn connect(
+    w: &Worker,
+    host: Option<&str>,
+    port: u16,
+    timeout: Duration,
+) -> Result<(TcpStream, String), String> {
+    let shown_host = host
+        .map(String::from)
+        .or_else(|| w.pod_ip().map(String::from))
+        .unwrap_or_else(|| "127.0.0.1".into());
     let shown = format!("{shown_host}:{port}");
     let target_ip: std::net::IpAddr = match host {
-        Some(h) => h.parse().map_err(|_| format!("dial tcp: lookup {h}: no such host"))?,
-        None => w.pod_ip().and_then(|ip| ip.parse().ok()).unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+        Some(h) => h
+            .parse()
+            .map_err(|_| format!("dial tcp: lookup {h}: no such host"))?,
+        None => w
+            .pod_ip()
+            .and_then(|ip| ip.parse().ok())
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
     };
     let addr = SocketAddr::new(target_ip, port);
     let sock = match w.sandbox_netns() {
-        Some(ns) => crate::network::in_netns(&ns, || new_socket(&addr)).map_err(|e| format!("dial tcp {shown}: {e}"))?,
+        Some(ns) => crate::network::in_netns(&ns, || new_socket(&addr))
+            .map_err(|e| format!("dial tcp {shown}: {e}"))?,
         None => new_socket(&addr).map_err(|e| format!("dial tcp {shown}: {e}"))?,
     };
     let stream = connect_timeout(sock, &addr, timeout).map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "i/o timeout".to_string(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                "i/o timeout".to_string()
+            }
             _ => format!("connect: {e}"),
         };
         format!("dial tcp {shown}: {why}")
@@ -210,9 +247,19 @@ fn connect(w: &Worker, host: Option<&str>, port: u16, timeout: Duration) -> Resu
 }
 
 fn new_socket(addr: &SocketAddr) -> std::io::Result<OwnedFd> {
-    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: socket(2) with constant arguments; the fd is owned below.
-    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -220,16 +267,30 @@ fn new_socket(addr: &SocketAddr) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn connect_timeout(sock: OwnedFd, addr: &SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+fn connect_timeout(
+    sock: OwnedFd,
+    addr: &SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
     let (raw, len) = sockaddr(addr);
     // SAFETY: raw is a valid sockaddr of `len` bytes.
-    let r = unsafe { libc::connect(sock.as_raw_fd(), (&raw as *const libc::sockaddr_storage).cast(), len) };
+    let r = unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            (&raw as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
     if r < 0 {
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::EINPROGRESS) {
             return Err(err);
         }
-        let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: sock.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
         if n == 0 {
@@ -238,7 +299,15 @@ fn connect_timeout(sock: OwnedFd, addr: &SocketAddr, timeout: Duration) -> std::
         let mut soerr: libc::c_int = 0;
         let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: valid out-pointers for SO_ERROR.
-        unsafe { libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR, (&mut soerr as *mut libc::c_int).cast(), &mut l) };
+        unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut soerr as *mut libc::c_int).cast(),
+                &mut l,
+            )
+        };
         if soerr != 0 {
             return Err(std::io::Error::from_raw_os_error(soerr));
         }
@@ -258,24 +327,34 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_in fits in sockaddr_storage.
             unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-            (storage, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+            (
+                storage,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
         }
         SocketAddr::V6(a) => {
             let sin6 = libc::sockaddr_in6 {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: 0,
             };
             // SAFETY: sockaddr_in6 fits in sockaddr_storage.
             unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            (storage, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+            (
+                storage,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
         }
     }
 }
@@ -290,21 +369,33 @@ fn run_http(w: &Worker, c: usize, h: &HTTPGetAction, timeout: Duration) -> Resul
     let port = resolve_port(&w.ctrs[c].spec, &h.port)?;
     let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
     let path = h.path.clone().unwrap_or_else(|| "/".into());
-    let path = if path.starts_with('/') { path } else { format!("/{path}") };
+    let path = if path.starts_with('/') {
+        path
+    } else {
+        format!("/{path}")
+    };
     let (mut stream, shown) = connect(w, h.host.as_deref(), port, timeout).map_err(|e| {
-        let host = h.host.clone().or_else(|| w.pod_ip().map(String::from)).unwrap_or_else(|| "127.0.0.1".into());
+        let host = h
+            .host
+            .clone()
+            .or_else(|| w.pod_ip().map(String::from))
+            .unwrap_or_else(|| "127.0.0.1".into());
         format!("Get \"{scheme}://{host}:{port}{path}\": {e}")
     })?;
     let url = format!("{scheme}://{shown}{path}");
     if scheme == "https" {
-        return Err(format!("Get \"{url}\": HTTPS probes are not supported by podrun yet"));
+        return Err(format!(
+            "Get \"{url}\": HTTPS probes are not supported by podrun yet"
+        ));
     }
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {shown}\r\nUser-Agent: kube-probe/1.34\r\nAccept: */*\r\nConnection: close\r\n");
     for hdr in h.http_headers.iter().flatten() {
         req.push_str(&format!("{}: {}\r\n", hdr.name, hdr.value));
     }
     req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).map_err(|e| format!("Get \"{url}\": {e}"))?;
+    stream
+        .write_all(req.as_bytes())
+        .map_err(|e| format!("Get \"{url}\": {e}"))?;
     let mut buf = [0u8; 1024];
     let mut got = Vec::new();
     loop {
@@ -339,11 +430,20 @@ fn run_http(w: &Worker, c: usize, h: &HTTPGetAction, timeout: Duration) -> Resul
 
 /// Runs a command inside the container with the container's own process settings;
 /// Ok(output) on exit 0, Err(output or timeout message) otherwise.
-pub fn run_exec(w: &mut Worker, c: usize, e: &ExecAction, deadline: Option<Instant>) -> Result<String, String> {
+pub fn run_exec(
+    w: &mut Worker,
+    c: usize,
+    e: &ExecAction,
+    deadline: Option<Instant>,
+) -> Result<String, String> {
     let cmd = e.command.clone().unwrap_or_default();
-    let Some(id) = w.ctrs[c].id.clone() else { return Err("container is not running".into()) };
+    let Some(id) = w.ctrs[c].id.clone() else {
+        return Err("container is not running".into());
+    };
     let spec = w.runtime().spec_of(&id).map_err(|e| e.to_string())?;
-    let Some(mut process) = spec.process().clone() else { return Err("container has no process".into()) };
+    let Some(mut process) = spec.process().clone() else {
+        return Err("container has no process".into());
+    };
     process.set_args(Some(cmd.clone()));
     process.set_terminal(Some(false));
     let (r, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
@@ -356,7 +456,10 @@ pub fn run_exec(w: &mut Worker, c: usize, e: &ExecAction, deadline: Option<Insta
     drop(wr);
     drop(devnull);
     let pid = outcome?.pid;
-    let _ = nix::fcntl::fcntl(&r, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    let _ = nix::fcntl::fcntl(
+        &r,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     let mut output = Vec::new();
     let mut file = std::fs::File::from(r);
     let status = loop {
@@ -381,7 +484,11 @@ pub fn run_exec(w: &mut Worker, c: usize, e: &ExecAction, deadline: Option<Insta
             let secs = deadline.map(|_| "").unwrap_or("");
             return Err(format!("command \"{}\" timed out{secs}", cmd.join(" ")));
         }
-        let mut pfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd; short sleep between exit checks.
         unsafe { libc::poll(&mut pfd, 1, 10) };
     };
@@ -395,7 +502,11 @@ pub fn run_exec(w: &mut Worker, c: usize, e: &ExecAction, deadline: Option<Insta
     let text = String::from_utf8_lossy(&output).into_owned();
     match status {
         Some(0) => Ok(text),
-        Some(code) => Err(if text.is_empty() { format!("command {:?} exited with {code}", cmd.join(" ")) } else { text }),
+        Some(code) => Err(if text.is_empty() {
+            format!("command {:?} exited with {code}", cmd.join(" "))
+        } else {
+            text
+        }),
         None => Err("exec process lost".into()),
     }
 }
@@ -406,10 +517,20 @@ pub fn run_hook(w: &mut Worker, c: usize, h: &LifecycleHandler) -> Result<(), St
 }
 
 /// Runs a lifecycle hook, giving up at `deadline` (preStop within the grace period).
-pub fn run_hook_until(w: &mut Worker, c: usize, h: &LifecycleHandler, deadline: Instant) -> Result<(), String> {
+pub fn run_hook_until(
+    w: &mut Worker,
+    c: usize,
+    h: &LifecycleHandler,
+    deadline: Instant,
+) -> Result<(), String> {
     let name = w.ctrs[c].spec.name.clone();
     let pod = w.pod.metadata.name.clone().unwrap_or_default();
-    let ns = w.pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = w
+        .pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let uid = w.pod.metadata.uid.clone().unwrap_or_default();
     let pod_desc = format!("{pod}_{ns}({uid})");
     if let Some(e) = &h.exec {
@@ -423,12 +544,15 @@ pub fn run_hook_until(w: &mut Worker, c: usize, h: &LifecycleHandler, deadline: 
         });
     }
     if let Some(hg) = &h.http_get {
-        let timeout = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(30));
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_secs(30));
         return run_http(w, c, hg, timeout)
             .map_err(|e| format!("HTTP lifecycle hook ({}) for Container \"{name}\" in Pod \"{pod_desc}\" failed - error: {e}", hg.path.clone().unwrap_or_default()));
     }
     if let Some(s) = &h.sleep {
-        let d = Duration::from_secs(s.seconds.max(0) as u64).min(deadline.saturating_duration_since(Instant::now()));
+        let d = Duration::from_secs(s.seconds.max(0) as u64)
+            .min(deadline.saturating_duration_since(Instant::now()));
         std::thread::sleep(d);
         return Ok(());
     }

@@ -60,16 +60,20 @@ pub fn loopback_up(ns: &Path) -> std::io::Result<()> {
 }
 
 fn write_file(path: &Path, content: &str) -> Result<(), String> {
-    crate::util::write_atomic(path, content.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+    crate::util::write_atomic(path, content.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// kubelet's /etc/hosts for a pod.
 pub fn hosts_file(pod: &Pod, hostname: &str, pod_ip: Option<&str>) -> String {
     let mut s = String::from("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n");
     let spec = pod.spec.as_ref();
-    let fqdn = spec
-        .and_then(|s| s.subdomain.as_ref())
-        .map(|sub| format!("{hostname}.{sub}.{}.svc.cluster.local", pod.metadata.namespace.as_deref().unwrap_or("default")));
+    let fqdn = spec.and_then(|s| s.subdomain.as_ref()).map(|sub| {
+        format!(
+            "{hostname}.{sub}.{}.svc.cluster.local",
+            pod.metadata.namespace.as_deref().unwrap_or("default")
+        )
+    });
     if let Some(ip) = pod_ip {
         match &fqdn {
             Some(f) => s.push_str(&format!("{ip}\t{f}\t{hostname}\n")),
@@ -91,7 +95,9 @@ pub fn hosts_file(pod: &Pod, hostname: &str, pod_ip: Option<&str>) -> String {
 /// node's resolver, as kubelet does when no clusterDNS is configured.
 pub fn resolv_conf(pod: &Pod) -> String {
     let spec = pod.spec.as_ref();
-    let policy = spec.and_then(|s| s.dns_policy.as_deref()).unwrap_or("ClusterFirst");
+    let policy = spec
+        .and_then(|s| s.dns_policy.as_deref())
+        .unwrap_or("ClusterFirst");
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut nameservers: Vec<String> = Vec::new();
     let mut searches: Vec<String> = Vec::new();
@@ -144,12 +150,23 @@ impl Sandbox {
         let host_ipc = spec.host_ipc.unwrap_or(false);
         let host_pid = spec.host_pid.unwrap_or(false);
         let share_pid = spec.share_process_namespace.unwrap_or(false) && !host_pid;
-        let uid: String = pod.metadata.uid.clone().unwrap_or_default().chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        let uid: String = pod
+            .metadata
+            .uid
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect();
         let id = format!("{uid}-pause");
         let pause_root = args.root.join("pause").join("rootfs");
-        super::pause::install(&pause_root).map_err(|e| format!("installing pause in {}: {e}", pause_root.display()))?;
+        super::pause::install(&pause_root)
+            .map_err(|e| format!("installing pause in {}: {e}", pause_root.display()))?;
         let hostname = if host_network {
-            nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+            nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default()
         } else {
             crate::spec::pod_hostname(&crate::spec::EnvContext {
                 pod,
@@ -182,7 +199,7 @@ impl Sandbox {
                 "env": [],
                 "cwd": "/",
                 "noNewPrivileges": true,
-                "oomScoreAdj": -998
+                "oomScoreAdj": settable_oom_score_adj(-998)
             },
             "root": {"path": pause_root, "readonly": true},
             "mounts": [],
@@ -209,7 +226,12 @@ impl Sandbox {
         }
         let devnull = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
         let fd = devnull.as_fd().as_raw_fd();
-        let opts = CreateOptions { stdin: Some(fd), stdout: Some(fd), stderr: Some(fd), ..Default::default() };
+        let opts = CreateOptions {
+            stdin: Some(fd),
+            stdout: Some(fd),
+            stderr: Some(fd),
+            ..Default::default()
+        };
         let state = runtime.create(&id, &bundle, &opts).map_err(|e| {
             let _ = runtime.delete(&id, true);
             e.to_string()
@@ -243,7 +265,12 @@ impl Sandbox {
         }
     }
 
-    fn finish_setup(&mut self, args: &SuperviseArgs, pod: &Pod, hostname: &str) -> Result<(), String> {
+    fn finish_setup(
+        &mut self,
+        args: &SuperviseArgs,
+        pod: &Pod,
+        hostname: &str,
+    ) -> Result<(), String> {
         if !self.host_network {
             let ns = self.ns_path("net");
             loopback_up(&ns).map_err(|e| format!("bringing up lo in {}: {e}", ns.display()))?;
@@ -278,13 +305,20 @@ impl Sandbox {
                 Some("shm"),
                 &shm,
                 Some("tmpfs"),
-                nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC,
+                nix::mount::MsFlags::MS_NOSUID
+                    | nix::mount::MsFlags::MS_NODEV
+                    | nix::mount::MsFlags::MS_NOEXEC,
                 Some("mode=1777,size=65536k"),
             )
             .map_err(|e| format!("mounting shm on {}: {e}", shm.display()))?;
             self.shm = Some(shm.clone());
         }
-        self.files = PodFiles { hosts: Some(hosts), hostname: Some(hostname_file), resolv_conf: Some(resolv), shm: self.shm.clone() };
+        self.files = PodFiles {
+            hosts: Some(hosts),
+            hostname: Some(hostname_file),
+            resolv_conf: Some(resolv),
+            shm: self.shm.clone(),
+        };
         Ok(())
     }
 
@@ -332,11 +366,37 @@ fn remove_empty_cgroup_parents(pod_cgroup: &str) {
         if s == "/" || s.is_empty() {
             break;
         }
+        // A plain rmdir per hierarchy: it fails at once while other pods' cgroups remain.
         if let Ok(cg) = crate::runtime::cgroups::open(&s) {
-            if cg.pids().map(|p| p.is_empty()).unwrap_or(false) && cg.remove().is_err() {
+            let removed = cg
+                .paths()
+                .iter()
+                .filter(|d| std::fs::remove_dir(d).is_ok())
+                .count();
+            if removed == 0 && cg.exists() {
                 break;
             }
         }
         parent = p.parent().map(Path::to_path_buf);
+    }
+}
+
+/// kubelet's oom_score_adj, or the nearest value this host lets us set: lowering it
+/// needs CAP_SYS_RESOURCE, which some hosts (containers, CI sandboxes) withhold.
+pub fn settable_oom_score_adj(wanted: i32) -> i32 {
+    let current: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let has_sys_resource = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false);
+    if has_sys_resource {
+        wanted
+    } else {
+        wanted.max(current)
     }
 }

@@ -18,15 +18,24 @@ pub const DELETION_FILE: &str = "deletion.json";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.to_path_buf(), source }
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The ConfigMaps and Secrets that came in the same manifest as a pod.
@@ -84,17 +93,25 @@ pub fn read_pid(path: &Path) -> Option<i32> {
 
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let data = std::fs::read(path).map_err(io_err(path))?;
-    serde_json::from_slice(&data).map_err(|source| StoreError::Json { path: path.to_path_buf(), source })
+    serde_json::from_slice(&data).map_err(|source| StoreError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let data = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Json { path: path.to_path_buf(), source })?;
+    let data = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
     crate::util::write_atomic(path, &data).map_err(io_err(path))
 }
 
 impl PodStore {
     pub fn new(root: &Path) -> PodStore {
-        PodStore { pods_dir: root.join("pods") }
+        PodStore {
+            pods_dir: root.join("pods"),
+        }
     }
 
     pub fn pods_dir(&self) -> &Path {
@@ -113,8 +130,13 @@ impl PodStore {
 
     /// Every pod, sorted by namespace then name.
     pub fn list(&self) -> Vec<PodRecord> {
-        let Ok(entries) = std::fs::read_dir(&self.pods_dir) else { return Vec::new() };
-        let mut out: Vec<PodRecord> = entries.flatten().filter_map(|e| load_dir(&e.path())).collect();
+        let Ok(entries) = std::fs::read_dir(&self.pods_dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<PodRecord> = entries
+            .flatten()
+            .filter_map(|e| load_dir(&e.path()))
+            .collect();
         out.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
         out
     }
@@ -134,9 +156,13 @@ fn load_dir(dir: &Path) -> Option<PodRecord> {
     }
     if let Ok(del) = read_json::<DeletionRequest>(&dir.join(DELETION_FILE)) {
         if let Ok(ts) = del.timestamp.parse() {
-            pod.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts));
+            pod.metadata.deletion_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts));
         }
         pod.metadata.deletion_grace_period_seconds = del.grace_period_seconds;
     }
-    Some(PodRecord { dir: dir.to_path_buf(), pod })
+    Some(PodRecord {
+        dir: dir.to_path_buf(),
+        pod,
+    })
 }

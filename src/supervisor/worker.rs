@@ -17,8 +17,8 @@ use crate::node::NodeStore;
 use crate::runtime::{CreateOptions, Runtime};
 use crate::spec::{self, ContainerSpecInput, EnvContext, PodFiles};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
-    PodCondition, PodStatus,
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodStatus,
 };
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SignalFd;
@@ -36,7 +36,10 @@ pub enum SupervisorError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Sandbox(String),
 }
@@ -107,7 +110,10 @@ impl Ctr {
     }
     fn waiting(&mut self, reason: &str, message: Option<String>) {
         self.status.state = Some(ContainerState {
-            waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), message }),
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.into()),
+                message,
+            }),
             ..Default::default()
         });
     }
@@ -152,7 +158,14 @@ fn pod_desc(pod: &Pod) -> String {
 
 impl Worker {
     fn event(&self, type_: &str, reason: &str, source: &str, field_path: &str, message: &str) {
-        let _ = events::record(&self.args.pod_dir.join(store::EVENTS_FILE), type_, reason, source, field_path, message);
+        let _ = events::record(
+            &self.args.pod_dir.join(store::EVENTS_FILE),
+            type_,
+            reason,
+            source,
+            field_path,
+            message,
+        );
     }
 
     fn kubelet_event(&self, c: usize, type_: &str, reason: &str, message: &str) {
@@ -161,8 +174,12 @@ impl Worker {
     }
 
     fn spec(&self) -> &k8s_openapi::api::core::v1::PodSpec {
-        static EMPTY: std::sync::OnceLock<k8s_openapi::api::core::v1::PodSpec> = std::sync::OnceLock::new();
-        self.pod.spec.as_ref().unwrap_or_else(|| EMPTY.get_or_init(Default::default))
+        static EMPTY: std::sync::OnceLock<k8s_openapi::api::core::v1::PodSpec> =
+            std::sync::OnceLock::new();
+        self.pod
+            .spec
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(Default::default))
     }
 
     fn restart_policy(&self) -> &str {
@@ -188,13 +205,18 @@ impl Worker {
     /// Loads the pod and sets up the worker (no host changes yet).
     pub fn load(args: SuperviseArgs) -> Result<Worker, SupervisorError> {
         let pod: Pod = store::read_json(&args.pod_dir.join(store::POD_FILE))?;
-        let objects: PodObjects = store::read_json(&args.pod_dir.join(store::OBJECTS_FILE)).unwrap_or_default();
+        let objects: PodObjects =
+            store::read_json(&args.pod_dir.join(store::OBJECTS_FILE)).unwrap_or_default();
         let runtime = Runtime::new(&args.root);
         let images = ImageStore::open(&args.data_dir).ok();
         let mut ctrs = Vec::new();
         let spec = pod.spec.clone().unwrap_or_default();
         for c in spec.init_containers.unwrap_or_default() {
-            let kind = if c.restart_policy.as_deref() == Some("Always") { Kind::Sidecar } else { Kind::Init };
+            let kind = if c.restart_policy.as_deref() == Some("Always") {
+                Kind::Sidecar
+            } else {
+                Kind::Init
+            };
             ctrs.push(new_ctr(c, kind));
         }
         for c in spec.containers {
@@ -235,7 +257,13 @@ impl Worker {
         })
     }
 
-    fn set_condition(&mut self, type_: &str, status: bool, reason: Option<&str>, message: Option<&str>) {
+    fn set_condition(
+        &mut self,
+        type_: &str,
+        status: bool,
+        reason: Option<&str>,
+        message: Option<&str>,
+    ) {
         let conds = self.status.conditions.get_or_insert_with(Vec::new);
         let s = if status { "True" } else { "False" };
         if let Some(c) = conds.iter_mut().find(|c| c.type_ == type_) {
@@ -257,8 +285,19 @@ impl Worker {
             ..Default::default()
         });
         // kubectl lists them in kubelet's order.
-        let order = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"];
-        conds.sort_by_key(|c| order.iter().position(|o| *o == c.type_).unwrap_or(order.len()));
+        let order = [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled",
+        ];
+        conds.sort_by_key(|c| {
+            order
+                .iter()
+                .position(|o| *o == c.type_)
+                .unwrap_or(order.len())
+        });
         self.dirty = true;
     }
 
@@ -268,8 +307,10 @@ impl Worker {
             return;
         }
         let mut st = self.status.clone();
-        let (init, regular): (Vec<_>, Vec<_>) = self.ctrs.iter().partition(|c| c.kind != Kind::Regular);
-        st.init_container_statuses = (!init.is_empty()).then(|| init.iter().map(|c| c.status.clone()).collect());
+        let (init, regular): (Vec<_>, Vec<_>) =
+            self.ctrs.iter().partition(|c| c.kind != Kind::Regular);
+        st.init_container_statuses =
+            (!init.is_empty()).then(|| init.iter().map(|c| c.status.clone()).collect());
         st.container_statuses = Some(regular.iter().map(|c| c.status.clone()).collect());
         if store::write_json(&self.args.pod_dir.join(store::STATUS_FILE), &st).is_ok() {
             self.dirty = false;
@@ -283,7 +324,9 @@ impl Worker {
         let pods = store::PodStore::new(&self.args.root);
         let mut last_message = String::new();
         loop {
-            let node = nodes.load().map_err(|e| SupervisorError::Sandbox(e.to_string()))?;
+            let node = nodes
+                .load()
+                .map_err(|e| SupervisorError::Sandbox(e.to_string()))?;
             let others: Vec<Pod> = pods
                 .list()
                 .into_iter()
@@ -316,21 +359,49 @@ impl Worker {
                     }
                     let _ = store::write_json(&self.args.pod_dir.join(store::POD_FILE), &self.pod);
                     if a.scheduled {
-                        self.event("Normal", "Scheduled", "default-scheduler", "", &a.scheduled_message(&self.pod));
+                        self.event(
+                            "Normal",
+                            "Scheduled",
+                            "default-scheduler",
+                            "",
+                            &a.scheduled_message(&self.pod),
+                        );
                     }
                     return Ok(true);
                 }
                 Decision::Unschedulable(u) => {
                     if u.message != last_message {
-                        self.event("Warning", "FailedScheduling", "default-scheduler", "", &u.message);
-                        self.set_condition("PodScheduled", false, Some("Unschedulable"), Some(&u.message));
+                        self.event(
+                            "Warning",
+                            "FailedScheduling",
+                            "default-scheduler",
+                            "",
+                            &u.message,
+                        );
+                        self.set_condition(
+                            "PodScheduled",
+                            false,
+                            Some("Unschedulable"),
+                            Some(&u.message),
+                        );
                         last_message = u.message.clone();
                     }
                 }
                 Decision::BoundElsewhere { message, .. } => {
                     if message != last_message {
-                        self.event("Warning", "FailedScheduling", "default-scheduler", "", &message);
-                        self.set_condition("PodScheduled", false, Some("Unschedulable"), Some(&message));
+                        self.event(
+                            "Warning",
+                            "FailedScheduling",
+                            "default-scheduler",
+                            "",
+                            &message,
+                        );
+                        self.set_condition(
+                            "PodScheduled",
+                            false,
+                            Some("Unschedulable"),
+                            Some(&message),
+                        );
                         last_message = message.clone();
                     }
                 }
@@ -373,10 +444,13 @@ impl Worker {
 
     /// Creates the sandbox: pod cgroup, pause with the pod's namespaces, pod files, volumes.
     fn start_sandbox(&mut self) -> Result<(), String> {
-        let sb = Sandbox::create(&self.runtime, &self.args, &self.pod).map_err(|e| e.to_string())?;
+        let sb =
+            Sandbox::create(&self.runtime, &self.args, &self.pod).map_err(|e| e.to_string())?;
         self.status.pod_ip = sb.pod_ip.clone();
-        self.status.pod_ips =
-            sb.pod_ip.as_ref().map(|ip| vec![k8s_openapi::api::core::v1::PodIP { ip: ip.clone() }]);
+        self.status.pod_ips = sb
+            .pod_ip
+            .as_ref()
+            .map(|ip| vec![k8s_openapi::api::core::v1::PodIP { ip: ip.clone() }]);
         self.status.start_time = Some(now_time());
         self.pod_files = sb.files.clone();
         self.sandbox = Some(sb);
@@ -407,25 +481,47 @@ impl Worker {
     /// kubelet's events. Err carries the waiting reason and message.
     fn ensure_image(&mut self, c: usize) -> Result<Image, (String, String)> {
         let image = self.ctrs[c].spec.image.clone().unwrap_or_default();
-        let policy = self.ctrs[c].spec.image_pull_policy.clone().unwrap_or_else(|| "IfNotPresent".into());
+        let policy = self.ctrs[c]
+            .spec
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| "IfNotPresent".into());
         let Some(store) = self.images.as_ref() else {
-            return Err(("ErrImagePull".into(), format!("image store {} cannot be opened", self.args.data_dir.display())));
+            return Err((
+                "ErrImagePull".into(),
+                format!(
+                    "image store {} cannot be opened",
+                    self.args.data_dir.display()
+                ),
+            ));
         };
         let present = store.resolve(&image).ok().flatten();
         match (policy.as_str(), present) {
             ("Never", None) => {
-                let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
+                let msg =
+                    format!("Container image \"{image}\" is not present with pull policy of Never");
                 self.kubelet_event(c, "Warning", "ErrImageNeverPull", &msg);
                 Err(("ErrImageNeverPull".into(), msg))
             }
             ("Never" | "IfNotPresent", Some(img)) => {
-                self.kubelet_event(c, "Normal", "Pulled", &format!("Container image \"{image}\" already present on machine"));
+                self.kubelet_event(
+                    c,
+                    "Normal",
+                    "Pulled",
+                    &format!("Container image \"{image}\" already present on machine"),
+                );
                 Ok(img)
             }
             _ => {
-                self.kubelet_event(c, "Normal", "Pulling", &format!("Pulling image \"{image}\""));
+                self.kubelet_event(
+                    c,
+                    "Normal",
+                    "Pulling",
+                    &format!("Pulling image \"{image}\""),
+                );
                 let t0 = Instant::now();
-                let store = ImageStore::open(&self.args.data_dir).map_err(|e| ("ErrImagePull".to_string(), e.to_string()))?;
+                let store = ImageStore::open(&self.args.data_dir)
+                    .map_err(|e| ("ErrImagePull".to_string(), e.to_string()))?;
                 match store.pull(&image, &PullOptions::default()) {
                     Ok(img) => {
                         let secs = t0.elapsed().as_secs_f64();
@@ -459,7 +555,11 @@ impl Worker {
         let image = match self.ensure_image(c) {
             Ok(i) => i,
             Err((reason, msg)) => {
-                let reason = if reason == "ErrImagePull" && self.ctrs[c].attempts > 0 { "ImagePullBackOff".to_string() } else { reason };
+                let reason = if reason == "ErrImagePull" && self.ctrs[c].attempts > 0 {
+                    "ImagePullBackOff".to_string()
+                } else {
+                    reason
+                };
                 self.ctrs[c].attempts += 1;
                 self.ctrs[c].waiting(&reason, Some(msg));
                 self.ctrs[c].finished = Some(now);
@@ -482,16 +582,37 @@ impl Worker {
     fn create_and_start(&mut self, c: usize, image: &Image) -> Result<(), (String, String)> {
         let cfg_err = |m: String| ("CreateContainerConfigError".to_string(), m);
         let run_err = |m: String| ("CreateContainerError".to_string(), m);
-        let Some(store) = self.images.as_ref() else { return Err(run_err("no image store".into())) };
-        let uid8: String = self.uid().chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect();
-        let id = format!("{uid8}-{}-{}", self.ctrs[c].spec.name, self.ctrs[c].attempts);
+        let Some(store) = self.images.as_ref() else {
+            return Err(run_err("no image store".into()));
+        };
+        let uid8: String = self
+            .uid()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(8)
+            .collect();
+        let id = format!(
+            "{uid8}-{}-{}",
+            self.ctrs[c].spec.name, self.ctrs[c].attempts
+        );
         let config = store.config(image).map_err(|e| run_err(e.to_string()))?;
-        let stop_signal = config.config().as_ref().and_then(|c| c.stop_signal().clone()).and_then(|s| parse_signal(&s)).unwrap_or(Signal::SIGTERM);
-        let rootfs = store.prepare_rootfs(image, &id).map_err(|e| run_err(e.to_string()))?;
+        let stop_signal = config
+            .config()
+            .as_ref()
+            .and_then(|c| c.stop_signal().clone())
+            .and_then(|s| parse_signal(&s))
+            .unwrap_or(Signal::SIGTERM);
+        let rootfs = store
+            .prepare_rootfs(image, &id)
+            .map_err(|e| run_err(e.to_string()))?;
         let cleanup_rootfs = |store: &ImageStore| {
             let _ = store.release_rootfs(&id);
         };
-        let mounts = match self.volumes.as_ref().map(|v| v.mounts_for(&self.ctrs[c].spec)) {
+        let mounts = match self
+            .volumes
+            .as_ref()
+            .map(|v| v.mounts_for(&self.ctrs[c].spec))
+        {
             Some(Ok(m)) => m,
             Some(Err(e)) => {
                 cleanup_rootfs(store);
@@ -525,7 +646,30 @@ impl Worker {
             node_memory_capacity: self.node_mem,
         };
         let oci = match spec::container_spec(&input) {
-            Ok(s) => s,
+            Ok(mut s) => {
+                // The sandbox already named the shared UTS namespace; a container joining
+                // it by path does not set it again.
+                let joins_uts = s
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.namespaces().as_ref())
+                    .is_some_and(|ns| {
+                        ns.iter().any(|n| {
+                            n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts
+                                && n.path().is_some()
+                        })
+                    });
+                if joins_uts {
+                    s.set_hostname(None);
+                    s.set_domainname(None);
+                }
+                if let Some(p) = s.process_mut().as_mut() {
+                    if let Some(adj) = p.oom_score_adj() {
+                        p.set_oom_score_adj(Some(super::sandbox::settable_oom_score_adj(adj)));
+                    }
+                }
+                s
+            }
             Err(e) => {
                 cleanup_rootfs(store);
                 return Err(cfg_err(e.to_string()));
@@ -552,12 +696,20 @@ impl Worker {
                     return Err(run_err(format!("pipe: {e}")));
                 }
             };
-            let _ = nix::fcntl::fcntl(&r, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+            let _ = nix::fcntl::fcntl(
+                &r,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
             let file = log_path
                 .parent()
                 .map(std::fs::create_dir_all)
                 .transpose()
-                .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(&log_path));
+                .and_then(|_| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log_path)
+                });
             let file = match file {
                 Ok(f) => f,
                 Err(e) => {
@@ -565,7 +717,11 @@ impl Worker {
                     return Err(run_err(format!("log file {}: {e}", log_path.display())));
                 }
             };
-            pumps.push(LogPump { fd: r, writer: CriLineWriter::new(stream), file });
+            pumps.push(LogPump {
+                fd: r,
+                writer: CriLineWriter::new(stream),
+                file,
+            });
             child_ends.push(w);
         }
         let devnull = File::open("/dev/null").map_err(|e| run_err(format!("/dev/null: {e}")))?;
@@ -604,9 +760,15 @@ impl Worker {
         ctr.stop_deadline = None;
         ctr.stop_signal = stop_signal;
         ctr.status.container_id = Some(format!("podrun://{id}"));
-        ctr.status.image_id = format!("{}@{}", image.reference.split(['@']).next().unwrap_or(""), image.manifest_digest);
+        ctr.status.image_id = format!(
+            "{}@{}",
+            image.reference.split(['@']).next().unwrap_or(""),
+            image.manifest_digest
+        );
         ctr.status.state = Some(ContainerState {
-            running: Some(ContainerStateRunning { started_at: Some(now_time()) }),
+            running: Some(ContainerStateRunning {
+                started_at: Some(now_time()),
+            }),
             ..Default::default()
         });
         ctr.probes.reset(Instant::now());
@@ -615,7 +777,12 @@ impl Worker {
         ctr.status.ready = false;
         self.dirty = true;
         // postStart: the container only counts as started once the hook returns.
-        if let Some(handler) = self.ctrs[c].spec.lifecycle.as_ref().and_then(|l| l.post_start.clone()) {
+        if let Some(handler) = self.ctrs[c]
+            .spec
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.clone())
+        {
             if let Err(msg) = probes::run_hook(self, c, &handler) {
                 let name = self.ctrs[c].spec.name.clone();
                 self.kubelet_event(c, "Warning", "FailedPostStartHook", &msg);
@@ -651,13 +818,22 @@ impl Worker {
         let deadline = Instant::now() + grace;
         self.ctrs[c].stop_deadline = Some(deadline);
         if !grace.is_zero() {
-            if let Some(handler) = self.ctrs[c].spec.lifecycle.as_ref().and_then(|l| l.pre_stop.clone()) {
+            if let Some(handler) = self.ctrs[c]
+                .spec
+                .lifecycle
+                .as_ref()
+                .and_then(|l| l.pre_stop.clone())
+            {
                 if let Err(msg) = probes::run_hook_until(self, c, &handler, deadline) {
                     self.kubelet_event(c, "Warning", "FailedPreStopHook", &msg);
                 }
             }
         }
-        let sig = if grace.is_zero() { Signal::SIGKILL } else { self.stop_signal(c) };
+        let sig = if grace.is_zero() {
+            Signal::SIGKILL
+        } else {
+            self.stop_signal(c)
+        };
         self.kill_container(c, sig);
     }
 
@@ -687,7 +863,11 @@ impl Worker {
     fn on_exit(&mut self, c: usize, code: i32, signal: Option<i32>) {
         self.pump_logs(c, true);
         let id = self.ctrs[c].id.clone().unwrap_or_default();
-        let oom = self.runtime.stats(&id).map(|s| s.oom_kill_count > 0).unwrap_or(false);
+        let oom = self
+            .runtime
+            .stats(&id)
+            .map(|s| s.oom_kill_count > 0)
+            .unwrap_or(false);
         let _ = self.runtime.delete(&id, true);
         if let Some(store) = self.images.as_ref() {
             let _ = store.release_rootfs(&id);
@@ -696,7 +876,12 @@ impl Worker {
         ctr.pid = None;
         ctr.finished = Some(Instant::now());
         ctr.stop_deadline = None;
-        let started_at = ctr.status.state.as_ref().and_then(|s| s.running.as_ref()).and_then(|r| r.started_at.clone());
+        let started_at = ctr
+            .status
+            .state
+            .as_ref()
+            .and_then(|s| s.running.as_ref())
+            .and_then(|r| r.started_at.clone());
         let reason = if oom {
             "OOMKilled"
         } else if code == 0 {
@@ -713,7 +898,10 @@ impl Worker {
             container_id: ctr.status.container_id.clone(),
             message: None,
         };
-        ctr.status.state = Some(ContainerState { terminated: Some(term), ..Default::default() });
+        ctr.status.state = Some(ContainerState {
+            terminated: Some(term),
+            ..Default::default()
+        });
         ctr.status.ready = false;
         ctr.status.started = Some(false);
         self.dirty = true;
@@ -746,10 +934,13 @@ impl Worker {
 
     /// Whether every init container has completed (sidecars: started).
     fn init_done(&self) -> bool {
-        self.ctrs.iter().filter(|c| c.kind != Kind::Regular).all(|c| match c.kind {
-            Kind::Init => c.done && terminated_ok(&c.status),
-            _ => c.status.started == Some(true),
-        })
+        self.ctrs
+            .iter()
+            .filter(|c| c.kind != Kind::Regular)
+            .all(|c| match c.kind {
+                Kind::Init => c.done && terminated_ok(&c.status),
+                _ => c.status.started == Some(true),
+            })
     }
 
     /// Starts what should run now: the next init container, sidecars, the regular
@@ -760,7 +951,11 @@ impl Worker {
         }
         let now = Instant::now();
         // An init container that failed for good fails the pod.
-        if self.ctrs.iter().any(|c| c.kind == Kind::Init && c.done && !terminated_ok(&c.status)) {
+        if self
+            .ctrs
+            .iter()
+            .any(|c| c.kind == Kind::Init && c.done && !terminated_ok(&c.status))
+        {
             self.update_phase();
             return;
         }
@@ -786,14 +981,28 @@ impl Worker {
                 continue;
             }
             // Not running and not done: (re)start it, once any back-off has passed.
-            let wait = ctr.finished.map(|f| ctr.backoff.remaining(f, now)).unwrap_or_default();
+            let wait = ctr
+                .finished
+                .map(|f| ctr.backoff.remaining(f, now))
+                .unwrap_or_default();
             if !wait.is_zero() {
                 let name = ctr.spec.name.clone();
-                let reason_now = ctr.status.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone());
-                let in_image_trouble = matches!(reason_now.as_deref(), Some("ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull"));
+                let reason_now = ctr
+                    .status
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.waiting.as_ref())
+                    .and_then(|w| w.reason.clone());
+                let in_image_trouble = matches!(
+                    reason_now.as_deref(),
+                    Some("ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull")
+                );
                 if !in_image_trouble && reason_now.as_deref() != Some("CrashLoopBackOff") {
                     let delay = ctr.backoff.current().unwrap_or_default().as_secs();
-                    let msg = format!("back-off {delay}s restarting failed container={name} pod={}", pod_desc(&self.pod));
+                    let msg = format!(
+                        "back-off {delay}s restarting failed container={name} pod={}",
+                        pod_desc(&self.pod)
+                    );
                     let fp = ctr.field_path();
                     self.ctrs[i].waiting("CrashLoopBackOff", Some(msg));
                     self.event(
@@ -801,14 +1010,26 @@ impl Worker {
                         "BackOff",
                         "kubelet",
                         &fp,
-                        &format!("Back-off restarting failed container {name} in pod {}", pod_desc(&self.pod)),
+                        &format!(
+                            "Back-off restarting failed container {name} in pod {}",
+                            pod_desc(&self.pod)
+                        ),
                     );
                     self.dirty = true;
                 } else if reason_now.as_deref() == Some("ErrImagePull") {
                     let image = ctr.spec.image.clone().unwrap_or_default();
-                    self.ctrs[i].waiting("ImagePullBackOff", Some(format!("Back-off pulling image \"{image}\"")));
+                    self.ctrs[i].waiting(
+                        "ImagePullBackOff",
+                        Some(format!("Back-off pulling image \"{image}\"")),
+                    );
                     let fp = self.ctrs[i].field_path();
-                    self.event("Normal", "BackOff", "kubelet", &fp, &format!("Back-off pulling image \"{image}\""));
+                    self.event(
+                        "Normal",
+                        "BackOff",
+                        "kubelet",
+                        &fp,
+                        &format!("Back-off pulling image \"{image}\""),
+                    );
                 }
                 if kind != Kind::Regular {
                     blocked = true;
@@ -818,7 +1039,12 @@ impl Worker {
             if self.ctrs[i].finished.is_some() && self.ctrs[i].status.last_state.is_some() {
                 self.ctrs[i].status.restart_count += 1;
             }
-            let waiting_reason = self.ctrs[i].status.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone());
+            let waiting_reason = self.ctrs[i]
+                .status
+                .state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.clone());
             if waiting_reason.as_deref() == Some("ErrImageNeverPull") {
                 // kubelet retries, but the answer will not change until the image appears.
             }
@@ -833,11 +1059,26 @@ impl Worker {
     /// Phase and conditions from the containers, as kubelet computes them.
     fn update_phase(&mut self) {
         let init_ok = self.init_done();
-        let init_failed = self.ctrs.iter().any(|c| c.kind == Kind::Init && c.done && !terminated_ok(&c.status));
-        let regular: Vec<&Ctr> = self.ctrs.iter().filter(|c| c.kind == Kind::Regular).collect();
+        let init_failed = self
+            .ctrs
+            .iter()
+            .any(|c| c.kind == Kind::Init && c.done && !terminated_ok(&c.status));
+        let regular: Vec<&Ctr> = self
+            .ctrs
+            .iter()
+            .filter(|c| c.kind == Kind::Regular)
+            .collect();
         let all_ready = regular.iter().all(|c| c.status.ready) && !regular.is_empty();
-        let sidecars_ready = self.ctrs.iter().filter(|c| c.kind == Kind::Sidecar).all(|c| c.status.ready);
-        let not_ready: Vec<String> = regular.iter().filter(|c| !c.status.ready).map(|c| c.spec.name.clone()).collect();
+        let sidecars_ready = self
+            .ctrs
+            .iter()
+            .filter(|c| c.kind == Kind::Sidecar)
+            .all(|c| c.status.ready);
+        let not_ready: Vec<String> = regular
+            .iter()
+            .filter(|c| !c.status.ready)
+            .map(|c| c.spec.name.clone())
+            .collect();
         let phase = if init_failed {
             "Failed"
         } else if !init_ok {
@@ -848,7 +1089,10 @@ impl Worker {
             } else {
                 "Failed"
             }
-        } else if regular.iter().any(|c| c.running() || c.status.restart_count > 0 || c.finished.is_some()) {
+        } else if regular
+            .iter()
+            .any(|c| c.running() || c.status.restart_count > 0 || c.finished.is_some())
+        {
             "Running"
         } else {
             "Pending"
@@ -868,7 +1112,12 @@ impl Worker {
                 .map(|c| c.spec.name.clone())
                 .collect();
             let msg = format!("containers with incomplete status: [{}]", pending.join(" "));
-            self.set_condition("Initialized", false, Some("ContainersNotInitialized"), Some(&msg));
+            self.set_condition(
+                "Initialized",
+                false,
+                Some("ContainersNotInitialized"),
+                Some(&msg),
+            );
         }
         let terminal = phase == "Succeeded" || phase == "Failed";
         if all_ready && sidecars_ready {
@@ -878,7 +1127,13 @@ impl Worker {
             let (reason, msg) = if terminal {
                 ("PodCompleted".to_string(), None)
             } else {
-                ("ContainersNotReady".to_string(), Some(format!("containers with unready status: [{}]", not_ready.join(" "))))
+                (
+                    "ContainersNotReady".to_string(),
+                    Some(format!(
+                        "containers with unready status: [{}]",
+                        not_ready.join(" ")
+                    )),
+                )
             };
             self.set_condition("ContainersReady", false, Some(&reason), msg.as_deref());
             self.set_condition("Ready", false, Some(&reason), msg.as_deref());
@@ -904,9 +1159,17 @@ impl Worker {
     fn apply_probe(&mut self, c: usize, kind: ProbeKind, outcome: ProbeOutcome) {
         let name = self.ctrs[c].spec.name.clone();
         match outcome {
-            ProbeOutcome::Failed { message, threshold_reached } => {
+            ProbeOutcome::Failed {
+                message,
+                threshold_reached,
+            } => {
                 let what = kind.title();
-                self.kubelet_event(c, "Warning", "Unhealthy", &format!("{what} probe failed: {message}"));
+                self.kubelet_event(
+                    c,
+                    "Warning",
+                    "Unhealthy",
+                    &format!("{what} probe failed: {message}"),
+                );
                 if !threshold_reached {
                     return;
                 }
@@ -918,14 +1181,21 @@ impl Worker {
                         }
                     }
                     ProbeKind::Liveness | ProbeKind::Startup => {
-                        let verb = if kind == ProbeKind::Liveness { "liveness" } else { "startup" };
+                        let verb = if kind == ProbeKind::Liveness {
+                            "liveness"
+                        } else {
+                            "startup"
+                        };
                         self.kubelet_event(
                             c,
                             "Normal",
                             "Killing",
                             &format!("Container {name} failed {verb} probe, will be restarted"),
                         );
-                        let grace = self.ctrs[c].probes.grace(kind).unwrap_or_else(|| self.pod_grace());
+                        let grace = self.ctrs[c]
+                            .probes
+                            .grace(kind)
+                            .unwrap_or_else(|| self.pod_grace());
                         self.stop_container(c, grace, Some(verb));
                     }
                 }
@@ -972,7 +1242,12 @@ impl Worker {
     }
 
     fn pod_grace(&self) -> Duration {
-        Duration::from_secs(self.spec().termination_grace_period_seconds.unwrap_or(30).max(0) as u64)
+        Duration::from_secs(
+            self.spec()
+                .termination_grace_period_seconds
+                .unwrap_or(30)
+                .max(0) as u64,
+        )
     }
 
     /// Starts pod termination: regular containers first, sidecars after them.
@@ -980,7 +1255,8 @@ impl Worker {
         if self.terminating.is_some() {
             return;
         }
-        let req: DeletionRequest = store::read_json(&self.args.pod_dir.join(store::DELETION_FILE)).unwrap_or_default();
+        let req: DeletionRequest =
+            store::read_json(&self.args.pod_dir.join(store::DELETION_FILE)).unwrap_or_default();
         let grace = match (req.force, req.grace_period_seconds) {
             (true, _) => Duration::ZERO,
             (_, Some(g)) => Duration::from_secs(g.max(0) as u64),
@@ -992,7 +1268,12 @@ impl Worker {
             if self.ctrs[c].kind == Kind::Regular || self.ctrs[c].kind == Kind::Init {
                 if self.ctrs[c].running() {
                     let name = self.ctrs[c].spec.name.clone();
-                    self.kubelet_event(c, "Normal", "Killing", &format!("Stopping container {name}"));
+                    self.kubelet_event(
+                        c,
+                        "Normal",
+                        "Killing",
+                        &format!("Stopping container {name}"),
+                    );
                 }
                 self.stop_container(c, grace, None);
             }
@@ -1003,15 +1284,29 @@ impl Worker {
     /// During termination: sidecars stop once the regular containers are gone (in reverse
     /// order); anything past the deadline gets SIGKILL.
     fn drive_termination(&mut self) {
-        let Some(deadline) = self.terminating else { return };
+        let Some(deadline) = self.terminating else {
+            return;
+        };
         let now = Instant::now();
-        let regular_gone = self.ctrs.iter().filter(|c| c.kind != Kind::Sidecar).all(|c| !c.running());
+        let regular_gone = self
+            .ctrs
+            .iter()
+            .filter(|c| c.kind != Kind::Sidecar)
+            .all(|c| !c.running());
         if regular_gone {
-            if let Some(c) = (0..self.ctrs.len()).rev().find(|&c| self.ctrs[c].kind == Kind::Sidecar && self.ctrs[c].running()) {
+            if let Some(c) = (0..self.ctrs.len())
+                .rev()
+                .find(|&c| self.ctrs[c].kind == Kind::Sidecar && self.ctrs[c].running())
+            {
                 let left = deadline.saturating_duration_since(now);
                 let name = self.ctrs[c].spec.name.clone();
                 if self.ctrs[c].stop_deadline.is_none() {
-                    self.kubelet_event(c, "Normal", "Killing", &format!("Stopping container {name}"));
+                    self.kubelet_event(
+                        c,
+                        "Normal",
+                        "Killing",
+                        &format!("Stopping container {name}"),
+                    );
                 }
                 self.stop_container(c, left.max(Duration::from_secs(2)), None);
             }
@@ -1072,7 +1367,9 @@ impl Worker {
         loop {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => self.child_exited(pid.as_raw(), code, None),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => self.child_exited(pid.as_raw(), 128 + sig as i32, Some(sig as i32)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    self.child_exited(pid.as_raw(), 128 + sig as i32, Some(sig as i32))
+                }
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(_) => continue,
             }
@@ -1115,9 +1412,13 @@ impl Worker {
         for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
             mask.add(s);
         }
-        mask.thread_block().map_err(|e| io("blocking signals")(e.into()))?;
-        let sigfd = SignalFd::with_flags(&mask, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK)
-            .map_err(|e| io("signalfd")(e.into()))?;
+        mask.thread_block()
+            .map_err(|e| io("blocking signals")(e.into()))?;
+        let sigfd = SignalFd::with_flags(
+            &mask,
+            nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+        )
+        .map_err(|e| io("signalfd")(e.into()))?;
         self.flush();
         if !self.schedule(&sigfd)? {
             // Deleted before it ever ran (or refused): nothing on the host to undo.
@@ -1128,7 +1429,13 @@ impl Worker {
             self.active_deadline = Some(self.started_at + Duration::from_secs(secs.max(0) as u64));
         }
         if let Err(msg) = self.start_sandbox() {
-            self.event("Warning", "FailedCreatePodSandBox", "kubelet", "", &format!("Failed to create pod sandbox: {msg}"));
+            self.event(
+                "Warning",
+                "FailedCreatePodSandBox",
+                "kubelet",
+                "",
+                &format!("Failed to create pod sandbox: {msg}"),
+            );
             self.status.message = Some(msg.clone());
             self.dirty = true;
             self.flush();
@@ -1143,16 +1450,28 @@ impl Worker {
         self.flush();
         self.signal_ready("ok");
         loop {
-            let timeout = self.next_wakeup().map(|t| t.saturating_duration_since(Instant::now()));
-            let mut fds: Vec<libc::pollfd> = vec![libc::pollfd { fd: sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+            let timeout = self
+                .next_wakeup()
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            let mut fds: Vec<libc::pollfd> = vec![libc::pollfd {
+                fd: sigfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
             let mut owners = Vec::new();
             for (i, c) in self.ctrs.iter().enumerate() {
                 for p in &c.logs {
-                    fds.push(libc::pollfd { fd: p.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                    fds.push(libc::pollfd {
+                        fd: p.fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
                     owners.push(i);
                 }
             }
-            let ms = timeout.map(|t| t.as_millis().min(60_000) as i32 + 1).unwrap_or(60_000);
+            let ms = timeout
+                .map(|t| t.as_millis().min(60_000) as i32 + 1)
+                .unwrap_or(60_000);
             // SAFETY: fds is a valid array of pollfd for its length.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
             if n > 0 {
@@ -1203,9 +1522,7 @@ impl Worker {
 
     /// activeDeadlineSeconds passed: kill everything, phase Failed, reason DeadlineExceeded.
     fn deadline_exceeded(&mut self) {
-        let msg = format!(
-            "Pod was active on the node longer than the specified deadline"
-        );
+        let msg = format!("Pod was active on the node longer than the specified deadline");
         self.event("Normal", "DeadlineExceeded", "kubelet", "", &msg);
         for c in 0..self.ctrs.len() {
             self.ctrs[c].done = true;
@@ -1248,7 +1565,10 @@ impl Worker {
 }
 
 fn terminated_ok(s: &ContainerStatus) -> bool {
-    s.state.as_ref().and_then(|s| s.terminated.as_ref()).is_some_and(|t| t.exit_code == 0)
+    s.state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .is_some_and(|t| t.exit_code == 0)
 }
 
 fn new_ctr(spec: Container, kind: Kind) -> Ctr {
@@ -1261,7 +1581,14 @@ fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         started: Some(false),
         state: Some(ContainerState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some(if kind == Kind::Regular { "PodInitializing" } else { "PodInitializing" }.into()),
+                reason: Some(
+                    if kind == Kind::Regular {
+                        "PodInitializing"
+                    } else {
+                        "PodInitializing"
+                    }
+                    .into(),
+                ),
                 message: None,
             }),
             ..Default::default()
@@ -1291,17 +1618,30 @@ fn new_ctr(spec: Container, kind: Kind) -> Ctr {
 /// A pod bound to this node that still holds resources (not Succeeded/Failed).
 pub fn is_bound_and_active(pod: &Pod) -> bool {
     let st = pod.status.as_ref();
-    let scheduled = st
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "PodScheduled" && c.status == "True"));
+    let scheduled = st.and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "True")
+    });
     let phase = st.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
     scheduled && phase != "Succeeded" && phase != "Failed"
 }
 
 fn quantity(node: &k8s_openapi::api::core::v1::Node, which: &str, key: &str, milli: bool) -> i64 {
-    let q = node.status.as_ref().and_then(|s| if which == "capacity" { s.capacity.as_ref() } else { s.allocatable.as_ref() });
-    let Some(q) = q.and_then(|m| m.get(key)) else { return 0 };
-    let v = if milli { crate::manifest::quantity::parse_milli(&q.0) } else { crate::manifest::quantity::parse_value(&q.0) };
+    let q = node.status.as_ref().and_then(|s| {
+        if which == "capacity" {
+            s.capacity.as_ref()
+        } else {
+            s.allocatable.as_ref()
+        }
+    });
+    let Some(q) = q.and_then(|m| m.get(key)) else {
+        return 0;
+    };
+    let v = if milli {
+        crate::manifest::quantity::parse_milli(&q.0)
+    } else {
+        crate::manifest::quantity::parse_value(&q.0)
+    };
     v.map(|v| v as i64).unwrap_or(0)
 }
 
@@ -1315,9 +1655,19 @@ fn node_allocatable(node: &k8s_openapi::api::core::v1::Node, key: &str, milli: b
 
 /// Waits up to `timeout` for a signal on the signalfd.
 fn wait_signal(sigfd: &SignalFd, timeout: Duration) -> Result<Option<Signal>, SupervisorError> {
-    let mut pfd = libc::pollfd { fd: sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: sigfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
+    let n = unsafe {
+        libc::poll(
+            &mut pfd,
+            1,
+            timeout.as_millis().min(i32::MAX as u128) as i32,
+        )
+    };
     if n <= 0 {
         return Ok(None);
     }
@@ -1340,7 +1690,8 @@ pub fn supervise(args: SuperviseArgs) -> Result<(), SupervisorError> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let pid_path = args.pod_dir.join(store::PID_FILE);
-    crate::util::write_atomic(&pid_path, std::process::id().to_string().as_bytes()).map_err(io(pid_path.display().to_string()))?;
+    crate::util::write_atomic(&pid_path, std::process::id().to_string().as_bytes())
+        .map_err(io(pid_path.display().to_string()))?;
     let worker = Worker::load(args)?;
     worker.run()
 }
@@ -1356,6 +1707,10 @@ pub fn parse_signal(s: &str) -> Option<Signal> {
         return Signal::try_from(n).ok();
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     name.parse().ok()
 }
