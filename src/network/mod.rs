@@ -528,6 +528,8 @@ fn attach_bridge(
                     libc::ENODEV,
                 ))
             })?;
+        pnl.set_up(eth0)
+            .map_err(nl_err("setting the pod's eth0 up"))?;
         pnl.add_address(eth0, ip, subnet.prefix)
             .map_err(nl_err(format!(
                 "adding {ip}/{} to the pod's eth0",

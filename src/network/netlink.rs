@@ -157,7 +157,7 @@ impl Netlink {
     }
 
     /// Creates a veth pair in one request: `host` here, up and a port of bridge
-    /// `controller`; its peer `peer` (up) directly in the namespace of `peer_ns_fd`.
+    /// `controller`; its peer `peer` (down) directly in the namespace of `peer_ns_fd`.
     pub fn add_veth(
         &mut self,
         host: &str,
@@ -165,9 +165,9 @@ impl Netlink {
         peer: &str,
         peer_ns_fd: RawFd,
     ) -> io::Result<()> {
+        // The peer cannot be created up: veth_open refuses (ENOTCONN) until both ends are
+        // linked, which happens only after the peer is configured.
         let mut p = LinkMessage::default();
-        p.header.flags = LinkFlags::Up;
-        p.header.change_mask = LinkFlags::Up;
         p.attributes.push(LinkAttribute::IfName(peer.to_string()));
         p.attributes.push(LinkAttribute::NetNsFd(peer_ns_fd));
         let mut m = LinkMessage::default();
