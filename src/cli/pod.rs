@@ -1055,8 +1055,7 @@ pub fn describe_pod(r: &PodRecord) -> String {
     let pod = &r.pod;
     let spec = pod.spec.clone().unwrap_or_default();
     let st = pod.status.clone().unwrap_or_default();
-    let mut l: Vec<(usize, String, String)> = Vec::new();
-    l.push((0, "Name:".into(), r.name().into()));
+    let mut l: Vec<(usize, String, String)> = vec![(0, "Name:".into(), r.name().into())];
     l.push((0, "Namespace:".into(), r.namespace().into()));
     l.push((
         0,
@@ -1170,7 +1169,7 @@ pub fn describe_pod(r: &PodRecord) -> String {
                 v.push((
                     4,
                     "Type:".into(),
-                    format!("HostPath (bare host directory volume)"),
+                    "HostPath (bare host directory volume)".to_string(),
                 ));
                 v.push((4, "Path:".into(), h.path.clone()));
                 v.push((

@@ -1522,7 +1522,7 @@ impl Worker {
 
     /// activeDeadlineSeconds passed: kill everything, phase Failed, reason DeadlineExceeded.
     fn deadline_exceeded(&mut self) {
-        let msg = format!("Pod was active on the node longer than the specified deadline");
+        let msg = "Pod was active on the node longer than the specified deadline".to_string();
         self.event("Normal", "DeadlineExceeded", "kubelet", "", &msg);
         for c in 0..self.ctrs.len() {
             self.ctrs[c].done = true;
@@ -1581,14 +1581,7 @@ fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         started: Some(false),
         state: Some(ContainerState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some(
-                    if kind == Kind::Regular {
-                        "PodInitializing"
-                    } else {
-                        "PodInitializing"
-                    }
-                    .into(),
-                ),
+                reason: Some("PodInitializing".into()),
                 message: None,
             }),
             ..Default::default()
