@@ -565,3 +565,25 @@ fn cni_backend_with_debians_plugins() {
         "portmap rule left"
     );
 }
+
+#[test]
+fn two_data_dirs_on_one_bridge_share_its_lease_store() {
+    let first = Node::new(7);
+    let mut second = Node::new(8);
+    second.cfg = first.cfg.clone();
+    let (ns1, ns2) = (Netns::new(), Netns::new());
+    let a = first.attach("a", &ns1, &plain_pod("a"));
+    let b = second.attach("b", &ns2, &plain_pod("b"));
+    assert_ne!(a.ip, b.ip);
+    // Both leases live in the store of the data dir that created the bridge.
+    let mut leases = first.leases();
+    leases.sort();
+    let mut want = vec![a.ip.clone(), b.ip.clone()];
+    want.sort();
+    assert_eq!(leases, want);
+    b.teardown();
+    a.teardown();
+    assert!(first.leases().is_empty());
+    // `second` shares `first`'s bridge: only `first` removes it.
+    second.cfg.bridge = format!("prt8gone{}", std::process::id() % 10000);
+}

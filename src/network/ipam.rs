@@ -79,6 +79,11 @@ impl Ipam {
         Ipam { dir, subnet }
     }
 
+    /// The directory holding the leases.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn err(&self, path: &Path, e: std::io::Error) -> NetworkError {
         NetworkError::Ipam {
             path: path.to_path_buf(),

@@ -390,23 +390,40 @@ fn write_sysctl(path: &str, value: &str) -> Result<(), NetworkError> {
     })
 }
 
-/// The node bridge's index, creating it (address, sysctls, NAT table) on first use.
-fn ensure_bridge(nl: &mut Netlink, cfg: &NetworkConfig, ipam: &Ipam) -> Result<u32, NetworkError> {
+/// The node bridge's index and the lease store that owns its addresses, creating the
+/// bridge (address, sysctls, NAT table) on first use. The bridge's alias names the IPAM
+/// dir of the data dir that created it, so podrun instances with different data dirs on
+/// one bridge still share one lease store and never hand out an address twice.
+fn ensure_bridge(
+    nl: &mut Netlink,
+    cfg: &NetworkConfig,
+    ipam: Ipam,
+) -> Result<(u32, Ipam), NetworkError> {
     let name = &cfg.bridge;
-    if let Some(i) = nl
-        .link_index(name)
-        .map_err(nl_err(format!("looking up {name}")))?
-    {
-        return Ok(i);
+    let subnet = cfg.subnet();
+    let existing = |nl: &mut Netlink| -> Result<Option<(u32, Ipam)>, NetworkError> {
+        let Some(i) = nl
+            .link_index(name)
+            .map_err(nl_err(format!("looking up {name}")))?
+        else {
+            return Ok(None);
+        };
+        let alias = nl
+            .link_alias(name)
+            .map_err(nl_err(format!("looking up {name}")))?;
+        let store = match alias.map(PathBuf::from) {
+            Some(dir) if dir.is_absolute() && dir.is_dir() => Ipam::new(dir, subnet),
+            _ => Ipam::new(ipam.dir().to_path_buf(), subnet),
+        };
+        Ok(Some((i, store)))
+    };
+    if let Some(found) = existing(nl)? {
+        return Ok(found);
     }
     let _lock = ipam.lock()?;
-    if let Some(i) = nl
-        .link_index(name)
-        .map_err(nl_err(format!("looking up {name}")))?
-    {
-        return Ok(i);
+    if let Some(found) = existing(nl)? {
+        return Ok(found);
     }
-    let subnet = cfg.subnet();
     // Never shadow a network the host already has.
     let links = nl.links().map_err(nl_err("listing links"))?;
     for (idx, addr, prefix) in nl.addresses().map_err(nl_err("listing addresses"))? {
@@ -427,6 +444,7 @@ fn ensure_bridge(nl: &mut Netlink, cfg: &NetworkConfig, ipam: &Ipam) -> Result<u
             });
         }
     }
+    let alias = ipam.dir().to_string_lossy().into_owned();
     nl.add_bridge(name, bridge_mac(name))
         .map_err(nl_err(format!("creating bridge {name}")))?;
     let made = (|| {
@@ -438,6 +456,8 @@ fn ensure_bridge(nl: &mut Netlink, cfg: &NetworkConfig, ipam: &Ipam) -> Result<u
                     libc::ENODEV,
                 ))
             })?;
+        nl.set_alias(idx, &alias)
+            .map_err(nl_err(format!("setting the alias of {name}")))?;
         nl.add_address(idx, subnet.gateway(), subnet.prefix)
             .map_err(nl_err(format!(
                 "adding {}/{} to {name}",
@@ -454,12 +474,15 @@ fn ensure_bridge(nl: &mut Netlink, cfg: &NetworkConfig, ipam: &Ipam) -> Result<u
         nft::create_table(&cfg.nft_table(), name, &subnet)?;
         Ok(idx)
     })();
-    if made.is_err() {
-        if let Ok(Some(i)) = nl.link_index(name) {
-            let _ = nl.del_link(i);
+    match made {
+        Ok(idx) => Ok((idx, Ipam::new(ipam.dir().to_path_buf(), subnet))),
+        Err(e) => {
+            if let Ok(Some(i)) = nl.link_index(name) {
+                let _ = nl.del_link(i);
+            }
+            Err(e)
         }
     }
-    made
 }
 
 /// Removes the node bridge and its NAT table (the per-pod parts must be gone already).
@@ -483,16 +506,15 @@ fn attach_bridge(
     netns: &Path,
 ) -> Result<BridgeAttachment, NetworkError> {
     let subnet = cfg.subnet();
-    let ipam = cfg.ipam(data_dir);
     let mut nl = Netlink::open().map_err(nl_err("opening socket"))?;
-    let br = ensure_bridge(&mut nl, cfg, &ipam)?;
+    let (br, ipam) = ensure_bridge(&mut nl, cfg, cfg.ipam(data_dir))?;
     let ip = ipam.allocate(pod_dir)?;
     let mut att = BridgeAttachment {
         ip,
         veth: veth_name(&cfg.bridge, ip),
         bridge: cfg.bridge.clone(),
         subnet: subnet.to_string(),
-        ipam_dir: data_dir.join("ipam").join(&cfg.bridge),
+        ipam_dir: ipam.dir().to_path_buf(),
         owner: pod_dir.to_path_buf(),
         nft_table: cfg.nft_table(),
         host_ports: Vec::new(),

@@ -113,6 +113,23 @@ impl Netlink {
         }
     }
 
+    /// The alias (ifalias) of link `name`, if it exists and has one.
+    pub fn link_alias(&mut self, name: &str) -> io::Result<Option<String>> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        match self.request(RouteNetlinkMessage::GetLink(m), NLM_F_ACK) {
+            Ok(v) => Ok(v.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => l.attributes.into_iter().find_map(|a| match a {
+                    LinkAttribute::IfAlias(s) => Some(s),
+                    _ => None,
+                }),
+                _ => None,
+            })),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// All links of the namespace.
     pub fn links(&mut self) -> io::Result<Vec<LinkInfoSummary>> {
         let v = self.request(
@@ -180,6 +197,14 @@ impl Netlink {
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
         ]));
         self.ack(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// Sets the alias of link `index` (the kernel takes it only on an existing link).
+    pub fn set_alias(&mut self, index: u32, alias: &str) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+        self.ack(RouteNetlinkMessage::SetLink(m), 0)
     }
 
     /// Sets link `index` up.
