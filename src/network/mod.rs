@@ -4,7 +4,8 @@
 //! Configuration: `<data-dir>/network.json` (all keys optional)
 //! `{"network": "bridge"|"cni"|"none", "bridge": "podrun0", "subnet": "10.88.0.0/16",
 //!   "cniConfDir": "/etc/cni/net.d", "cniBinDirs": ["/opt/cni/bin", "/usr/lib/cni"]}`;
-//! the environment variables PODRUN_NETWORK, PODRUN_BRIDGE and PODRUN_POD_CIDR override it.
+//! the environment variables PODRUN_NETWORK, PODRUN_BRIDGE, PODRUN_POD_CIDR and
+//! PODRUN_CNI_CONF_DIR override it.
 //! Everything podrun makes carries its names: the bridge, `vp<hash>` veths, nftables table
 //! `podrun` (`podrun_<bridge>` for another bridge name).
 pub mod cni;
@@ -125,6 +126,9 @@ impl NetworkConfig {
         }
         if let Ok(v) = std::env::var("PODRUN_POD_CIDR") {
             cfg.subnet = v;
+        }
+        if let Ok(v) = std::env::var("PODRUN_CNI_CONF_DIR") {
+            cfg.cni_conf_dir = v.into();
         }
         let name_ok = !cfg.bridge.is_empty()
             && cfg.bridge.len() <= 15

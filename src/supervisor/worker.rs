@@ -340,7 +340,12 @@ impl Worker {
                 if let Decision::Admitted(_) = &d {
                     // Bind while holding the lock, so a concurrent admission counts us.
                     self.set_condition("PodScheduled", true, None, None);
-                    self.status.host_ip = Some("127.0.0.1".into());
+                    self.status.host_ip = crate::network::host_ip();
+                    self.status.host_ips = self
+                        .status
+                        .host_ip
+                        .clone()
+                        .map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]);
                     self.flush();
                 }
                 d
@@ -456,7 +461,7 @@ impl Worker {
         self.sandbox = Some(sb);
         self.set_condition("PodReadyToStartContainers", true, None, None);
         let pod_ips: Vec<String> = self.status.pod_ip.iter().cloned().collect();
-        let host_ips = vec!["127.0.0.1".to_string()];
+        let host_ips: Vec<String> = crate::network::host_ip().into_iter().collect();
         let ctx = EnvContext {
             pod: &self.pod,
             config_maps: &self.objects.config_maps,
@@ -625,7 +630,7 @@ impl Worker {
             return Err(run_err("no sandbox".into()));
         };
         let pod_ips: Vec<String> = self.status.pod_ip.iter().cloned().collect();
-        let host_ips = vec!["127.0.0.1".to_string()];
+        let host_ips: Vec<String> = crate::network::host_ip().into_iter().collect();
         let input = ContainerSpecInput {
             ctx: EnvContext {
                 pod: &self.pod,
