@@ -30,16 +30,19 @@ struct Netns {
 impl Netns {
     fn new() -> Netns {
         require("unshare");
-        let child = Command::new("unshare")
-            .args(["--net", "sleep", "600"])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
+        // Held in a Netns at once so a panic below still kills and reaps it.
+        let ns = Netns {
+            child: Command::new("unshare")
+                .args(["--net", "sleep", "600"])
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap(),
+        };
         let own = std::fs::read_link("/proc/self/ns/net").unwrap();
-        let path = PathBuf::from(format!("/proc/{}/ns/net", child.id()));
+        let path = ns.path();
         for _ in 0..500 {
             if std::fs::read_link(&path).map(|l| l != own).unwrap_or(false) {
-                return Netns { child };
+                return ns;
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -92,6 +95,8 @@ impl Drop for Attached {
 struct Node {
     cfg: NetworkConfig,
     dir: PathBuf,
+    /// Where pod dirs live (the data dir unless set; podrun keeps them on /run's tmpfs).
+    pods: Option<PathBuf>,
 }
 
 impl Node {
@@ -106,11 +111,19 @@ impl Node {
             subnet: format!("10.{}.{}.0/24", 200 + tag, pid % 250),
             ..Default::default()
         };
-        Node { cfg, dir }
+        Node {
+            cfg,
+            dir,
+            pods: None,
+        }
     }
 
     fn pod_dir(&self, name: &str) -> PathBuf {
-        let d = self.dir.join("pods").join(name);
+        let d = self
+            .pods
+            .clone()
+            .unwrap_or_else(|| self.dir.join("pods"))
+            .join(name);
         std::fs::create_dir_all(&d).unwrap();
         d
     }
@@ -145,6 +158,9 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = network::remove_node_network(&self.cfg);
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(p) = &self.pods {
+            let _ = std::fs::remove_dir_all(p);
+        }
     }
 }
 
@@ -586,4 +602,67 @@ fn two_data_dirs_on_one_bridge_share_its_lease_store() {
     assert!(first.leases().is_empty());
     // `second` shares `first`'s bridge: only `first` removes it.
     second.cfg.bridge = format!("prt8gone{}", std::process::id() % 10000);
+}
+
+/// bench/network.sh: N pods (default 100) each given an address, each reachable from the
+/// host, all released; prints setup and teardown times. `--ignored` so plain runs stay fast.
+#[test]
+#[ignore]
+fn bench_many_pods_each_with_an_address_all_reachable_all_released() {
+    let n: usize = std::env::var("BENCH_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let mut node = Node::new(9);
+    node.cfg.subnet = format!("10.209.{}.0/23", (std::process::id() % 125) * 2);
+    // As in podrun: leases on the data dir's disk, pod dirs on /run (tmpfs).
+    node.pods = Some(PathBuf::from(format!(
+        "/run/podrun-netbench-{}",
+        std::process::id()
+    )));
+    let namespaces: Vec<Netns> = (0..n).map(|_| Netns::new()).collect();
+    // Warm the bridge (created once per node, not per pod).
+    let warm_ns = Netns::new();
+    node.attach("warm", &warm_ns, &plain_pod("warm")).teardown();
+    let mut setup = Vec::new();
+    let mut nets = Vec::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        let t = std::time::Instant::now();
+        let net = node.attach(&format!("b{i}"), ns, &plain_pod(&format!("b{i}")));
+        setup.push(t.elapsed().as_secs_f64() * 1000.0);
+        nets.push(net);
+    }
+    let mut ips: Vec<String> = nets.iter().map(|n| n.ip.clone()).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), n, "every pod has its own address");
+    let mut reachable = 0;
+    for (ns, net) in namespaces.iter().zip(&nets) {
+        let (port, h) = serve_once(ns, 0, "b");
+        let mut s = TcpStream::connect_timeout(
+            &format!("{}:{port}", net.ip).parse().unwrap(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        if ping(&mut s) == "pong b" {
+            reachable += 1;
+        }
+        h.join().unwrap();
+    }
+    let t = std::time::Instant::now();
+    for net in nets {
+        net.teardown();
+    }
+    let down = t.elapsed().as_secs_f64() * 1000.0 / n as f64;
+    let left = node.leases().len();
+    setup.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let med = setup[n / 2];
+    let p95 = setup[(n * 95 / 100).min(n - 1)];
+    println!(
+        "BENCH built-in setup per pod: median {med:.2} ms, p95 {p95:.2} ms, max {:.2} ms (target <= 5 ms); teardown {down:.2} ms/pod; {n} pods, {} distinct addresses, {reachable} reachable, {left} leases left",
+        setup[n - 1],
+        ips.len()
+    );
+    assert_eq!(reachable, n);
+    assert_eq!(left, 0);
 }

@@ -157,7 +157,10 @@ fn built_in_bridge_serves_pod_ports_and_delete_leaves_nothing() {
         .unwrap_or_default();
     assert!(leases.is_empty(), "leases left: {leases:?}");
     let map = sh(&format!("nft list map ip {} hostports", cfg.nft_table()));
-    assert!(map.contains("hostports") && !map.contains("elements"), "hostPort elements left: {map}");
+    assert!(
+        map.contains("hostports") && !map.contains("elements"),
+        "hostPort elements left: {map}"
+    );
     let routes = sh("ip -4 route");
     assert!(ips.iter().all(|i| !routes.contains(i.as_str())), "{routes}");
 }

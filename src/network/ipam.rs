@@ -117,7 +117,17 @@ impl Ipam {
             loop {
                 let ip = Ipv4Addr::from(cand);
                 if self.try_lease(ip, owner)? {
-                    let _ = std::fs::write(&last_file, ip.to_string());
+                    // Rewritten in place, never truncated: ext4 flushes a file that is
+                    // truncated and rewritten on close (auto_da_alloc), costing milliseconds.
+                    if let Ok(f) = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&last_file)
+                    {
+                        use std::os::unix::fs::FileExt;
+                        let _ = f.write_all_at(format!("{:<15}\n", ip).as_bytes(), 0);
+                    }
                     return Ok(ip);
                 }
                 cand = if cand == last { first } else { cand + 1 };
