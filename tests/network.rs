@@ -171,7 +171,19 @@ fn plain_pod(name: &str) -> serde_json::Value {
 
 /// A TCP listener inside `ns` on `port` (0: any) answering one "ping" with "pong <tag>".
 fn serve_once(ns: &Netns, port: u16, tag: &'static str) -> (u16, std::thread::JoinHandle<()>) {
-    let l = network::in_netns(&ns.path(), || TcpListener::bind(("0.0.0.0", port))).unwrap();
+    let mut tries = 0;
+    let l = loop {
+        match network::in_netns(&ns.path(), || TcpListener::bind(("0.0.0.0", port))) {
+            Ok(l) => break l,
+            // The previous listener's port may linger for a moment.
+            Err(e) if tries < 50 => {
+                tries += 1;
+                eprintln!("bind {port} in the pod: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("bind {port} in the pod: {e}"),
+        }
+    };
     let port = l.local_addr().unwrap().port();
     let h = std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
