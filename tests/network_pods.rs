@@ -256,3 +256,35 @@ fn host_network_pod_sees_the_hosts_links_and_has_the_host_ip() {
         nix::unistd::gethostname().unwrap().to_string_lossy()
     );
 }
+
+#[test]
+fn post_start_page_and_a_named_port_probe_are_reached_on_the_pod_ip() {
+    let (bridge, cidr) = unique_net(3);
+    let mut w = World::new("net-hook");
+    w.extra_env.push(("PODRUN_BRIDGE".into(), bridge.clone()));
+    w.extra_env.push(("PODRUN_POD_CIDR".into(), cidr.clone()));
+    w.extra_env.push(("PODRUN_NETWORK".into(), "bridge".into()));
+    let _bridge = BridgeGuard(podrun::network::NetworkConfig {
+        bridge,
+        subnet: cidr,
+        ..Default::default()
+    });
+    let w = w;
+    let hook =
+        std::fs::read_to_string(pod_support::repo().join("tests/seed-examples/pod-hook-exec.yaml"))
+            .unwrap();
+    w.up_ok(&hook);
+    w.wait_status("dev", "pod-hook-exec", "Running", 60);
+    let ip = pod_ip(&w, "dev", "pod-hook-exec");
+    let page = w.wait_for(20, "the postStart page", || {
+        Some(curl(&format!("http://{ip}/"))).filter(|p| p.contains("postStart..."))
+    });
+    assert_eq!(page.trim(), "postStart...");
+
+    // A readiness probe on a named port makes the pod Ready through its IP.
+    w.up_ok("apiVersion: v1\nkind: Pod\nmetadata:\n  name: ready\n  namespace: default\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: nginx\n    image: nginx:1.17.1\n    ports:\n    - name: web\n      containerPort: 80\n    readinessProbe:\n      httpGet:\n        path: /\n        port: web\n      periodSeconds: 1\n");
+    w.wait_for(30, "ready 1/1", || {
+        let c = w.columns("default", "ready");
+        (c.0 == "1/1" && c.1 == "Running").then_some(())
+    });
+}
