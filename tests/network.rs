@@ -571,6 +571,26 @@ fn cni_backend_with_debians_plugins() {
     let e = net.check().unwrap_err().to_string();
     assert!(e.contains("bridge"), "{e}");
 
+    // A crashed supervisor whose pause is gone too: cleanup runs DEL without the namespace
+    // (never entering whatever process now has that pid) and frees the lease.
+    let ns2 = Netns::new();
+    let pod2: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "cni2", "namespace": "default", "uid": format!("uid-cni2-{pid}")},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))
+    .unwrap();
+    let mut net2 = Attached(
+        network::attach(&cfg, &node.dir, &node.pod_dir("cni2"), &pod2, &ns2.path()).unwrap(),
+    );
+    let ip2 = net2.ip.clone();
+    std::mem::forget(net2.0.take());
+    drop(ns2);
+    network::cleanup_pod_dir(&node.dir.join("pods/cni2"));
+    let leased = sh(&format!("ls -R {}", node.dir.join("cni-ipam").display())).1;
+    assert!(
+        !leased.contains(&ip2),
+        "lease {ip2} left after crash cleanup: {leased}"
+    );
+
     let ip = net.ip.clone();
     net.teardown();
     assert!(

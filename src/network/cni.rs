@@ -19,6 +19,10 @@ pub struct CniAttachment {
     pub conf_file: PathBuf,
     pub container_id: String,
     pub netns: PathBuf,
+    /// The namespace's identity (`net:[inode]`) at ADD: a later DEL enters `netns` only
+    /// while it is still that namespace (a crashed pod's pid may belong to another process).
+    #[serde(default)]
+    pub netns_id: String,
     pub ifname: String,
     pub args: String,
     pub bin_dirs: Vec<PathBuf>,
@@ -168,6 +172,17 @@ impl CniAttachment {
         serde_json::from_slice(&out.stdout).map_err(|e| cerr(ty, format!("{command} result: {e}")))
     }
 
+    /// Whether `netns` still names the namespace ADD attached (and not this process's own).
+    fn netns_is_ours(&self) -> bool {
+        let now = std::fs::read_link(&self.netns)
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let own = std::fs::read_link("/proc/self/ns/net")
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        !now.is_empty() && now == self.netns_id && now != own
+    }
+
     /// CNI DEL through every plugin in reverse order; goes on after a failure.
     pub fn del(&self) -> Result<(), NetworkError> {
         let mut first = None;
@@ -206,6 +221,18 @@ pub fn add(
 ) -> Result<CniAttachment, NetworkError> {
     let (conf_file, conflist) = load_conflist(&cfg.cni_conf_dir)?;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let netns_id = std::fs::read_link(netns)
+        .map(|l| l.to_string_lossy().into_owned())
+        .map_err(|e| cerr("netns", format!("{}: {e}", netns.display())))?;
+    let own = std::fs::read_link("/proc/self/ns/net")
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if netns_id == own {
+        return Err(cerr(
+            "netns",
+            format!("{} is the host's network namespace", netns.display()),
+        ));
+    }
     let container_id: String = if uid.is_empty() {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(pod_dir.as_os_str().as_encoded_bytes()))
@@ -224,6 +251,7 @@ pub fn add(
         conf_file,
         container_id: container_id.clone(),
         netns: netns.to_path_buf(),
+        netns_id,
         ifname: "eth0".into(),
         args: format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={name};K8S_POD_INFRA_CONTAINER_ID={container_id};K8S_POD_UID={uid}"),
         bin_dirs: cfg.cni_bin_dirs.clone(),

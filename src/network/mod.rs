@@ -567,7 +567,14 @@ fn attach_bridge(
                 subnet.gateway()
             )))?;
         let ports = host_ports(pod, ip);
-        nft::add_host_ports(&att.nft_table, &ports)?;
+        match nft::add_host_ports(&att.nft_table, &ports) {
+            // The table went away under a live bridge (e.g. a ruleset flush): make it again.
+            Err(NetworkError::Nft { reason }) if reason.contains("No such file or directory") => {
+                nft::create_table(&att.nft_table, &cfg.bridge, &subnet)?;
+                nft::add_host_ports(&att.nft_table, &ports)?;
+            }
+            r => r?,
+        }
         att.host_ports = ports;
         Ok(())
     })();
