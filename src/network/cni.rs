@@ -121,11 +121,20 @@ impl CniAttachment {
         let stdin = serde_json::to_vec(&self.plugin_config(plugin, prev))
             .map_err(|e| cerr(ty, e.to_string()))?;
         // DEL may run after the namespace is gone; the spec allows an empty CNI_NETNS then.
-        let netns = if command == "DEL" && !self.netns.exists() {
-            PathBuf::new()
-        } else {
+        let netns = if command == "ADD" || self.netns_is_ours() {
             self.netns.clone()
+        } else {
+            PathBuf::new()
         };
+        if netns.as_os_str().is_empty() && command == "CHECK" {
+            return Err(cerr(
+                ty,
+                format!(
+                    "CHECK: the pod's network namespace {} is gone",
+                    self.netns.display()
+                ),
+            ));
+        }
         let mut child = Command::new(&bin)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
