@@ -584,7 +584,18 @@ fn cni_backend_with_debians_plugins() {
     let ip2 = net2.ip.clone();
     std::mem::forget(net2.0.take());
     drop(ns2);
+    // The recorded /proc/<pid> now belongs to another process with an eth0 of its own.
+    let other = Netns::new();
+    assert!(other.run("ip link add eth0 type veth peer name x1").0);
+    let rec = node.dir.join("pods/cni2").join(network::ATTACHMENT_FILE);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&rec).unwrap()).unwrap();
+    v["netns"] = serde_json::Value::String(other.path().display().to_string());
+    std::fs::write(&rec, v.to_string()).unwrap();
     network::cleanup_pod_dir(&node.dir.join("pods/cni2"));
+    assert!(
+        other.run("ip link show eth0").0,
+        "cleanup entered an unrelated namespace"
+    );
     let leased = sh(&format!("ls -R {}", node.dir.join("cni-ipam").display())).1;
     assert!(
         !leased.contains(&ip2),
