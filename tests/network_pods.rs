@@ -288,3 +288,82 @@ fn post_start_page_and_a_named_port_probe_are_reached_on_the_pod_ip() {
         (c.0 == "1/1" && c.1 == "Running").then_some(())
     });
 }
+
+fn exec_cat(w: &World, pod: &str, file: &str) -> String {
+    w.ok(&["exec", pod, "-c", "busybox", "--", "cat", file])
+}
+
+#[test]
+fn resolv_conf_and_hosts_follow_dns_policy_and_host_aliases() {
+    let (bridge, cidr) = unique_net(4);
+    let mut w = World::new("net-dns");
+    w.extra_env.push(("PODRUN_BRIDGE".into(), bridge.clone()));
+    w.extra_env.push(("PODRUN_POD_CIDR".into(), cidr.clone()));
+    w.extra_env.push(("PODRUN_NETWORK".into(), "bridge".into()));
+    let _bridge = BridgeGuard(podrun::network::NetworkConfig {
+        bridge,
+        subnet: cidr,
+        ..Default::default()
+    });
+    let w = w;
+    let pod = |name: &str, extra: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  terminationGracePeriodSeconds: 0\n{extra}  containers:\n  - name: busybox\n    image: busybox:1.30\n    command: [\"sleep\", \"3600\"]\n")
+    };
+    w.up_ok(&pod(
+        "dnsnone",
+        "  dnsPolicy: None\n  dnsConfig:\n    nameservers: [\"192.0.2.53\"]\n    searches: [\"example.test\"]\n    options:\n    - name: ndots\n      value: \"2\"\n  hostAliases:\n  - ip: \"192.0.2.10\"\n    hostnames: [\"foo.local\", \"bar.local\"]\n",
+    ));
+    w.up_ok(&pod("dnsdefault", "  dnsPolicy: Default\n"));
+    w.wait_status("default", "dnsnone", "Running", 60);
+    w.wait_status("default", "dnsdefault", "Running", 60);
+    // None: exactly what dnsConfig says.
+    let resolv = exec_cat(&w, "dnsnone", "/etc/resolv.conf");
+    assert_eq!(
+        resolv,
+        "nameserver 192.0.2.53\nsearch example.test\noptions ndots:2\n"
+    );
+    // hosts: the pod's own IP and name, then the aliases as kubelet writes them.
+    let ip = pod_ip(&w, "default", "dnsnone");
+    let hosts = exec_cat(&w, "dnsnone", "/etc/hosts");
+    assert!(
+        hosts.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"),
+        "{hosts}"
+    );
+    assert!(hosts.contains(&format!("{ip}\tdnsnone\n")), "{hosts}");
+    assert!(
+        hosts.contains("# Entries added by HostAliases.\n192.0.2.10\tfoo.local\tbar.local\n"),
+        "{hosts}"
+    );
+    // Default: the node's resolver configuration.
+    let host_ns: Vec<String> = std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("nameserver"))
+        .map(|l| format!("{}\n", l.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .take(3)
+        .collect();
+    let resolv = exec_cat(&w, "dnsdefault", "/etc/resolv.conf");
+    assert!(
+        host_ns.iter().all(|n| resolv.contains(n.as_str())),
+        "{resolv} vs host {host_ns:?}"
+    );
+
+    // The downward API gives the container its pod IP and the node's IP.
+    w.up_ok("apiVersion: v1\nkind: Pod\nmetadata:\n  name: downward\n  namespace: default\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: busybox\n    image: busybox:1.30\n    command: [\"sleep\", \"3600\"]\n    env:\n    - name: POD_IP\n      valueFrom:\n        fieldRef:\n          fieldPath: status.podIP\n    - name: HOST_IP\n      valueFrom:\n        fieldRef:\n          fieldPath: status.hostIP\n");
+    w.wait_status("default", "downward", "Running", 60);
+    let ip = pod_ip(&w, "default", "downward");
+    let env = w.ok(&[
+        "exec",
+        "downward",
+        "-c",
+        "busybox",
+        "--",
+        "sh",
+        "-c",
+        "echo $POD_IP $HOST_IP",
+    ]);
+    assert_eq!(
+        env.trim(),
+        format!("{ip} {}", podrun::network::host_ip().unwrap())
+    );
+}
