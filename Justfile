@@ -52,3 +52,7 @@ bench-pod: release
 # Admission against a node running 200 pods with affinity terms
 bench-admission:
     bash bench/admission.sh
+
+# Pod network: built-in setup per pod, 100 pods with addresses, extra `up` time (none/bridge/CNI)
+bench-network: build
+    bash bench/network.sh
