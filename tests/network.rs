@@ -300,9 +300,30 @@ fn host_port_reaches_the_pod_on_loopback_and_is_removed_on_teardown() {
         .local_addr()
         .unwrap()
         .port();
+    let only_lo = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let pod = serde_json::json!({"metadata": {"name": "hp", "namespace": "default", "uid": "uid-hp"},
-        "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 8080, "hostPort": host_port}]}]}});
+        "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [
+            {"containerPort": 8080, "hostPort": host_port},
+            {"containerPort": 8081, "hostPort": only_lo, "hostIP": "127.0.0.1"}]}]}});
     let net = node.attach("hp", &ns, &pod);
+    // hostIP 127.0.0.1: published there, not on another local address (127.0.0.2).
+    let (_, h) = serve_once(&ns, 8081, "hostip");
+    let mut s = TcpStream::connect_timeout(
+        &format!("127.0.0.1:{only_lo}").parse().unwrap(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(ping(&mut s), "pong hostip");
+    h.join().unwrap();
+    assert!(TcpStream::connect_timeout(
+        &format!("127.0.0.2:{only_lo}").parse().unwrap(),
+        Duration::from_millis(500)
+    )
+    .is_err());
     let (_, h) = serve_once(&ns, 8080, "hostport");
     let mut s = TcpStream::connect_timeout(
         &format!("127.0.0.1:{host_port}").parse().unwrap(),
@@ -344,11 +365,34 @@ fn host_port_reaches_the_pod_on_loopback_and_is_removed_on_teardown() {
         !rules.contains(&host_port.to_string()),
         "hostPort rule left: {rules}"
     );
+    let (_, rules) = sh(&format!(
+        "nft list map ip {} hostip_hostports",
+        node.cfg.nft_table()
+    ));
+    assert!(
+        !rules.contains(&only_lo.to_string()),
+        "hostIP rule left: {rules}"
+    );
     assert!(TcpStream::connect_timeout(
         &format!("127.0.0.1:{host_port}").parse().unwrap(),
         Duration::from_millis(500)
     )
     .is_err());
+
+    // The NAT table deleted under a live bridge (e.g. a ruleset flush) is made again by
+    // the next pod that publishes a port.
+    assert!(sh(&format!("nft delete table ip {}", node.cfg.nft_table())).0);
+    let ns3 = Netns::new();
+    let net3 = node.attach("hp3", &ns3, &pod);
+    let (_, h) = serve_once(&ns3, 8080, "again");
+    let mut s = TcpStream::connect_timeout(
+        &format!("127.0.0.1:{host_port}").parse().unwrap(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(ping(&mut s), "pong again");
+    h.join().unwrap();
+    net3.teardown();
 }
 
 #[test]

@@ -266,7 +266,13 @@ pub fn add(
         bin_dirs: cfg.cni_bin_dirs.clone(),
         port_mappings: ports
             .iter()
-            .map(|p| json!({"hostPort": p.host_port, "containerPort": p.port, "protocol": p.proto}))
+            .map(|p| {
+                let mut m = json!({"hostPort": p.host_port, "containerPort": p.port, "protocol": p.proto});
+                if let Some(h) = p.host_ip {
+                    m["hostIP"] = json!(h.to_string());
+                }
+                m
+            })
             .collect(),
         result: Value::Null,
     };

@@ -353,15 +353,22 @@ fn host_ports(pod: &Pod, ip: Ipv4Addr) -> Vec<nft::HostPort> {
             continue;
         };
         let proto = p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
+        // hostIP narrows the port to one node address; 0.0.0.0 (or none) means all of them.
+        let host_ip = p
+            .host_ip
+            .as_deref()
+            .and_then(|h| h.parse::<Ipv4Addr>().ok())
+            .filter(|h| !h.is_unspecified());
         let hp = nft::HostPort {
             proto,
             host_port: hp as u16,
+            host_ip,
             ip,
             port: p.container_port.clamp(0, 65535) as u16,
         };
         if !out
             .iter()
-            .any(|o| o.proto == hp.proto && o.host_port == hp.host_port)
+            .any(|o| o.proto == hp.proto && o.host_port == hp.host_port && o.host_ip == hp.host_ip)
         {
             out.push(hp);
         }
@@ -475,7 +482,7 @@ fn ensure_bridge(
         )?;
         // Egress: pods' packets are forwarded to the host's uplink (as every runtime does).
         write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
-        nft::create_table(&cfg.nft_table(), name, &subnet)?;
+        nft::create_table(&cfg.nft_table(), name, &subnet, true)?;
         Ok(idx)
     })();
     match made {
@@ -570,7 +577,7 @@ fn attach_bridge(
         match nft::add_host_ports(&att.nft_table, &ports) {
             // The table went away under a live bridge (e.g. a ruleset flush): make it again.
             Err(NetworkError::Nft { reason }) if reason.contains("No such file or directory") => {
-                nft::create_table(&att.nft_table, &cfg.bridge, &subnet)?;
+                nft::create_table(&att.nft_table, &cfg.bridge, &subnet, false)?;
                 nft::add_host_ports(&att.nft_table, &ports)?;
             }
             r => r?,

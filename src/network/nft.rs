@@ -11,13 +11,29 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
-/// One published port: `proto` (tcp, udp, sctp) `host_port` on the node → `ip:port`.
+/// One published port: `proto` (tcp, udp, sctp) `host_port` on the node (on `host_ip`
+/// only, when the pod names one) → `ip:port`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostPort {
     pub proto: String,
     pub host_port: u16,
+    #[serde(default)]
+    pub host_ip: Option<Ipv4Addr>,
     pub ip: Ipv4Addr,
     pub port: u16,
+}
+
+impl HostPort {
+    /// The map holding this port and its key there.
+    fn map_and_key(&self) -> (&'static str, String) {
+        match self.host_ip {
+            Some(h) => (
+                "hostip_hostports",
+                format!("{h} . {} . {}", self.proto, self.host_port),
+            ),
+            None => ("hostports", format!("{} . {}", self.proto, self.host_port)),
+        }
+    }
 }
 
 /// Runs `script` through `nft -f -` as one transaction.
@@ -51,21 +67,62 @@ pub fn run(script: &str) -> Result<(), NetworkError> {
     }
 }
 
-/// (Re)creates table `table` for bridge `bridge` and `subnet` in one transaction.
-pub fn create_table(table: &str, bridge: &str, subnet: &Subnet) -> Result<(), NetworkError> {
-    run(&format!(
-        "add table ip {table}\ndelete table ip {table}\n\
-         table ip {table} {{\n\
-           map hostports {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}\n\
-           chain prerouting {{ type nat hook prerouting priority dstnat; fib daddr type local dnat to meta l4proto . th dport map @hostports; }}\n\
-           chain output {{ type nat hook output priority -100; fib daddr type local dnat to meta l4proto . th dport map @hostports; }}\n\
-           chain postrouting {{ type nat hook postrouting priority srcnat;\n\
-             ip saddr {subnet} ip daddr != {subnet} masquerade\n\
-             ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade\n\
-             ct status dnat ip saddr {subnet} oifname \"{bridge}\" masquerade\n\
-           }}\n\
-         }}\n"
-    ))
+/// Makes table `table` for bridge `bridge` and `subnet` in one transaction: the maps are
+/// kept (with their elements, unless `fresh`: a new bridge has no pods yet), the chains
+/// rewritten, so it also repairs a table whose chains were flushed.
+pub fn create_table(
+    table: &str,
+    bridge: &str,
+    subnet: &Subnet,
+    fresh: bool,
+) -> Result<(), NetworkError> {
+    let flush = if fresh {
+        format!("flush map ip {table} hostports\nflush map ip {table} hostip_hostports\n")
+    } else {
+        String::new()
+    };
+    let mut script = format!(
+        "add table ip {table}\n\
+         add map ip {table} hostports {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}\n\
+         add map ip {table} hostip_hostports {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}\n\
+         {flush}"
+    );
+    let chains = [
+        (
+            "prerouting",
+            "type nat hook prerouting priority dstnat;",
+            vec![
+                "dnat to ip daddr . meta l4proto . th dport map @hostip_hostports".to_string(),
+                "fib daddr type local dnat to meta l4proto . th dport map @hostports".to_string(),
+            ],
+        ),
+        (
+            "output",
+            "type nat hook output priority -100;",
+            vec![
+                "dnat to ip daddr . meta l4proto . th dport map @hostip_hostports".to_string(),
+                "fib daddr type local dnat to meta l4proto . th dport map @hostports".to_string(),
+            ],
+        ),
+        (
+            "postrouting",
+            "type nat hook postrouting priority srcnat;",
+            vec![
+                format!("ip saddr {subnet} ip daddr != {subnet} masquerade"),
+                format!("ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade"),
+                format!("ct status dnat ip saddr {subnet} oifname \"{bridge}\" masquerade"),
+            ],
+        ),
+    ];
+    for (name, hook, rules) in chains {
+        script.push_str(&format!(
+            "add chain ip {table} {name} {{ {hook} }}\nflush chain ip {table} {name}\n"
+        ));
+        for r in rules {
+            script.push_str(&format!("add rule ip {table} {name} {r}\n"));
+        }
+    }
+    run(&script)
 }
 
 /// Deletes table `table` if it exists.
@@ -78,15 +135,17 @@ pub fn add_host_ports(table: &str, ports: &[HostPort]) -> Result<(), NetworkErro
     if ports.is_empty() {
         return Ok(());
     }
-    let elems: Vec<String> = ports
+    let script: String = ports
         .iter()
-        .map(|p| format!("{} . {} : {} . {}", p.proto, p.host_port, p.ip, p.port))
+        .map(|p| {
+            let (map, key) = p.map_and_key();
+            format!(
+                "create element ip {table} {map} {{ {key} : {} . {} }}\n",
+                p.ip, p.port
+            )
+        })
         .collect();
-    run(&format!(
-        "create element ip {table} hostports {{ {} }}\n",
-        elems.join(", ")
-    ))
-    .map_err(|e| match e {
+    run(&script).map_err(|e| match e {
         NetworkError::Nft { reason } if reason.contains("File exists") => NetworkError::Nft {
             reason: "a hostPort of this pod is already allocated on the node".into(),
         },
@@ -98,28 +157,19 @@ pub fn add_host_ports(table: &str, ports: &[HostPort]) -> Result<(), NetworkErro
 pub fn del_host_ports(table: &str, ports: &[HostPort]) -> Result<(), NetworkError> {
     let mut first_err = None;
     for p in ports {
+        let (map, key) = p.map_and_key();
         // Delete by key only when the element still maps to this pod: a later pod may own it.
         let list = Command::new("nft")
-            .args([
-                "get",
-                "element",
-                "ip",
-                table,
-                "hostports",
-                &format!("{{ {} . {} }}", p.proto, p.host_port),
-            ])
+            .args(["get", "element", "ip", table, map, &format!("{{ {key} }}")])
             .output();
         let ours = match list {
             Ok(o) if o.status.success() => {
-                String::from_utf8_lossy(&o.stdout).contains(&format!("{} . {}", p.ip, p.port))
+                String::from_utf8_lossy(&o.stdout).contains(&format!(": {} . {}", p.ip, p.port))
             }
             _ => false,
         };
         if ours {
-            if let Err(e) = run(&format!(
-                "delete element ip {table} hostports {{ {} . {} }}\n",
-                p.proto, p.host_port
-            )) {
+            if let Err(e) = run(&format!("delete element ip {table} {map} {{ {key} }}\n")) {
                 first_err.get_or_insert(e);
             }
         }
