@@ -367,3 +367,53 @@ fn resolv_conf_and_hosts_follow_dns_policy_and_host_aliases() {
         format!("{ip} {}", podrun::network::host_ip().unwrap())
     );
 }
+
+#[test]
+fn delete_after_a_killed_supervisor_releases_the_pod_network() {
+    let (bridge, cidr) = unique_net(5);
+    let mut w = World::new("net-crash");
+    w.extra_env.push(("PODRUN_BRIDGE".into(), bridge.clone()));
+    w.extra_env.push(("PODRUN_POD_CIDR".into(), cidr.clone()));
+    w.extra_env.push(("PODRUN_NETWORK".into(), "bridge".into()));
+    let cfg = podrun::network::NetworkConfig {
+        bridge: bridge.clone(),
+        subnet: cidr,
+        ..Default::default()
+    };
+    let _bridge = BridgeGuard(cfg.clone());
+    let w = w;
+    let hp = free_port();
+    w.up_ok(&web_pod(hp));
+    w.wait_status("default", "web", "Running", 60);
+    let ip = pod_ip(&w, "default", "web");
+    assert_eq!(
+        sh(&format!("ip -o link show master {bridge}"))
+            .lines()
+            .count(),
+        1
+    );
+    let pid: i32 = std::fs::read_to_string(w.root.join("pods/default_web/supervisor.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    w.ok(&["delete", "pod", "web", "--grace-period", "0", "--force"]);
+    assert_eq!(
+        sh(&format!("ip -o link show master {bridge}")).trim(),
+        "",
+        "veth left after orphan cleanup"
+    );
+    let leases = sh(&format!(
+        "ls {}",
+        w.data.join("ipam").join(&bridge).display()
+    ));
+    assert!(!leases.contains(&ip), "lease {ip} left: {leases}");
+    let map = sh(&format!("nft list map ip {} hostports", cfg.nft_table()));
+    assert!(!map.contains(&hp.to_string()), "hostPort left: {map}");
+}
