@@ -413,15 +413,12 @@ fn ensure_bridge(
     let name = &cfg.bridge;
     let subnet = cfg.subnet();
     let existing = |nl: &mut Netlink| -> Result<Option<(u32, Ipam)>, NetworkError> {
-        let Some(i) = nl
-            .link_index(name)
+        let Some((i, alias)) = nl
+            .link_with_alias(name)
             .map_err(nl_err(format!("looking up {name}")))?
         else {
             return Ok(None);
         };
-        let alias = nl
-            .link_alias(name)
-            .map_err(nl_err(format!("looking up {name}")))?;
         let store = match alias.map(PathBuf::from) {
             Some(dir) if dir.is_absolute() && dir.is_dir() => Ipam::new(dir, subnet),
             _ => Ipam::new(ipam.dir().to_path_buf(), subnet),

@@ -113,16 +113,19 @@ impl Netlink {
         }
     }
 
-    /// The alias (ifalias) of link `name`, if it exists and has one.
-    pub fn link_alias(&mut self, name: &str) -> io::Result<Option<String>> {
+    /// The index and alias (ifalias) of link `name`, if it exists.
+    pub fn link_with_alias(&mut self, name: &str) -> io::Result<Option<(u32, Option<String>)>> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
         match self.request(RouteNetlinkMessage::GetLink(m), NLM_F_ACK) {
             Ok(v) => Ok(v.into_iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => l.attributes.into_iter().find_map(|a| match a {
-                    LinkAttribute::IfAlias(s) => Some(s),
-                    _ => None,
-                }),
+                RouteNetlinkMessage::NewLink(l) => {
+                    let alias = l.attributes.into_iter().find_map(|a| match a {
+                        LinkAttribute::IfAlias(s) => Some(s),
+                        _ => None,
+                    });
+                    Some((l.header.index, alias))
+                }
                 _ => None,
             })),
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
