@@ -7,6 +7,14 @@
 #     portmap): the differences are what network setup adds.
 # Test-only bridges and subnets; everything is removed at the end.
 # Usage: bench/network.sh [ROUNDS] [NPODS]   (root; builds fixtures if needed)
+#
+# Figures (2026-11-25, 2-core VM shared with other builds, load average 6-9, debug build):
+#   built-in setup per pod over 100 pods: median 1.6 ms on a quieter run (bridge lookup
+#   0.09, IPAM lease 0.08, veth pair 0.57, pod side addr/route 0.14 ms), 4-8 ms under the
+#   heaviest load; teardown ~24 ms/pod (the kernel's veth unregistration); 100 distinct
+#   addresses, 100 reachable, 0 leases left.
+#   podrun up of one busybox container, added by network setup: built-in +8 to +9 ms,
+#   CNI (bridge + host-local + portmap, 3 plugin processes) +22 to +54 ms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-7}
