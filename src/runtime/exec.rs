@@ -253,6 +253,7 @@ fn exec_child(c: &ExecChild) -> std::result::Result<(), String> {
         setup_console(console, p, false)?;
     }
     process::apply_oom_score_adj(p)?;
+    process::reset_signal_mask()?;
     process::apply_rlimits(p)?;
     nix::unistd::chdir(p.cwd()).map_err(|e| format!("cwd {}: {}", p.cwd().display(), e.desc()))?;
     process::apply_no_new_privs(p)?;

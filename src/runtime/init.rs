@@ -119,6 +119,7 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
             .map_err(|e| format!("setresuid 0 in user namespace: {}", e.desc()))?;
     }
     process::apply_oom_score_adj(p)?;
+    process::reset_signal_mask()?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     for (target, fd) in a.stdio.iter().enumerate() {
         if let Some(fd) = fd {

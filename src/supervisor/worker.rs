@@ -96,6 +96,10 @@ pub struct Ctr {
     stop_deadline: Option<Instant>,
     /// The image's STOPSIGNAL (SIGTERM when it names none).
     stop_signal: Signal,
+    /// The write end of the container's stdin pipe (stdin: true), held open.
+    stdin_keep: Option<OwnedFd>,
+    /// The host file behind terminationMessagePath for the current run.
+    termination_file: Option<PathBuf>,
 }
 
 impl Ctr {
@@ -556,7 +560,10 @@ impl Worker {
     /// and the back-off decides when to try again.
     fn start_container(&mut self, c: usize) {
         let now = Instant::now();
-        self.ctrs[c].backoff.advance(now);
+        // kubelet advances the back-off at each restart (not at the first start).
+        if self.ctrs[c].finished.is_some() {
+            self.ctrs[c].backoff.advance(now);
+        }
         let image = match self.ensure_image(c) {
             Ok(i) => i,
             Err((reason, msg)) => {
@@ -670,7 +677,7 @@ impl Worker {
                 }
                 if let Some(p) = s.process_mut().as_mut() {
                     if let Some(adj) = p.oom_score_adj() {
-                        p.set_oom_score_adj(Some(super::sandbox::settable_oom_score_adj(adj)));
+                        p.set_oom_score_adj(Some(crate::spec::attainable_oom_score_adj(adj)));
                     }
                 }
                 s
@@ -680,6 +687,23 @@ impl Worker {
                 return Err(cfg_err(e.to_string()));
             }
         };
+        let mut oci = oci;
+        // terminationMessagePath: a host file bind-mounted there, read when it exits.
+        let term_file = self.args.pod_dir.join("termination").join(&id);
+        let term_path = self.ctrs[c].spec.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
+        if std::fs::create_dir_all(self.args.pod_dir.join("termination")).and_then(|_| std::fs::write(&term_file, b"")).is_ok() {
+            if let Ok(m) = oci_spec::runtime::MountBuilder::default()
+                .destination(&term_path)
+                .typ("bind")
+                .source(&term_file)
+                .options(vec!["rbind".to_string(), "rprivate".to_string(), "rw".to_string()])
+                .build()
+            {
+                let mut mounts = oci.mounts().clone().unwrap_or_default();
+                mounts.push(m);
+                oci.set_mounts(Some(mounts));
+            }
+        }
         let bundle = store.container_dir(&id);
         let write = std::fs::create_dir_all(&bundle)
             .and_then(|_| serde_json::to_vec(&oci).map_err(std::io::Error::other))
@@ -730,10 +754,30 @@ impl Worker {
             child_ends.push(w);
         }
         let devnull = File::open("/dev/null").map_err(|e| run_err(format!("/dev/null: {e}")))?;
+        // stdin: true keeps a pipe open (its write end stays with us) so the container
+        // never reads EOF; tty: true gives it a pty whose master we read as stdout.
+        let stdin_pipe = if self.ctrs[c].spec.stdin == Some(true) {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()
+        } else {
+            None
+        };
+        let tty = self.ctrs[c].spec.tty == Some(true);
+        let console = if tty {
+            nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .ok()
+        } else {
+            None
+        };
         let opts = CreateOptions {
-            stdin: Some(devnull.as_raw_fd()),
+            stdin: Some(stdin_pipe.as_ref().map(|(r, _)| r.as_raw_fd()).unwrap_or(devnull.as_raw_fd())),
             stdout: Some(child_ends[0].as_raw_fd()),
             stderr: Some(child_ends[1].as_raw_fd()),
+            console_fd: console.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
             ..Default::default()
         };
         let state = match self.runtime.create(&id, &bundle, &opts) {
@@ -747,6 +791,25 @@ impl Worker {
         };
         drop(child_ends);
         drop(devnull);
+        let stdin_keep = stdin_pipe.map(|(_, w)| w);
+        if let Some((ours, theirs)) = console {
+            drop(theirs);
+            match crate::cli::oci::recv_master(&ours) {
+                Ok(master) => {
+                    let _ = nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+                    // With a terminal everything the container writes arrives on the master.
+                    if let Some(first) = pumps.first_mut() {
+                        first.fd = master;
+                    }
+                    pumps.truncate(1);
+                }
+                Err(e) => {
+                    let _ = self.runtime.delete(&id, true);
+                    let _ = ImageStore::open(&self.args.data_dir).map(|s| s.release_rootfs(&id));
+                    return Err(run_err(format!("receiving the container's terminal: {e}")));
+                }
+            }
+        }
         let name = self.ctrs[c].spec.name.clone();
         self.kubelet_event(c, "Normal", "Created", &format!("Created container {name}"));
         if let Err(e) = self.runtime.start(&id) {
@@ -759,6 +822,8 @@ impl Worker {
         ctr.id = Some(id.clone());
         ctr.pid = Some(state.pid);
         ctr.logs = pumps;
+        ctr.stdin_keep = stdin_keep;
+        ctr.termination_file = Some(term_file);
         ctr.started = Some(Instant::now());
         ctr.finished = None;
         ctr.kill_note = None;
@@ -894,6 +959,9 @@ impl Worker {
         } else {
             "Error"
         };
+        ctr.stdin_keep = None;
+        let message = termination_message(ctr, code, &self.log_dir);
+        let ctr = &mut self.ctrs[c];
         let term = ContainerStateTerminated {
             exit_code: code,
             signal,
@@ -901,7 +969,7 @@ impl Worker {
             started_at,
             finished_at: Some(now_time()),
             container_id: ctr.status.container_id.clone(),
-            message: None,
+            message,
         };
         ctr.status.state = Some(ContainerState {
             terminated: Some(term),
@@ -1610,6 +1678,8 @@ fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         probes,
         stop_deadline: None,
         stop_signal: Signal::SIGTERM,
+        stdin_keep: None,
+        termination_file: None,
     }
 }
 
@@ -1711,4 +1781,25 @@ pub fn parse_signal(s: &str) -> Option<Signal> {
         format!("SIG{upper}")
     };
     name.parse().ok()
+}
+
+/// kubelet's termination message: the file at terminationMessagePath (at most 4096
+/// bytes); with FallbackToLogsOnError and an empty file after a failure, the log's last
+/// 80 lines (at most 2048 bytes).
+fn termination_message(ctr: &mut Ctr, code: i32, log_dir: &Path) -> Option<String> {
+    let file = ctr.termination_file.take()?;
+    let mut msg = std::fs::read(&file).unwrap_or_default();
+    let _ = std::fs::remove_file(&file);
+    msg.truncate(4096);
+    let fallback = ctr.spec.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
+    if msg.is_empty() && fallback && code != 0 {
+        let path = logs::container_log_path(log_dir, &ctr.spec.name, ctr.status.restart_count);
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = logs::parse(&text).into_iter().map(|l| l.text).collect();
+        let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+        let start = tail.len().saturating_sub(2048);
+        let start = (start..=tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(tail.len());
+        msg = tail[start..].as_bytes().to_vec();
+    }
+    (!msg.is_empty()).then(|| String::from_utf8_lossy(&msg).into_owned())
 }
