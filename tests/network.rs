@@ -230,6 +230,22 @@ fn bridge_pods_get_addresses_reach_each_other_and_leave_nothing_behind() {
         routes.contains(&format!("default via {subnet}1 dev eth0")),
         "{routes}"
     );
+    // Egress: forwarding on, pod traffic leaving the subnet masqueraded.
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    let (_, post) = sh(&format!(
+        "nft list chain ip {} postrouting",
+        node.cfg.nft_table()
+    ));
+    let sub = &node.cfg.subnet;
+    assert!(
+        post.contains(&format!("ip saddr {sub} ip daddr != {sub} masquerade")),
+        "{post}"
+    );
     let (_, br) = sh(&format!("ip -4 -o addr show dev {}", node.cfg.bridge));
     assert!(br.contains(&format!("inet {subnet}1/24")), "{br}");
 

@@ -417,3 +417,37 @@ fn delete_after_a_killed_supervisor_releases_the_pod_network() {
     let map = sh(&format!("nft list map ip {} hostports", cfg.nft_table()));
     assert!(!map.contains(&hp.to_string()), "hostPort left: {map}");
 }
+
+#[test]
+fn a_failed_network_setup_fails_up_with_kubelets_event_and_leaves_no_bridge() {
+    let host = podrun::network::host_ip().unwrap();
+    assert_ne!(
+        host, "127.0.0.1",
+        "this test needs a host address on a default-route link"
+    );
+    let (bridge, _) = unique_net(6);
+    let mut w = World::new("net-fail");
+    w.extra_env.push(("PODRUN_BRIDGE".into(), bridge.clone()));
+    // The host's own network: refused rather than shadowed.
+    w.extra_env
+        .push(("PODRUN_POD_CIDR".into(), format!("{host}/24")));
+    w.extra_env.push(("PODRUN_NETWORK".into(), "bridge".into()));
+    let w = w;
+    let out = w.up(CLIENT);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("pod network:") && err.contains("overlaps"),
+        "{err}"
+    );
+    let events = w.describe("default", "client");
+    assert!(
+        events.contains("FailedCreatePodSandBox")
+            && events.contains("Failed to create pod sandbox: pod network:"),
+        "{events}"
+    );
+    assert!(
+        !sh("ip -o link").contains(&bridge),
+        "bridge {bridge} was created"
+    );
+}

@@ -690,13 +690,24 @@ impl Worker {
         let mut oci = oci;
         // terminationMessagePath: a host file bind-mounted there, read when it exits.
         let term_file = self.args.pod_dir.join("termination").join(&id);
-        let term_path = self.ctrs[c].spec.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
-        if std::fs::create_dir_all(self.args.pod_dir.join("termination")).and_then(|_| std::fs::write(&term_file, b"")).is_ok() {
+        let term_path = self.ctrs[c]
+            .spec
+            .termination_message_path
+            .clone()
+            .unwrap_or_else(|| "/dev/termination-log".into());
+        if std::fs::create_dir_all(self.args.pod_dir.join("termination"))
+            .and_then(|_| std::fs::write(&term_file, b""))
+            .is_ok()
+        {
             if let Ok(m) = oci_spec::runtime::MountBuilder::default()
                 .destination(&term_path)
                 .typ("bind")
                 .source(&term_file)
-                .options(vec!["rbind".to_string(), "rprivate".to_string(), "rw".to_string()])
+                .options(vec![
+                    "rbind".to_string(),
+                    "rprivate".to_string(),
+                    "rw".to_string(),
+                ])
                 .build()
             {
                 let mut mounts = oci.mounts().clone().unwrap_or_default();
@@ -774,7 +785,12 @@ impl Worker {
             None
         };
         let opts = CreateOptions {
-            stdin: Some(stdin_pipe.as_ref().map(|(r, _)| r.as_raw_fd()).unwrap_or(devnull.as_raw_fd())),
+            stdin: Some(
+                stdin_pipe
+                    .as_ref()
+                    .map(|(r, _)| r.as_raw_fd())
+                    .unwrap_or(devnull.as_raw_fd()),
+            ),
             stdout: Some(child_ends[0].as_raw_fd()),
             stderr: Some(child_ends[1].as_raw_fd()),
             console_fd: console.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
@@ -796,7 +812,10 @@ impl Worker {
             drop(theirs);
             match crate::cli::oci::recv_master(&ours) {
                 Ok(master) => {
-                    let _ = nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+                    let _ = nix::fcntl::fcntl(
+                        &master,
+                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                    );
                     // With a terminal everything the container writes arrives on the master.
                     if let Some(first) = pumps.first_mut() {
                         first.fd = master;
@@ -1798,7 +1817,9 @@ fn termination_message(ctr: &mut Ctr, code: i32, log_dir: &Path) -> Option<Strin
         let lines: Vec<String> = logs::parse(&text).into_iter().map(|l| l.text).collect();
         let tail = lines[lines.len().saturating_sub(80)..].join("\n");
         let start = tail.len().saturating_sub(2048);
-        let start = (start..=tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(tail.len());
+        let start = (start..=tail.len())
+            .find(|&i| tail.is_char_boundary(i))
+            .unwrap_or(tail.len());
         msg = tail[start..].as_bytes().to_vec();
     }
     (!msg.is_empty()).then(|| String::from_utf8_lossy(&msg).into_owned())
