@@ -703,6 +703,17 @@ fn two_data_dirs_on_one_bridge_share_its_lease_store() {
     b.teardown();
     a.teardown();
     assert!(first.leases().is_empty());
+    // The owning data dir's store is gone: the next data dir takes the bridge over, and
+    // then everyone (the first data dir too) leases from the new owner's store.
+    std::fs::remove_dir_all(first.dir.join("ipam")).unwrap();
+    let c = second.attach("c", &ns1, &plain_pod("c"));
+    let d = first.attach("d", &ns2, &plain_pod("d"));
+    assert_ne!(c.ip, d.ip);
+    assert_eq!(second.leases().len(), 2);
+    assert!(first.leases().is_empty());
+    c.teardown();
+    d.teardown();
+    assert!(second.leases().is_empty());
     // `second` shares `first`'s bridge: only `first` removes it.
     second.cfg.bridge = format!("prt8gone{}", std::process::id() % 10000);
 }

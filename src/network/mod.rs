@@ -421,7 +421,18 @@ fn ensure_bridge(
         };
         let store = match alias.map(PathBuf::from) {
             Some(dir) if dir.is_absolute() && dir.is_dir() => Ipam::new(dir, subnet),
-            _ => Ipam::new(ipam.dir().to_path_buf(), subnet),
+            _ => {
+                // The owning data dir is gone (or the bridge predates aliases): this data
+                // dir's store takes the bridge over, so later instances agree on one store.
+                let own = ipam.dir().to_path_buf();
+                std::fs::create_dir_all(&own).map_err(|e| NetworkError::Ipam {
+                    path: own.clone(),
+                    source: e,
+                })?;
+                nl.set_alias(i, &own.to_string_lossy())
+                    .map_err(nl_err(format!("setting the alias of {name}")))?;
+                Ipam::new(own, subnet)
+            }
         };
         Ok(Some((i, store)))
     };
