@@ -461,6 +461,21 @@ fn cleanup_pod_dir_undoes_what_a_crashed_supervisor_left() {
     network::cleanup_pod_dir(&node.dir.join("pods/crashed"));
     assert!(!host_links().contains(&veth));
     assert!(node.leases().is_empty());
+    // A new sandbox for a pod dir that still holds an old record undoes the old one first.
+    let ns_old = Netns::new();
+    let old = node.attach("crashed", &ns_old, &plain_pod("crashed"));
+    let old_veth = match &old.attachment {
+        network::Attachment::Bridge(b) => b.veth.clone(),
+        _ => unreachable!(),
+    };
+    let mut old = old;
+    std::mem::forget(old.0.take());
+    let ns_new = Netns::new();
+    let new = node.attach("crashed", &ns_new, &plain_pod("crashed"));
+    assert_eq!(node.leases().len(), 1, "{:?}", node.leases());
+    assert!(!host_links().contains(&old_veth));
+    new.teardown();
+    assert!(node.leases().is_empty());
     // A second cleanup finds nothing to do.
     network::cleanup_pod_dir(&node.dir.join("pods/crashed"));
 }

@@ -290,6 +290,9 @@ pub fn attach(
     pod: &Pod,
     netns: &Path,
 ) -> Result<Option<PodNetwork>, NetworkError> {
+    // A record left by an earlier sandbox of this pod (a supervisor that died before its
+    // teardown) is undone first, so its address and links are not leaked.
+    cleanup_pod_dir(pod_dir);
     let attachment = match cfg.network {
         Backend::None => return Ok(None),
         Backend::Bridge => Attachment::Bridge(attach_bridge(cfg, data_dir, pod_dir, pod, netns)?),
