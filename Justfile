@@ -56,3 +56,7 @@ bench-admission:
 # Probes: 50 pods x 2 containers with exec + httpGet probes every 1 s (SECS default 300)
 bench-probes pods="50" secs="300": release
     bash bench/probes.sh {{pods}} {{secs}}
+
+# Pod network: built-in setup per pod, 100 pods with addresses, extra `up` time (none/bridge/CNI)
+bench-network: build
+    bash bench/network.sh

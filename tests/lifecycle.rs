@@ -331,6 +331,15 @@ fn termination_message_and_tty_stdin_containers() {
     // A shell with stdin and a terminal waits for input instead of exiting.
     let i = status_of(&pod, "containerStatuses", "interactive");
     assert!(i["state"]["running"].is_object(), "{i}");
-    let tty = w.ok(&["exec", "tm", "-c", "interactive", "--", "sh", "-c", "readlink /proc/1/fd/0"]);
+    let tty = w.ok(&[
+        "exec",
+        "tm",
+        "-c",
+        "interactive",
+        "--",
+        "sh",
+        "-c",
+        "readlink /proc/1/fd/0",
+    ]);
     assert!(tty.trim().starts_with("/dev/pts/"), "{tty}");
 }

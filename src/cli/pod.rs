@@ -462,6 +462,8 @@ fn cleanup_orphan(g: &GlobalOpts, rec: &PodRecord) {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
+    // Network first, while the pause may still hold the namespace (CNI DEL wants it).
+    crate::network::cleanup_pod_dir(&rec.dir);
     let images = crate::image::ImageStore::open(&g.data_dir).ok();
     if let Ok(list) = rt.list() {
         for st in list {

@@ -240,7 +240,14 @@ impl Sandbox {
             let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
             write_file(&hosts, &host_hosts)?;
         } else {
-            write_file(&hosts, &crate::spec::podfiles::hosts_file(pod, hostname, &self.pod_ip.iter().cloned().collect::<Vec<_>>()))?;
+            write_file(
+                &hosts,
+                &crate::spec::podfiles::hosts_file(
+                    pod,
+                    hostname,
+                    &self.pod_ip.iter().cloned().collect::<Vec<_>>(),
+                ),
+            )?;
         }
         write_file(&hostname_file, &format!("{hostname}\n"))?;
         write_file(&resolv, &resolv_conf(pod))?;

@@ -344,7 +344,12 @@ impl Worker {
                 if let Decision::Admitted(_) = &d {
                     // Bind while holding the lock, so a concurrent admission counts us.
                     self.set_condition("PodScheduled", true, None, None);
-                    self.status.host_ip = Some("127.0.0.1".into());
+                    self.status.host_ip = crate::network::host_ip();
+                    self.status.host_ips = self
+                        .status
+                        .host_ip
+                        .clone()
+                        .map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]);
                     self.flush();
                 }
                 d
@@ -460,7 +465,7 @@ impl Worker {
         self.sandbox = Some(sb);
         self.set_condition("PodReadyToStartContainers", true, None, None);
         let pod_ips: Vec<String> = self.status.pod_ip.iter().cloned().collect();
-        let host_ips = vec!["127.0.0.1".to_string()];
+        let host_ips: Vec<String> = crate::network::host_ip().into_iter().collect();
         let ctx = EnvContext {
             pod: &self.pod,
             config_maps: &self.objects.config_maps,
@@ -632,7 +637,7 @@ impl Worker {
             return Err(run_err("no sandbox".into()));
         };
         let pod_ips: Vec<String> = self.status.pod_ip.iter().cloned().collect();
-        let host_ips = vec!["127.0.0.1".to_string()];
+        let host_ips: Vec<String> = crate::network::host_ip().into_iter().collect();
         let input = ContainerSpecInput {
             ctx: EnvContext {
                 pod: &self.pod,
@@ -685,13 +690,24 @@ impl Worker {
         let mut oci = oci;
         // terminationMessagePath: a host file bind-mounted there, read when it exits.
         let term_file = self.args.pod_dir.join("termination").join(&id);
-        let term_path = self.ctrs[c].spec.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
-        if std::fs::create_dir_all(self.args.pod_dir.join("termination")).and_then(|_| std::fs::write(&term_file, b"")).is_ok() {
+        let term_path = self.ctrs[c]
+            .spec
+            .termination_message_path
+            .clone()
+            .unwrap_or_else(|| "/dev/termination-log".into());
+        if std::fs::create_dir_all(self.args.pod_dir.join("termination"))
+            .and_then(|_| std::fs::write(&term_file, b""))
+            .is_ok()
+        {
             if let Ok(m) = oci_spec::runtime::MountBuilder::default()
                 .destination(&term_path)
                 .typ("bind")
                 .source(&term_file)
-                .options(vec!["rbind".to_string(), "rprivate".to_string(), "rw".to_string()])
+                .options(vec![
+                    "rbind".to_string(),
+                    "rprivate".to_string(),
+                    "rw".to_string(),
+                ])
                 .build()
             {
                 let mut mounts = oci.mounts().clone().unwrap_or_default();
@@ -769,7 +785,12 @@ impl Worker {
             None
         };
         let opts = CreateOptions {
-            stdin: Some(stdin_pipe.as_ref().map(|(r, _)| r.as_raw_fd()).unwrap_or(devnull.as_raw_fd())),
+            stdin: Some(
+                stdin_pipe
+                    .as_ref()
+                    .map(|(r, _)| r.as_raw_fd())
+                    .unwrap_or(devnull.as_raw_fd()),
+            ),
             stdout: Some(child_ends[0].as_raw_fd()),
             stderr: Some(child_ends[1].as_raw_fd()),
             console_fd: console.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
@@ -791,7 +812,10 @@ impl Worker {
             drop(theirs);
             match crate::cli::oci::recv_master(&ours) {
                 Ok(master) => {
-                    let _ = nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+                    let _ = nix::fcntl::fcntl(
+                        &master,
+                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                    );
                     // With a terminal everything the container writes arrives on the master.
                     if let Some(first) = pumps.first_mut() {
                         first.fd = master;
@@ -1800,7 +1824,9 @@ fn termination_message(ctr: &mut Ctr, code: i32, log_dir: &Path) -> Option<Strin
         let lines: Vec<String> = logs::parse(&text).into_iter().map(|l| l.text).collect();
         let tail = lines[lines.len().saturating_sub(80)..].join("\n");
         let start = tail.len().saturating_sub(2048);
-        let start = (start..=tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(tail.len());
+        let start = (start..=tail.len())
+            .find(|&i| tail.is_char_boundary(i))
+            .unwrap_or(tail.len());
         msg = tail[start..].as_bytes().to_vec();
     }
     (!msg.is_empty()).then(|| String::from_utf8_lossy(&msg).into_owned())
