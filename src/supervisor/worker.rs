@@ -1827,7 +1827,7 @@ fn termination_message(ctr: &mut Ctr, code: i32, log_dir: &Path) -> Option<Strin
         let start = (start..=tail.len())
             .find(|&i| tail.is_char_boundary(i))
             .unwrap_or(tail.len());
-        msg = tail[start..].as_bytes().to_vec();
+        msg = tail.as_bytes()[start..].to_vec();
     }
     (!msg.is_empty()).then(|| String::from_utf8_lossy(&msg).into_owned())
 }
@@ -1839,7 +1839,9 @@ fn termination_message(ctr: &mut Ctr, code: i32, log_dir: &Path) -> Option<Strin
 /// the file's own bytes, so dropping its pages is safe: they are read again from the page
 /// cache on use. Mappings with any anonymous page (relocated data, .data) are left alone.
 pub fn trim_resident() {
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
     let mut current: Option<(usize, usize)> = None;
     for line in smaps.lines() {
         let mut f = line.split_whitespace();
@@ -1849,7 +1851,9 @@ pub fn trim_resident() {
             let path = f.nth(3).unwrap_or("");
             let file_backed = path.starts_with('/');
             current = match (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
-                (Ok(start), Ok(end)) if file_backed && (perms == "r-xp" || perms == "r--p") => Some((start, end)),
+                (Ok(start), Ok(end)) if file_backed && (perms == "r-xp" || perms == "r--p") => {
+                    Some((start, end))
+                }
                 _ => None,
             };
             continue;
@@ -1859,7 +1863,9 @@ pub fn trim_resident() {
                 if f.next() == Some("0") {
                     // SAFETY: a private, read-only file mapping without a single anonymous
                     // (copied) page: dropping its pages loses nothing.
-                    unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+                    unsafe {
+                        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED)
+                    };
                 }
             }
         }
