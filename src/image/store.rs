@@ -626,23 +626,28 @@ impl ImageStore {
                     reason: format!("reading {what}: {e}"),
                 })?;
             } else {
-                let unpacked = unpack::unpack_layer(&mut tee, &tmp_dir.0, &desc.digest);
-                // Whatever follows the compressed stream is part of the blob too; after a
-                // failed unpack the rest is read so the digest can be told.
-                let drained = io::copy(&mut tee, &mut io::sink());
-                let got = match unpacked {
-                    Ok(g) => g,
-                    Err(e) => {
-                        // A corrupt stream fails to decompress before its digest is known:
-                        // when the bytes do not match the digest, that is the real error.
-                        if drained.is_ok() {
-                            let (actual, _) = w.current_digest();
-                            check_digest(&what, &desc.digest, &actual)?;
-                        }
-                        return Err(e);
-                    }
-                };
-                drained.map_err(|e| io_err("read", &tmp_dir.0)(e))?;
+                // Two threads: this one fetches, hashes and stores the blob; the other
+                // decompresses and unpacks what it is handed. Both run at once.
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+                let (fetched, unpacked) = std::thread::scope(|s| {
+                    let unpacker = s.spawn(|| {
+                        unpack::unpack_layer(ChannelReader::new(rx), &tmp_dir.0, &desc.digest)
+                    });
+                    let fetched = pump(&mut tee, tx);
+                    let unpacked = unpacker
+                        .join()
+                        .unwrap_or_else(|_| Err(invalid(&what, "unpacking thread panicked")));
+                    (fetched, unpacked)
+                });
+                fetched.map_err(|e| ImageError::Registry {
+                    registry: "source".into(),
+                    reason: format!("reading {what}: {e}"),
+                })?;
+                // A corrupt stream fails to decompress before its digest is known: when
+                // the bytes do not match the digest, that is the real error.
+                let (actual, _) = w.current_digest();
+                check_digest(&what, &desc.digest, &actual)?;
+                let got = unpacked?;
                 check_digest(&format!("diff-id of {what}"), diff_id, &got)?;
             }
             w.commit(&desc.digest, Some(desc.size), &what)?;
@@ -651,6 +656,62 @@ impl ImageStore {
             std::fs::rename(&tmp_dir.0, &dir).map_err(io_err("rename", &dir))?;
         }
         Ok(())
+    }
+}
+
+/// Reads `src` to its end, handing each chunk to `tx` while the receiver listens (it
+/// stops early when the unpacker fails; the rest is still read so the digest is known).
+fn pump(src: &mut impl Read, tx: std::sync::mpsc::SyncSender<Vec<u8>>) -> io::Result<()> {
+    let mut tx = Some(tx);
+    loop {
+        let mut buf = vec![0u8; 256 * 1024];
+        let n = match src.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        buf.truncate(n);
+        if let Some(t) = &tx {
+            if t.send(buf).is_err() {
+                tx = None;
+            }
+        }
+    }
+}
+
+/// The receiving end of `pump` as a reader; EOF when the sender is gone.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl ChannelReader {
+    fn new(rx: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        ChannelReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(v) => {
+                    self.cur = v;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
