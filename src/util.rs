@@ -42,3 +42,17 @@ impl FileLock {
         Ok(FileLock { _lock: lock })
     }
 }
+
+/// The current time as a jiff timestamp (the type k8s-openapi's `Time` wraps).
+pub fn now() -> k8s_openapi::jiff::Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    k8s_openapi::jiff::Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32)
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// The current time as a Kubernetes `Time`.
+pub fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now())
+}

@@ -6,6 +6,8 @@ pub mod image;
 pub mod node;
 pub mod oci;
 pub mod pod;
+pub mod printers;
+pub mod tty;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

@@ -1,1 +1,415 @@
 //! Pod + container + image config → OCI runtime spec (config.json) for each container.
+//!
+//! [`container_spec`] is the one entry point: it applies Kubernetes' rules (command/args
+//! over ENTRYPOINT/CMD, env and the downward API, `$(VAR)` expansion, user, resources)
+//! and containerd's CRI security defaults. Volumes are prepared separately, once per
+//! pod ([`volumes::prepare_volumes`]); their per-container mounts come in the input.
+pub mod env;
+pub mod fsutil;
+pub mod podfiles;
+pub mod resources;
+pub mod security;
+pub mod user;
+pub mod volumes;
+
+pub use env::{EnvContext, NodeAllocatable};
+pub use resources::{
+    container_cgroup_path, container_resources, pod_cgroup_path, pod_resources, CgroupResources,
+};
+pub use volumes::{cleanup_volumes, prepare_volumes, PreparedVolumes, ResolvedMount, VolumeError};
+
+use k8s_openapi::api::core::v1::Container;
+use oci_spec::image::ImageConfiguration;
+use oci_spec::runtime::{
+    LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespace, LinuxNamespaceBuilder,
+    LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
+};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Why a container's spec cannot be made. Messages follow kubelet/containerd where a
+/// user would see them (CreateContainerConfigError and friends).
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("configmap {name:?} not found")]
+    ConfigMapNotFound { name: String },
+    #[error("secret {name:?} not found")]
+    SecretNotFound { name: String },
+    #[error("couldn't find key {key} in {kind} {namespace}/{name}")]
+    KeyNotFound {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("unsupported fieldPath {path:?}")]
+    UnsupportedFieldPath { path: String },
+    #[error("resourceFieldRef {resource:?}: {reason}")]
+    ResourceField { resource: String, reason: String },
+    #[error("failed to generate container spec for {container:?}: no command specified")]
+    NoCommand { container: String },
+    #[error("{message}")]
+    RunAsNonRoot { message: String },
+    #[error("{reason}")]
+    User { reason: String },
+    #[error("unknown capability {name:?} in securityContext.capabilities")]
+    UnknownCapability { name: String },
+    #[error("forbidden sysctl: {reason}")]
+    ForbiddenSysctl { reason: String },
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("image StopSignal {name:?} is not a signal")]
+    StopSignal { name: String },
+    #[error("building the OCI spec: {0}")]
+    Oci(#[from] oci_spec::OciSpecError),
+}
+
+/// The sandbox's namespaces a container joins, as paths (e.g. `/proc/<pause pid>/ns/net`).
+/// `None` for net/ipc/uts means a fresh namespace (no sandbox); host* pod settings win.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxNamespaces {
+    pub net: Option<PathBuf>,
+    pub ipc: Option<PathBuf>,
+    pub uts: Option<PathBuf>,
+    /// The pause process' PID namespace, joined when shareProcessNamespace is true.
+    pub pid: Option<PathBuf>,
+}
+
+/// Per-pod files bind-mounted into every container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodFiles {
+    pub hosts: Option<PathBuf>,
+    pub hostname: Option<PathBuf>,
+    pub resolv_conf: Option<PathBuf>,
+    /// The sandbox's /dev/shm (shared by the pod's containers); a private tmpfs if None.
+    pub shm: Option<PathBuf>,
+}
+
+/// Everything [`container_spec`] needs to know about one container of one pod.
+#[derive(Debug, Clone)]
+pub struct ContainerSpecInput<'a> {
+    /// The pod (defaulted), its ConfigMaps/Secrets, IPs, node name and allocatable.
+    pub ctx: EnvContext<'a>,
+    /// The container: regular, init or sidecar.
+    pub container: &'a Container,
+    pub image_config: &'a ImageConfiguration,
+    /// The container's root filesystem (the overlay mount point).
+    pub rootfs: &'a Path,
+    pub namespaces: SandboxNamespaces,
+    /// e.g. from [`container_cgroup_path`].
+    pub cgroups_path: String,
+    /// The container's volume mounts, from [`PreparedVolumes::mounts_for`].
+    pub mounts: &'a [ResolvedMount],
+    pub pod_files: PodFiles,
+    /// For oom_score_adj of Burstable containers.
+    pub node_memory_capacity: u64,
+}
+
+/// containerd's PATH for images that set none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, SpecError> {
+    Ok(MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()?)
+}
+
+fn bind(dest: &str, source: &Path, read_only: bool) -> Result<Mount, SpecError> {
+    Ok(MountBuilder::default()
+        .destination(dest)
+        .typ("bind")
+        .source(source)
+        .options(vec![
+            "rbind".to_string(),
+            "rprivate".to_string(),
+            if read_only { "ro" } else { "rw" }.to_string(),
+        ])
+        .build()?)
+}
+
+/// The pod's hostname as the sandbox sets it: spec.hostname or the pod name, ≤ 63 chars.
+pub fn pod_hostname(ctx: &EnvContext<'_>) -> String {
+    let spec = ctx.pod.spec.as_ref();
+    if spec.and_then(|s| s.host_network) == Some(true) {
+        return ctx.node_name.to_string();
+    }
+    let name = spec
+        .and_then(|s| s.hostname.clone())
+        .filter(|h| !h.is_empty())
+        .or_else(|| ctx.pod.metadata.name.clone())
+        .unwrap_or_default();
+    let mut h: String = name.chars().take(63).collect();
+    while h.ends_with('-') || h.ends_with('.') {
+        h.pop();
+    }
+    h
+}
+
+fn image_list(v: &Option<Vec<String>>) -> Vec<String> {
+    v.clone().unwrap_or_default()
+}
+
+/// The signal that asks the container to stop: the image's StopSignal ("SIGQUIT", "QUIT"
+/// or "3"), SIGTERM when it names none.
+pub fn stop_signal(
+    image_config: &ImageConfiguration,
+) -> Result<nix::sys::signal::Signal, SpecError> {
+    use nix::sys::signal::Signal;
+    let Some(name) = image_config
+        .config()
+        .as_ref()
+        .and_then(|c| c.stop_signal().clone())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(Signal::SIGTERM);
+    };
+    let upper = name.trim().to_ascii_uppercase();
+    let parsed = match upper.parse::<i32>() {
+        Ok(n) => Signal::try_from(n).ok(),
+        Err(_) => {
+            let full = if upper.starts_with("SIG") {
+                upper
+            } else {
+                format!("SIG{upper}")
+            };
+            full.parse::<Signal>().ok()
+        }
+    };
+    parsed.ok_or(SpecError::StopSignal { name })
+}
+
+/// Builds the OCI runtime spec of one pod container.
+pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError> {
+    let ctx = &input.ctx;
+    let pod = ctx.pod;
+    let c = input.container;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let img = input.image_config.config().clone().unwrap_or_default();
+    let csc = c.security_context.clone().unwrap_or_default();
+    let privileged = csc.privileged == Some(true);
+
+    // Environment: defaults, HOSTNAME, the image's, then the container's (later wins).
+    let container_env = env::container_env(ctx, c)?;
+    let mut full_env = env::EnvList::default();
+    full_env.set("PATH", DEFAULT_PATH.into());
+    full_env.set("HOSTNAME", pod_hostname(ctx));
+    for kv in image_list(img.env()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+        full_env.set(k, v.to_string());
+    }
+    for (k, v) in container_env.iter() {
+        full_env.set(k, v.clone());
+    }
+    if c.tty == Some(true) && full_env.get("TERM").is_none() {
+        full_env.set("TERM", "xterm".into());
+    }
+
+    let args = env::container_args(
+        c,
+        &image_list(img.entrypoint()),
+        &image_list(img.cmd()),
+        &container_env,
+    )?;
+    let user = user::resolve_user(input.rootfs, pod, c, img.user().as_deref().unwrap_or(""))?;
+    if full_env.get("HOME").is_none() {
+        full_env.set("HOME", user.home.clone().unwrap_or_else(|| "/".into()));
+    }
+    let cwd = c
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .or_else(|| img.working_dir().clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+
+    let caps = security::to_oci_capabilities(&security::container_capabilities(c)?);
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .inheritable(oci_spec::runtime::Capabilities::new())
+        .ambient(oci_spec::runtime::Capabilities::new())
+        .build()?;
+    let mut ub = UserBuilder::default().uid(user.uid).gid(user.gid);
+    if !user.additional_gids.is_empty() {
+        ub = ub.additional_gids(user.additional_gids.clone());
+    }
+    let process = ProcessBuilder::default()
+        .terminal(c.tty == Some(true))
+        .user(ub.build()?)
+        .args(args)
+        .env(full_env.to_oci())
+        .cwd(cwd)
+        .capabilities(capabilities)
+        .no_new_privileges(csc.allow_privilege_escalation == Some(false))
+        .oom_score_adj(crate::manifest::oom_score_adj(
+            pod,
+            c,
+            input.node_memory_capacity,
+        ))
+        .build()?;
+
+    // Mounts: the standard filesystems, the pod's files, then volumes (shallowest first);
+    // a volume at the same destination replaces the default.
+    let sys_ro = if privileged { "rw" } else { "ro" };
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys_ro],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", sys_ro],
+        )?,
+    ];
+    match &input.pod_files.shm {
+        Some(p) => mounts.push(bind("/dev/shm", p, false)?),
+        None => mounts.push(mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?),
+    }
+    let rootfs_ro = csc.read_only_root_filesystem == Some(true);
+    for (dest, file) in [
+        ("/etc/hosts", &input.pod_files.hosts),
+        ("/etc/hostname", &input.pod_files.hostname),
+        ("/etc/resolv.conf", &input.pod_files.resolv_conf),
+    ] {
+        if let Some(f) = file {
+            mounts.push(bind(dest, f, rootfs_ro)?);
+        }
+    }
+    let mut vol: Vec<&ResolvedMount> = input.mounts.iter().collect();
+    vol.sort_by_key(|m| Path::new(&m.destination).components().count());
+    for m in vol {
+        let dest = Path::new(&m.destination);
+        mounts.retain(|existing| existing.destination() != dest);
+        mounts.push(bind(&m.destination, &m.source, m.read_only)?);
+    }
+
+    // Namespaces: a new mount namespace; pid new unless shared with the pod or the host;
+    // net/ipc/uts joined from the sandbox unless the pod uses the host's.
+    let ns =
+        |typ: LinuxNamespaceType, path: Option<&PathBuf>| -> Result<LinuxNamespace, SpecError> {
+            let mut b = LinuxNamespaceBuilder::default().typ(typ);
+            if let Some(p) = path {
+                b = b.path(p.clone());
+            }
+            Ok(b.build()?)
+        };
+    let mut namespaces = vec![ns(LinuxNamespaceType::Mount, None)?];
+    if spec.host_pid != Some(true) {
+        let share = spec.share_process_namespace == Some(true);
+        namespaces.push(ns(
+            LinuxNamespaceType::Pid,
+            if share {
+                input.namespaces.pid.as_ref()
+            } else {
+                None
+            },
+        )?);
+    }
+    if spec.host_ipc != Some(true) {
+        namespaces.push(ns(LinuxNamespaceType::Ipc, input.namespaces.ipc.as_ref())?);
+    }
+    if spec.host_network != Some(true) {
+        namespaces.push(ns(LinuxNamespaceType::Uts, input.namespaces.uts.as_ref())?);
+        namespaces.push(ns(
+            LinuxNamespaceType::Network,
+            input.namespaces.net.as_ref(),
+        )?);
+    }
+
+    let mut res = resources::container_resources(c).to_oci();
+    res.set_devices(Some(security::device_rules(privileged)));
+    let unmasked = privileged || csc.proc_mount.as_deref() == Some("Unmasked");
+    let to_vec = |s: &[&str]| s.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    let sysctl: HashMap<String, String> = security::pod_sysctls(pod)?;
+    let mut lb = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(res)
+        .cgroups_path(PathBuf::from(&input.cgroups_path))
+        .masked_paths(if unmasked {
+            vec![]
+        } else {
+            to_vec(security::MASKED_PATHS)
+        })
+        .readonly_paths(if unmasked {
+            vec![]
+        } else {
+            to_vec(security::READONLY_PATHS)
+        })
+        .rootfs_propagation("rprivate");
+    if !sysctl.is_empty() {
+        lb = lb.sysctl(sysctl);
+    }
+    if privileged {
+        lb = lb.devices(security::host_devices());
+    }
+
+    let mut annotations = HashMap::new();
+    let meta = &pod.metadata;
+    for (k, v) in [
+        ("io.kubernetes.pod.name", meta.name.clone()),
+        ("io.kubernetes.pod.namespace", meta.namespace.clone()),
+        ("io.kubernetes.pod.uid", meta.uid.clone()),
+        ("io.kubernetes.container.name", Some(c.name.clone())),
+    ] {
+        annotations.insert(k.to_string(), v.unwrap_or_default());
+    }
+
+    Ok(SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(input.rootfs)
+                .readonly(rootfs_ro)
+                .build()?,
+        )
+        .process(process)
+        .mounts(mounts)
+        .linux(lb.build()?)
+        .annotations(annotations)
+        .build()?)
+}
+
+#[cfg(test)]
+mod tests;

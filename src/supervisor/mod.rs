@@ -1,1 +1,9 @@
 //! The per-pod supervisor: pod state machine, restarts with back-off, probes, hooks, logs, status, events.
+pub mod backoff;
+pub mod events;
+pub mod logs;
+pub mod pause;
+pub mod probes;
+pub mod sandbox;
+pub mod store;
+pub mod worker;

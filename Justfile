@@ -1,0 +1,54 @@
+# podrun tasks. `just demo` runs a demo; `just test` runs every test (root required).
+
+cargo := "cargo"
+
+# Build the debug binary (pause is embedded by build.rs)
+build:
+    {{cargo}} build
+
+# Build the optimised binary
+release:
+    {{cargo}} build --release
+
+# Install prerequisites (Debian packages, just)
+setup:
+    bash scripts/setup.sh
+
+# Demo: a busybox container through the OCI CLI, then a pod
+demo: build
+    bash scripts/demo.sh
+
+# Build the test images (busybox, nginx, debian) as OCI layouts and load them into the store
+fixtures: build
+    bash rootfs-fixtures/build.sh
+    bash rootfs-fixtures/load.sh target/debug/podrun
+
+# Every test: format, lint, unit + integration tests (root), then cgroup v2 in a VM
+test: lint
+    {{cargo}} test -- --test-threads=2
+    just test-cgroup-v2
+
+# cgroup tests inside a throw-away pure cgroup v2 VM (qemu, software emulation)
+test-cgroup-v2:
+    bash tests/vm/run.sh
+
+# Formatting and clippy with warnings as errors
+lint:
+    {{cargo}} fmt --all -- --check
+    {{cargo}} clippy --all-targets -- -D warnings
+
+# podrun run vs runc run of a busybox /bin/true bundle
+bench-oci: release
+    bash bench/oci.sh
+
+# Image pull/unpack vs skopeo, rootfs preparation time
+bench-images: release
+    bash bench/images.sh
+
+# Pod up/down vs runc, supervisor memory, 100 pods
+bench-pod: release
+    bash bench/pod.sh
+
+# Admission against a node running 200 pods with affinity terms
+bench-admission:
+    bash bench/admission.sh

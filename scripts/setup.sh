@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what podrun needs to build, demo and test on a fresh Debian 12 root machine
+# (a Rust toolchain is assumed: rustup's cargo on PATH). Idempotent; quiet when done.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(busybox-static runc skopeo docker-registry qemu-system-x86 iproute2 iptables nftables
+      debootstrap curl jq hyperfine libseccomp-dev pkg-config time cpio util-linux procps
+      kmod ca-certificates python3 containernetworking-plugins)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# docker-registry is started by the tests themselves; do not keep Debian's service running.
+if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then
+  systemctl stop docker-registry || true
+fi
+command -v just >/dev/null || cargo install just --locked

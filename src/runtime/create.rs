@@ -1,0 +1,496 @@
+//! `create`: clone the container init straight into its namespaces, place it in its
+//! cgroup, answer its requests (id maps, hooks) and record its state once it is ready.
+use super::cgroups::{self, CgroupManager};
+use super::config::{self, Bundle};
+use super::error::{Result, RuntimeError};
+use super::hooks::{self, HookKind};
+use super::init::{self, InitArgs};
+use super::state::{self, ContainerRecord, State, Status};
+use super::sys::{self, msg};
+use super::{log, CreateOptions, Runtime};
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{
+    LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxNamespaceType,
+    LinuxResources, Spec,
+};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+fn ns_flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::empty(),
+    }
+}
+
+/// Undoes a half-made container: kills its processes, removes its cgroup and state dir.
+struct CreateGuard {
+    dir: PathBuf,
+    child: Option<i32>,
+    init: Option<i32>,
+    cgroup: Option<Box<dyn CgroupManager>>,
+    armed: bool,
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.init.filter(|p| Some(*p) != self.child) {
+            let pidfd = sys::pidfd_open(pid).ok();
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            if let Some(fd) = pidfd {
+                sys::pidfd_wait(&fd, 2000);
+            }
+        }
+        if let Some(pid) = self.child {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            remove_cgroup(cg.as_ref());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes a cgroup, retrying briefly while the kernel finishes tearing down tasks.
+pub(crate) fn remove_cgroup(cg: &dyn CgroupManager) {
+    for i in 0..50 {
+        match cg.remove() {
+            Ok(()) => return,
+            Err(e) if i == 49 => log::warn(&format!("remove cgroup: {e}")),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    }
+}
+
+/// The default cgroupsPath for a container without one.
+pub(crate) fn default_cgroups_path(id: &str) -> String {
+    format!("/podrun/{id}")
+}
+
+/// Device rules runc always allows on top of the config's (null, zero, tty, ptys, ...).
+fn default_allowed_devices() -> Vec<LinuxDeviceCgroup> {
+    let rule = |t: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(t)
+            .access(access);
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().ok()
+    };
+    use LinuxDeviceType::{B, C};
+    [
+        rule(C, None, None, "m"),
+        rule(B, None, None, "m"),
+        rule(C, Some(1), Some(3), "rwm"),
+        rule(C, Some(1), Some(8), "rwm"),
+        rule(C, Some(1), Some(7), "rwm"),
+        rule(C, Some(5), Some(0), "rwm"),
+        rule(C, Some(1), Some(5), "rwm"),
+        rule(C, Some(1), Some(9), "rwm"),
+        rule(C, Some(5), Some(1), "rwm"),
+        rule(C, Some(136), None, "rwm"),
+        rule(C, Some(5), Some(2), "rwm"),
+        rule(C, Some(10), Some(200), "rwm"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The resources to write: the config's, with linux.devices and runc's default device
+/// rules allowed after the config's device rules.
+fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
+    let linux = spec.linux().as_ref()?;
+    let mut res = linux.resources().clone()?;
+    if let Some(rules) = res.devices().clone() {
+        let mut rules = rules;
+        for d in linux.devices().as_deref().unwrap_or_default() {
+            rules.push(LinuxDeviceCgroup::from(d));
+        }
+        rules.extend(default_allowed_devices());
+        res.set_devices(Some(rules));
+    }
+    Some(res)
+}
+
+/// Does the config ask for cgroup settings beyond the default device rules?
+fn cgroups_required(spec: &Spec) -> bool {
+    let Some(linux) = spec.linux().as_ref() else {
+        return false;
+    };
+    if linux.cgroups_path().is_some() {
+        return true;
+    }
+    let Some(r) = linux.resources().as_ref() else {
+        return false;
+    };
+    r.memory().is_some()
+        || r.cpu().is_some()
+        || r.pids().is_some()
+        || r.block_io().is_some()
+        || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+        || r.network().is_some()
+        || r.unified().as_ref().is_some_and(|u| !u.is_empty())
+}
+
+/// Opens the container's cgroup (cgroupsPath, or /podrun/<id>). Without any cgroup
+/// settings in the config, a host without usable cgroups only earns a warning.
+pub(crate) fn open_cgroup(
+    spec: &Spec,
+    id: &str,
+) -> Result<Option<(String, Box<dyn CgroupManager>)>> {
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| default_cgroups_path(id));
+    match cgroups::open(&path) {
+        Ok(m) => Ok(Some((path, m))),
+        Err(e) if !cgroups_required(spec) => {
+            log::warn(&format!("container {id}: no cgroup: {e}"));
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Moves `pid` into the cgroup and writes the config's resources.
+pub(crate) fn apply_cgroup(cg: &dyn CgroupManager, spec: &Spec, pid: i32) -> Result<()> {
+    cg.apply(pid)?;
+    if let Some(res) = effective_resources(spec) {
+        cg.set(&res)?;
+    }
+    Ok(())
+}
+
+/// Writes /proc/<pid>/{uid,gid}_map from linux.uidMappings/gidMappings.
+pub(crate) fn write_id_maps(spec: &Spec, pid: i32) -> Result<()> {
+    let Some(linux) = spec.linux().as_ref() else {
+        return Ok(());
+    };
+    for (file, maps) in [
+        ("uid_map", linux.uid_mappings()),
+        ("gid_map", linux.gid_mappings()),
+    ] {
+        let text: String = maps
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect();
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        std::fs::write(&path, text).map_err(|e| RuntimeError::io("write id map", path, e))?;
+    }
+    Ok(())
+}
+
+fn open_ns(path: &Path) -> Result<OwnedFd> {
+    let f = std::fs::File::open(path).map_err(|e| RuntimeError::io("open namespace", path, e))?;
+    Ok(f.into())
+}
+
+/// Joins a pid namespace for our future children, and back again when dropped.
+pub(crate) struct PidNsSwitch {
+    own: OwnedFd,
+}
+
+impl PidNsSwitch {
+    pub(crate) fn enter(target: &OwnedFd) -> Result<PidNsSwitch> {
+        let own = open_ns(Path::new("/proc/self/ns/pid"))?;
+        nix::sched::setns(target, CloneFlags::CLONE_NEWPID)
+            .map_err(|e| RuntimeError::sys("join pid namespace", e))?;
+        Ok(PidNsSwitch { own })
+    }
+}
+
+impl Drop for PidNsSwitch {
+    fn drop(&mut self) {
+        if let Err(e) = nix::sched::setns(&self.own, CloneFlags::CLONE_NEWPID) {
+            log::warn(&format!("return to own pid namespace: {e}"));
+        }
+    }
+}
+
+/// Who owns the container, as runc reports it.
+pub(crate) fn owner() -> String {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        "root".into()
+    } else {
+        uid.to_string()
+    }
+}
+
+impl Runtime {
+    /// Creates container `id` from the bundle at `bundle`: on success its init waits
+    /// (status `created`) for [`Runtime::start`]. On failure nothing is left behind.
+    pub fn create(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<State> {
+        config::validate_id(id)?;
+        let b = config::load_bundle(bundle)?;
+        self.create_from(id, &b, opts)
+    }
+
+    pub(crate) fn create_from(&self, id: &str, b: &Bundle, opts: &CreateOptions) -> Result<State> {
+        let spec = &b.spec;
+        if spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .is_some()
+        {
+            log::warn("linux.seccomp is not supported yet; the container runs without a filter");
+        }
+        let cdirs = self.containers_dir();
+        std::fs::create_dir_all(&cdirs)
+            .map_err(|e| RuntimeError::io("create", cdirs.clone(), e))?;
+        let dir = self.container_dir(id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(RuntimeError::Exists(id.to_string()))
+            }
+            Err(e) => return Err(RuntimeError::io("create", dir, e)),
+        }
+        let mut guard = CreateGuard {
+            dir: dir.clone(),
+            child: None,
+            init: None,
+            cgroup: None,
+            armed: true,
+        };
+        let _lock = crate::util::FileLock::exclusive(&dir.join(state::LOCK_FILE))
+            .map_err(|e| RuntimeError::io("lock", dir.join(state::LOCK_FILE), e))?;
+        let cfg_copy = dir.join(state::CONFIG_FILE);
+        std::fs::write(&cfg_copy, &b.raw).map_err(|e| RuntimeError::io("write", cfg_copy, e))?;
+        let fifo_path = dir.join(state::FIFO_FILE);
+        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| RuntimeError::sys(format!("mkfifo {}", fifo_path.display()), e))?;
+        let fifo = nix::fcntl::open(
+            &fifo_path,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_NONBLOCK
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| RuntimeError::sys(format!("open {}", fifo_path.display()), e))?;
+
+        let process = spec.process().as_ref();
+        let terminal = process.and_then(|p| p.terminal()) == Some(true);
+        let mut console_owned: Option<OwnedFd> = None;
+        if terminal && opts.console_fd.is_none() {
+            let Some(sock) = &opts.console_socket else {
+                return Err(RuntimeError::Invalid(
+                    "process.terminal is true: --console-socket is required".into(),
+                ));
+            };
+            let s = std::os::unix::net::UnixStream::connect(sock)
+                .map_err(|e| RuntimeError::io("connect console socket", sock.clone(), e))?;
+            console_owned = Some(s.into());
+        }
+
+        // Keep our own fds above the preserved range so the child's fds 3..3+N are intact.
+        let low = 3 + opts.preserve_fds as i32;
+        let (sync_parent, sync_child) =
+            sys::sync_pair().map_err(|e| RuntimeError::sys("socketpair", e))?;
+        let lift = |fd: OwnedFd| -> Result<OwnedFd> {
+            if fd.as_raw_fd() >= low {
+                Ok(fd)
+            } else {
+                sys::dup_above(&fd, low).map_err(|e| RuntimeError::sys("dup", e))
+            }
+        };
+        let sync_child = lift(sync_child)?;
+        let fifo = lift(fifo)?;
+        let console_owned = console_owned.map(lift).transpose()?;
+        let console = opts
+            .console_fd
+            .or(console_owned.as_ref().map(|f| f.as_raw_fd()));
+        let mut stdio_owned = Vec::new();
+        let mut stdio: [Option<RawFd>; 3] = [None; 3];
+        for (i, fd) in [opts.stdin, opts.stdout, opts.stderr]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(fd) = fd {
+                // SAFETY: the caller lends us this fd for the duration of create.
+                let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                let d = b.try_clone_to_owned().map_err(|e| {
+                    RuntimeError::io("dup stdio", PathBuf::from(format!("fd {fd}")), e)
+                })?;
+                let d = lift(d)?;
+                stdio[i] = Some(d.as_raw_fd());
+                stdio_owned.push(d);
+            }
+        }
+
+        // Namespace plan: new ones by clone flags; joined ones by setns.
+        let nss = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default();
+        let mut new_flags = CloneFlags::empty();
+        let mut joins: Vec<(OwnedFd, CloneFlags)> = Vec::new();
+        let mut pid_join: Option<OwnedFd> = None;
+        for ns in &nss {
+            let flag = ns_flag(ns.typ());
+            match ns.path() {
+                None => new_flags |= flag,
+                Some(p) if flag == CloneFlags::CLONE_NEWPID => pid_join = Some(open_ns(p)?),
+                Some(p) => joins.push((lift(open_ns(p)?)?, flag)),
+            }
+        }
+        // The user namespace must be joined first: it owns the others.
+        joins.sort_by_key(|(_, f)| *f != CloneFlags::CLONE_NEWUSER);
+        let new_userns = new_flags.contains(CloneFlags::CLONE_NEWUSER);
+        let new_cgroupns = new_flags.contains(CloneFlags::CLONE_NEWCGROUP);
+        let fast = joins.is_empty();
+        let (clone_flags, unshare, fork_for_pid) = if fast {
+            (
+                new_flags - CloneFlags::CLONE_NEWCGROUP,
+                CloneFlags::empty(),
+                false,
+            )
+        } else {
+            (
+                CloneFlags::empty(),
+                new_flags - CloneFlags::CLONE_NEWCGROUP - CloneFlags::CLONE_NEWPID,
+                new_flags.contains(CloneFlags::CLONE_NEWPID),
+            )
+        };
+        let hooks_needed = [
+            HookKind::Prestart,
+            HookKind::CreateRuntime,
+            HookKind::CreateContainer,
+            HookKind::StartContainer,
+        ]
+        .iter()
+        .any(|k| !hooks::hooks_of(spec, *k).is_empty());
+
+        let args = InitArgs {
+            spec,
+            rootfs: &b.rootfs,
+            sync: sync_child.as_raw_fd(),
+            fifo: fifo.as_raw_fd(),
+            console,
+            stdio,
+            preserve_fds: opts.preserve_fds,
+            no_pivot: opts.no_pivot,
+            joins: joins.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect(),
+            unshare,
+            fork_for_pid,
+            new_userns,
+            new_cgroupns,
+            hooks_needed,
+        };
+        let switch = pid_join.as_ref().map(PidNsSwitch::enter).transpose()?;
+        let pid = sys::clone_fork(clone_flags.bits())
+            .map_err(|e| RuntimeError::sys(format!("clone {clone_flags:?}"), e))?;
+        if pid == 0 {
+            // The child lives in the target pid namespace: nothing to switch back.
+            std::mem::forget(switch);
+            drop(sync_parent);
+            init::init_main(&args);
+        }
+        drop(switch);
+        guard.child = Some(pid);
+        drop(args);
+        drop(sync_child);
+        drop(joins);
+        drop(stdio_owned);
+        drop(console_owned);
+        let sp = sync_parent.as_raw_fd();
+
+        let cg = open_cgroup(spec, id)?;
+        let cgroups_path = cg.as_ref().map(|(p, _)| p.clone());
+        guard.cgroup = cg.map(|(_, m)| m);
+        if let Some(cg) = guard.cgroup.as_deref() {
+            apply_cgroup(cg, spec, pid)?;
+        }
+        if fast && new_userns {
+            write_id_maps(spec, pid)?;
+        }
+        sys::send_msg(sp, msg::GO, b"").map_err(|e| RuntimeError::sys("sync", e))?;
+
+        let mut record = ContainerRecord {
+            id: id.to_string(),
+            bundle: b.dir.clone(),
+            rootfs: b.rootfs.clone(),
+            pid,
+            pid_start: 0,
+            created: state::now_rfc3339(),
+            owner: owner(),
+            cgroups_path,
+            new_pid_ns: new_flags.contains(CloneFlags::CLONE_NEWPID),
+            paused: false,
+            annotations: spec.annotations().clone().unwrap_or_default(),
+        };
+        loop {
+            let m = sys::recv_msg(sp).map_err(|e| RuntimeError::sys("sync", e))?;
+            match m {
+                Some((msg::MAPS_REQ, _)) => {
+                    write_id_maps(spec, pid)?;
+                    sys::send_msg(sp, msg::MAPS_DONE, b"")
+                        .map_err(|e| RuntimeError::sys("sync", e))?;
+                    // The child is in its own user namespace now: root there.
+                }
+                Some((msg::PID, p)) => {
+                    let mut raw = [0u8; 4];
+                    if p.len() == 4 {
+                        raw.copy_from_slice(&p);
+                    }
+                    record.pid = i32::from_ne_bytes(raw);
+                    guard.init = Some(record.pid);
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                    guard.child = None;
+                }
+                Some((msg::HOOKS_REQ, _)) => {
+                    let st = record.oci_state(Status::Creating);
+                    hooks::run_hooks(spec, HookKind::Prestart, &st)?;
+                    hooks::run_hooks(spec, HookKind::CreateRuntime, &st)?;
+                    let json = serde_json::to_vec(&record.oci_state(Status::Created))
+                        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+                    sys::send_msg(sp, msg::HOOKS_DONE, &json)
+                        .map_err(|e| RuntimeError::sys("sync", e))?;
+                }
+                Some((msg::READY, _)) => break,
+                Some((msg::ERR, text)) => {
+                    return Err(RuntimeError::Init(
+                        String::from_utf8_lossy(&text).into_owned(),
+                    ))
+                }
+                Some((t, _)) => {
+                    return Err(RuntimeError::Init(format!("unexpected sync message {t}")))
+                }
+                None => return Err(RuntimeError::Init("exited during setup".into())),
+            }
+        }
+        record.pid_start = state::process_start_time(record.pid).unwrap_or(0);
+        record.save(&dir)?;
+        if let Some(pf) = &opts.pid_file {
+            crate::util::write_atomic(pf, record.pid.to_string().as_bytes())
+                .map_err(|e| RuntimeError::io("write pid file", pf.clone(), e))?;
+        }
+        guard.armed = false;
+        drop(fifo);
+        Ok(record.oci_state(Status::Created))
+    }
+}

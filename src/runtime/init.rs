@@ -1,0 +1,291 @@
+//! The container's first process, from clone to execve: joins/creates namespaces,
+//! builds the rootfs, sets identity and limits, waits for `start` on the exec fifo,
+//! then execs the user program. Errors go back to podrun over the sync socket.
+use super::process;
+use super::rootfs;
+use super::sys::{self, msg};
+use oci_spec::runtime::{Process, Spec};
+use std::os::fd::RawFd;
+use std::path::Path;
+
+type R<T> = std::result::Result<T, String>;
+
+/// Everything the child needs, prepared by the parent before clone.
+pub(crate) struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub sync: RawFd,
+    pub fifo: RawFd,
+    pub console: Option<RawFd>,
+    pub stdio: [Option<RawFd>; 3],
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    /// Namespaces to join by path, user first (slow path only).
+    pub joins: Vec<(RawFd, nix::sched::CloneFlags)>,
+    /// Namespaces to unshare after the joins (slow path only; excludes pid and cgroup).
+    pub unshare: nix::sched::CloneFlags,
+    /// Slow path with a new pid namespace: fork once more so init is pid 1.
+    pub fork_for_pid: bool,
+    pub new_userns: bool,
+    pub new_cgroupns: bool,
+    pub hooks_needed: bool,
+}
+
+/// Child entry: never returns.
+pub(crate) fn init_main(a: &InitArgs) -> ! {
+    let e = match setup(a) {
+        Ok((state_json, prog)) => after_ready(a, &state_json, &prog),
+        Err(e) => e,
+    };
+    let _ = sys::send_msg(a.sync, msg::ERR, e.as_bytes());
+    // SAFETY: _exit skips atexit handlers that belong to the parent's copy of the process.
+    unsafe { libc::_exit(1) }
+}
+
+/// After READY nobody listens on the sync socket: report on the container's stderr.
+fn after_ready(a: &InitArgs, state_json: &[u8], prog: &process::Program) -> String {
+    let e = match start_and_exec(a, state_json, prog) {
+        Ok(()) => return String::new(),
+        Err(e) => e,
+    };
+    let _ = nix::unistd::write(
+        // SAFETY: fd 2 is the container's stderr, borrowed for one write.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(2) },
+        format!("podrun: {e}\n").as_bytes(),
+    );
+    // SAFETY: plain process exit.
+    unsafe { libc::_exit(127) }
+}
+
+pub(crate) fn expect(sync: RawFd, want: u8) -> R<Vec<u8>> {
+    match sys::recv_msg(sync) {
+        Ok(Some((t, p))) if t == want => Ok(p),
+        Ok(Some((t, _))) => Err(format!("sync: unexpected message {t}, wanted {want}")),
+        Ok(None) => {
+            // The parent died or gave up: nothing to report to.
+            // SAFETY: plain process exit.
+            unsafe { libc::_exit(1) }
+        }
+        Err(e) => Err(format!("sync: {}", e.desc())),
+    }
+}
+
+fn process_of(spec: &Spec) -> R<&Process> {
+    spec.process()
+        .as_ref()
+        .ok_or_else(|| "process: missing".to_string())
+}
+
+fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
+    let spec = a.spec;
+    let p = process_of(spec)?;
+    expect(a.sync, msg::GO)?;
+    for (fd, flag) in &a.joins {
+        // SAFETY: fd is an open namespace file inherited from the parent.
+        let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
+        nix::sched::setns(bfd, *flag)
+            .map_err(|e| format!("join namespace {flag:?}: {}", e.desc()))?;
+        let _ = nix::unistd::close(*fd);
+    }
+    if !a.unshare.is_empty() {
+        nix::sched::unshare(a.unshare)
+            .map_err(|e| format!("unshare {:?}: {}", a.unshare, e.desc()))?;
+        if a.unshare.contains(nix::sched::CloneFlags::CLONE_NEWUSER) {
+            sys::send_msg(a.sync, msg::MAPS_REQ, b"").map_err(|e| e.desc().to_string())?;
+            expect(a.sync, msg::MAPS_DONE)?;
+        }
+    }
+    if a.fork_for_pid {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
+            .map_err(|e| format!("unshare pid namespace: {}", e.desc()))?;
+        let pid = sys::clone_fork(0).map_err(|e| format!("fork: {}", e.desc()))?;
+        if pid > 0 {
+            let _ = sys::send_msg(a.sync, msg::PID, &pid.to_ne_bytes());
+            // SAFETY: the intermediate process has nothing left to do.
+            unsafe { libc::_exit(0) }
+        }
+    }
+    if a.new_cgroupns {
+        // After the parent placed us in the container cgroup, so that is the ns root.
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| format!("unshare cgroup namespace: {}", e.desc()))?;
+    }
+    if a.new_userns {
+        let root = nix::unistd::Uid::from_raw(0);
+        let rootg = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(rootg, rootg, rootg)
+            .map_err(|e| format!("setresgid 0 in user namespace: {}", e.desc()))?;
+        nix::unistd::setresuid(root, root, root)
+            .map_err(|e| format!("setresuid 0 in user namespace: {}", e.desc()))?;
+    }
+    process::apply_oom_score_adj(p)?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    for (target, fd) in a.stdio.iter().enumerate() {
+        if let Some(fd) = fd {
+            // SAFETY: dup2 onto 0..2; fd is an inherited open descriptor.
+            if unsafe { libc::dup2(*fd, target as i32) } < 0 {
+                return Err(format!(
+                    "dup2 stdio {target}: {}",
+                    nix::Error::last().desc()
+                ));
+            }
+        }
+    }
+
+    rootfs::prepare_root(a.rootfs)?;
+    let in_userns = a.new_userns
+        || a.joins
+            .iter()
+            .any(|(_, f)| *f == nix::sched::CloneFlags::CLONE_NEWUSER);
+    rootfs::mount_all(spec, a.rootfs, in_userns, a.new_cgroupns)?;
+    if rootfs::needs_dev(spec) {
+        rootfs::setup_dev(spec, a.rootfs, in_userns)?;
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| format!("hostname {h:?}: {}", e.desc()))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        let c = std::ffi::CString::new(d).map_err(|_| "domainname: NUL byte".to_string())?;
+        // SAFETY: valid pointer and length.
+        if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } < 0 {
+            return Err(format!("domainname {d:?}: {}", nix::Error::last().desc()));
+        }
+    }
+    let mut state_json = Vec::new();
+    if a.hooks_needed {
+        sys::send_msg(a.sync, msg::HOOKS_REQ, b"").map_err(|e| e.desc().to_string())?;
+        state_json = expect(a.sync, msg::HOOKS_DONE)?;
+        run_hooks_in_child(spec, super::hooks::HookKind::CreateContainer, &state_json)?;
+    }
+    rootfs::enter_root(a.rootfs, a.no_pivot)?;
+    rootfs::root_propagation(spec)?;
+    if p.terminal() == Some(true) {
+        let console = a
+            .console
+            .ok_or_else(|| "process.terminal: no console socket".to_string())?;
+        setup_console(console, p, true)?;
+    }
+    rootfs::apply_sysctl(spec)?;
+    rootfs::mask_and_protect(spec)?;
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        rootfs::readonly_root()?;
+    }
+    process::apply_rlimits(p)?;
+    nix::unistd::chdir(p.cwd())
+        .map_err(|e| format!("process.cwd {}: {}", p.cwd().display(), e.desc()))?;
+    process::apply_no_new_privs(p)?;
+    process::apply_user_and_caps(p)?;
+    process::apply_umask(p);
+    // Resolve the program now so a missing binary fails `create`, as runc does.
+    let prog = process::prepare_program(p)?;
+    sys::send_msg(a.sync, msg::READY, b"").map_err(|e| e.desc().to_string())?;
+    Ok((state_json, prog))
+}
+
+/// After READY: wait for `start`, run startContainer hooks, exec.
+fn start_and_exec(a: &InitArgs, state_json: &[u8], prog: &process::Program) -> R<()> {
+    let _ = nix::unistd::close(a.sync);
+    wait_for_start(a.fifo)?;
+    let _ = nix::unistd::close(a.fifo);
+    run_hooks_in_child(a.spec, super::hooks::HookKind::StartContainer, state_json)?;
+    sys::cloexec_from(3 + a.preserve_fds);
+    Err(process::exec(prog))
+}
+
+/// Blocks until `start` writes to the exec fifo. A fifo opened for reading never reports
+/// POLLHUP before a writer has connected, so poll sleeps until `start` arrives.
+fn wait_for_start(fifo: RawFd) -> R<()> {
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: fifo,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if r < 0 {
+            let e = nix::Error::last();
+            if e == nix::Error::EINTR {
+                continue;
+            }
+            return Err(format!("exec fifo: {}", e.desc()));
+        }
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte into a valid buffer.
+        let n = unsafe { libc::read(fifo, b.as_mut_ptr().cast(), 1) };
+        if n == 1 {
+            return Ok(());
+        }
+        if n == 0 {
+            return Err("exec fifo closed without start".into());
+        }
+    }
+}
+
+fn run_hooks_in_child(spec: &Spec, kind: super::hooks::HookKind, state_json: &[u8]) -> R<()> {
+    if super::hooks::hooks_of(spec, kind).is_empty() {
+        return Ok(());
+    }
+    let state: super::state::State =
+        serde_json::from_slice(state_json).map_err(|e| format!("hook state: {e}"))?;
+    super::hooks::run_hooks(spec, kind, &state).map_err(|e| e.to_string())
+}
+
+/// Creates the container's pty (in its devpts), hands the master to the console socket,
+/// and makes the slave the controlling terminal and stdio.
+pub(crate) fn setup_console(console: RawFd, p: &Process, bind_console: bool) -> R<()> {
+    use nix::fcntl::OFlag;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(|e| format!("open /dev/ptmx: {}", e.desc()))?;
+    nix::pty::grantpt(&master).map_err(|e| format!("grantpt: {}", e.desc()))?;
+    nix::pty::unlockpt(&master).map_err(|e| format!("unlockpt: {}", e.desc()))?;
+    let name = nix::pty::ptsname_r(&master).map_err(|e| format!("ptsname: {}", e.desc()))?;
+    if let Some(sz) = p.console_size() {
+        let ws = libc::winsize {
+            ws_row: sz.height() as u16,
+            ws_col: sz.width() as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: TIOCSWINSZ with a valid winsize on our pty master.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+    let slave = nix::fcntl::open(
+        Path::new(&name),
+        OFlag::O_RDWR | OFlag::O_NOCTTY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open {name}: {}", e.desc()))?;
+    {
+        use std::os::fd::AsRawFd;
+        sys::send_fd(console, master.as_raw_fd())
+            .map_err(|e| format!("console socket: send pty: {}", e.desc()))?;
+    }
+    drop(master);
+    let _ = nix::unistd::close(console);
+    if bind_console {
+        let dc = Path::new("/dev/console");
+        if std::fs::symlink_metadata(dc).is_err() {
+            let _ = std::fs::File::create(dc);
+        }
+        let _ = sys::mount(Path::new(&name), dc, "", libc::MS_BIND, "");
+    }
+    use std::os::fd::AsRawFd;
+    let sfd = slave.as_raw_fd();
+    let _ = nix::unistd::setsid();
+    // SAFETY: TIOCSCTTY on our own pty slave; we are a session leader.
+    if unsafe { libc::ioctl(sfd, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(format!(
+            "set controlling tty: {}",
+            nix::Error::last().desc()
+        ));
+    }
+    for t in 0..3 {
+        // SAFETY: dup2 onto stdio from our open slave fd.
+        if unsafe { libc::dup2(sfd, t) } < 0 {
+            return Err(format!("dup2 tty: {}", nix::Error::last().desc()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1066 @@
+//! Pod volumes on the host: emptyDir (disk or tmpfs), hostPath with kubelet's type checks,
+//! configMap, secret, downwardAPI and projected contents, and each container's mounts
+//! with readOnly and subPath (resolved inside the volume). [`cleanup_volumes`] undoes it all.
+use super::env::{
+    config_map_value, field_ref_value, resource_field_value, secret_value, EnvContext,
+};
+use super::fsutil;
+use crate::manifest::quantity::ParsedQuantity;
+use k8s_openapi::api::core::v1::{Container, DownwardAPIVolumeFile, KeyToPath, Volume};
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Why a volume could not be set up, in kubelet's words.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("MountVolume.SetUp failed for volume {volume:?} : {reason}")]
+    SetUp { volume: String, reason: String },
+    #[error(
+        "failed to prepare subPath for volumeMount {mount:?} of container {container:?}: {reason}"
+    )]
+    SubPath {
+        container: String,
+        mount: String,
+        reason: String,
+    },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("volume {volume:?} is not prepared")]
+    Unknown { volume: String },
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> VolumeError {
+    let path = path.to_path_buf();
+    move |source| VolumeError::Io { op, path, source }
+}
+
+/// A volume ready on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedVolume {
+    pub name: String,
+    pub host_path: PathBuf,
+    /// configMap, secret, downwardAPI and projected volumes are always mounted read-only.
+    pub read_only: bool,
+}
+
+/// One bind mount of a container: host `source` at `destination` in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedMount {
+    pub destination: String,
+    pub source: PathBuf,
+    pub read_only: bool,
+}
+
+/// The pod's volumes, prepared under `pod_dir`.
+#[derive(Debug, Clone)]
+pub struct PreparedVolumes {
+    pod_dir: PathBuf,
+    volumes: BTreeMap<String, PreparedVolume>,
+}
+
+fn setup(volume: &str, reason: impl Into<String>) -> VolumeError {
+    VolumeError::SetUp {
+        volume: volume.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// What one prepare_volumes call made, so that a failure undoes exactly that.
+#[derive(Default)]
+struct Undo {
+    mounts: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Undo {
+    /// Creates `dir` (and parents), remembering the topmost directory it had to make.
+    fn create_dir(&mut self, dir: &Path) -> Result<(), VolumeError> {
+        let mut first_missing = None;
+        let mut p = Some(dir);
+        while let Some(d) = p {
+            if d.exists() {
+                break;
+            }
+            first_missing = Some(d.to_path_buf());
+            p = d.parent();
+        }
+        std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        if let Some(d) = first_missing {
+            self.dirs.push(d);
+        }
+        Ok(())
+    }
+
+    /// Mounts a tmpfs on `dir` unless one is already there (a second prepare of the same
+    /// pod keeps the data of the first).
+    fn mount_tmpfs(&mut self, dir: &Path, opts: &str) -> Result<(), VolumeError> {
+        let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        if mounts_below(&canonical).contains(&canonical) {
+            return Ok(());
+        }
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            Some(opts),
+        )
+        .map_err(|e| io_err("mount tmpfs on", dir)(e.into()))?;
+        self.mounts.push(dir.to_path_buf());
+        Ok(())
+    }
+
+    fn undo(self) {
+        for m in self.mounts.iter().rev() {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        for d in self.dirs.iter().rev() {
+            // Only directories this call created, and only once nothing is mounted below.
+            if mounts_below(d).is_empty() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+}
+
+/// Materialises every volume of the pod under `pod_dir/volumes`. On failure what this
+/// call made is undone (hostPath directories created for DirectoryOrCreate stay, as
+/// with kubelet). Calling it again for the same pod (a restarted supervisor) keeps
+/// existing emptyDir contents.
+pub fn prepare_volumes(
+    ctx: &EnvContext<'_>,
+    pod_dir: &Path,
+) -> Result<PreparedVolumes, VolumeError> {
+    let mut out = PreparedVolumes {
+        pod_dir: pod_dir.to_path_buf(),
+        volumes: BTreeMap::new(),
+    };
+    let vols = ctx
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
+    let mut undo = Undo::default();
+    for v in &vols {
+        match prepare_one(ctx, pod_dir, v, &mut undo) {
+            Ok(p) => {
+                out.volumes.insert(v.name.clone(), p);
+            }
+            Err(e) => {
+                undo.undo();
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn volume_dir(pod_dir: &Path, plugin: &str, name: &str) -> PathBuf {
+    pod_dir.join("volumes").join(plugin).join(name)
+}
+
+fn fs_group(ctx: &EnvContext<'_>) -> Option<u32> {
+    ctx.pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|s| s.fs_group)
+        .and_then(|g| u32::try_from(g).ok())
+}
+
+fn prepare_one(
+    ctx: &EnvContext<'_>,
+    pod_dir: &Path,
+    v: &Volume,
+    undo: &mut Undo,
+) -> Result<PreparedVolume, VolumeError> {
+    let name = v.name.as_str();
+    if let Some(h) = &v.host_path {
+        let path = PathBuf::from(&h.path);
+        check_host_path(&path, h.type_.as_deref().unwrap_or("")).map_err(|r| setup(name, r))?;
+        return Ok(PreparedVolume {
+            name: name.into(),
+            host_path: path,
+            read_only: false,
+        });
+    }
+    if let Some(ed) = &v.empty_dir {
+        let dir = volume_dir(pod_dir, "kubernetes.io~empty-dir", name);
+        undo.create_dir(&dir)?;
+        // World-writable as kubelet makes it, so any container user can write.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+            .map_err(io_err("chmod", &dir))?;
+        if ed.medium.as_deref() == Some("Memory") {
+            let mut opts = "mode=0777".to_string();
+            if let Some(bytes) =
+                memory_volume_size(ctx, ed.size_limit.as_ref().map(|q| q.0.as_str()))
+                    .map_err(|e| setup(name, e))?
+            {
+                opts.push_str(&format!(",size={bytes}"));
+            }
+            undo.mount_tmpfs(&dir, &opts)?;
+            // The tmpfs root takes its mode from the options; keep it world-writable.
+        }
+        if let Some(g) = fs_group(ctx) {
+            set_ownership(&dir, g, false)?;
+        }
+        return Ok(PreparedVolume {
+            name: name.into(),
+            host_path: dir,
+            read_only: false,
+        });
+    }
+    let mut files: Vec<(String, Vec<u8>, i32)> = Vec::new();
+    let plugin;
+    if let Some(c) = &v.config_map {
+        plugin = "kubernetes.io~configmap";
+        let mode = c.default_mode.unwrap_or(0o644);
+        add_config_map(
+            ctx,
+            name,
+            &c.name,
+            c.items.as_deref(),
+            c.optional == Some(true),
+            mode,
+            &mut files,
+        )?;
+    } else if let Some(s) = &v.secret {
+        plugin = "kubernetes.io~secret";
+        let mode = s.default_mode.unwrap_or(0o644);
+        let sname = s.secret_name.clone().unwrap_or_default();
+        add_secret(
+            ctx,
+            name,
+            &sname,
+            s.items.as_deref(),
+            s.optional == Some(true),
+            mode,
+            &mut files,
+        )?;
+    } else if let Some(d) = &v.downward_api {
+        plugin = "kubernetes.io~downward-api";
+        let mode = d.default_mode.unwrap_or(0o644);
+        add_downward(
+            ctx,
+            name,
+            d.items.as_deref().unwrap_or_default(),
+            mode,
+            &mut files,
+        )?;
+    } else if let Some(p) = &v.projected {
+        plugin = "kubernetes.io~projected";
+        let mode = p.default_mode.unwrap_or(0o644);
+        for src in p.sources.iter().flatten() {
+            if let Some(c) = &src.config_map {
+                add_config_map(
+                    ctx,
+                    name,
+                    &c.name,
+                    c.items.as_deref(),
+                    c.optional == Some(true),
+                    mode,
+                    &mut files,
+                )?;
+            }
+            if let Some(s) = &src.secret {
+                add_secret(
+                    ctx,
+                    name,
+                    &s.name,
+                    s.items.as_deref(),
+                    s.optional == Some(true),
+                    mode,
+                    &mut files,
+                )?;
+            }
+            if let Some(d) = &src.downward_api {
+                add_downward(
+                    ctx,
+                    name,
+                    d.items.as_deref().unwrap_or_default(),
+                    mode,
+                    &mut files,
+                )?;
+            }
+        }
+    } else {
+        return Err(setup(name, "volume type is not supported by podrun"));
+    }
+    let dir = volume_dir(pod_dir, plugin, name);
+    if plugin == "kubernetes.io~secret" || plugin == "kubernetes.io~projected" {
+        // As kubelet: secret material lives in memory, never on disk.
+        undo.create_dir(&dir)?;
+        let mut opts = "mode=0755".to_string();
+        if let Some(bytes) = memory_volume_size(ctx, None).map_err(|e| setup(name, e))? {
+            opts.push_str(&format!(",size={bytes}"));
+        }
+        undo.mount_tmpfs(&dir, &opts)?;
+    } else {
+        undo.create_dir(&dir)?;
+    }
+    write_files(&dir, &files)?;
+    if let Some(g) = fs_group(ctx) {
+        set_ownership(&dir, g, true)?;
+    }
+    Ok(PreparedVolume {
+        name: name.into(),
+        host_path: dir,
+        read_only: true,
+    })
+}
+
+/// kubelet's size for a memory emptyDir: the node's allocatable memory, or the pod's
+/// memory limit if smaller, or the volume's sizeLimit if smaller still.
+fn memory_volume_size(
+    ctx: &EnvContext<'_>,
+    size_limit: Option<&str>,
+) -> Result<Option<i64>, String> {
+    let mut size =
+        (ctx.node_allocatable.memory_bytes > 0).then_some(ctx.node_allocatable.memory_bytes);
+    if let Some(pod_limit) = super::resources::pod_resources(ctx.pod).memory_limit {
+        if pod_limit > 0 && size.is_none_or(|s| pod_limit <= s) {
+            size = Some(pod_limit);
+        }
+    }
+    if let Some(sl) = size_limit {
+        let bytes = ParsedQuantity::parse(sl)
+            .and_then(|q| q.value())
+            .map_err(|e| format!("sizeLimit {sl:?}: {e}"))?;
+        let bytes = i64::try_from(bytes).map_err(|_| format!("sizeLimit {sl:?} is too large"))?;
+        if bytes > 0 && size.is_none_or(|s| bytes <= s) {
+            size = Some(bytes);
+        }
+    }
+    Ok(size)
+}
+
+/// kubelet's hostPath type checks (and containerd's mkdir for an untyped missing path).
+fn check_host_path(path: &Path, typ: &str) -> Result<(), String> {
+    let p = path.display();
+    let meta = std::fs::metadata(path).ok();
+    let ft = meta.as_ref().map(|m| m.file_type());
+    match typ {
+        "" => {
+            if meta.is_none() {
+                std::fs::create_dir_all(path).map_err(|e| format!("mkdir {p}: {e}"))?;
+            }
+        }
+        "DirectoryOrCreate" | "Directory" => {
+            if meta.is_none() && typ == "DirectoryOrCreate" {
+                std::fs::create_dir_all(path).map_err(|e| format!("mkdir {p}: {e}"))?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| format!("chmod {p}: {e}"))?;
+            } else if !ft.is_some_and(|t| t.is_dir()) {
+                return Err(format!(
+                    "hostPath type check failed: {p} is not a directory"
+                ));
+            }
+        }
+        "FileOrCreate" | "File" => {
+            if meta.is_none() && typ == "FileOrCreate" {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| format!("open {p}: {e}"))?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+                    .map_err(|e| format!("chmod {p}: {e}"))?;
+            } else if !ft.is_some_and(|t| t.is_file()) {
+                return Err(format!("hostPath type check failed: {p} is not a file"));
+            }
+        }
+        "Socket" => {
+            if !ft.is_some_and(|t| t.is_socket()) {
+                return Err(format!(
+                    "hostPath type check failed: {p} is not a socket file"
+                ));
+            }
+        }
+        "CharDevice" => {
+            if !ft.is_some_and(|t| t.is_char_device()) {
+                return Err(format!(
+                    "hostPath type check failed: {p} is not a character device"
+                ));
+            }
+        }
+        "BlockDevice" => {
+            if !ft.is_some_and(|t| t.is_block_device()) {
+                return Err(format!(
+                    "hostPath type check failed: {p} is not a block device"
+                ));
+            }
+        }
+        other => return Err(format!("{other} is an invalid volume type")),
+    }
+    Ok(())
+}
+
+type Files = Vec<(String, Vec<u8>, i32)>;
+
+fn add_items(
+    volume: &str,
+    data: BTreeMap<String, Vec<u8>>,
+    items: Option<&[KeyToPath]>,
+    optional: bool,
+    mode: i32,
+    what: &str,
+    files: &mut Files,
+) -> Result<(), VolumeError> {
+    match items {
+        Some(items) if !items.is_empty() => {
+            for it in items {
+                match data.get(&it.key) {
+                    Some(v) => files.push((it.path.clone(), v.clone(), it.mode.unwrap_or(mode))),
+                    None if optional => {}
+                    None => {
+                        return Err(setup(
+                            volume,
+                            format!("{what} references non-existent config key: {}", it.key),
+                        ))
+                    }
+                }
+            }
+        }
+        _ => {
+            for (k, v) in data {
+                files.push((k, v, mode));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_config_map(
+    ctx: &EnvContext<'_>,
+    volume: &str,
+    cm_name: &str,
+    items: Option<&[KeyToPath]>,
+    optional: bool,
+    mode: i32,
+    files: &mut Files,
+) -> Result<(), VolumeError> {
+    let Some(cm) = ctx.config_map(cm_name) else {
+        if optional {
+            return Ok(());
+        }
+        return Err(setup(volume, format!("configmap {cm_name:?} not found")));
+    };
+    let mut data = BTreeMap::new();
+    for k in cm
+        .data
+        .iter()
+        .flat_map(|d| d.keys())
+        .chain(cm.binary_data.iter().flat_map(|d| d.keys()))
+    {
+        if let Some(v) = config_map_value(cm, k) {
+            data.insert(k.clone(), v);
+        }
+    }
+    add_items(volume, data, items, optional, mode, "configmap", files)
+}
+
+fn add_secret(
+    ctx: &EnvContext<'_>,
+    volume: &str,
+    name: &str,
+    items: Option<&[KeyToPath]>,
+    optional: bool,
+    mode: i32,
+    files: &mut Files,
+) -> Result<(), VolumeError> {
+    let Some(s) = ctx.secret(name) else {
+        if optional {
+            return Ok(());
+        }
+        return Err(setup(volume, format!("secret {name:?} not found")));
+    };
+    let mut data = BTreeMap::new();
+    for k in s.data.iter().flat_map(|d| d.keys()) {
+        if let Some(v) = secret_value(s, k) {
+            data.insert(k.clone(), v);
+        }
+    }
+    add_items(volume, data, items, optional, mode, "secret", files)
+}
+
+fn add_downward(
+    ctx: &EnvContext<'_>,
+    volume: &str,
+    items: &[DownwardAPIVolumeFile],
+    mode: i32,
+    files: &mut Files,
+) -> Result<(), VolumeError> {
+    for it in items {
+        let value = if let Some(f) = &it.field_ref {
+            field_ref_value(ctx, &f.field_path).map_err(|e| setup(volume, e.to_string()))?
+        } else if let Some(r) = &it.resource_field_ref {
+            let name = r.container_name.clone().unwrap_or_default();
+            let c = ctx
+                .pod
+                .spec
+                .iter()
+                .flat_map(|s| {
+                    s.containers
+                        .iter()
+                        .chain(s.init_containers.iter().flatten())
+                })
+                .find(|c| c.name == name)
+                .ok_or_else(|| {
+                    setup(
+                        volume,
+                        format!("resourceFieldRef: no container named {name:?}"),
+                    )
+                })?;
+            resource_field_value(ctx, c, r).map_err(|e| setup(volume, e.to_string()))?
+        } else {
+            String::new()
+        };
+        files.push((it.path.clone(), value.into_bytes(), it.mode.unwrap_or(mode)));
+    }
+    Ok(())
+}
+
+fn write_files(dir: &Path, files: &Files) -> Result<(), VolumeError> {
+    std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    for (rel, data, mode) in files {
+        // Paths were validated relative without `..`; keep it so even if not.
+        if rel.starts_with('/') || rel.split('/').any(|c| c == "..") {
+            continue;
+        }
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+        }
+        std::fs::write(&path, data).map_err(io_err("write", &path))?;
+        let m = u32::try_from(*mode).unwrap_or(0o644) & 0o7777;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m))
+            .map_err(io_err("chmod", &path))?;
+    }
+    Ok(())
+}
+
+/// kubelet's SetVolumeOwnership: group `gid` everywhere, group read(-write), setgid dirs.
+fn set_ownership(dir: &Path, gid: u32, read_only: bool) -> Result<(), VolumeError> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).map_err(io_err("stat", &p))?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        std::os::unix::fs::lchown(&p, None, Some(gid)).map_err(io_err("chown", &p))?;
+        let mut mode = meta.permissions().mode() & 0o7777;
+        if meta.is_dir() {
+            mode |= if read_only { 0o2050 } else { 0o2070 };
+            for e in std::fs::read_dir(&p).map_err(io_err("read", &p))? {
+                stack.push(e.map_err(io_err("read", &p))?.path());
+            }
+        } else {
+            mode |= if read_only { 0o040 } else { 0o060 };
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+            .map_err(io_err("chmod", &p))?;
+    }
+    Ok(())
+}
+
+impl PreparedVolumes {
+    pub fn get(&self, name: &str) -> Option<&PreparedVolume> {
+        self.volumes.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &PreparedVolume> {
+        self.volumes.values()
+    }
+
+    /// The bind mounts of `container`. A subPath is resolved inside its volume (links
+    /// cannot leave it), created as a directory when missing as kubelet does, and
+    /// bind-mounted at `pod_dir/volume-subpaths/...` so the runtime mounts a path that
+    /// no later change inside the volume can redirect.
+    pub fn mounts_for(&self, container: &Container) -> Result<Vec<ResolvedMount>, VolumeError> {
+        let mut out = Vec::new();
+        for (i, m) in container.volume_mounts.iter().flatten().enumerate() {
+            let vol = self
+                .volumes
+                .get(&m.name)
+                .ok_or_else(|| VolumeError::Unknown {
+                    volume: m.name.clone(),
+                })?;
+            let read_only = vol.read_only || m.read_only == Some(true);
+            let sub = m.sub_path.as_deref().unwrap_or("");
+            let source = if sub.is_empty() {
+                vol.host_path.clone()
+            } else {
+                let sp_err = |reason: String| VolumeError::SubPath {
+                    container: container.name.clone(),
+                    mount: m.name.clone(),
+                    reason,
+                };
+                let root = fsutil::open_root(&vol.host_path)
+                    .map_err(|e| sp_err(format!("open volume {}: {e}", vol.host_path.display())))?;
+                let target = fsutil::open_or_mkdir_in_root(&root, sub, 0o755)
+                    .map_err(|e| sp_err(format!("resolve subPath {sub:?}: {e}")))?;
+                let resolved = fsutil::fd_path(&target);
+                let is_dir = std::fs::metadata(&resolved)
+                    .map(|m| m.is_dir())
+                    .unwrap_or(true);
+                let dest = self
+                    .pod_dir
+                    .join("volume-subpaths")
+                    .join(&m.name)
+                    .join(&container.name)
+                    .join(i.to_string());
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+                }
+                // A previous run of this container left its bind: replace it.
+                let _ = nix::mount::umount2(&dest, nix::mount::MntFlags::MNT_DETACH);
+                if is_dir {
+                    std::fs::create_dir_all(&dest).map_err(io_err("create", &dest))?;
+                } else if !dest.exists() {
+                    std::fs::write(&dest, b"").map_err(io_err("create", &dest))?;
+                }
+                nix::mount::mount(
+                    Some(&resolved),
+                    &dest,
+                    None::<&str>,
+                    nix::mount::MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(|e| sp_err(format!("bind {}: {e}", dest.display())))?;
+                dest
+            };
+            out.push(ResolvedMount {
+                destination: m.mount_path.clone(),
+                source,
+                read_only,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Unmounts and removes everything [`prepare_volumes`] and [`Self::mounts_for`] made.
+    pub fn cleanup(&self) -> Result<(), VolumeError> {
+        cleanup_volumes(&self.pod_dir)
+    }
+}
+
+/// Mount points at or below `dir`, deepest first (from /proc/self/mountinfo).
+fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    out.dedup();
+    out
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Undoes the volumes of the pod whose directory is `pod_dir`: unmounts tmpfs emptyDirs
+/// and subPath binds, then removes `volumes/` and `volume-subpaths/`. hostPath contents
+/// are never touched. Safe to call twice and from another process than the one that
+/// prepared them.
+pub fn cleanup_volumes(pod_dir: &Path) -> Result<(), VolumeError> {
+    for sub in ["volume-subpaths", "volumes"] {
+        let dir = pod_dir.join(sub);
+        // mountinfo shows canonical paths: resolve links in pod_dir the same way.
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        for m in mounts_below(&dir) {
+            nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH)
+                .map_err(|e| io_err("unmount", &m)(e.into()))?;
+        }
+        // Refuse to descend through a mount we failed to see (never delete host data).
+        if !mounts_below(&dir).is_empty() {
+            return Err(VolumeError::Io {
+                op: "unmount",
+                path: dir,
+                source: std::io::Error::other("mounts remain"),
+            });
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("remove", &dir)(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{load, LoadOptions, Manifest};
+    use crate::spec::env::NodeAllocatable;
+    use crate::spec::user::tests::tempdir::Dir;
+
+    fn ctx(m: &Manifest) -> EnvContext<'_> {
+        EnvContext {
+            pod: &m.pods[0],
+            config_maps: &m.config_maps,
+            secrets: &m.secrets,
+            pod_ips: &[],
+            host_ips: &[],
+            node_name: "node-a",
+            node_allocatable: NodeAllocatable::default(),
+        }
+    }
+
+    fn pod_text(volumes: &str, mounts: &str) -> String {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p, labels: {{app: web, tier: front}}}}\nspec:\n  volumes:\n{volumes}  containers:\n  - name: c\n    image: i\n    volumeMounts:\n{mounts}")
+    }
+
+    fn is_mounted(p: &Path) -> bool {
+        !mounts_below(p).is_empty() && mounts_below(p).iter().any(|m| m == p)
+    }
+
+    /// Prepares, hands over, and always cleans up.
+    fn with_volumes(text: &str, f: impl FnOnce(&Manifest, &PreparedVolumes, &Path)) {
+        let m = load(text, &LoadOptions::default()).unwrap();
+        let dir = Dir::new("vol");
+        let pod_dir = dir.path().join("pod");
+        let prepared = prepare_volumes(&ctx(&m), &pod_dir).unwrap();
+        let res =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&m, &prepared, &pod_dir)));
+        cleanup_volumes(&pod_dir).unwrap();
+        assert!(mounts_below(&pod_dir).is_empty(), "cleanup left mounts");
+        assert!(!pod_dir.join("volumes").exists(), "cleanup left volumes/");
+        if let Err(p) = res {
+            std::panic::resume_unwind(p);
+        }
+    }
+
+    fn prepare_err(text: &str) -> String {
+        let m = load(text, &LoadOptions::default()).unwrap();
+        let dir = Dir::new("vol-err");
+        let pod_dir = dir.path().join("pod");
+        let e = prepare_volumes(&ctx(&m), &pod_dir).unwrap_err().to_string();
+        assert!(
+            mounts_below(&pod_dir).is_empty(),
+            "a failed prepare leaves no mount"
+        );
+        e
+    }
+
+    #[test]
+    fn empty_dir_on_disk_is_world_writable_under_the_pod_dir() {
+        let text = pod_text(
+            "  - {name: scratch, emptyDir: {}}\n",
+            "    - {name: scratch, mountPath: /scratch}\n",
+        );
+        with_volumes(&text, |m, v, pod_dir| {
+            let vol = v.get("scratch").unwrap();
+            assert!(vol.host_path.starts_with(pod_dir));
+            let mode = std::fs::metadata(&vol.host_path)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o777);
+            let c = &m.pods[0].spec.as_ref().unwrap().containers[0];
+            let mounts = v.mounts_for(c).unwrap();
+            assert_eq!(
+                mounts,
+                [ResolvedMount {
+                    destination: "/scratch".into(),
+                    source: vol.host_path.clone(),
+                    read_only: false
+                }]
+            );
+        });
+    }
+
+    #[test]
+    fn memory_empty_dir_is_a_tmpfs_of_the_size_limit() {
+        let text = pod_text(
+            "  - {name: cache, emptyDir: {medium: Memory, sizeLimit: 8Mi}}\n",
+            "    - {name: cache, mountPath: /cache}\n",
+        );
+        with_volumes(&text, |_, v, _| {
+            let p = &v.get("cache").unwrap().host_path;
+            assert!(is_mounted(p), "tmpfs mounted at {}", p.display());
+            let st = nix::sys::statfs::statfs(p).unwrap();
+            assert_eq!(st.filesystem_type(), nix::sys::statfs::TMPFS_MAGIC);
+            let bytes = st.blocks() * st.block_size() as u64;
+            assert_eq!(bytes, 8 << 20);
+        });
+    }
+
+    #[test]
+    fn memory_volume_size_is_the_smallest_of_node_pod_and_limit() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: c, image: i, resources: {limits: {cpu: '1', memory: 64Mi}}}\n";
+        let m = load(text, &LoadOptions::default()).unwrap();
+        let mut c = ctx(&m);
+        c.node_allocatable.memory_bytes = 1 << 30;
+        assert_eq!(
+            memory_volume_size(&c, None).unwrap(),
+            Some(64 << 20),
+            "pod limit"
+        );
+        assert_eq!(
+            memory_volume_size(&c, Some("8Mi")).unwrap(),
+            Some(8 << 20),
+            "sizeLimit"
+        );
+        assert_eq!(
+            memory_volume_size(&c, Some("2Gi")).unwrap(),
+            Some(64 << 20),
+            "never above the pod"
+        );
+        let m = load(
+            &pod_text(
+                "  - {name: x, emptyDir: {}}\n",
+                "    - {name: x, mountPath: /x}\n",
+            ),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let mut c = ctx(&m);
+        c.node_allocatable.memory_bytes = 1 << 30;
+        assert_eq!(
+            memory_volume_size(&c, None).unwrap(),
+            Some(1 << 30),
+            "node allocatable"
+        );
+    }
+
+    #[test]
+    fn host_path_types_are_checked_as_kubelet_does() {
+        let d = Dir::new("hostpath");
+        let base = d.path().display().to_string();
+        let file = format!("{base}/a-file");
+        std::fs::write(&file, "x").unwrap();
+        let sock = format!("{base}/sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let ok = |path: &str, typ: &str| {
+            let text = pod_text(
+                &format!("  - {{name: h, hostPath: {{path: '{path}', type: '{typ}'}}}}\n"),
+                "    - {name: h, mountPath: /h}\n",
+            );
+            with_volumes(&text, |_, v, _| {
+                assert_eq!(v.get("h").unwrap().host_path, PathBuf::from(path))
+            });
+        };
+        let err = |path: &str, typ: &str| {
+            prepare_err(&pod_text(
+                &format!("  - {{name: h, hostPath: {{path: '{path}', type: '{typ}'}}}}\n"),
+                "    - {name: h, mountPath: /h}\n",
+            ))
+        };
+        ok(&format!("{base}/made/deep"), "DirectoryOrCreate");
+        assert!(Path::new(&format!("{base}/made/deep")).is_dir());
+        ok(&format!("{base}/untyped"), "");
+        assert!(
+            Path::new(&format!("{base}/untyped")).is_dir(),
+            "untyped missing path made a directory"
+        );
+        ok(&base, "Directory");
+        ok(&format!("{base}/new-file"), "FileOrCreate");
+        assert!(Path::new(&format!("{base}/new-file")).is_file());
+        ok(&file, "File");
+        ok(&sock, "Socket");
+        ok("/dev/null", "CharDevice");
+        assert_eq!(err(&file, "Directory"), format!("MountVolume.SetUp failed for volume \"h\" : hostPath type check failed: {file} is not a directory"));
+        assert_eq!(err(&format!("{base}/missing"), "Directory"), format!("MountVolume.SetUp failed for volume \"h\" : hostPath type check failed: {base}/missing is not a directory"));
+        assert!(err(&base, "File").ends_with("is not a file"));
+        assert!(err(&file, "Socket").ends_with("is not a socket file"));
+        assert!(err(&file, "CharDevice").ends_with("is not a character device"));
+        assert!(err("/dev/null", "BlockDevice").ends_with("/dev/null is not a block device"));
+    }
+
+    #[test]
+    fn config_map_and_secret_files_with_items_modes_and_optional() {
+        let text = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{nginx.conf: 'server {{}}', other: x}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\ndata: {{password: MTIzNDU2}}\n---\n{}",
+            pod_text(
+                "  - {name: all, configMap: {name: cfg}}\n  - {name: some, configMap: {name: cfg, defaultMode: 0400, items: [{key: nginx.conf, path: conf/nginx.conf}]}}\n  - {name: sec, secret: {secretName: s}}\n  - {name: opt, configMap: {name: nope, optional: true}}\n",
+                "    - {name: all, mountPath: /all}\n    - {name: some, mountPath: /etc/nginx/nginx.conf, subPath: conf/nginx.conf}\n    - {name: sec, mountPath: /sec}\n",
+            )
+        );
+        with_volumes(&text, |m, v, _| {
+            let all = &v.get("all").unwrap().host_path;
+            assert_eq!(
+                std::fs::read_to_string(all.join("nginx.conf")).unwrap(),
+                "server {}"
+            );
+            assert_eq!(std::fs::read_to_string(all.join("other")).unwrap(), "x");
+            assert_eq!(
+                std::fs::metadata(all.join("other"))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o644
+            );
+            let some = &v.get("some").unwrap().host_path;
+            assert!(!some.join("other").exists(), "items select keys");
+            assert_eq!(
+                std::fs::metadata(some.join("conf/nginx.conf"))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o400
+            );
+            let sec = &v.get("sec").unwrap().host_path;
+            assert_eq!(
+                std::fs::read_to_string(sec.join("password")).unwrap(),
+                "123456"
+            );
+            assert!(
+                v.get("opt").unwrap().host_path.is_dir(),
+                "optional missing: empty volume"
+            );
+            let c = &m.pods[0].spec.as_ref().unwrap().containers[0];
+            let mounts = v.mounts_for(c).unwrap();
+            assert!(
+                mounts.iter().all(|m| m.read_only),
+                "API data volumes are read-only"
+            );
+            let conf = mounts
+                .iter()
+                .find(|m| m.destination == "/etc/nginx/nginx.conf")
+                .unwrap();
+            assert!(
+                is_mounted(&conf.source),
+                "subPath is bound at a private path"
+            );
+            assert_eq!(std::fs::read_to_string(&conf.source).unwrap(), "server {}");
+        });
+        let missing = pod_text(
+            "  - {name: c, configMap: {name: nope}}\n",
+            "    - {name: c, mountPath: /c}\n",
+        );
+        assert_eq!(
+            prepare_err(&missing),
+            "MountVolume.SetUp failed for volume \"c\" : configmap \"nope\" not found"
+        );
+    }
+
+    #[test]
+    fn downward_api_and_projected_volumes() {
+        let text = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{a: one}}\n---\n{}",
+            pod_text(
+                "  - name: info\n    downwardAPI:\n      items:\n      - {path: labels, fieldRef: {fieldPath: metadata.labels}}\n      - {path: name, fieldRef: {fieldPath: metadata.name}}\n  - name: proj\n    projected:\n      sources:\n      - configMap: {name: cfg}\n      - downwardAPI: {items: [{path: ns, fieldRef: {fieldPath: metadata.namespace}}]}\n",
+                "    - {name: info, mountPath: /info}\n    - {name: proj, mountPath: /proj}\n",
+            )
+        );
+        with_volumes(&text, |_, v, _| {
+            let info = &v.get("info").unwrap().host_path;
+            assert_eq!(
+                std::fs::read_to_string(info.join("labels")).unwrap(),
+                "app=\"web\"\ntier=\"front\""
+            );
+            assert_eq!(std::fs::read_to_string(info.join("name")).unwrap(), "p");
+            let proj = &v.get("proj").unwrap().host_path;
+            assert_eq!(std::fs::read_to_string(proj.join("a")).unwrap(), "one");
+            assert_eq!(std::fs::read_to_string(proj.join("ns")).unwrap(), "default");
+        });
+    }
+
+    #[test]
+    fn sub_path_links_cannot_escape_the_volume() {
+        let text = pod_text(
+            "  - {name: data, emptyDir: {}}\n",
+            "    - {name: data, mountPath: /a, subPath: escape/etc}\n    - {name: data, mountPath: /b, subPath: made/here, readOnly: true}\n",
+        );
+        with_volumes(&text, |m, v, _| {
+            let root = v.get("data").unwrap().host_path.clone();
+            std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
+            let c = &m.pods[0].spec.as_ref().unwrap().containers[0];
+            let mounts = v.mounts_for(c).unwrap();
+            // "escape" → "/" resolves to the volume's root: escape/etc is the volume's etc.
+            assert!(root.join("etc").is_dir(), "created inside the volume");
+            std::fs::write(root.join("etc/marker"), "mine").unwrap();
+            assert_eq!(
+                std::fs::read_to_string(mounts[0].source.join("marker")).unwrap(),
+                "mine"
+            );
+            assert!(
+                !mounts[0].source.join("passwd").exists(),
+                "not the host's /etc"
+            );
+            assert!(
+                root.join("made/here").is_dir(),
+                "missing subPath created as a directory"
+            );
+            assert!(mounts[1].read_only);
+            // A second start of the container rebinds rather than stacking mounts.
+            let again = v.mounts_for(c).unwrap();
+            assert_eq!(again, mounts);
+        });
+    }
+
+    #[test]
+    fn preparing_again_keeps_the_data() {
+        let text = pod_text(
+            "  - {name: mem, emptyDir: {medium: Memory}}\n  - {name: disk, emptyDir: {}}\n",
+            "    - {name: mem, mountPath: /m}\n",
+        );
+        with_volumes(&text, |m, v, pod_dir| {
+            let mem = v.get("mem").unwrap().host_path.clone();
+            std::fs::write(mem.join("state"), "kept").unwrap();
+            let again = prepare_volumes(&ctx(m), pod_dir).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(again.get("mem").unwrap().host_path.join("state")).unwrap(),
+                "kept"
+            );
+            let stacked = mounts_below(&std::fs::canonicalize(&mem).unwrap())
+                .iter()
+                .filter(|p| **p == std::fs::canonicalize(&mem).unwrap())
+                .count();
+            assert_eq!(stacked, 1, "no second tmpfs over the first");
+            // A failing re-prepare leaves the first one's volumes alone.
+            let bad = pod_text(
+                "  - {name: mem, emptyDir: {medium: Memory}}\n  - {name: disk, emptyDir: {}}\n  - {name: bad, hostPath: {path: /dev/null, type: Directory}}\n",
+                "    - {name: mem, mountPath: /m}\n",
+            );
+            let bm = load(&bad, &LoadOptions::default()).unwrap();
+            let mut bc = ctx(&bm);
+            bc.pod = &bm.pods[0];
+            assert!(prepare_volumes(&bc, pod_dir).is_err());
+            assert_eq!(std::fs::read_to_string(mem.join("state")).unwrap(), "kept");
+        });
+    }
+
+    #[test]
+    fn a_failing_volume_undoes_the_ones_before_it() {
+        let text = pod_text(
+            "  - {name: mem, emptyDir: {medium: Memory}}\n  - {name: bad, hostPath: {path: /dev/null, type: Directory}}\n",
+            "    - {name: mem, mountPath: /m}\n",
+        );
+        let e = prepare_err(&text);
+        assert!(e.contains("/dev/null is not a directory"), "{e}");
+    }
+}

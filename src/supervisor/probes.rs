@@ -1,0 +1,563 @@
+//! Probes (liveness, readiness, startup) and lifecycle hooks (postStart, preStop), with
+//! kubelet's timing, thresholds and messages. The handlers: exec inside the container,
+//! httpGet and tcpSocket against the pod (from inside its network namespace, so they work
+//! with or without a pod IP), sleep for hooks. Each run is bounded by its timeout.
+use super::worker::Worker;
+use k8s_openapi::api::core::v1::{
+    Container, ExecAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    Liveness,
+    Readiness,
+    Startup,
+}
+
+impl ProbeKind {
+    pub fn title(self) -> &'static str {
+        match self {
+            ProbeKind::Liveness => "Liveness",
+            ProbeKind::Readiness => "Readiness",
+            ProbeKind::Startup => "Startup",
+        }
+    }
+}
+
+/// What one probe run concluded, once thresholds are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    Succeeded {
+        threshold_reached: bool,
+    },
+    Failed {
+        message: String,
+        threshold_reached: bool,
+    },
+    Pending,
+}
+
+#[derive(Debug, Clone)]
+struct ProbeState {
+    kind: ProbeKind,
+    probe: Probe,
+    next: Option<Instant>,
+    successes: i32,
+    failures: i32,
+}
+
+/// The probes of one container and when each runs next.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeRunner {
+    probes: Vec<ProbeState>,
+    started_at: Option<Instant>,
+}
+
+fn secs(v: Option<i32>, default: i32) -> Duration {
+    Duration::from_secs(v.unwrap_or(default).max(0) as u64)
+}
+
+impl ProbeRunner {
+    pub fn new(c: &Container) -> ProbeRunner {
+        let mut probes = Vec::new();
+        for (kind, p) in [
+            (ProbeKind::Startup, &c.startup_probe),
+            (ProbeKind::Liveness, &c.liveness_probe),
+            (ProbeKind::Readiness, &c.readiness_probe),
+        ] {
+            if let Some(p) = p {
+                probes.push(ProbeState {
+                    kind,
+                    probe: p.clone(),
+                    next: None,
+                    successes: 0,
+                    failures: 0,
+                });
+            }
+        }
+        ProbeRunner {
+            probes,
+            started_at: None,
+        }
+    }
+
+    pub fn has(&self, kind: ProbeKind) -> bool {
+        self.probes.iter().any(|p| p.kind == kind)
+    }
+
+    /// A fresh container run: counters cleared, first runs after initialDelaySeconds.
+    pub fn reset(&mut self, now: Instant) {
+        self.started_at = Some(now);
+        for p in &mut self.probes {
+            p.successes = 0;
+            p.failures = 0;
+            p.next = Some(now + secs(p.probe.initial_delay_seconds, 0));
+        }
+    }
+
+    /// The probe-level terminationGracePeriodSeconds, when set.
+    pub fn grace(&self, kind: ProbeKind) -> Option<Duration> {
+        self.probes
+            .iter()
+            .find(|p| p.kind == kind)
+            .and_then(|p| p.probe.termination_grace_period_seconds)
+            .map(|s| Duration::from_secs(s.max(0) as u64))
+    }
+
+    pub fn next_due(&self) -> Option<Instant> {
+        self.probes.iter().filter_map(|p| p.next).min()
+    }
+}
+
+/// Runs every probe of container `c` that is due, returning the outcomes.
+pub fn due(w: &mut Worker, c: usize, now: Instant) -> Vec<(ProbeKind, ProbeOutcome)> {
+    let started = w.ctrs[c].status.started == Some(true);
+    let mut out = Vec::new();
+    for i in 0..w.ctrs[c].probes.probes.len() {
+        let st = w.ctrs[c].probes.probes[i].clone();
+        let Some(next) = st.next else { continue };
+        if next > now {
+            continue;
+        }
+        // startupProbe gates the others; once it succeeded it stops.
+        let gated = match st.kind {
+            ProbeKind::Startup => started,
+            _ => !started,
+        };
+        let period = secs(st.probe.period_seconds, 10);
+        if gated {
+            w.ctrs[c].probes.probes[i].next = Some(now + period);
+            continue;
+        }
+        let result = run_probe(w, c, &st.probe);
+        let p = &mut w.ctrs[c].probes.probes[i];
+        p.next = Some(Instant::now().max(next) + period);
+        let success_threshold = st.probe.success_threshold.unwrap_or(1).max(1);
+        let failure_threshold = st.probe.failure_threshold.unwrap_or(3).max(1);
+        let outcome = match result {
+            Ok(()) => {
+                p.failures = 0;
+                p.successes += 1;
+                ProbeOutcome::Succeeded {
+                    threshold_reached: p.successes >= success_threshold,
+                }
+            }
+            Err(message) => {
+                p.successes = 0;
+                p.failures += 1;
+                let reached = p.failures >= failure_threshold;
+                if reached && st.kind != ProbeKind::Readiness {
+                    p.failures = 0;
+                    p.next = None; // the container is being restarted
+                }
+                ProbeOutcome::Failed {
+                    message,
+                    threshold_reached: reached,
+                }
+            }
+        };
+        out.push((st.kind, outcome));
+    }
+    out
+}
+
+fn run_probe(w: &mut Worker, c: usize, p: &Probe) -> Result<(), String> {
+    let timeout = secs(p.timeout_seconds, 1).max(Duration::from_secs(1));
+    let deadline = Instant::now() + timeout;
+    if let Some(e) = &p.exec {
+        return run_exec(w, c, e, Some(deadline)).map(|_| ());
+    }
+    if let Some(h) = &p.http_get {
+        return run_http(w, c, h, timeout);
+    }
+    if let Some(t) = &p.tcp_socket {
+        return run_tcp(w, c, t, timeout);
+    }
+    if p.grpc.is_some() {
+        return Err("grpc probes are not supported by podrun yet".into());
+    }
+    Err("probe has no handler".into())
+}
+
+/// Resolves a port given by number or by the name of a containerPort.
+fn resolve_port(c: &Container, port: &IntOrString) -> Result<u16, String> {
+    match port {
+        IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port {n}")),
+        IntOrString::String(name) => {
+            if let Ok(n) = name.parse::<u16>() {
+                return Ok(n);
+            }
+            c.ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+                .and_then(|p| u16::try_from(p.container_port).ok())
+                .ok_or_else(|| format!("couldn't find port {name} in {}", c.name))
+        }
+    }
+}
+
+/// Connects to host:port inside the pod's network namespace (the pod's IP when it has one,
+/// else its loopback), within `timeout`. Returns the stream and the address kubelet would
+/// print.
+fn connect(
+    w: &Worker,
+    host: Option<&str>,
+    port: u16,
+    timeout: Duration,
+) -> Result<(TcpStream, String), String> {
+    let shown_host = host
+        .map(String::from)
+        .or_else(|| w.pod_ip().map(String::from))
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let shown = format!("{shown_host}:{port}");
+    let target_ip: std::net::IpAddr = match host {
+        Some(h) => h
+            .parse()
+            .map_err(|_| format!("dial tcp: lookup {h}: no such host"))?,
+        None => w
+            .pod_ip()
+            .and_then(|ip| ip.parse().ok())
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+    };
+    let addr = SocketAddr::new(target_ip, port);
+    let sock = match w.sandbox_netns() {
+        Some(ns) => crate::network::in_netns(&ns, || new_socket(&addr))
+            .map_err(|e| format!("dial tcp {shown}: {e}"))?,
+        None => new_socket(&addr).map_err(|e| format!("dial tcp {shown}: {e}"))?,
+    };
+    let stream = connect_timeout(sock, &addr, timeout).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                "i/o timeout".to_string()
+            }
+            _ => format!("connect: {e}"),
+        };
+        format!("dial tcp {shown}: {why}")
+    })?;
+    Ok((stream, shown))
+}
+
+fn new_socket(addr: &SocketAddr) -> std::io::Result<OwnedFd> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: socket(2) with constant arguments; the fd is owned below.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh socket we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn connect_timeout(
+    sock: OwnedFd,
+    addr: &SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    let (raw, len) = sockaddr(addr);
+    // SAFETY: raw is a valid sockaddr of `len` bytes.
+    let r = unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            (&raw as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if r < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(err);
+        }
+        let mut pfd = libc::pollfd {
+            fd: sock.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        }
+        let mut soerr: libc::c_int = 0;
+        let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: valid out-pointers for SO_ERROR.
+        unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut soerr as *mut libc::c_int).cast(),
+                &mut l,
+            )
+        };
+        if soerr != 0 {
+            return Err(std::io::Error::from_raw_os_error(soerr));
+        }
+    }
+    let stream = TcpStream::from(sock);
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    Ok(stream)
+}
+
+fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            (
+                storage,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            (
+                storage,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
+}
+
+fn run_tcp(w: &Worker, c: usize, t: &TCPSocketAction, timeout: Duration) -> Result<(), String> {
+    let port = resolve_port(&w.ctrs[c].spec, &t.port)?;
+    connect(w, t.host.as_deref(), port, timeout).map(|_| ())
+}
+
+/// An HTTP GET as kubelet's prober sends it; healthy on 200–399.
+fn run_http(w: &Worker, c: usize, h: &HTTPGetAction, timeout: Duration) -> Result<(), String> {
+    let port = resolve_port(&w.ctrs[c].spec, &h.port)?;
+    let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
+    let path = h.path.clone().unwrap_or_else(|| "/".into());
+    let path = if path.starts_with('/') {
+        path
+    } else {
+        format!("/{path}")
+    };
+    let (mut stream, shown) = connect(w, h.host.as_deref(), port, timeout).map_err(|e| {
+        let host = h
+            .host
+            .clone()
+            .or_else(|| w.pod_ip().map(String::from))
+            .unwrap_or_else(|| "127.0.0.1".into());
+        format!("Get \"{scheme}://{host}:{port}{path}\": {e}")
+    })?;
+    let url = format!("{scheme}://{shown}{path}");
+    if scheme == "https" {
+        return Err(format!(
+            "Get \"{url}\": HTTPS probes are not supported by podrun yet"
+        ));
+    }
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {shown}\r\nUser-Agent: kube-probe/1.34\r\nAccept: */*\r\nConnection: close\r\n");
+    for hdr in h.http_headers.iter().flatten() {
+        req.push_str(&format!("{}: {}\r\n", hdr.name, hdr.value));
+    }
+    req.push_str("\r\n");
+    stream
+        .write_all(req.as_bytes())
+        .map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let mut buf = [0u8; 1024];
+    let mut got = Vec::new();
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.windows(2).any(|w| w == b"\r\n") {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(format!(
+                    "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+                ))
+            }
+            Err(e) => return Err(format!("Get \"{url}\": {e}")),
+        }
+    }
+    let line = String::from_utf8_lossy(&got);
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("Get \"{url}\": malformed HTTP response"))?;
+    if (200..400).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("HTTP probe failed with statuscode: {code}"))
+    }
+}
+
+/// Runs a command inside the container with the container's own process settings;
+/// Ok(output) on exit 0, Err(output or timeout message) otherwise.
+pub fn run_exec(
+    w: &mut Worker,
+    c: usize,
+    e: &ExecAction,
+    deadline: Option<Instant>,
+) -> Result<String, String> {
+    let cmd = e.command.clone().unwrap_or_default();
+    let Some(id) = w.ctrs[c].id.clone() else {
+        return Err("container is not running".into());
+    };
+    let spec = w.runtime().spec_of(&id).map_err(|e| e.to_string())?;
+    let Some(mut process) = spec.process().clone() else {
+        return Err("container has no process".into());
+    };
+    process.set_args(Some(cmd.clone()));
+    process.set_terminal(Some(false));
+    let (r, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    let devnull = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+    let mut opts = crate::runtime::ExecOptions::new(process);
+    opts.stdin = Some(devnull.as_raw_fd());
+    opts.stdout = Some(wr.as_raw_fd());
+    opts.stderr = Some(wr.as_raw_fd());
+    let outcome = w.runtime().exec(&id, &opts).map_err(|e| e.to_string());
+    drop(wr);
+    drop(devnull);
+    let pid = outcome?.pid;
+    let _ = nix::fcntl::fcntl(
+        &r,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    let mut output = Vec::new();
+    let mut file = std::fs::File::from(r);
+    let status = loop {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = file.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if output.len() < 10240 {
+                output.extend_from_slice(&buf[..n]);
+            }
+        }
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => break Some(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => break Some(128 + sig as i32),
+            Ok(_) => {}
+            Err(_) => break None,
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+            let secs = deadline.map(|_| "").unwrap_or("");
+            return Err(format!("command \"{}\" timed out{secs}", cmd.join(" ")));
+        }
+        let mut pfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; short sleep between exit checks.
+        unsafe { libc::poll(&mut pfd, 1, 10) };
+    };
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = file.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        output.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&output).into_owned();
+    match status {
+        Some(0) => Ok(text),
+        Some(code) => Err(if text.is_empty() {
+            format!("command {:?} exited with {code}", cmd.join(" "))
+        } else {
+            text
+        }),
+        None => Err("exec process lost".into()),
+    }
+}
+
+/// Runs a lifecycle hook to completion (postStart).
+pub fn run_hook(w: &mut Worker, c: usize, h: &LifecycleHandler) -> Result<(), String> {
+    run_hook_until(w, c, h, Instant::now() + Duration::from_secs(3600))
+}
+
+/// Runs a lifecycle hook, giving up at `deadline` (preStop within the grace period).
+pub fn run_hook_until(
+    w: &mut Worker,
+    c: usize,
+    h: &LifecycleHandler,
+    deadline: Instant,
+) -> Result<(), String> {
+    let name = w.ctrs[c].spec.name.clone();
+    let pod = w.pod.metadata.name.clone().unwrap_or_default();
+    let ns = w
+        .pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let uid = w.pod.metadata.uid.clone().unwrap_or_default();
+    let pod_desc = format!("{pod}_{ns}({uid})");
+    if let Some(e) = &h.exec {
+        let cmd = e.command.clone().unwrap_or_default();
+        return run_exec(w, c, e, Some(deadline)).map(|_| ()).map_err(|out| {
+            format!(
+                "Exec lifecycle hook ({cmd:?}) for Container \"{name}\" in Pod \"{pod_desc}\" failed - error: command '{}' exited with error, message: \"{}\"",
+                cmd.join(" "),
+                out.trim_end()
+            )
+        });
+    }
+    if let Some(hg) = &h.http_get {
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_secs(30));
+        return run_http(w, c, hg, timeout)
+            .map_err(|e| format!("HTTP lifecycle hook ({}) for Container \"{name}\" in Pod \"{pod_desc}\" failed - error: {e}", hg.path.clone().unwrap_or_default()));
+    }
+    if let Some(s) = &h.sleep {
+        let d = Duration::from_secs(s.seconds.max(0) as u64)
+            .min(deadline.saturating_duration_since(Instant::now()));
+        std::thread::sleep(d);
+        return Ok(());
+    }
+    if h.tcp_socket.is_some() {
+        return Err("tcpSocket lifecycle hooks are deprecated and not supported".into());
+    }
+    Ok(())
+}

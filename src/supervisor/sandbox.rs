@@ -1,0 +1,376 @@
+//! The pod sandbox: the pause container holding the pod's network, IPC and UTS (and, with
+//! shareProcessNamespace, PID) namespaces, the pod cgroup with its pod-level limits, the
+//! shared /dev/shm, and the per-pod /etc/hosts, /etc/hostname and /etc/resolv.conf.
+use super::worker::SuperviseArgs;
+use crate::runtime::{CreateOptions, Runtime};
+use crate::spec::{PodFiles, SandboxNamespaces};
+use k8s_openapi::api::core::v1::Pod;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+
+/// A running sandbox.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub id: String,
+    pub pid: i32,
+    pub exited: bool,
+    pub files: PodFiles,
+    pub pod_ip: Option<String>,
+    host_network: bool,
+    host_ipc: bool,
+    share_pid: bool,
+    shm: Option<PathBuf>,
+    pod_cgroup: String,
+    network: Option<crate::network::PodNetwork>,
+}
+
+/// Brings the loopback interface of the network namespace at `ns` up (a fresh network
+/// namespace starts with it down), by entering it briefly on this thread.
+pub fn loopback_up(ns: &Path) -> std::io::Result<()> {
+    crate::network::in_netns(ns, || {
+        // SAFETY: a plain datagram socket for the interface ioctls; closed below.
+        let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if sock < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: ifreq is plain data; zeroed is a valid initial value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        // SAFETY: valid socket and ifreq for SIOCGIFFLAGS / SIOCSIFFLAGS.
+        let res = unsafe {
+            if libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) < 0 {
+                -1
+            } else {
+                req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+                libc::ioctl(sock, libc::SIOCSIFFLAGS, &req)
+            }
+        };
+        let err = std::io::Error::last_os_error();
+        // SAFETY: closing the socket we opened.
+        unsafe { libc::close(sock) };
+        if res < 0 {
+            Err(err)
+        } else {
+            Ok(())
+        }
+    })
+}
+
+fn write_file(path: &Path, content: &str) -> Result<(), String> {
+    crate::util::write_atomic(path, content.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// kubelet's /etc/hosts for a pod.
+pub fn hosts_file(pod: &Pod, hostname: &str, pod_ip: Option<&str>) -> String {
+    let mut s = String::from("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n");
+    let spec = pod.spec.as_ref();
+    let fqdn = spec.and_then(|s| s.subdomain.as_ref()).map(|sub| {
+        format!(
+            "{hostname}.{sub}.{}.svc.cluster.local",
+            pod.metadata.namespace.as_deref().unwrap_or("default")
+        )
+    });
+    if let Some(ip) = pod_ip {
+        match &fqdn {
+            Some(f) => s.push_str(&format!("{ip}\t{f}\t{hostname}\n")),
+            None => s.push_str(&format!("{ip}\t{hostname}\n")),
+        }
+    }
+    let aliases = spec.and_then(|s| s.host_aliases.as_ref());
+    if let Some(aliases) = aliases.filter(|a| !a.is_empty()) {
+        s.push_str("\n# Entries added by HostAliases.\n");
+        for a in aliases {
+            let names = a.hostnames.clone().unwrap_or_default().join("\t");
+            s.push_str(&format!("{}\t{names}\n", a.ip));
+        }
+    }
+    s
+}
+
+/// /etc/resolv.conf per dnsPolicy. Without a cluster DNS, ClusterFirst falls back to the
+/// node's resolver, as kubelet does when no clusterDNS is configured.
+pub fn resolv_conf(pod: &Pod) -> String {
+    let spec = pod.spec.as_ref();
+    let policy = spec
+        .and_then(|s| s.dns_policy.as_deref())
+        .unwrap_or("ClusterFirst");
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut nameservers: Vec<String> = Vec::new();
+    let mut searches: Vec<String> = Vec::new();
+    let mut options: Vec<String> = Vec::new();
+    if policy != "None" {
+        for line in host.lines() {
+            let mut parts = line.split_whitespace();
+            match parts.next() {
+                Some("nameserver") => nameservers.extend(parts.map(String::from)),
+                Some("search") => searches = parts.map(String::from).collect(),
+                Some("options") => options.extend(parts.map(String::from)),
+                _ => {}
+            }
+        }
+    }
+    if let Some(cfg) = spec.and_then(|s| s.dns_config.as_ref()) {
+        nameservers.extend(cfg.nameservers.clone().unwrap_or_default());
+        searches.extend(cfg.searches.clone().unwrap_or_default());
+        for o in cfg.options.clone().unwrap_or_default() {
+            let name = o.name.clone().unwrap_or_default();
+            options.retain(|x| x.split(':').next() != Some(name.as_str()));
+            options.push(match o.value {
+                Some(v) => format!("{name}:{v}"),
+                None => name,
+            });
+        }
+    }
+    nameservers.dedup();
+    nameservers.truncate(3);
+    let mut out = String::new();
+    for n in &nameservers {
+        out.push_str(&format!("nameserver {n}\n"));
+    }
+    if !searches.is_empty() {
+        searches.dedup();
+        searches.truncate(32);
+        out.push_str(&format!("search {}\n", searches.join(" ")));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
+}
+
+impl Sandbox {
+    /// Starts the pause container and prepares the pod files; undoes itself on failure.
+    pub fn create(runtime: &Runtime, args: &SuperviseArgs, pod: &Pod) -> Result<Sandbox, String> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let host_network = spec.host_network.unwrap_or(false);
+        let host_ipc = spec.host_ipc.unwrap_or(false);
+        let host_pid = spec.host_pid.unwrap_or(false);
+        let share_pid = spec.share_process_namespace.unwrap_or(false) && !host_pid;
+        let uid: String = pod
+            .metadata
+            .uid
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect();
+        let id = format!("{uid}-pause");
+        let pause_root = args.root.join("pause").join("rootfs");
+        super::pause::install(&pause_root)
+            .map_err(|e| format!("installing pause in {}: {e}", pause_root.display()))?;
+        let hostname = if host_network {
+            nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        } else {
+            crate::spec::pod_hostname(&crate::spec::EnvContext {
+                pod,
+                config_maps: &[],
+                secrets: &[],
+                pod_ips: &[],
+                host_ips: &[],
+                node_name: "",
+                node_allocatable: Default::default(),
+            })
+        };
+        let mut namespaces = vec![serde_json::json!({"type": "mount"})];
+        if !host_pid {
+            namespaces.push(serde_json::json!({"type": "pid"}));
+        }
+        if !host_network {
+            namespaces.push(serde_json::json!({"type": "network"}));
+            namespaces.push(serde_json::json!({"type": "uts"}));
+        }
+        if !host_ipc {
+            namespaces.push(serde_json::json!({"type": "ipc"}));
+        }
+        let pod_cgroup = crate::spec::resources::pod_cgroup_path(pod);
+        let mut config = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false,
+                "user": {"uid": 65535, "gid": 65535},
+                "args": ["/pause"],
+                "env": [],
+                "cwd": "/",
+                "noNewPrivileges": true,
+                "oomScoreAdj": -998
+            },
+            "root": {"path": pause_root, "readonly": true},
+            "mounts": [],
+            "linux": {
+                "namespaces": namespaces,
+                "cgroupsPath": format!("{pod_cgroup}/{id}"),
+                "maskedPaths": [],
+                "readonlyPaths": []
+            },
+            "annotations": {"io.kubernetes.cri.container-type": "sandbox"}
+        });
+        if !host_network {
+            config["hostname"] = serde_json::Value::String(hostname.clone());
+        }
+        let bundle = args.pod_dir.join("sandbox");
+        std::fs::create_dir_all(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
+        let data = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
+        write_file(&bundle.join("config.json"), &String::from_utf8_lossy(&data))?;
+        // Pod-level limits on the pod cgroup (the sum of its containers').
+        let pod_res = crate::spec::resources::pod_resources(pod).to_oci();
+        if let Ok(cg) = crate::runtime::cgroups::open(&pod_cgroup) {
+            // The pod cgroup exists only through its children; set limits once created.
+            let _ = cg.set(&pod_res);
+        }
+        let devnull = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+        let fd = devnull.as_fd().as_raw_fd();
+        let opts = CreateOptions {
+            stdin: Some(fd),
+            stdout: Some(fd),
+            stderr: Some(fd),
+            ..Default::default()
+        };
+        let state = runtime.create(&id, &bundle, &opts).map_err(|e| {
+            let _ = runtime.delete(&id, true);
+            e.to_string()
+        })?;
+        let mut sb = Sandbox {
+            id: id.clone(),
+            pid: state.pid,
+            exited: false,
+            files: PodFiles::default(),
+            pod_ip: None,
+            host_network,
+            host_ipc,
+            share_pid,
+            shm: None,
+            pod_cgroup: pod_cgroup.clone(),
+            network: None,
+        };
+        if let Err(e) = runtime.start(&id) {
+            sb.destroy(runtime);
+            return Err(e.to_string());
+        }
+        if let Ok(cg) = crate::runtime::cgroups::open(&pod_cgroup) {
+            let _ = cg.set(&pod_res);
+        }
+        match sb.finish_setup(args, pod, &hostname) {
+            Ok(()) => Ok(sb),
+            Err(e) => {
+                sb.destroy(runtime);
+                Err(e)
+            }
+        }
+    }
+
+    fn finish_setup(
+        &mut self,
+        args: &SuperviseArgs,
+        pod: &Pod,
+        hostname: &str,
+    ) -> Result<(), String> {
+        if !self.host_network {
+            let ns = self.ns_path("net");
+            loopback_up(&ns).map_err(|e| format!("bringing up lo in {}: {e}", ns.display()))?;
+            match crate::network::setup_pod(args, pod, &ns) {
+                Ok(net) => {
+                    self.pod_ip = net.as_ref().map(|n| n.ip.clone());
+                    self.network = net;
+                }
+                Err(e) => return Err(format!("pod network: {e}")),
+            }
+        } else {
+            self.pod_ip = crate::network::host_ip();
+        }
+        let etc = args.pod_dir.join("etc");
+        std::fs::create_dir_all(&etc).map_err(|e| format!("{}: {e}", etc.display()))?;
+        let hosts = etc.join("hosts");
+        let hostname_file = etc.join("hostname");
+        let resolv = etc.join("resolv.conf");
+        if self.host_network {
+            let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            write_file(&hosts, &host_hosts)?;
+        } else {
+            write_file(&hosts, &hosts_file(pod, hostname, self.pod_ip.as_deref()))?;
+        }
+        write_file(&hostname_file, &format!("{hostname}\n"))?;
+        write_file(&resolv, &resolv_conf(pod))?;
+        // One /dev/shm for the pod: its containers share the IPC namespace, so they share it.
+        let shm = args.pod_dir.join("shm");
+        if !self.host_ipc {
+            std::fs::create_dir_all(&shm).map_err(|e| format!("{}: {e}", shm.display()))?;
+            nix::mount::mount(
+                Some("shm"),
+                &shm,
+                Some("tmpfs"),
+                nix::mount::MsFlags::MS_NOSUID
+                    | nix::mount::MsFlags::MS_NODEV
+                    | nix::mount::MsFlags::MS_NOEXEC,
+                Some("mode=1777,size=65536k"),
+            )
+            .map_err(|e| format!("mounting shm on {}: {e}", shm.display()))?;
+            self.shm = Some(shm.clone());
+        }
+        self.files = PodFiles {
+            hosts: Some(hosts),
+            hostname: Some(hostname_file),
+            resolv_conf: Some(resolv),
+            shm: self.shm.clone(),
+        };
+        Ok(())
+    }
+
+    fn ns_path(&self, ns: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/{ns}", self.pid))
+    }
+
+    /// The namespaces a container of this pod joins.
+    pub fn namespaces(&self) -> SandboxNamespaces {
+        SandboxNamespaces {
+            net: (!self.host_network).then(|| self.ns_path("net")),
+            ipc: (!self.host_ipc).then(|| self.ns_path("ipc")),
+            uts: (!self.host_network).then(|| self.ns_path("uts")),
+            pid: self.share_pid.then(|| self.ns_path("pid")),
+        }
+    }
+
+    /// Stops pause and removes everything the sandbox made.
+    pub fn destroy(mut self, runtime: &Runtime) {
+        if let Some(net) = self.network.take() {
+            net.teardown();
+        }
+        let _ = runtime.kill(&self.id, nix::sys::signal::Signal::SIGKILL, true);
+        let _ = runtime.delete(&self.id, true);
+        if !self.exited {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+        }
+        if let Some(shm) = self.shm.take() {
+            let _ = nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir(&shm);
+        }
+        // The pod cgroup, then its QoS parent when no other pod uses it.
+        if let Ok(cg) = crate::runtime::cgroups::open(&self.pod_cgroup) {
+            let _ = cg.remove();
+        }
+        remove_empty_cgroup_parents(&self.pod_cgroup);
+    }
+}
+
+/// Removes the now-empty `/kubepods[/class]` parents the pods made (never the root).
+fn remove_empty_cgroup_parents(pod_cgroup: &str) {
+    let mut parent = Path::new(pod_cgroup).parent().map(Path::to_path_buf);
+    while let Some(p) = parent {
+        let s = p.to_string_lossy().into_owned();
+        if s == "/" || s.is_empty() {
+            break;
+        }
+        if let Ok(cg) = crate::runtime::cgroups::open(&s) {
+            if cg.pids().map(|p| p.is_empty()).unwrap_or(false) && cg.remove().is_err() {
+                break;
+            }
+        }
+        parent = p.parent().map(Path::to_path_buf);
+    }
+}

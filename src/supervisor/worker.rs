@@ -1,0 +1,1693 @@
+//! The pod worker: one per pod, in the supervisor process. Admits the pod, builds its
+//! sandbox, runs init containers in order, then the regular containers and sidecars,
+//! restarts them per restartPolicy with kubelet's back-off, pumps their output into CRI
+//! logs, keeps status.json and the events current, and tears everything down on delete.
+//!
+//! Single-threaded by design: the runtime clones this process to start containers, so
+//! the only concurrency is a poll loop over a signalfd (SIGCHLD, SIGTERM) and log pipes.
+use super::backoff::RestartBackoff;
+use super::events;
+use super::logs::{self, CriLineWriter};
+use super::probes::{self, ProbeKind, ProbeOutcome, ProbeRunner};
+use super::sandbox::Sandbox;
+use super::store::{self, DeletionRequest, PodObjects};
+use crate::admission::{self, Decision};
+use crate::image::{Image, ImageStore, PullOptions};
+use crate::node::NodeStore;
+use crate::runtime::{CreateOptions, Runtime};
+use crate::spec::{self, ContainerSpecInput, EnvContext, PodFiles};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodStatus,
+};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why the supervisor could not run a pod at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Sandbox(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SupervisorError {
+    let what = what.into();
+    move |source| SupervisorError::Io { what, source }
+}
+
+/// Where the supervisor finds things.
+#[derive(Debug, Clone)]
+pub struct SuperviseArgs {
+    pub root: PathBuf,
+    pub data_dir: PathBuf,
+    pub pod_dir: PathBuf,
+    /// Write end of a pipe `up` waits on: one line, "ok" or an error, once started.
+    pub ready_fd: Option<RawFd>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Init,
+    /// An init container with restartPolicy Always (a native sidecar).
+    Sidecar,
+    Regular,
+}
+
+/// One output stream of a running container, copied into its CRI log file.
+struct LogPump {
+    fd: OwnedFd,
+    writer: CriLineWriter,
+    file: File,
+}
+
+/// Everything the worker tracks about one container of the pod.
+pub struct Ctr {
+    pub spec: Container,
+    pub kind: Kind,
+    pub status: ContainerStatus,
+    /// The OCI container id of the current run.
+    pub id: Option<String>,
+    pub pid: Option<i32>,
+    started: Option<Instant>,
+    finished: Option<Instant>,
+    backoff: RestartBackoff,
+    attempts: u32,
+    /// An init container that completed, or a container that will not run again.
+    pub done: bool,
+    logs: Vec<LogPump>,
+    /// Set when the container was killed on purpose (liveness failure, postStart).
+    kill_note: Option<String>,
+    pub probes: ProbeRunner,
+    /// When a graceful stop began, and when SIGKILL follows.
+    stop_deadline: Option<Instant>,
+    /// The image's STOPSIGNAL (SIGTERM when it names none).
+    stop_signal: Signal,
+}
+
+impl Ctr {
+    fn field_path(&self) -> String {
+        match self.kind {
+            Kind::Regular => format!("spec.containers{{{}}}", self.spec.name),
+            _ => format!("spec.initContainers{{{}}}", self.spec.name),
+        }
+    }
+    fn running(&self) -> bool {
+        self.pid.is_some()
+    }
+    fn waiting(&mut self, reason: &str, message: Option<String>) {
+        self.status.state = Some(ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.into()),
+                message,
+            }),
+            ..Default::default()
+        });
+    }
+}
+
+/// The pod worker's state.
+pub struct Worker {
+    args: SuperviseArgs,
+    pub pod: Pod,
+    objects: PodObjects,
+    runtime: Runtime,
+    images: Option<ImageStore>,
+    status: PodStatus,
+    pub ctrs: Vec<Ctr>,
+    sandbox: Option<Sandbox>,
+    volumes: Option<spec::volumes::PreparedVolumes>,
+    node_name: String,
+    node_alloc: spec::env::NodeAllocatable,
+    node_mem: u64,
+    pod_files: PodFiles,
+    dirty: bool,
+    ready_fd: Option<RawFd>,
+    terminating: Option<Instant>,
+    active_deadline: Option<Instant>,
+    started_at: Instant,
+    log_dir: PathBuf,
+}
+
+fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    crate::util::now_time()
+}
+
+/// kubelet's pod description in messages: `name_namespace(uid)`.
+fn pod_desc(pod: &Pod) -> String {
+    format!(
+        "{}_{}({})",
+        pod.metadata.name.as_deref().unwrap_or(""),
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.uid.as_deref().unwrap_or("")
+    )
+}
+
+impl Worker {
+    fn event(&self, type_: &str, reason: &str, source: &str, field_path: &str, message: &str) {
+        let _ = events::record(
+            &self.args.pod_dir.join(store::EVENTS_FILE),
+            type_,
+            reason,
+            source,
+            field_path,
+            message,
+        );
+    }
+
+    fn kubelet_event(&self, c: usize, type_: &str, reason: &str, message: &str) {
+        let fp = self.ctrs[c].field_path();
+        self.event(type_, reason, "kubelet", &fp, message);
+    }
+
+    fn spec(&self) -> &k8s_openapi::api::core::v1::PodSpec {
+        static EMPTY: std::sync::OnceLock<k8s_openapi::api::core::v1::PodSpec> =
+            std::sync::OnceLock::new();
+        self.pod
+            .spec
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(Default::default))
+    }
+
+    fn restart_policy(&self) -> &str {
+        self.spec().restart_policy.as_deref().unwrap_or("Always")
+    }
+
+    fn uid(&self) -> &str {
+        self.pod.metadata.uid.as_deref().unwrap_or("")
+    }
+
+    /// Tells `up` how the start went (once).
+    fn signal_ready(&mut self, msg: &str) {
+        if let Some(fd) = self.ready_fd.take() {
+            let line = format!("{msg}\n");
+            // SAFETY: fd is the pipe's write end handed to us by `up`; we close it here.
+            unsafe {
+                libc::write(fd, line.as_ptr().cast(), line.len());
+                libc::close(fd);
+            }
+        }
+    }
+
+    /// Loads the pod and sets up the worker (no host changes yet).
+    pub fn load(args: SuperviseArgs) -> Result<Worker, SupervisorError> {
+        let pod: Pod = store::read_json(&args.pod_dir.join(store::POD_FILE))?;
+        let objects: PodObjects =
+            store::read_json(&args.pod_dir.join(store::OBJECTS_FILE)).unwrap_or_default();
+        let runtime = Runtime::new(&args.root);
+        let images = ImageStore::open(&args.data_dir).ok();
+        let mut ctrs = Vec::new();
+        let spec = pod.spec.clone().unwrap_or_default();
+        for c in spec.init_containers.unwrap_or_default() {
+            let kind = if c.restart_policy.as_deref() == Some("Always") {
+                Kind::Sidecar
+            } else {
+                Kind::Init
+            };
+            ctrs.push(new_ctr(c, kind));
+        }
+        for c in spec.containers {
+            ctrs.push(new_ctr(c, Kind::Regular));
+        }
+        let log_dir = logs::pod_log_dir(
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            pod.metadata.name.as_deref().unwrap_or(""),
+            pod.metadata.uid.as_deref().unwrap_or(""),
+        );
+        let mut status = PodStatus {
+            phase: Some("Pending".into()),
+            qos_class: Some(crate::manifest::qos_class(&pod).as_str().to_string()),
+            ..Default::default()
+        };
+        status.conditions = Some(Vec::new());
+        let ready_fd = args.ready_fd;
+        Ok(Worker {
+            args,
+            pod,
+            objects,
+            runtime,
+            images,
+            status,
+            ctrs,
+            sandbox: None,
+            volumes: None,
+            node_name: String::new(),
+            node_alloc: Default::default(),
+            node_mem: 0,
+            pod_files: PodFiles::default(),
+            dirty: true,
+            ready_fd,
+            terminating: None,
+            active_deadline: None,
+            started_at: Instant::now(),
+            log_dir,
+        })
+    }
+
+    fn set_condition(
+        &mut self,
+        type_: &str,
+        status: bool,
+        reason: Option<&str>,
+        message: Option<&str>,
+    ) {
+        let conds = self.status.conditions.get_or_insert_with(Vec::new);
+        let s = if status { "True" } else { "False" };
+        if let Some(c) = conds.iter_mut().find(|c| c.type_ == type_) {
+            if c.status != s || c.reason.as_deref() != reason || c.message.as_deref() != message {
+                c.status = s.into();
+                c.reason = reason.map(Into::into);
+                c.message = message.map(Into::into);
+                c.last_transition_time = Some(now_time());
+                self.dirty = true;
+            }
+            return;
+        }
+        conds.push(PodCondition {
+            type_: type_.into(),
+            status: s.into(),
+            reason: reason.map(Into::into),
+            message: message.map(Into::into),
+            last_transition_time: Some(now_time()),
+            ..Default::default()
+        });
+        // kubectl lists them in kubelet's order.
+        let order = [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled",
+        ];
+        conds.sort_by_key(|c| {
+            order
+                .iter()
+                .position(|o| *o == c.type_)
+                .unwrap_or(order.len())
+        });
+        self.dirty = true;
+    }
+
+    /// Writes status.json when something changed.
+    fn flush(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        let mut st = self.status.clone();
+        let (init, regular): (Vec<_>, Vec<_>) =
+            self.ctrs.iter().partition(|c| c.kind != Kind::Regular);
+        st.init_container_statuses =
+            (!init.is_empty()).then(|| init.iter().map(|c| c.status.clone()).collect());
+        st.container_statuses = Some(regular.iter().map(|c| c.status.clone()).collect());
+        if store::write_json(&self.args.pod_dir.join(store::STATUS_FILE), &st).is_ok() {
+            self.dirty = false;
+        }
+    }
+
+    /// Waits until the pod fits this node (re-checking every second), recording
+    /// FailedScheduling once per distinct reason. Returns false when deleted meanwhile.
+    fn schedule(&mut self, sigfd: &SignalFd) -> Result<bool, SupervisorError> {
+        let nodes = NodeStore::new(&self.args.data_dir);
+        let pods = store::PodStore::new(&self.args.root);
+        let mut last_message = String::new();
+        loop {
+            let node = nodes
+                .load()
+                .map_err(|e| SupervisorError::Sandbox(e.to_string()))?;
+            let others: Vec<Pod> = pods
+                .list()
+                .into_iter()
+                .filter(|r| r.dir != self.args.pod_dir)
+                .filter(|r| is_bound_and_active(&r.pod))
+                .map(|r| r.pod)
+                .collect();
+            let decision = {
+                let _lock = pods.lock()?;
+                let d = admission::admit(&self.pod, &node, &others);
+                if let Decision::Admitted(_) = &d {
+                    // Bind while holding the lock, so a concurrent admission counts us.
+                    self.set_condition("PodScheduled", true, None, None);
+                    self.status.host_ip = Some("127.0.0.1".into());
+                    self.flush();
+                }
+                d
+            };
+            self.node_name = crate::node::node_name(&node).to_string();
+            self.node_mem = node_capacity(&node, "memory") as u64;
+            self.node_alloc = spec::env::NodeAllocatable {
+                cpu_milli: node_allocatable(&node, "cpu", true),
+                memory_bytes: node_allocatable(&node, "memory", false),
+                ephemeral_storage_bytes: node_allocatable(&node, "ephemeral-storage", false),
+            };
+            match decision {
+                Decision::Admitted(a) => {
+                    if let Some(spec) = self.pod.spec.as_mut() {
+                        spec.node_name = Some(a.node.clone());
+                    }
+                    let _ = store::write_json(&self.args.pod_dir.join(store::POD_FILE), &self.pod);
+                    if a.scheduled {
+                        self.event(
+                            "Normal",
+                            "Scheduled",
+                            "default-scheduler",
+                            "",
+                            &a.scheduled_message(&self.pod),
+                        );
+                    }
+                    return Ok(true);
+                }
+                Decision::Unschedulable(u) => {
+                    if u.message != last_message {
+                        self.event(
+                            "Warning",
+                            "FailedScheduling",
+                            "default-scheduler",
+                            "",
+                            &u.message,
+                        );
+                        self.set_condition(
+                            "PodScheduled",
+                            false,
+                            Some("Unschedulable"),
+                            Some(&u.message),
+                        );
+                        last_message = u.message.clone();
+                    }
+                }
+                Decision::BoundElsewhere { message, .. } => {
+                    if message != last_message {
+                        self.event(
+                            "Warning",
+                            "FailedScheduling",
+                            "default-scheduler",
+                            "",
+                            &message,
+                        );
+                        self.set_condition(
+                            "PodScheduled",
+                            false,
+                            Some("Unschedulable"),
+                            Some(&message),
+                        );
+                        last_message = message.clone();
+                    }
+                }
+                Decision::SchedulingGated { .. } => {
+                    self.set_condition(
+                        "PodScheduled",
+                        false,
+                        Some(admission::SCHEDULING_GATED_REASON),
+                        Some(admission::SCHEDULING_GATED_MESSAGE),
+                    );
+                }
+                Decision::Rejected(r) => {
+                    self.event("Warning", &r.reason, "kubelet", "", &r.message);
+                    self.status.phase = Some("Failed".into());
+                    self.status.reason = Some(r.reason.clone());
+                    self.status.message = Some(format!("Pod was rejected: {}", r.message));
+                    self.dirty = true;
+                    self.flush();
+                    self.signal_ready("ok");
+                    return Ok(false);
+                }
+                Decision::Invalid(errs) => {
+                    let msg = errs.to_string();
+                    self.status.phase = Some("Failed".into());
+                    self.status.message = Some(msg.clone());
+                    self.dirty = true;
+                    self.flush();
+                    self.signal_ready(&format!("error: {msg}"));
+                    return Ok(false);
+                }
+            }
+            self.flush();
+            self.signal_ready("ok");
+            // Sleep a second, but wake for a deletion.
+            if wait_signal(sigfd, Duration::from_secs(1))?.is_some_and(|s| s != Signal::SIGCHLD) {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Creates the sandbox: pod cgroup, pause with the pod's namespaces, pod files, volumes.
+    fn start_sandbox(&mut self) -> Result<(), String> {
+        let sb =
+            Sandbox::create(&self.runtime, &self.args, &self.pod).map_err(|e| e.to_string())?;
+        self.status.pod_ip = sb.pod_ip.clone();
+        self.status.pod_ips = sb
+            .pod_ip
+            .as_ref()
+            .map(|ip| vec![k8s_openapi::api::core::v1::PodIP { ip: ip.clone() }]);
+        self.status.start_time = Some(now_time());
+        self.pod_files = sb.files.clone();
+        self.sandbox = Some(sb);
+        self.set_condition("PodReadyToStartContainers", true, None, None);
+        let pod_ips: Vec<String> = self.status.pod_ip.iter().cloned().collect();
+        let host_ips = vec!["127.0.0.1".to_string()];
+        let ctx = EnvContext {
+            pod: &self.pod,
+            config_maps: &self.objects.config_maps,
+            secrets: &self.objects.secrets,
+            pod_ips: &pod_ips,
+            host_ips: &host_ips,
+            node_name: &self.node_name,
+            node_allocatable: self.node_alloc,
+        };
+        match spec::volumes::prepare_volumes(&ctx, &self.args.pod_dir) {
+            Ok(v) => self.volumes = Some(v),
+            Err(e) => {
+                let msg = format!("MountVolume.SetUp failed: {e}");
+                self.event("Warning", "FailedMount", "kubelet", "", &msg);
+                return Err(msg);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves the container's image per imagePullPolicy, pulling when needed, with
+    /// kubelet's events. Err carries the waiting reason and message.
+    fn ensure_image(&mut self, c: usize) -> Result<Image, (String, String)> {
+        let image = self.ctrs[c].spec.image.clone().unwrap_or_default();
+        let policy = self.ctrs[c]
+            .spec
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| "IfNotPresent".into());
+        let Some(store) = self.images.as_ref() else {
+            return Err((
+                "ErrImagePull".into(),
+                format!(
+                    "image store {} cannot be opened",
+                    self.args.data_dir.display()
+                ),
+            ));
+        };
+        let present = store.resolve(&image).ok().flatten();
+        match (policy.as_str(), present) {
+            ("Never", None) => {
+                let msg =
+                    format!("Container image \"{image}\" is not present with pull policy of Never");
+                self.kubelet_event(c, "Warning", "ErrImageNeverPull", &msg);
+                Err(("ErrImageNeverPull".into(), msg))
+            }
+            ("Never" | "IfNotPresent", Some(img)) => {
+                self.kubelet_event(
+                    c,
+                    "Normal",
+                    "Pulled",
+                    &format!("Container image \"{image}\" already present on machine"),
+                );
+                Ok(img)
+            }
+            _ => {
+                self.kubelet_event(
+                    c,
+                    "Normal",
+                    "Pulling",
+                    &format!("Pulling image \"{image}\""),
+                );
+                let t0 = Instant::now();
+                let store = ImageStore::open(&self.args.data_dir)
+                    .map_err(|e| ("ErrImagePull".to_string(), e.to_string()))?;
+                match store.pull(&image, &PullOptions::default()) {
+                    Ok(img) => {
+                        let secs = t0.elapsed().as_secs_f64();
+                        self.kubelet_event(
+                            c,
+                            "Normal",
+                            "Pulled",
+                            &format!(
+                                "Successfully pulled image \"{image}\" in {secs:.3}s ({secs:.3}s including waiting). Image size: {} bytes.",
+                                img.size
+                            ),
+                        );
+                        Ok(img)
+                    }
+                    Err(e) => {
+                        let msg = format!("Failed to pull image \"{image}\": {e}");
+                        self.kubelet_event(c, "Warning", "Failed", &msg);
+                        self.kubelet_event(c, "Warning", "Failed", "Error: ErrImagePull");
+                        Err(("ErrImagePull".into(), msg))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Creates and starts container `c`. On failure the container waits with a reason
+    /// and the back-off decides when to try again.
+    fn start_container(&mut self, c: usize) {
+        let now = Instant::now();
+        self.ctrs[c].backoff.advance(now);
+        let image = match self.ensure_image(c) {
+            Ok(i) => i,
+            Err((reason, msg)) => {
+                let reason = if reason == "ErrImagePull" && self.ctrs[c].attempts > 0 {
+                    "ImagePullBackOff".to_string()
+                } else {
+                    reason
+                };
+                self.ctrs[c].attempts += 1;
+                self.ctrs[c].waiting(&reason, Some(msg));
+                self.ctrs[c].finished = Some(now);
+                self.dirty = true;
+                return;
+            }
+        };
+        self.ctrs[c].attempts += 1;
+        match self.create_and_start(c, &image) {
+            Ok(()) => {}
+            Err((reason, msg)) => {
+                self.kubelet_event(c, "Warning", "Failed", &format!("Error: {msg}"));
+                self.ctrs[c].waiting(&reason, Some(msg));
+                self.ctrs[c].finished = Some(Instant::now());
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn create_and_start(&mut self, c: usize, image: &Image) -> Result<(), (String, String)> {
+        let cfg_err = |m: String| ("CreateContainerConfigError".to_string(), m);
+        let run_err = |m: String| ("CreateContainerError".to_string(), m);
+        let Some(store) = self.images.as_ref() else {
+            return Err(run_err("no image store".into()));
+        };
+        let uid8: String = self
+            .uid()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(8)
+            .collect();
+        let id = format!(
+            "{uid8}-{}-{}",
+            self.ctrs[c].spec.name, self.ctrs[c].attempts
+        );
+        let config = store.config(image).map_err(|e| run_err(e.to_string()))?;
+        let stop_signal = config
+            .config()
+            .as_ref()
+            .and_then(|c| c.stop_signal().clone())
+            .and_then(|s| parse_signal(&s))
+            .unwrap_or(Signal::SIGTERM);
+        let rootfs = store
+            .prepare_rootfs(image, &id)
+            .map_err(|e| run_err(e.to_string()))?;
+        let cleanup_rootfs = |store: &ImageStore| {
+            let _ = store.release_rootfs(&id);
+        };
+        let mounts = match self
+            .volumes
+            .as_ref()
+            .map(|v| v.mounts_for(&self.ctrs[c].spec))
+        {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                cleanup_rootfs(store);
+                return Err(cfg_err(e.to_string()));
+            }
+            None => Vec::new(),
+        };
+        let Some(sb) = self.sandbox.as_ref() else {
+            cleanup_rootfs(store);
+            return Err(run_err("no sandbox".into()));
+        };
+        let pod_ips: Vec<String> = self.status.pod_ip.iter().cloned().collect();
+        let host_ips = vec!["127.0.0.1".to_string()];
+        let input = ContainerSpecInput {
+            ctx: EnvContext {
+                pod: &self.pod,
+                config_maps: &self.objects.config_maps,
+                secrets: &self.objects.secrets,
+                pod_ips: &pod_ips,
+                host_ips: &host_ips,
+                node_name: &self.node_name,
+                node_allocatable: self.node_alloc,
+            },
+            container: &self.ctrs[c].spec,
+            image_config: &config,
+            rootfs: &rootfs.path,
+            namespaces: sb.namespaces(),
+            cgroups_path: spec::resources::container_cgroup_path(&self.pod, &id),
+            mounts: &mounts,
+            pod_files: self.pod_files.clone(),
+            node_memory_capacity: self.node_mem,
+        };
+        let oci = match spec::container_spec(&input) {
+            Ok(s) => s,
+            Err(e) => {
+                cleanup_rootfs(store);
+                return Err(cfg_err(e.to_string()));
+            }
+        };
+        let bundle = store.container_dir(&id);
+        let write = std::fs::create_dir_all(&bundle)
+            .and_then(|_| serde_json::to_vec(&oci).map_err(std::io::Error::other))
+            .and_then(|data| crate::util::write_atomic(&bundle.join("config.json"), &data));
+        if let Err(e) = write {
+            cleanup_rootfs(store);
+            return Err(run_err(format!("writing {}: {e}", bundle.display())));
+        }
+        // Output pipes: the container writes, we copy into the CRI log.
+        let restart = self.ctrs[c].status.restart_count;
+        let log_path = logs::container_log_path(&self.log_dir, &self.ctrs[c].spec.name, restart);
+        let mut pumps = Vec::new();
+        let mut child_ends = Vec::new();
+        for stream in ["stdout", "stderr"] {
+            let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+                Ok(p) => p,
+                Err(e) => {
+                    cleanup_rootfs(store);
+                    return Err(run_err(format!("pipe: {e}")));
+                }
+            };
+            let _ = nix::fcntl::fcntl(
+                &r,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+            let file = log_path
+                .parent()
+                .map(std::fs::create_dir_all)
+                .transpose()
+                .and_then(|_| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log_path)
+                });
+            let file = match file {
+                Ok(f) => f,
+                Err(e) => {
+                    cleanup_rootfs(store);
+                    return Err(run_err(format!("log file {}: {e}", log_path.display())));
+                }
+            };
+            pumps.push(LogPump {
+                fd: r,
+                writer: CriLineWriter::new(stream),
+                file,
+            });
+            child_ends.push(w);
+        }
+        let devnull = File::open("/dev/null").map_err(|e| run_err(format!("/dev/null: {e}")))?;
+        let opts = CreateOptions {
+            stdin: Some(devnull.as_raw_fd()),
+            stdout: Some(child_ends[0].as_raw_fd()),
+            stderr: Some(child_ends[1].as_raw_fd()),
+            ..Default::default()
+        };
+        let state = match self.runtime.create(&id, &bundle, &opts) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.runtime.delete(&id, true);
+                cleanup_rootfs(store);
+                let _ = std::fs::remove_dir_all(&bundle);
+                return Err(run_err(e.to_string()));
+            }
+        };
+        drop(child_ends);
+        drop(devnull);
+        let name = self.ctrs[c].spec.name.clone();
+        self.kubelet_event(c, "Normal", "Created", &format!("Created container {name}"));
+        if let Err(e) = self.runtime.start(&id) {
+            let _ = self.runtime.delete(&id, true);
+            let _ = ImageStore::open(&self.args.data_dir).map(|s| s.release_rootfs(&id));
+            return Err(run_err(e.to_string()));
+        }
+        self.kubelet_event(c, "Normal", "Started", &format!("Started container {name}"));
+        let ctr = &mut self.ctrs[c];
+        ctr.id = Some(id.clone());
+        ctr.pid = Some(state.pid);
+        ctr.logs = pumps;
+        ctr.started = Some(Instant::now());
+        ctr.finished = None;
+        ctr.kill_note = None;
+        ctr.stop_deadline = None;
+        ctr.stop_signal = stop_signal;
+        ctr.status.container_id = Some(format!("podrun://{id}"));
+        ctr.status.image_id = format!(
+            "{}@{}",
+            image.reference.split(['@']).next().unwrap_or(""),
+            image.manifest_digest
+        );
+        ctr.status.state = Some(ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: Some(now_time()),
+            }),
+            ..Default::default()
+        });
+        ctr.probes.reset(Instant::now());
+        // Without a startup probe the container counts as started at once.
+        ctr.status.started = Some(!ctr.probes.has(ProbeKind::Startup));
+        ctr.status.ready = false;
+        self.dirty = true;
+        // postStart: the container only counts as started once the hook returns.
+        if let Some(handler) = self.ctrs[c]
+            .spec
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.clone())
+        {
+            if let Err(msg) = probes::run_hook(self, c, &handler) {
+                let name = self.ctrs[c].spec.name.clone();
+                self.kubelet_event(c, "Warning", "FailedPostStartHook", &msg);
+                self.ctrs[c].kill_note = Some("PostStartHookError".into());
+                let _ = name;
+                self.kill_container(c, Signal::SIGKILL);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a signal to a container's init.
+    fn kill_container(&mut self, c: usize, sig: Signal) {
+        if let Some(pid) = self.ctrs[c].pid {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+        }
+    }
+
+    /// The signal that stops a container gracefully: the image's STOPSIGNAL or SIGTERM.
+    fn stop_signal(&self, c: usize) -> Signal {
+        self.ctrs[c].stop_signal
+    }
+
+    /// Begins a graceful stop of container `c`: preStop, then its stop signal, SIGKILL
+    /// after `grace`.
+    pub fn stop_container(&mut self, c: usize, grace: Duration, note: Option<&str>) {
+        if !self.ctrs[c].running() || self.ctrs[c].stop_deadline.is_some() {
+            return;
+        }
+        if let Some(n) = note {
+            self.ctrs[c].kill_note = Some(n.to_string());
+        }
+        let deadline = Instant::now() + grace;
+        self.ctrs[c].stop_deadline = Some(deadline);
+        if !grace.is_zero() {
+            if let Some(handler) = self.ctrs[c]
+                .spec
+                .lifecycle
+                .as_ref()
+                .and_then(|l| l.pre_stop.clone())
+            {
+                if let Err(msg) = probes::run_hook_until(self, c, &handler, deadline) {
+                    self.kubelet_event(c, "Warning", "FailedPreStopHook", &msg);
+                }
+            }
+        }
+        let sig = if grace.is_zero() {
+            Signal::SIGKILL
+        } else {
+            self.stop_signal(c)
+        };
+        self.kill_container(c, sig);
+    }
+
+    /// Drains a container's pipes into its log file.
+    fn pump_logs(&mut self, c: usize, final_drain: bool) {
+        for p in self.ctrs[c].logs.iter_mut() {
+            let mut buf = [0u8; 16384];
+            loop {
+                match nix::unistd::read(p.fd.as_fd(), &mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let _ = p.writer.feed(&buf[..n], &mut p.file);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if final_drain {
+                let _ = p.writer.finish(&mut p.file);
+            }
+        }
+        if final_drain {
+            self.ctrs[c].logs.clear();
+        }
+    }
+
+    /// A container's init exited: record it, clean up its OCI container, decide restart.
+    fn on_exit(&mut self, c: usize, code: i32, signal: Option<i32>) {
+        self.pump_logs(c, true);
+        let id = self.ctrs[c].id.clone().unwrap_or_default();
+        let oom = self
+            .runtime
+            .stats(&id)
+            .map(|s| s.oom_kill_count > 0)
+            .unwrap_or(false);
+        let _ = self.runtime.delete(&id, true);
+        if let Some(store) = self.images.as_ref() {
+            let _ = store.release_rootfs(&id);
+        }
+        let ctr = &mut self.ctrs[c];
+        ctr.pid = None;
+        ctr.finished = Some(Instant::now());
+        ctr.stop_deadline = None;
+        let started_at = ctr
+            .status
+            .state
+            .as_ref()
+            .and_then(|s| s.running.as_ref())
+            .and_then(|r| r.started_at.clone());
+        let reason = if oom {
+            "OOMKilled"
+        } else if code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        };
+        let term = ContainerStateTerminated {
+            exit_code: code,
+            signal,
+            reason: Some(reason.into()),
+            started_at,
+            finished_at: Some(now_time()),
+            container_id: ctr.status.container_id.clone(),
+            message: None,
+        };
+        ctr.status.state = Some(ContainerState {
+            terminated: Some(term),
+            ..Default::default()
+        });
+        ctr.status.ready = false;
+        ctr.status.started = Some(false);
+        self.dirty = true;
+        if self.terminating.is_some() {
+            self.ctrs[c].done = true;
+            return;
+        }
+        let policy = self.restart_policy().to_string();
+        let ctr = &mut self.ctrs[c];
+        let restart = match ctr.kind {
+            Kind::Sidecar => true,
+            Kind::Init => code != 0 && policy != "Never",
+            Kind::Regular => match policy.as_str() {
+                "Always" => true,
+                "OnFailure" => code != 0,
+                _ => false,
+            },
+        };
+        if ctr.kind == Kind::Init && code == 0 {
+            ctr.done = true;
+        }
+        if !restart {
+            ctr.done = ctr.done || ctr.kind != Kind::Init || code != 0;
+        }
+        if restart {
+            // The finished run becomes lastState; the next run waits out the back-off.
+            ctr.status.last_state = ctr.status.state.clone();
+        }
+    }
+
+    /// Whether every init container has completed (sidecars: started).
+    fn init_done(&self) -> bool {
+        self.ctrs
+            .iter()
+            .filter(|c| c.kind != Kind::Regular)
+            .all(|c| match c.kind {
+                Kind::Init => c.done && terminated_ok(&c.status),
+                _ => c.status.started == Some(true),
+            })
+    }
+
+    /// Starts what should run now: the next init container, sidecars, the regular
+    /// containers, and restarts whose back-off has passed.
+    fn reconcile(&mut self) {
+        if self.terminating.is_some() || self.sandbox.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        // An init container that failed for good fails the pod.
+        if self
+            .ctrs
+            .iter()
+            .any(|c| c.kind == Kind::Init && c.done && !terminated_ok(&c.status))
+        {
+            self.update_phase();
+            return;
+        }
+        let mut blocked = false;
+        for i in 0..self.ctrs.len() {
+            let kind = self.ctrs[i].kind;
+            if kind == Kind::Regular && (blocked || !self.init_done()) {
+                break;
+            }
+            if kind != Kind::Regular && blocked {
+                break;
+            }
+            let ctr = &self.ctrs[i];
+            if ctr.running() {
+                if kind == Kind::Init {
+                    blocked = true; // strictly in order: wait for it to finish
+                } else if kind == Kind::Sidecar && ctr.status.started != Some(true) {
+                    blocked = true; // the next init waits for the sidecar to have started
+                }
+                continue;
+            }
+            if ctr.done {
+                continue;
+            }
+            // Not running and not done: (re)start it, once any back-off has passed.
+            let wait = ctr
+                .finished
+                .map(|f| ctr.backoff.remaining(f, now))
+                .unwrap_or_default();
+            if !wait.is_zero() {
+                let name = ctr.spec.name.clone();
+                let reason_now = ctr
+                    .status
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.waiting.as_ref())
+                    .and_then(|w| w.reason.clone());
+                let in_image_trouble = matches!(
+                    reason_now.as_deref(),
+                    Some("ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull")
+                );
+                if !in_image_trouble && reason_now.as_deref() != Some("CrashLoopBackOff") {
+                    let delay = ctr.backoff.current().unwrap_or_default().as_secs();
+                    let msg = format!(
+                        "back-off {delay}s restarting failed container={name} pod={}",
+                        pod_desc(&self.pod)
+                    );
+                    let fp = ctr.field_path();
+                    self.ctrs[i].waiting("CrashLoopBackOff", Some(msg));
+                    self.event(
+                        "Warning",
+                        "BackOff",
+                        "kubelet",
+                        &fp,
+                        &format!(
+                            "Back-off restarting failed container {name} in pod {}",
+                            pod_desc(&self.pod)
+                        ),
+                    );
+                    self.dirty = true;
+                } else if reason_now.as_deref() == Some("ErrImagePull") {
+                    let image = ctr.spec.image.clone().unwrap_or_default();
+                    self.ctrs[i].waiting(
+                        "ImagePullBackOff",
+                        Some(format!("Back-off pulling image \"{image}\"")),
+                    );
+                    let fp = self.ctrs[i].field_path();
+                    self.event(
+                        "Normal",
+                        "BackOff",
+                        "kubelet",
+                        &fp,
+                        &format!("Back-off pulling image \"{image}\""),
+                    );
+                }
+                if kind != Kind::Regular {
+                    blocked = true;
+                }
+                continue;
+            }
+            if self.ctrs[i].finished.is_some() && self.ctrs[i].status.last_state.is_some() {
+                self.ctrs[i].status.restart_count += 1;
+            }
+            let waiting_reason = self.ctrs[i]
+                .status
+                .state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.clone());
+            if waiting_reason.as_deref() == Some("ErrImageNeverPull") {
+                // kubelet retries, but the answer will not change until the image appears.
+            }
+            self.start_container(i);
+            if kind != Kind::Regular && (self.ctrs[i].running() || !self.ctrs[i].done) {
+                blocked = true;
+            }
+        }
+        self.update_phase();
+    }
+
+    /// Phase and conditions from the containers, as kubelet computes them.
+    fn update_phase(&mut self) {
+        let init_ok = self.init_done();
+        let init_failed = self
+            .ctrs
+            .iter()
+            .any(|c| c.kind == Kind::Init && c.done && !terminated_ok(&c.status));
+        let regular: Vec<&Ctr> = self
+            .ctrs
+            .iter()
+            .filter(|c| c.kind == Kind::Regular)
+            .collect();
+        let all_ready = regular.iter().all(|c| c.status.ready) && !regular.is_empty();
+        let sidecars_ready = self
+            .ctrs
+            .iter()
+            .filter(|c| c.kind == Kind::Sidecar)
+            .all(|c| c.status.ready);
+        let not_ready: Vec<String> = regular
+            .iter()
+            .filter(|c| !c.status.ready)
+            .map(|c| c.spec.name.clone())
+            .collect();
+        let phase = if init_failed {
+            "Failed"
+        } else if !init_ok {
+            "Pending"
+        } else if regular.iter().all(|c| c.done && !c.running()) && !regular.is_empty() {
+            if regular.iter().all(|c| terminated_ok(&c.status)) {
+                "Succeeded"
+            } else {
+                "Failed"
+            }
+        } else if regular
+            .iter()
+            .any(|c| c.running() || c.status.restart_count > 0 || c.finished.is_some())
+        {
+            "Running"
+        } else {
+            "Pending"
+        };
+        drop(regular);
+        if self.status.phase.as_deref() != Some(phase) {
+            self.status.phase = Some(phase.into());
+            self.dirty = true;
+        }
+        if init_ok || init_failed {
+            self.set_condition("Initialized", !init_failed, None, None);
+        } else {
+            let pending: Vec<String> = self
+                .ctrs
+                .iter()
+                .filter(|c| c.kind != Kind::Regular && !(c.done || c.status.started == Some(true)))
+                .map(|c| c.spec.name.clone())
+                .collect();
+            let msg = format!("containers with incomplete status: [{}]", pending.join(" "));
+            self.set_condition(
+                "Initialized",
+                false,
+                Some("ContainersNotInitialized"),
+                Some(&msg),
+            );
+        }
+        let terminal = phase == "Succeeded" || phase == "Failed";
+        if all_ready && sidecars_ready {
+            self.set_condition("ContainersReady", true, None, None);
+            self.set_condition("Ready", true, None, None);
+        } else {
+            let (reason, msg) = if terminal {
+                ("PodCompleted".to_string(), None)
+            } else {
+                (
+                    "ContainersNotReady".to_string(),
+                    Some(format!(
+                        "containers with unready status: [{}]",
+                        not_ready.join(" ")
+                    )),
+                )
+            };
+            self.set_condition("ContainersReady", false, Some(&reason), msg.as_deref());
+            self.set_condition("Ready", false, Some(&reason), msg.as_deref());
+        }
+        if terminal && self.status.phase.as_deref() == Some(phase) && self.sandbox.is_some() {
+            self.set_condition("PodReadyToStartContainers", false, None, None);
+        }
+    }
+
+    /// Handles the probe results and timers of running containers.
+    fn run_probes(&mut self) {
+        for c in 0..self.ctrs.len() {
+            if !self.ctrs[c].running() || self.ctrs[c].stop_deadline.is_some() {
+                continue;
+            }
+            let results = probes::due(self, c, Instant::now());
+            for (kind, outcome) in results {
+                self.apply_probe(c, kind, outcome);
+            }
+        }
+    }
+
+    fn apply_probe(&mut self, c: usize, kind: ProbeKind, outcome: ProbeOutcome) {
+        let name = self.ctrs[c].spec.name.clone();
+        match outcome {
+            ProbeOutcome::Failed {
+                message,
+                threshold_reached,
+            } => {
+                let what = kind.title();
+                self.kubelet_event(
+                    c,
+                    "Warning",
+                    "Unhealthy",
+                    &format!("{what} probe failed: {message}"),
+                );
+                if !threshold_reached {
+                    return;
+                }
+                match kind {
+                    ProbeKind::Readiness => {
+                        if self.ctrs[c].status.ready {
+                            self.ctrs[c].status.ready = false;
+                            self.dirty = true;
+                        }
+                    }
+                    ProbeKind::Liveness | ProbeKind::Startup => {
+                        let verb = if kind == ProbeKind::Liveness {
+                            "liveness"
+                        } else {
+                            "startup"
+                        };
+                        self.kubelet_event(
+                            c,
+                            "Normal",
+                            "Killing",
+                            &format!("Container {name} failed {verb} probe, will be restarted"),
+                        );
+                        let grace = self.ctrs[c]
+                            .probes
+                            .grace(kind)
+                            .unwrap_or_else(|| self.pod_grace());
+                        self.stop_container(c, grace, Some(verb));
+                    }
+                }
+            }
+            ProbeOutcome::Succeeded { threshold_reached } => {
+                if !threshold_reached {
+                    return;
+                }
+                match kind {
+                    ProbeKind::Readiness => {
+                        if !self.ctrs[c].status.ready {
+                            self.ctrs[c].status.ready = true;
+                            self.dirty = true;
+                        }
+                    }
+                    ProbeKind::Startup => {
+                        if self.ctrs[c].status.started != Some(true) {
+                            self.ctrs[c].status.started = Some(true);
+                            self.dirty = true;
+                        }
+                    }
+                    ProbeKind::Liveness => {}
+                }
+            }
+            ProbeOutcome::Pending => {}
+        }
+    }
+
+    /// Readiness without a readiness probe: ready as soon as started.
+    fn update_readiness(&mut self) {
+        for c in self.ctrs.iter_mut() {
+            let running = c.running() && c.stop_deadline.is_none();
+            if !c.probes.has(ProbeKind::Readiness) && c.kind != Kind::Init {
+                let ready = running && c.status.started == Some(true);
+                if c.status.ready != ready {
+                    c.status.ready = ready;
+                    self.dirty = true;
+                }
+            } else if !running && c.status.ready {
+                c.status.ready = false;
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn pod_grace(&self) -> Duration {
+        Duration::from_secs(
+            self.spec()
+                .termination_grace_period_seconds
+                .unwrap_or(30)
+                .max(0) as u64,
+        )
+    }
+
+    /// Starts pod termination: regular containers first, sidecars after them.
+    fn begin_termination(&mut self) {
+        if self.terminating.is_some() {
+            return;
+        }
+        let req: DeletionRequest =
+            store::read_json(&self.args.pod_dir.join(store::DELETION_FILE)).unwrap_or_default();
+        let grace = match (req.force, req.grace_period_seconds) {
+            (true, _) => Duration::ZERO,
+            (_, Some(g)) => Duration::from_secs(g.max(0) as u64),
+            _ => self.pod_grace(),
+        };
+        let deadline = Instant::now() + grace;
+        self.terminating = Some(deadline);
+        for c in 0..self.ctrs.len() {
+            if self.ctrs[c].kind == Kind::Regular || self.ctrs[c].kind == Kind::Init {
+                if self.ctrs[c].running() {
+                    let name = self.ctrs[c].spec.name.clone();
+                    self.kubelet_event(
+                        c,
+                        "Normal",
+                        "Killing",
+                        &format!("Stopping container {name}"),
+                    );
+                }
+                self.stop_container(c, grace, None);
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// During termination: sidecars stop once the regular containers are gone (in reverse
+    /// order); anything past the deadline gets SIGKILL.
+    fn drive_termination(&mut self) {
+        let Some(deadline) = self.terminating else {
+            return;
+        };
+        let now = Instant::now();
+        let regular_gone = self
+            .ctrs
+            .iter()
+            .filter(|c| c.kind != Kind::Sidecar)
+            .all(|c| !c.running());
+        if regular_gone {
+            if let Some(c) = (0..self.ctrs.len())
+                .rev()
+                .find(|&c| self.ctrs[c].kind == Kind::Sidecar && self.ctrs[c].running())
+            {
+                let left = deadline.saturating_duration_since(now);
+                let name = self.ctrs[c].spec.name.clone();
+                if self.ctrs[c].stop_deadline.is_none() {
+                    self.kubelet_event(
+                        c,
+                        "Normal",
+                        "Killing",
+                        &format!("Stopping container {name}"),
+                    );
+                }
+                self.stop_container(c, left.max(Duration::from_secs(2)), None);
+            }
+        }
+        for c in 0..self.ctrs.len() {
+            if let Some(d) = self.ctrs[c].stop_deadline {
+                if now >= d && self.ctrs[c].running() {
+                    self.kill_container(c, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+
+    /// Container stop deadlines of probes-killed containers (outside pod termination).
+    fn enforce_stop_deadlines(&mut self) {
+        let now = Instant::now();
+        for c in 0..self.ctrs.len() {
+            if let Some(d) = self.ctrs[c].stop_deadline {
+                if now >= d && self.ctrs[c].running() {
+                    self.kill_container(c, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+
+    /// The soonest instant something must happen.
+    fn next_wakeup(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        };
+        for c in &self.ctrs {
+            if let Some(d) = c.stop_deadline {
+                consider(d);
+            }
+            if c.running() {
+                if let Some(t) = c.probes.next_due() {
+                    consider(t);
+                }
+            } else if !c.done {
+                if let Some(f) = c.finished {
+                    consider(now + c.backoff.remaining(f, now));
+                }
+            }
+        }
+        if let Some(d) = self.active_deadline {
+            consider(d);
+        }
+        if self.terminating.is_some() {
+            consider(now + Duration::from_millis(200));
+        }
+        next
+    }
+
+    /// Reaps exited children; maps them to containers.
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => self.child_exited(pid.as_raw(), code, None),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    self.child_exited(pid.as_raw(), 128 + sig as i32, Some(sig as i32))
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    fn child_exited(&mut self, pid: i32, code: i32, signal: Option<i32>) {
+        if let Some(c) = self.ctrs.iter().position(|c| c.pid == Some(pid)) {
+            self.on_exit(c, code, signal);
+        } else if let Some(sb) = self.sandbox.as_mut() {
+            if sb.pid == pid {
+                sb.exited = true;
+            }
+        }
+    }
+
+    /// Removes everything the pod made on the host.
+    fn teardown(&mut self) {
+        for c in 0..self.ctrs.len() {
+            if let Some(id) = self.ctrs[c].id.clone() {
+                let _ = self.runtime.delete(&id, true);
+                if let Some(store) = self.images.as_ref() {
+                    let _ = store.release_rootfs(&id);
+                }
+            }
+        }
+        if let Some(v) = self.volumes.take() {
+            let _ = v.cleanup();
+        }
+        let _ = spec::volumes::cleanup_volumes(&self.args.pod_dir);
+        if let Some(sb) = self.sandbox.take() {
+            sb.destroy(&self.runtime);
+        }
+        let _ = std::fs::remove_dir_all(&self.log_dir);
+    }
+
+    /// The main loop: runs until the pod is deleted.
+    pub fn run(mut self) -> Result<(), SupervisorError> {
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
+            mask.add(s);
+        }
+        mask.thread_block()
+            .map_err(|e| io("blocking signals")(e.into()))?;
+        let sigfd = SignalFd::with_flags(
+            &mask,
+            nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+        )
+        .map_err(|e| io("signalfd")(e.into()))?;
+        self.flush();
+        if !self.schedule(&sigfd)? {
+            // Deleted before it ever ran (or refused): nothing on the host to undo.
+            self.wait_for_delete(&sigfd)?;
+            return Ok(());
+        }
+        if let Some(secs) = self.spec().active_deadline_seconds {
+            self.active_deadline = Some(self.started_at + Duration::from_secs(secs.max(0) as u64));
+        }
+        if let Err(msg) = self.start_sandbox() {
+            self.event(
+                "Warning",
+                "FailedCreatePodSandBox",
+                "kubelet",
+                "",
+                &format!("Failed to create pod sandbox: {msg}"),
+            );
+            self.status.message = Some(msg.clone());
+            self.dirty = true;
+            self.flush();
+            self.signal_ready(&format!("error: {msg}"));
+            self.teardown();
+            self.wait_for_delete(&sigfd)?;
+            return Ok(());
+        }
+        self.reconcile();
+        self.update_readiness();
+        self.update_phase();
+        self.flush();
+        self.signal_ready("ok");
+        loop {
+            let timeout = self
+                .next_wakeup()
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            let mut fds: Vec<libc::pollfd> = vec![libc::pollfd {
+                fd: sigfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            let mut owners = Vec::new();
+            for (i, c) in self.ctrs.iter().enumerate() {
+                for p in &c.logs {
+                    fds.push(libc::pollfd {
+                        fd: p.fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                    owners.push(i);
+                }
+            }
+            let ms = timeout
+                .map(|t| t.as_millis().min(60_000) as i32 + 1)
+                .unwrap_or(60_000);
+            // SAFETY: fds is a valid array of pollfd for its length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+            if n > 0 {
+                for (k, pfd) in fds.iter().enumerate().skip(1) {
+                    if pfd.revents != 0 {
+                        self.pump_logs(owners[k - 1], false);
+                    }
+                }
+                if fds[0].revents != 0 {
+                    while let Ok(Some(info)) = sigfd.read_signal() {
+                        match Signal::try_from(info.ssi_signo as i32) {
+                            Ok(Signal::SIGCHLD) => self.reap(),
+                            Ok(Signal::SIGTERM | Signal::SIGINT) => self.begin_termination(),
+                            _ => {}
+                        }
+                    }
+                    self.reap();
+                }
+            }
+            if let Some(d) = self.active_deadline {
+                if Instant::now() >= d && self.terminating.is_none() && !self.is_terminal() {
+                    self.deadline_exceeded();
+                }
+            }
+            if self.terminating.is_some() {
+                self.drive_termination();
+                if self.ctrs.iter().all(|c| !c.running()) {
+                    break;
+                }
+            } else {
+                self.enforce_stop_deadlines();
+                self.run_probes();
+                self.reconcile();
+            }
+            self.update_readiness();
+            self.update_phase();
+            self.flush();
+        }
+        self.flush();
+        self.teardown();
+        let _ = std::fs::remove_dir_all(&self.args.pod_dir);
+        Ok(())
+    }
+
+    fn is_terminal(&self) -> bool {
+        matches!(self.status.phase.as_deref(), Some("Succeeded" | "Failed"))
+    }
+
+    /// activeDeadlineSeconds passed: kill everything, phase Failed, reason DeadlineExceeded.
+    fn deadline_exceeded(&mut self) {
+        let msg = format!("Pod was active on the node longer than the specified deadline");
+        self.event("Normal", "DeadlineExceeded", "kubelet", "", &msg);
+        for c in 0..self.ctrs.len() {
+            self.ctrs[c].done = true;
+            self.stop_container(c, self.pod_grace(), None);
+        }
+        self.status.phase = Some("Failed".into());
+        self.status.reason = Some("DeadlineExceeded".into());
+        self.status.message = Some(msg);
+        self.active_deadline = None;
+        self.dirty = true;
+    }
+
+    /// For pods that never started: keep the record until deleted.
+    fn wait_for_delete(&mut self, sigfd: &SignalFd) -> Result<(), SupervisorError> {
+        loop {
+            if let Some(s) = wait_signal(sigfd, Duration::from_secs(3600))? {
+                if s != Signal::SIGCHLD {
+                    break;
+                }
+                self.reap();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.args.pod_dir);
+        Ok(())
+    }
+
+    pub fn args(&self) -> &SuperviseArgs {
+        &self.args
+    }
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+    pub fn pod_ip(&self) -> Option<&str> {
+        self.status.pod_ip.as_deref()
+    }
+    /// The pod's network namespace (None with hostNetwork).
+    pub fn sandbox_netns(&self) -> Option<PathBuf> {
+        self.sandbox.as_ref().and_then(|s| s.namespaces().net)
+    }
+}
+
+fn terminated_ok(s: &ContainerStatus) -> bool {
+    s.state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .is_some_and(|t| t.exit_code == 0)
+}
+
+fn new_ctr(spec: Container, kind: Kind) -> Ctr {
+    let status = ContainerStatus {
+        name: spec.name.clone(),
+        image: spec.image.clone().unwrap_or_default(),
+        image_id: String::new(),
+        ready: false,
+        restart_count: 0,
+        started: Some(false),
+        state: Some(ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(
+                    if kind == Kind::Regular {
+                        "PodInitializing"
+                    } else {
+                        "PodInitializing"
+                    }
+                    .into(),
+                ),
+                message: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let probes = ProbeRunner::new(&spec);
+    Ctr {
+        spec,
+        kind,
+        status,
+        id: None,
+        pid: None,
+        started: None,
+        finished: None,
+        backoff: RestartBackoff::default(),
+        attempts: 0,
+        done: false,
+        logs: Vec::new(),
+        kill_note: None,
+        probes,
+        stop_deadline: None,
+        stop_signal: Signal::SIGTERM,
+    }
+}
+
+/// A pod bound to this node that still holds resources (not Succeeded/Failed).
+pub fn is_bound_and_active(pod: &Pod) -> bool {
+    let st = pod.status.as_ref();
+    let scheduled = st.and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "True")
+    });
+    let phase = st.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    scheduled && phase != "Succeeded" && phase != "Failed"
+}
+
+fn quantity(node: &k8s_openapi::api::core::v1::Node, which: &str, key: &str, milli: bool) -> i64 {
+    let q = node.status.as_ref().and_then(|s| {
+        if which == "capacity" {
+            s.capacity.as_ref()
+        } else {
+            s.allocatable.as_ref()
+        }
+    });
+    let Some(q) = q.and_then(|m| m.get(key)) else {
+        return 0;
+    };
+    let v = if milli {
+        crate::manifest::quantity::parse_milli(&q.0)
+    } else {
+        crate::manifest::quantity::parse_value(&q.0)
+    };
+    v.map(|v| v as i64).unwrap_or(0)
+}
+
+fn node_capacity(node: &k8s_openapi::api::core::v1::Node, key: &str) -> i64 {
+    quantity(node, "capacity", key, false)
+}
+
+fn node_allocatable(node: &k8s_openapi::api::core::v1::Node, key: &str, milli: bool) -> i64 {
+    quantity(node, "allocatable", key, milli)
+}
+
+/// Waits up to `timeout` for a signal on the signalfd.
+fn wait_signal(sigfd: &SignalFd, timeout: Duration) -> Result<Option<Signal>, SupervisorError> {
+    let mut pfd = libc::pollfd {
+        fd: sigfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe {
+        libc::poll(
+            &mut pfd,
+            1,
+            timeout.as_millis().min(i32::MAX as u128) as i32,
+        )
+    };
+    if n <= 0 {
+        return Ok(None);
+    }
+    match sigfd.read_signal() {
+        Ok(Some(info)) => Ok(Signal::try_from(info.ssi_signo as i32).ok()),
+        _ => Ok(None),
+    }
+}
+
+/// Reads everything from a file descriptor (used for hook output).
+pub fn read_all(fd: OwnedFd) -> String {
+    let mut f = File::from(fd);
+    let mut s = String::new();
+    let _ = f.read_to_string(&mut s);
+    s
+}
+
+/// The supervisor's process entry: become subreaper, then run the worker.
+pub fn supervise(args: SuperviseArgs) -> Result<(), SupervisorError> {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let pid_path = args.pod_dir.join(store::PID_FILE);
+    crate::util::write_atomic(&pid_path, std::process::id().to_string().as_bytes())
+        .map_err(io(pid_path.display().to_string()))?;
+    let worker = Worker::load(args)?;
+    worker.run()
+}
+
+pub fn pod_dir_of(root: &Path, namespace: &str, name: &str) -> PathBuf {
+    store::PodStore::new(root).dir(namespace, name)
+}
+
+/// A signal by name (`SIGQUIT`, `QUIT`) or number, as images write STOPSIGNAL.
+pub fn parse_signal(s: &str) -> Option<Signal> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse().ok()
+}
