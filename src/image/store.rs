@@ -201,6 +201,25 @@ impl ImageStore {
         FileLock::exclusive(&p).map_err(io_err("lock", p))
     }
 
+    /// Ingests hold this lock shared, garbage collection exclusively, so nothing an ingest
+    /// stored or found present is collected before the ingest has tagged it.
+    pub(crate) fn gc_lock(&self, exclusive: bool) -> Result<nix::fcntl::Flock<std::fs::File>> {
+        let p = self.locks.join("gc.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&p)
+            .map_err(io_err("open", &p))?;
+        let how = if exclusive {
+            nix::fcntl::FlockArg::LockExclusive
+        } else {
+            nix::fcntl::FlockArg::LockShared
+        };
+        nix::fcntl::Flock::lock(f, how).map_err(|(_, e)| io_err("lock", &p)(e.into()))
+    }
+
     /// Stores `data` as a blob after checking it against `expected` (when given).
     pub fn write_blob(&self, data: &[u8], expected: Option<&str>, what: &str) -> Result<String> {
         let digest = sha256_digest(data);
@@ -415,6 +434,8 @@ impl ImageStore {
     /// Removes a reference (`rmi`). Refused while a container uses the image; blobs and
     /// layers no other image needs are deleted. Returns the removed image.
     pub fn remove(&self, input: &str) -> Result<Image> {
+        // gc before index: ingests take them in that order too.
+        let _gc = self.gc_lock(true)?;
         let _l = self.lock("index")?;
         let img = self
             .resolve(input)?
@@ -487,6 +508,8 @@ impl ImageStore {
                 .join(format!(".del-{}-{name}", std::process::id()));
             std::fs::rename(e.path(), &trash).map_err(io_err("rename", e.path()))?;
             std::fs::remove_dir_all(&trash).map_err(io_err("remove", &trash))?;
+            // No ingest runs under the exclusive gc lock, so its layer lock is unused.
+            let _ = std::fs::remove_file(self.locks.join(format!("layer-{name}.lock")));
         }
         Ok(())
     }
@@ -503,6 +526,7 @@ impl ImageStore {
     ) -> Result<Image> {
         let manifest: Manifest = serde_json::from_slice(manifest_bytes)
             .map_err(json_err("image manifest".to_string()))?;
+        let _gc = self.gc_lock(false)?;
         if manifest.schema_version != 2 {
             return Err(invalid(
                 "image manifest",
