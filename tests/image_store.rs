@@ -535,14 +535,21 @@ fn prepare_is_idempotent_and_remounts_after_a_lost_mount() {
     ok(&data, &["import", busybox.to_str().unwrap()]);
     let id = format!("re-{}", std::process::id());
     let first = ok(&data, &["image", "mount", "busybox:1.30", &id]);
-    assert_eq!(ok(&data, &["image", "mount", "busybox:1.30", &id]), first, "idempotent");
+    assert_eq!(
+        ok(&data, &["image", "mount", "busybox:1.30", &id]),
+        first,
+        "idempotent"
+    );
     let rootfs = data.join("containers").join(&id).join("rootfs");
     std::fs::write(rootfs.join("etc/changed"), b"kept\n").unwrap();
     // As after a reboot: the mount is gone, the upper dir is not.
     nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).unwrap();
     assert!(!rootfs.join("etc/changed").exists());
     ok(&data, &["image", "mount", "busybox:1.30", &id]);
-    assert_eq!(std::fs::read_to_string(rootfs.join("etc/changed")).unwrap(), "kept\n");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/changed")).unwrap(),
+        "kept\n"
+    );
     // Another image for the same container id is refused.
     let nginx = fixture("nginx");
     ok(&data, &["import", nginx.to_str().unwrap()]);
