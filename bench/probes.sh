@@ -40,7 +40,7 @@ sleep 5
 ready=$("$PODRUN" get pods | grep -c ' 2/2 ' || true)
 echo "$PODS pods up, $ready with 2/2 ready"
 hz=$(getconf CLK_TCK)
-sups=$(cat "$PODRUN_ROOT"/pods/*/supervisor.pid)
+sups=$(for f in "$PODRUN_ROOT"/pods/*/supervisor.pid; do cat "$f"; echo; done)
 cpu() { for p in $sups; do awk '{print $14+$15, $16+$17}' /proc/$p/stat; done | awk '{s+=$1; c+=$2} END {print s, c}'; }
 : > "$PODRUN_PROBE_TRACE"
 read -r s0 c0 < <(cpu)

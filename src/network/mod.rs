@@ -622,6 +622,21 @@ pub fn host_ip() -> Option<String> {
 
 /// Runs `f` on this thread inside the network namespace at `ns`, then returns to the
 /// thread's own. Sockets created inside stay in that namespace after the return.
+/// Like [`in_netns`] with both namespaces already open (a probe loop enters the same
+/// namespace many times a second).
+pub fn in_netns_fd<T>(
+    target: &File,
+    own: &File,
+    f: impl FnOnce() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    nix::sched::setns(target.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(std::io::Error::from)?;
+    let res = f();
+    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(std::io::Error::from)?;
+    res
+}
+
 pub fn in_netns<T>(ns: &Path, f: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
     let own = File::open("/proc/thread-self/ns/net")?;
     let target = File::open(ns)?;

@@ -239,7 +239,7 @@ fn resolve_port(c: &Container, port: &IntOrString) -> Result<u16, String> {
 /// else its loopback), within `timeout`. Returns the stream and the address kubelet would
 /// print.
 fn connect(
-    w: &Worker,
+    w: &mut Worker,
     host: Option<&str>,
     port: u16,
     timeout: Duration,
@@ -259,8 +259,8 @@ fn connect(
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
     };
     let addr = SocketAddr::new(target_ip, port);
-    let sock = match w.sandbox_netns() {
-        Some(ns) => crate::network::in_netns(&ns, || new_socket(&addr))
+    let sock = match w.probe_netns() {
+        Some((target, own)) => crate::network::in_netns_fd(target, own, || new_socket(&addr))
             .map_err(|e| format!("dial tcp {shown}: {e}"))?,
         None => new_socket(&addr).map_err(|e| format!("dial tcp {shown}: {e}"))?,
     };
@@ -390,13 +390,13 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     }
 }
 
-fn run_tcp(w: &Worker, c: usize, t: &TCPSocketAction, timeout: Duration) -> Result<(), String> {
+fn run_tcp(w: &mut Worker, c: usize, t: &TCPSocketAction, timeout: Duration) -> Result<(), String> {
     let port = resolve_port(&w.ctrs[c].spec, &t.port)?;
     connect(w, t.host.as_deref(), port, timeout).map(|_| ())
 }
 
 /// An HTTP GET as kubelet's prober sends it; healthy on 200–399.
-fn run_http(w: &Worker, c: usize, h: &HTTPGetAction, timeout: Duration) -> Result<(), String> {
+fn run_http(w: &mut Worker, c: usize, h: &HTTPGetAction, timeout: Duration) -> Result<(), String> {
     let port = resolve_port(&w.ctrs[c].spec, &h.port)?;
     let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
     let path = h.path.clone().unwrap_or_else(|| "/".into());
@@ -471,8 +471,7 @@ pub fn run_exec(
     let Some(id) = w.ctrs[c].id.clone() else {
         return Err("container is not running".into());
     };
-    let spec = w.runtime().spec_of(&id).map_err(|e| e.to_string())?;
-    let Some(mut process) = spec.process().clone() else {
+    let Some(mut process) = w.ctrs[c].exec_process.clone() else {
         return Err("container has no process".into());
     };
     process.set_args(Some(cmd.clone()));

@@ -100,6 +100,8 @@ pub struct Ctr {
     stdin_keep: Option<OwnedFd>,
     /// The host file behind terminationMessagePath for the current run.
     termination_file: Option<PathBuf>,
+    /// The container's OCI process (user, caps, env): exec probes and hooks start from it.
+    pub exec_process: Option<oci_spec::runtime::Process>,
 }
 
 impl Ctr {
@@ -144,6 +146,8 @@ pub struct Worker {
     active_deadline: Option<Instant>,
     started_at: Instant,
     log_dir: PathBuf,
+    /// Open handles of the pod's and our network namespaces, for probes.
+    netns_files: Option<(File, File)>,
 }
 
 fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
@@ -258,6 +262,7 @@ impl Worker {
             active_deadline: None,
             started_at: Instant::now(),
             log_dir,
+            netns_files: None,
         })
     }
 
@@ -715,6 +720,7 @@ impl Worker {
                 oci.set_mounts(Some(mounts));
             }
         }
+        let exec_process = oci.process().clone();
         let bundle = store.container_dir(&id);
         let write = std::fs::create_dir_all(&bundle)
             .and_then(|_| serde_json::to_vec(&oci).map_err(std::io::Error::other))
@@ -842,6 +848,7 @@ impl Worker {
         ctr.pid = Some(state.pid);
         ctr.logs = pumps;
         ctr.stdin_keep = stdin_keep;
+        ctr.exec_process = exec_process;
         ctr.termination_file = Some(term_file);
         ctr.started = Some(Instant::now());
         ctr.finished = None;
@@ -1657,9 +1664,16 @@ impl Worker {
     pub fn pod_ip(&self) -> Option<&str> {
         self.status.pod_ip.as_deref()
     }
-    /// The pod's network namespace (None with hostNetwork).
-    pub fn sandbox_netns(&self) -> Option<PathBuf> {
-        self.sandbox.as_ref().and_then(|s| s.namespaces().net)
+    /// The pod's network namespace and this thread's own, both open (None with
+    /// hostNetwork), for probes to create their sockets inside the pod.
+    pub fn probe_netns(&mut self) -> Option<&(File, File)> {
+        if self.netns_files.is_none() {
+            let path = self.sandbox.as_ref().and_then(|s| s.namespaces().net)?;
+            let target = File::open(path).ok()?;
+            let own = File::open("/proc/thread-self/ns/net").ok()?;
+            self.netns_files = Some((target, own));
+        }
+        self.netns_files.as_ref()
     }
 }
 
@@ -1706,6 +1720,7 @@ fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         stop_signal: Signal::SIGTERM,
         stdin_keep: None,
         termination_file: None,
+        exec_process: None,
     }
 }
 
