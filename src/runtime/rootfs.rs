@@ -175,6 +175,27 @@ fn mount_one(m: &Mount, rootfs: &Path, in_userns: bool, new_cgroupns: bool) -> R
     let dest = resolve_in_root(rootfs, m.destination());
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
+    if matches!(typ, "proc" | "sysfs") {
+        // A proc/sysfs over a symlink would land where the image chose (runc
+        // CVE-2019-19921, CVE-2019-16884): refused, as runc does.
+        let mut lexical = rootfs.to_path_buf();
+        for c in m.destination().components() {
+            match c {
+                Component::Normal(n) => lexical.push(n),
+                Component::ParentDir if lexical != rootfs => {
+                    lexical.pop();
+                }
+                _ => {}
+            }
+        }
+        if dest != lexical {
+            return Err(err(
+                &format!("mount {typ}"),
+                m.destination(),
+                "the destination is a symlink in the rootfs",
+            ));
+        }
+    }
     let is_bind = opts.flags & libc::MS_BIND != 0 || typ == "bind";
     let source = m.source().clone().unwrap_or_default();
     if (typ == "cgroup" || typ == "cgroup2") && !is_bind {
