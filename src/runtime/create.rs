@@ -251,10 +251,11 @@ impl Runtime {
     pub(crate) fn create_from(&self, id: &str, b: &Bundle, opts: &CreateOptions) -> Result<State> {
         let spec = &b.spec;
         // Compiled before anything touches the host: a bad profile fails cleanly.
-        let filter = super::seccomp::of_spec(spec).map_err(|msg| RuntimeError::Config {
-            path: b.config_path.clone(),
-            msg,
-        })?;
+        let filter = super::seccomp::of_spec(spec, Some(&self.root.join("seccomp-cache")))
+            .map_err(|msg| RuntimeError::Config {
+                path: b.config_path.clone(),
+                msg,
+            })?;
         let cdirs = self.containers_dir();
         std::fs::create_dir_all(&cdirs)
             .map_err(|e| RuntimeError::io("create", cdirs.clone(), e))?;

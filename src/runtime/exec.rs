@@ -155,7 +155,8 @@ impl Runtime {
             .and_then(|p| cgroups::open(p).ok());
 
         // The container's own filter: an exec'd process never gets more than init.
-        let filter = super::seccomp::of_spec(&spec).map_err(RuntimeError::Invalid)?;
+        let filter = super::seccomp::of_spec(&spec, Some(&self.root.join("seccomp-cache")))
+            .map_err(RuntimeError::Invalid)?;
         // CVE-2019-5736: until execve the child is this binary; non-dumpable, its
         // /proc/<pid>/exe cannot be opened by the container's processes.
         sys::set_non_dumpable();

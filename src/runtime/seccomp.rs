@@ -88,6 +88,7 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Compiled, String> {
     // We set no_new_privs ourselves (process.noNewPrivileges); the filter must not.
     ctx.set_ctl_nnp(false)
         .map_err(|e| format!("linux.seccomp: {e}"))?;
+
     for (i, a) in s.architectures().iter().flatten().enumerate() {
         let Some(sa) = arch(*a) else {
             return Err(format!(
@@ -152,16 +153,37 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Compiled, String> {
         }
     }
     let bytes = export(&ctx).map_err(|e| format!("linux.seccomp: export BPF: {e}"))?;
-    let sz = std::mem::size_of::<libc::sock_filter>();
-    let prog = bytes
-        .chunks_exact(sz)
+    Ok(Compiled {
+        prog: decode(&bytes),
+        flags: flags_of(s),
+    })
+}
+
+/// BPF bytes (as libseccomp exports them, native endian) → instructions.
+fn decode(bytes: &[u8]) -> Vec<libc::sock_filter> {
+    bytes
+        .chunks_exact(std::mem::size_of::<libc::sock_filter>())
         .map(|c| libc::sock_filter {
             code: u16::from_ne_bytes([c[0], c[1]]),
             jt: c[2],
             jf: c[3],
             k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
         })
-        .collect();
+        .collect()
+}
+
+fn encode(prog: &[libc::sock_filter]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prog.len() * 8);
+    for i in prog {
+        out.extend_from_slice(&i.code.to_ne_bytes());
+        out.push(i.jt);
+        out.push(i.jf);
+        out.extend_from_slice(&i.k.to_ne_bytes());
+    }
+    out
+}
+
+fn flags_of(s: &LinuxSeccomp) -> libc::c_ulong {
     let mut flags: libc::c_ulong = 0;
     for f in s.flags().iter().flatten() {
         flags |= match f {
@@ -174,7 +196,7 @@ pub(crate) fn compile(s: &LinuxSeccomp) -> Result<Compiled, String> {
             _ => 0,
         };
     }
-    Ok(Compiled { prog, flags })
+    flags
 }
 
 /// The BPF program as bytes (libseccomp 2.5 only writes it to an fd: a memfd).
@@ -220,12 +242,47 @@ pub(crate) fn load(c: &Compiled) -> Result<(), String> {
     Ok(())
 }
 
-/// Compiles the spec's filter, if it has one.
-pub(crate) fn of_spec(spec: &oci_spec::runtime::Spec) -> Result<Option<Compiled>, String> {
-    match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => compile(s).map(Some),
-        None => Ok(None),
+/// Compiles the spec's filter, if it has one. libseccomp needs ~20 ms for a
+/// RuntimeDefault-sized profile over x86-64+x86+x32, so programs are cached in
+/// `cache_dir` (under the runtime's root-only state dir) by a hash of the profile and
+/// the libseccomp version: a repeated profile (every pod container) loads in ~0.1 ms.
+pub(crate) fn of_spec(
+    spec: &oci_spec::runtime::Spec,
+    cache_dir: Option<&std::path::Path>,
+) -> Result<Option<Compiled>, String> {
+    let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    let Some(dir) = cache_dir else {
+        return compile(s).map(Some);
+    };
+    let key = cache_key(s);
+    let path = dir.join(format!("{key}.bpf"));
+    if let Ok(bytes) = std::fs::read(&path) {
+        if !bytes.is_empty() && bytes.len() % 8 == 0 && bytes.len() / 8 <= u16::MAX as usize {
+            return Ok(Some(Compiled {
+                prog: decode(&bytes),
+                flags: flags_of(s),
+            }));
+        }
     }
+    let c = compile(s)?;
+    // A cache that cannot be written costs time, not correctness.
+    if crate::util::ensure_private_dir(dir, false).is_ok() {
+        let _ = crate::util::write_atomic(&path, &encode(&c.prog));
+    }
+    Ok(Some(c))
+}
+
+fn cache_key(s: &LinuxSeccomp) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(serde_json::to_vec(s).unwrap_or_default());
+    if let Ok(v) = libseccomp::ScmpVersion::current() {
+        h.update(format!("libseccomp {}.{}.{}", v.major, v.minor, v.micro));
+    }
+    h.update(std::env::consts::ARCH);
+    hex::encode(h.finalize())
 }
 
 #[cfg(test)]
@@ -247,6 +304,24 @@ mod tests {
         );
         let c = compile(&s).unwrap();
         assert!(c.prog.len() > 10, "{}", c.prog.len());
+    }
+
+    #[test]
+    fn cached_program_equals_the_compiled_one() {
+        let dir = std::env::temp_dir().join(format!("podrun-sccache-{}", std::process::id()));
+        let mut spec = oci_spec::runtime::Spec::default();
+        let mut linux = oci_spec::runtime::Linux::default();
+        linux.set_seccomp(Some(profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","write"],"action":"SCMP_ACT_ALLOW"}],"flags":["SECCOMP_FILTER_FLAG_LOG"]}"#,
+        )));
+        spec.set_linux(Some(linux));
+        let first = of_spec(&spec, Some(&dir)).unwrap().unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1);
+        let again = of_spec(&spec, Some(&dir)).unwrap().unwrap();
+        assert_eq!(encode(&first.prog), encode(&again.prog));
+        assert_eq!(again.flags, libc::SECCOMP_FILTER_FLAG_LOG);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
