@@ -273,7 +273,18 @@ fn seccomp_profiles_runtime_default_unconfined_localhost_and_precedence() {
                 sc: "      allowPrivilegeEscalation: false\n",
                 script: try_it,
             },
+            Probe {
+                name: "user",
+                sc: "      runAsUser: 1000\n",
+                script: "echo uid=$(id -u); grep '^Seccomp:' /proc/self/status",
+            },
         ],
+    );
+    // The filter is loaded before the switch to a non-root user, which still works.
+    assert!(
+        logs[4].contains("uid=1000") && logs[4].contains("Seccomp:\t2"),
+        "{}",
+        logs[4]
     );
     // RuntimeDefault from the pod: mode 2, unshare blocked even for root, mkdir allowed.
     let l = &logs[0];
