@@ -310,3 +310,36 @@ fn native_sidecar_starts_first_and_stops_after_the_main_container() {
         "sidecar stops after the main container"
     );
 }
+
+#[test]
+fn termination_message_and_tty_stdin_containers() {
+    let w = World::new("termmsg");
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: tm\nspec:\n  restartPolicy: Never\n  containers:\n  - name: msg\n    image: busybox:1.30\n    command: [\"sh\", \"-c\", \"echo bye from msg > /dev/termination-log; exit 3\"]\n  - name: fallback\n    image: busybox:1.30\n    terminationMessagePolicy: FallbackToLogsOnError\n    command: [\"sh\", \"-c\", \"echo last words; exit 4\"]\n  - name: interactive\n    image: busybox:1.30\n    stdin: true\n    tty: true\n";
+    w.up_ok(yaml);
+    let pod = w.wait_for(30, "both terminated", || {
+        let p = w.pod("default", "tm");
+        let a = status_of(&p, "containerStatuses", "msg");
+        let b = status_of(&p, "containerStatuses", "fallback");
+        (a["state"]["terminated"].is_object() && b["state"]["terminated"].is_object()).then_some(p)
+    });
+    let a = status_of(&pod, "containerStatuses", "msg");
+    assert_eq!(a["state"]["terminated"]["exitCode"], 3);
+    assert_eq!(a["state"]["terminated"]["reason"], "Error");
+    assert_eq!(a["state"]["terminated"]["message"], "bye from msg\n");
+    let b = status_of(&pod, "containerStatuses", "fallback");
+    assert_eq!(b["state"]["terminated"]["message"], "last words");
+    // A shell with stdin and a terminal waits for input instead of exiting.
+    let i = status_of(&pod, "containerStatuses", "interactive");
+    assert!(i["state"]["running"].is_object(), "{i}");
+    let tty = w.ok(&[
+        "exec",
+        "tm",
+        "-c",
+        "interactive",
+        "--",
+        "sh",
+        "-c",
+        "readlink /proc/1/fd/0",
+    ]);
+    assert!(tty.trim().starts_with("/dev/pts/"), "{tty}");
+}

@@ -462,6 +462,8 @@ fn cleanup_orphan(g: &GlobalOpts, rec: &PodRecord) {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
+    // Network first, while the pause may still hold the namespace (CNI DEL wants it).
+    crate::network::cleanup_pod_dir(&rec.dir);
     let images = crate::image::ImageStore::open(&g.data_dir).ok();
     if let Ok(list) = rt.list() {
         for st in list {
@@ -766,10 +768,7 @@ fn describe(g: &GlobalOpts, a: DescribeArgs) -> anyhow::Result<i32> {
     Ok(if missing.is_empty() { 0 } else { 1 })
 }
 
-/// RFC 1123 time as kubectl describe prints it: `Mon, 02 Jan 2006 15:04:05 +0000`.
-fn describe_time(t: &k8s_openapi::jiff::Timestamp) -> String {
-    t.strftime("%a, %d %b %Y %H:%M:%S %z").to_string()
-}
+use super::node::describe_time;
 
 /// Aligns `Label:\tvalue` lines as kubectl's tabwriter does: each run of lines that
 /// carry a value is one block, values start 2 spaces after the block's longest label.

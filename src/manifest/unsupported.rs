@@ -49,6 +49,8 @@ const CONTAINER_FIELDS: &[&str] = &[
     "stdinOnce",
     "tty",
     "restartPolicy",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
     "securityContext.runAsUser",
     "securityContext.runAsGroup",
     "securityContext.runAsNonRoot",
@@ -304,10 +306,8 @@ mod tests {
         assert!(warnings(v).is_empty());
         let v = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
             "spec": {"priority": 5, "containers": [{"name": "c", "image": "i", "terminationMessagePath": "/tmp/x"}]}});
-        assert_eq!(
-            warnings(v),
-            ["spec.containers[0].terminationMessagePath", "spec.priority"]
-        );
+        // terminationMessagePath is implemented; a non-default priority is not.
+        assert_eq!(warnings(v), ["spec.priority"]);
     }
 
     #[test]

@@ -136,9 +136,22 @@ pub fn due(w: &mut Worker, c: usize, now: Instant) -> Vec<(ProbeKind, ProbeOutco
             w.ctrs[c].probes.probes[i].next = Some(now + period);
             continue;
         }
+        let fired = Instant::now();
         let result = run_probe(w, c, &st.probe);
+        trace_probe(
+            &w.ctrs[c].spec.name,
+            st.kind,
+            fired.saturating_duration_since(next),
+            result.is_ok(),
+        );
         let p = &mut w.ctrs[c].probes.probes[i];
-        p.next = Some(Instant::now().max(next) + period);
+        // A fixed cadence like kubelet's ticker; skip ahead only when a run overran.
+        let after = Instant::now();
+        p.next = Some(if next + period > after {
+            next + period
+        } else {
+            after + period
+        });
         let success_threshold = st.probe.success_threshold.unwrap_or(1).max(1);
         let failure_threshold = st.probe.failure_threshold.unwrap_or(3).max(1);
         let outcome = match result {
@@ -166,6 +179,24 @@ pub fn due(w: &mut Worker, c: usize, now: Instant) -> Vec<(ProbeKind, ProbeOutco
         out.push((st.kind, outcome));
     }
     out
+}
+
+/// With PODRUN_PROBE_TRACE=FILE in the supervisor's environment, one line per probe run:
+/// `<container> <kind> <lateness µs> <ok>` (for bench/probes.sh).
+fn trace_probe(container: &str, kind: ProbeKind, late: Duration, ok: bool) {
+    static TRACE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(path) = TRACE.get_or_init(|| std::env::var_os("PODRUN_PROBE_TRACE").map(Into::into))
+    else {
+        return;
+    };
+    let line = format!("{container} {} {} {ok}\n", kind.title(), late.as_micros());
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
 }
 
 fn run_probe(w: &mut Worker, c: usize, p: &Probe) -> Result<(), String> {
