@@ -60,3 +60,7 @@ bench-probes pods="50" secs="300": release
 # Pod network: built-in setup per pod, 100 pods with addresses, extra `up` time (none/bridge/CNI)
 bench-network: build
     bash bench/network.sh
+
+# Security cost: container start bare vs default hardening vs hardening + RuntimeDefault seccomp
+bench-security runs="200": release
+    PODRUN=$PWD/target/release/podrun bash bench/security.sh {{runs}}

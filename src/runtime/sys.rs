@@ -203,3 +203,9 @@ pub fn pidfd_wait(pidfd: &OwnedFd, timeout_ms: i32) -> bool {
     let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
     r > 0
 }
+
+/// PR_SET_DUMPABLE 0 on the calling process (inherited by fork, reset by execve).
+pub fn set_non_dumpable() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}

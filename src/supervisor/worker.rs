@@ -643,6 +643,7 @@ impl Worker {
         };
         let pod_ips: Vec<String> = self.status.pod_ip.iter().cloned().collect();
         let host_ips: Vec<String> = crate::network::host_ip().into_iter().collect();
+        let seccomp_root = self.args.data_dir.join("seccomp");
         let input = ContainerSpecInput {
             ctx: EnvContext {
                 pod: &self.pod,
@@ -661,6 +662,7 @@ impl Worker {
             mounts: &mounts,
             pod_files: self.pod_files.clone(),
             node_memory_capacity: self.node_mem,
+            seccomp_profile_root: Some(&seccomp_root),
         };
         let oci = match spec::container_spec(&input) {
             Ok(mut s) => {
