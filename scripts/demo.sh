@@ -18,7 +18,7 @@ echo "+ podrun run --bundle $work/bundle demo-$$"
 # Then a pod: the seed's pod-command (nginx + a busybox writing the time every 3 s).
 cd "$(dirname "$0")/.."
 seed=$(cd .. && pwd)/shared/seed-examples/pod-command.yaml
-[ -f "$seed" ] || seed=$PWD/tests/fixtures/seed/pod-command.yaml
+[ -f "$seed" ] || seed=$PWD/tests/seed-examples/pod-command.yaml
 bash rootfs-fixtures/build.sh busybox nginx >/dev/null
 bash rootfs-fixtures/load.sh "$podrun" busybox nginx >/dev/null
 "$podrun" delete pod pod-command -n dev --grace-period 0 >/dev/null 2>&1 || true
