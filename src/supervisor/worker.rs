@@ -7,6 +7,7 @@
 //! the only concurrency is a poll loop over a signalfd (SIGCHLD, SIGTERM) and log pipes.
 use super::backoff::RestartBackoff;
 use super::events;
+use super::eviction::NoExecuteWatch;
 use super::logs::{self, CriLineWriter};
 use super::probes::{self, ProbeKind, ProbeOutcome, ProbeRunner};
 use super::sandbox::Sandbox;
@@ -140,6 +141,8 @@ pub struct Worker {
     active_deadline: Option<Instant>,
     started_at: Instant,
     log_dir: PathBuf,
+    /// NoExecute taints that would evict this pod once it runs.
+    noexecute: NoExecuteWatch,
 }
 
 fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
@@ -234,6 +237,7 @@ impl Worker {
         };
         status.conditions = Some(Vec::new());
         let ready_fd = args.ready_fd;
+        let noexecute = NoExecuteWatch::new(&args.data_dir);
         Ok(Worker {
             args,
             pod,
@@ -254,6 +258,7 @@ impl Worker {
             active_deadline: None,
             started_at: Instant::now(),
             log_dir,
+            noexecute,
         })
     }
 
@@ -1284,6 +1289,36 @@ impl Worker {
         self.dirty = true;
     }
 
+    /// The taint eviction controller's part: a NoExecute taint the pod does not tolerate
+    /// (or no longer, after tolerationSeconds) deletes it gracefully, as `podrun delete
+    /// pod` does: the deletion request, then termination; the loop removes the pod.
+    /// True when termination began.
+    fn evicted_by_noexecute(&mut self) -> bool {
+        let start = self.status.start_time.as_ref();
+        let now = (Instant::now(), crate::util::now());
+        let Some(message) = self.noexecute.poll(&self.pod, start, now.0, now.1) else {
+            return false;
+        };
+        self.event(
+            "Normal",
+            admission::EVENT_TAINT_EVICTION,
+            admission::TAINT_EVICTION_SOURCE,
+            "",
+            &message,
+        );
+        let path = self.args.pod_dir.join(store::DELETION_FILE);
+        if !path.exists() {
+            let req = DeletionRequest {
+                grace_period_seconds: None,
+                force: false,
+                timestamp: crate::util::now().to_string(),
+            };
+            let _ = store::write_json(&path, &req);
+        }
+        self.begin_termination();
+        true
+    }
+
     /// During termination: sidecars stop once the regular containers are gone (in reverse
     /// order); anything past the deadline gets SIGKILL.
     fn drive_termination(&mut self) {
@@ -1361,6 +1396,8 @@ impl Worker {
         }
         if self.terminating.is_some() {
             consider(now + Duration::from_millis(200));
+        } else {
+            consider(self.noexecute.next_due());
         }
         next
     }
@@ -1504,7 +1541,7 @@ impl Worker {
                 if self.ctrs.iter().all(|c| !c.running()) {
                     break;
                 }
-            } else {
+            } else if !self.evicted_by_noexecute() {
                 self.enforce_stop_deadlines();
                 self.run_probes();
                 self.reconcile();
