@@ -314,9 +314,17 @@ impl Worker {
         let mut st = self.status.clone();
         let (init, regular): (Vec<_>, Vec<_>) =
             self.ctrs.iter().partition(|c| c.kind != Kind::Regular);
+        // Until the pod is bound no kubelet has seen it: no container statuses, so
+        // kubectl's STATUS column reads the phase (Pending), not PodInitializing.
+        let bound = self
+            .status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "True");
         st.init_container_statuses =
-            (!init.is_empty()).then(|| init.iter().map(|c| c.status.clone()).collect());
-        st.container_statuses = Some(regular.iter().map(|c| c.status.clone()).collect());
+            (bound && !init.is_empty()).then(|| init.iter().map(|c| c.status.clone()).collect());
+        st.container_statuses = bound.then(|| regular.iter().map(|c| c.status.clone()).collect());
         if store::write_json(&self.args.pod_dir.join(store::STATUS_FILE), &st).is_ok() {
             self.dirty = false;
         }
@@ -1552,7 +1560,7 @@ impl Worker {
         }
         self.flush();
         self.teardown();
-        let _ = std::fs::remove_dir_all(&self.args.pod_dir);
+        remove_pod_dir(&self.args.pod_dir);
         Ok(())
     }
 
@@ -1577,7 +1585,9 @@ impl Worker {
 
     /// For pods that never started: keep the record until deleted.
     fn wait_for_delete(&mut self, sigfd: &SignalFd) -> Result<(), SupervisorError> {
-        loop {
+        // `delete` writes its request before the SIGTERM, which `schedule` may have
+        // consumed already: then there is nothing left to wait for.
+        while !self.args.pod_dir.join(store::DELETION_FILE).exists() {
             if let Some(s) = wait_signal(sigfd, Duration::from_secs(3600))? {
                 if s != Signal::SIGCHLD {
                     break;
@@ -1585,7 +1595,7 @@ impl Worker {
                 self.reap();
             }
         }
-        let _ = std::fs::remove_dir_all(&self.args.pod_dir);
+        remove_pod_dir(&self.args.pod_dir);
         Ok(())
     }
 
@@ -1684,6 +1694,13 @@ fn node_capacity(node: &k8s_openapi::api::core::v1::Node, key: &str) -> i64 {
 
 fn node_allocatable(node: &k8s_openapi::api::core::v1::Node, key: &str, milli: bool) -> i64 {
     quantity(node, "allocatable", key, milli)
+}
+
+/// Removes a deleted pod's directory. pod.json goes first, so listings stop showing the
+/// pod at once instead of a half-removed record (status without its deletion request).
+fn remove_pod_dir(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(store::POD_FILE));
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Waits up to `timeout` for a signal on the signalfd.
