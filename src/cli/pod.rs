@@ -891,11 +891,9 @@ fn container_block(
         ));
     }
     out.push((4, "Image:".into(), c.image.clone().unwrap_or_default()));
-    out.push((
-        4,
-        "Image ID:".into(),
-        cs.map(|s| s.image_id.clone()).unwrap_or_default(),
-    ));
+    if let Some(cs) = cs {
+        out.push((4, "Image ID:".into(), cs.image_id.clone()));
+    }
     let ports = c.ports.clone().unwrap_or_default();
     if ports.is_empty() {
         out.push((4, "Port:".into(), "<none>".into()));
@@ -949,28 +947,20 @@ fn container_block(
             out.push((6, a.clone(), String::new()));
         }
     }
-    state_lines(out, "State", cs.and_then(|s| s.state.as_ref()));
-    if let Some(ls) = cs
-        .and_then(|s| s.last_state.as_ref())
-        .filter(|l| l.terminated.is_some())
-    {
-        state_lines(out, "Last State", Some(ls));
-    }
-    out.push((
-        4,
-        "Ready:".into(),
-        if cs.is_some_and(|s| s.ready) {
-            "True"
-        } else {
-            "False"
+    // As kubectl: no state lines for a container no kubelet has reported on (an
+    // unscheduled pod).
+    if let Some(cs) = cs {
+        state_lines(out, "State", cs.state.as_ref());
+        if let Some(ls) = cs.last_state.as_ref().filter(|l| l.terminated.is_some()) {
+            state_lines(out, "Last State", Some(ls));
         }
-        .into(),
-    ));
-    out.push((
-        4,
-        "Restart Count:".into(),
-        cs.map(|s| s.restart_count).unwrap_or(0).to_string(),
-    ));
+        out.push((
+            4,
+            "Ready:".into(),
+            if cs.ready { "True" } else { "False" }.into(),
+        ));
+        out.push((4, "Restart Count:".into(), cs.restart_count.to_string()));
+    }
     if let Some(res) = &c.resources {
         for (title, map) in [("Limits:", &res.limits), ("Requests:", &res.requests)] {
             if let Some(m) = map.as_ref().filter(|m| !m.is_empty()) {

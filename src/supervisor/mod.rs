@@ -1,6 +1,7 @@
 //! The per-pod supervisor: pod state machine, restarts with back-off, probes, hooks, logs, status, events.
 pub mod backoff;
 pub mod events;
+pub mod eviction;
 pub mod logs;
 pub mod pause;
 pub mod probes;

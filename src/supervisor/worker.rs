@@ -7,6 +7,7 @@
 //! the only concurrency is a poll loop over a signalfd (SIGCHLD, SIGTERM) and log pipes.
 use super::backoff::RestartBackoff;
 use super::events;
+use super::eviction::NoExecuteWatch;
 use super::logs::{self, CriLineWriter};
 use super::probes::{self, ProbeKind, ProbeOutcome, ProbeRunner};
 use super::sandbox::Sandbox;
@@ -148,6 +149,8 @@ pub struct Worker {
     log_dir: PathBuf,
     /// Open handles of the pod's and our network namespaces, for probes.
     netns_files: Option<(File, File)>,
+    /// NoExecute taints that would evict this pod once it runs.
+    noexecute: NoExecuteWatch,
 }
 
 fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
@@ -242,6 +245,7 @@ impl Worker {
         };
         status.conditions = Some(Vec::new());
         let ready_fd = args.ready_fd;
+        let noexecute = NoExecuteWatch::new(&args.data_dir);
         Ok(Worker {
             args,
             pod,
@@ -263,6 +267,7 @@ impl Worker {
             started_at: Instant::now(),
             log_dir,
             netns_files: None,
+            noexecute,
         })
     }
 
@@ -318,9 +323,17 @@ impl Worker {
         let mut st = self.status.clone();
         let (init, regular): (Vec<_>, Vec<_>) =
             self.ctrs.iter().partition(|c| c.kind != Kind::Regular);
+        // Until the pod is bound no kubelet has seen it: no container statuses, so
+        // kubectl's STATUS column reads the phase (Pending), not PodInitializing.
+        let bound = self
+            .status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "True");
         st.init_container_statuses =
-            (!init.is_empty()).then(|| init.iter().map(|c| c.status.clone()).collect());
-        st.container_statuses = Some(regular.iter().map(|c| c.status.clone()).collect());
+            (bound && !init.is_empty()).then(|| init.iter().map(|c| c.status.clone()).collect());
+        st.container_statuses = bound.then(|| regular.iter().map(|c| c.status.clone()).collect());
         if store::write_json(&self.args.pod_dir.join(store::STATUS_FILE), &st).is_ok() {
             self.dirty = false;
         }
@@ -1382,6 +1395,36 @@ impl Worker {
         self.dirty = true;
     }
 
+    /// The taint eviction controller's part: a NoExecute taint the pod does not tolerate
+    /// (or no longer, after tolerationSeconds) deletes it gracefully, as `podrun delete
+    /// pod` does: the deletion request, then termination; the loop removes the pod.
+    /// True when termination began.
+    fn evicted_by_noexecute(&mut self) -> bool {
+        let start = self.status.start_time.as_ref();
+        let now = (Instant::now(), crate::util::now());
+        let Some(message) = self.noexecute.poll(&self.pod, start, now.0, now.1) else {
+            return false;
+        };
+        self.event(
+            "Normal",
+            admission::EVENT_TAINT_EVICTION,
+            admission::TAINT_EVICTION_SOURCE,
+            "",
+            &message,
+        );
+        let path = self.args.pod_dir.join(store::DELETION_FILE);
+        if !path.exists() {
+            let req = DeletionRequest {
+                grace_period_seconds: None,
+                force: false,
+                timestamp: crate::util::now().to_string(),
+            };
+            let _ = store::write_json(&path, &req);
+        }
+        self.begin_termination();
+        true
+    }
+
     /// During termination: sidecars stop once the regular containers are gone (in reverse
     /// order); anything past the deadline gets SIGKILL.
     fn drive_termination(&mut self) {
@@ -1459,6 +1502,8 @@ impl Worker {
         }
         if self.terminating.is_some() {
             consider(now + Duration::from_millis(200));
+        } else {
+            consider(self.noexecute.next_due());
         }
         next
     }
@@ -1609,7 +1654,7 @@ impl Worker {
                 if self.ctrs.iter().all(|c| !c.running()) {
                     break;
                 }
-            } else {
+            } else if !self.evicted_by_noexecute() {
                 self.enforce_stop_deadlines();
                 self.run_probes();
                 self.reconcile();
@@ -1620,7 +1665,7 @@ impl Worker {
         }
         self.flush();
         self.teardown();
-        let _ = std::fs::remove_dir_all(&self.args.pod_dir);
+        remove_pod_dir(&self.args.pod_dir);
         Ok(())
     }
 
@@ -1645,7 +1690,9 @@ impl Worker {
 
     /// For pods that never started: keep the record until deleted.
     fn wait_for_delete(&mut self, sigfd: &SignalFd) -> Result<(), SupervisorError> {
-        loop {
+        // `delete` writes its request before the SIGTERM, which `schedule` may have
+        // consumed already: then there is nothing left to wait for.
+        while !self.args.pod_dir.join(store::DELETION_FILE).exists() {
             if let Some(s) = wait_signal(sigfd, Duration::from_secs(3600))? {
                 if s != Signal::SIGCHLD {
                     break;
@@ -1653,7 +1700,7 @@ impl Worker {
                 self.reap();
             }
         }
-        let _ = std::fs::remove_dir_all(&self.args.pod_dir);
+        remove_pod_dir(&self.args.pod_dir);
         Ok(())
     }
 
@@ -1762,6 +1809,13 @@ fn node_capacity(node: &k8s_openapi::api::core::v1::Node, key: &str) -> i64 {
 
 fn node_allocatable(node: &k8s_openapi::api::core::v1::Node, key: &str, milli: bool) -> i64 {
     quantity(node, "allocatable", key, milli)
+}
+
+/// Removes a deleted pod's directory. pod.json goes first, so listings stop showing the
+/// pod at once instead of a half-removed record (status without its deletion request).
+fn remove_pod_dir(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(store::POD_FILE));
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Waits up to `timeout` for a signal on the signalfd.

@@ -14,12 +14,16 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn seed(name: &str) -> String {
-    let p = repo().join("../shared/seed-examples").join(name);
-    let p = if p.exists() {
-        p
-    } else {
-        repo().join("tests/fixtures/seed").join(name)
-    };
+    // /work/main sees ../shared; a worktree (/work/wt/NAME) and CI use the committed copy.
+    let p = [
+        "../shared/seed-examples",
+        "tests/seed-examples",
+        "tests/fixtures/seed",
+    ]
+    .iter()
+    .map(|d| repo().join(d).join(name))
+    .find(|p| p.exists())
+    .unwrap_or_else(|| repo().join("tests/seed-examples").join(name));
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("seed example {}: {e}", p.display()))
 }
 
