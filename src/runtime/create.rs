@@ -172,13 +172,51 @@ pub(crate) fn open_cgroup(
     }
 }
 
-/// Moves `pid` into the cgroup and writes the config's resources.
-pub(crate) fn apply_cgroup(cg: &dyn CgroupManager, spec: &Spec, pid: i32) -> Result<()> {
-    cg.apply(pid)?;
-    if let Some(res) = effective_resources(spec) {
-        cg.set(&res)?;
+/// How a new process enters a cgroup cheaply: cgroup2 by clone3(CLONE_INTO_CGROUP),
+/// v1 hierarchies by the child writing "0" to their `tasks` files itself.
+#[derive(Default)]
+pub(crate) struct CgroupJoin {
+    pub tasks: Vec<PathBuf>,
+    pub unified: Option<OwnedFd>,
+}
+
+impl CgroupJoin {
+    pub(crate) fn prepare(cg: &dyn CgroupManager, low: i32) -> CgroupJoin {
+        let unified_path = cg.unified_path();
+        let tasks = cg
+            .paths()
+            .into_iter()
+            .filter(|d| Some(d) != unified_path.as_ref())
+            .map(|d| d.join("tasks"))
+            .collect();
+        let unified = unified_path.and_then(|u| {
+            let f = std::fs::File::open(&u).ok()?;
+            let fd: OwnedFd = f.into();
+            if fd.as_raw_fd() >= low {
+                Some(fd)
+            } else {
+                sys::dup_above(&fd, low).ok()
+            }
+        });
+        CgroupJoin { tasks, unified }
     }
-    Ok(())
+
+    /// Clones the child (into the cgroup2 directory when there is one); true when the
+    /// caller must still move the child with `apply` (clone3 unavailable).
+    pub(crate) fn clone(&self, flags: CloneFlags) -> Result<(i32, bool)> {
+        if let Some(dir) = &self.unified {
+            match sys::clone3_into_cgroup(flags.bits(), dir.as_raw_fd()) {
+                Ok(pid) => return Ok((pid, false)),
+                Err(e) => log::debug(&format!("clone3 into cgroup: {e}; falling back")),
+            }
+            let pid = sys::clone_fork(flags.bits())
+                .map_err(|e| RuntimeError::sys(format!("clone {flags:?}"), e))?;
+            return Ok((pid, true));
+        }
+        let pid = sys::clone_fork(flags.bits())
+            .map_err(|e| RuntimeError::sys(format!("clone {flags:?}"), e))?;
+        Ok((pid, false))
+    }
 }
 
 /// Writes /proc/<pid>/{uid,gid}_map from linux.uidMappings/gidMappings.
@@ -385,7 +423,22 @@ impl Runtime {
         .iter()
         .any(|k| !hooks::hooks_of(spec, *k).is_empty());
 
+        // The cgroup exists, with its limits, before the child does: the child joins it
+        // at birth (cgroup2) or first thing (v1), never by a slow migration.
+        let cg = open_cgroup(spec, id)?;
+        let cgroups_path = cg.as_ref().map(|(p, _)| p.clone());
+        guard.cgroup = cg.map(|(_, m)| m);
+        let mut join = CgroupJoin::default();
+        if let Some(cg) = guard.cgroup.as_deref() {
+            cg.create()?;
+            if let Some(res) = effective_resources(spec) {
+                cg.set(&res)?;
+            }
+            join = CgroupJoin::prepare(cg, low);
+        }
+
         let args = InitArgs {
+            cgroup_tasks: &join.tasks,
             spec,
             rootfs: &b.rootfs,
             sync: sync_child.as_raw_fd(),
@@ -402,8 +455,7 @@ impl Runtime {
             hooks_needed,
         };
         let switch = pid_join.as_ref().map(PidNsSwitch::enter).transpose()?;
-        let pid = sys::clone_fork(clone_flags.bits())
-            .map_err(|e| RuntimeError::sys(format!("clone {clone_flags:?}"), e))?;
+        let (pid, need_apply) = join.clone(clone_flags)?;
         if pid == 0 {
             // The child lives in the target pid namespace: nothing to switch back.
             std::mem::forget(switch);
@@ -419,11 +471,11 @@ impl Runtime {
         drop(console_owned);
         let sp = sync_parent.as_raw_fd();
 
-        let cg = open_cgroup(spec, id)?;
-        let cgroups_path = cg.as_ref().map(|(p, _)| p.clone());
-        guard.cgroup = cg.map(|(_, m)| m);
-        if let Some(cg) = guard.cgroup.as_deref() {
-            apply_cgroup(cg, spec, pid)?;
+        drop(join);
+        if need_apply {
+            if let Some(cg) = guard.cgroup.as_deref() {
+                cg.apply(pid)?;
+            }
         }
         if fast && new_userns {
             write_id_maps(spec, pid)?;

@@ -14,6 +14,8 @@ type R<T> = std::result::Result<T, String>;
 pub(crate) struct InitArgs<'a> {
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
+    /// v1 cgroup `tasks` files to join before anything else.
+    pub cgroup_tasks: &'a [std::path::PathBuf],
     pub sync: RawFd,
     pub fifo: RawFd,
     pub console: Option<RawFd>,
@@ -79,6 +81,7 @@ fn process_of(spec: &Spec) -> R<&Process> {
 fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     let spec = a.spec;
     let p = process_of(spec)?;
+    sys::join_cgroup_tasks(a.cgroup_tasks)?;
     expect(a.sync, msg::GO)?;
     for (fd, flag) in &a.joins {
         // SAFETY: fd is an open namespace file inherited from the parent.
@@ -157,6 +160,8 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
         state_json = expect(a.sync, msg::HOOKS_DONE)?;
         run_hooks_in_child(spec, super::hooks::HookKind::CreateContainer, &state_json)?;
     }
+    rootfs::apply_sysctl(spec, a.rootfs)?;
+    rootfs::mask_and_protect(spec, a.rootfs)?;
     rootfs::enter_root(a.rootfs, a.no_pivot)?;
     rootfs::root_propagation(spec)?;
     if p.terminal() == Some(true) {
@@ -165,8 +170,6 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
             .ok_or_else(|| "process.terminal: no console socket".to_string())?;
         setup_console(console, p, true)?;
     }
-    rootfs::apply_sysctl(spec)?;
-    rootfs::mask_and_protect(spec)?;
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         rootfs::readonly_root()?;
     }
