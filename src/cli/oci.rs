@@ -380,7 +380,8 @@ fn run_container(rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
         ours = Some(x);
         theirs = Some(y);
     }
-    let st: State = rt.create(&id, &a.create.bundle, &opts)?;
+    runtime::config::validate_id(&id)?;
+    let st: State = rt.create_from(&id, &bundle, &opts)?;
     drop(theirs);
     let master = match &ours {
         Some(s) => match recv_master(s) {

@@ -286,7 +286,8 @@ impl Runtime {
         self.create_from(id, &b, opts)
     }
 
-    pub(crate) fn create_from(&self, id: &str, b: &Bundle, opts: &CreateOptions) -> Result<State> {
+    /// [`Runtime::create`] from an already loaded bundle.
+    pub fn create_from(&self, id: &str, b: &Bundle, opts: &CreateOptions) -> Result<State> {
         let spec = &b.spec;
         if spec
             .linux()
