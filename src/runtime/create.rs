@@ -319,17 +319,24 @@ impl Runtime {
             .map_err(|e| RuntimeError::io("lock", dir.join(state::LOCK_FILE), e))?;
         let cfg_copy = dir.join(state::CONFIG_FILE);
         std::fs::write(&cfg_copy, &b.raw).map_err(|e| RuntimeError::io("write", cfg_copy, e))?;
-        let fifo_path = dir.join(state::FIFO_FILE);
-        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .map_err(|e| RuntimeError::sys(format!("mkfifo {}", fifo_path.display()), e))?;
-        let fifo = nix::fcntl::open(
-            &fifo_path,
-            nix::fcntl::OFlag::O_RDONLY
-                | nix::fcntl::OFlag::O_NONBLOCK
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| RuntimeError::sys(format!("open {}", fifo_path.display()), e))?;
+        // `run` skips the created state: no exec fifo, the init goes straight on.
+        let fifo = if opts.start_immediately {
+            None
+        } else {
+            let fifo_path = dir.join(state::FIFO_FILE);
+            nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .map_err(|e| RuntimeError::sys(format!("mkfifo {}", fifo_path.display()), e))?;
+            Some(
+                nix::fcntl::open(
+                    &fifo_path,
+                    nix::fcntl::OFlag::O_RDONLY
+                        | nix::fcntl::OFlag::O_NONBLOCK
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(|e| RuntimeError::sys(format!("open {}", fifo_path.display()), e))?,
+            )
+        };
 
         let process = spec.process().as_ref();
         let terminal = process.and_then(|p| p.terminal()) == Some(true);
@@ -357,7 +364,7 @@ impl Runtime {
             }
         };
         let sync_child = lift(sync_child)?;
-        let fifo = lift(fifo)?;
+        let fifo = fifo.map(lift).transpose()?;
         let console_owned = console_owned.map(lift).transpose()?;
         let console = opts
             .console_fd
@@ -438,12 +445,13 @@ impl Runtime {
             join = CgroupJoin::prepare(cg, low);
         }
 
-        let args = InitArgs {
+        let mut args = InitArgs {
             cgroup_tasks: &join.tasks,
             spec,
             rootfs: &b.rootfs,
             sync: sync_child.as_raw_fd(),
-            fifo: fifo.as_raw_fd(),
+            fifo: fifo.as_ref().map(|f| f.as_raw_fd()),
+            wait_go: false,
             console,
             stdio,
             preserve_fds: opts.preserve_fds,
@@ -458,6 +466,8 @@ impl Runtime {
         let switch = pid_join.as_ref().map(PidNsSwitch::enter).transpose()?;
         let (pid, need_apply) = join.clone(clone_flags)?;
         if pid == 0 {
+            // Only a migration by the parent or id maps need the child to wait.
+            args.wait_go = need_apply || (fast && new_userns);
             // The child lives in the target pid namespace: nothing to switch back.
             std::mem::forget(switch);
             drop(sync_parent);
@@ -481,7 +491,9 @@ impl Runtime {
         if fast && new_userns {
             write_id_maps(spec, pid)?;
         }
-        sys::send_msg(sp, msg::GO, b"").map_err(|e| RuntimeError::sys("sync", e))?;
+        if need_apply || (fast && new_userns) {
+            sys::send_msg(sp, msg::GO, b"").map_err(|e| RuntimeError::sys("sync", e))?;
+        }
 
         let mut record = ContainerRecord {
             id: id.to_string(),
@@ -544,6 +556,18 @@ impl Runtime {
         }
         guard.armed = false;
         drop(fifo);
+        if opts.start_immediately {
+            if !hooks::hooks_of(spec, HookKind::Poststart).is_empty() {
+                if let Err(e) = hooks::run_hooks(
+                    spec,
+                    HookKind::Poststart,
+                    &record.oci_state(Status::Running),
+                ) {
+                    log::warn(&e.to_string());
+                }
+            }
+            return Ok(record.oci_state(Status::Running));
+        }
         Ok(record.oci_state(Status::Created))
     }
 }

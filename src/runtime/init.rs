@@ -17,7 +17,10 @@ pub(crate) struct InitArgs<'a> {
     /// v1 cgroup `tasks` files to join before anything else.
     pub cgroup_tasks: &'a [std::path::PathBuf],
     pub sync: RawFd,
-    pub fifo: RawFd,
+    /// The exec fifo to wait on for `start`; None starts at once (`run`).
+    pub fifo: Option<RawFd>,
+    /// Wait for the parent's GO (it migrates us or writes our id maps first).
+    pub wait_go: bool,
     pub console: Option<RawFd>,
     pub stdio: [Option<RawFd>; 3],
     pub preserve_fds: u32,
@@ -82,7 +85,9 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     let spec = a.spec;
     let p = process_of(spec)?;
     sys::join_cgroup_tasks(a.cgroup_tasks)?;
-    expect(a.sync, msg::GO)?;
+    if a.wait_go {
+        expect(a.sync, msg::GO)?;
+    }
     for (fd, flag) in &a.joins {
         // SAFETY: fd is an open namespace file inherited from the parent.
         let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
@@ -188,8 +193,10 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
 /// After READY: wait for `start`, run startContainer hooks, exec.
 fn start_and_exec(a: &InitArgs, state_json: &[u8], prog: &process::Program) -> R<()> {
     let _ = nix::unistd::close(a.sync);
-    wait_for_start(a.fifo)?;
-    let _ = nix::unistd::close(a.fifo);
+    if let Some(fifo) = a.fifo {
+        wait_for_start(fifo)?;
+        let _ = nix::unistd::close(fifo);
+    }
     run_hooks_in_child(a.spec, super::hooks::HookKind::StartContainer, state_json)?;
     sys::cloexec_from(3 + a.preserve_fds);
     Err(process::exec(prog))

@@ -58,6 +58,9 @@ pub struct CreateOptions {
     pub stdin: Option<RawFd>,
     pub stdout: Option<RawFd>,
     pub stderr: Option<RawFd>,
+    /// Skip the `created` state: the process runs as soon as it is set up (what `run`
+    /// does), poststart hooks run before `create` returns, and no `start` is needed.
+    pub start_immediately: bool,
 }
 
 /// A state root holding containers (`<root>/containers/<id>/`).
