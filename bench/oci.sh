@@ -2,13 +2,13 @@
 # OCI runtime benchmark (issue 2): `podrun run` against `runc run` of the same busybox
 # /bin/true bundle, alternating, N runs each (default 30). Prints the median wall time of
 # each, the median of the per-pair ratios podrun/runc, and each one's peak RSS (the
-# largest max-RSS of the runtime process over its runs, from /usr/bin/time -f %M).
-# Usage: bench/oci.sh [RUNS]   (root; needs runc, busybox-static, /usr/bin/time)
+# largest max-RSS of the runtime command over its runs, from wait4's rusage).
+# Usage: bench/oci.sh [RUNS]   (root; needs runc, busybox-static, python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-30}
-for t in runc /bin/busybox /usr/bin/time python3; do
-  command -v "$t" >/dev/null || { echo "bench/oci.sh: $t is missing (apt-get install runc busybox-static time python3)" >&2; exit 1; }
+for t in runc /bin/busybox python3; do
+  command -v "$t" >/dev/null || { echo "bench/oci.sh: $t is missing (apt-get install runc busybox-static python3)" >&2; exit 1; }
 done
 PODRUN=${PODRUN:-$PWD/target/release/podrun}
 [ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
@@ -35,39 +35,47 @@ c["process"]["args"] = ["/bin/true"]
 json.dump(c, open(p, "w"))
 PY
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
-# one RUNTIME ID -> "wall_ms rss_kb"
-one() {
-  local rt=$1 id=$2 root=$work/$1 t0 t1 rss
-  t0=$(date +%s%N)
-  if [ "$rt" = podrun ]; then
-    /usr/bin/time -f %M -o "$work/rss" "$PODRUN" --root "$root" run --bundle "$b" "$id" >/dev/null
-  else
-    /usr/bin/time -f %M -o "$work/rss" runc --root "$root" run --bundle "$b" "$id" >/dev/null
-  fi
-  t1=$(date +%s%N)
-  rss=$(tail -n1 "$work/rss")
-  echo "$(( (t1 - t0) / 1000 )) $rss"
-}
-# Warm the page cache once for each.
-one podrun warm-p >/dev/null; one runc warm-r >/dev/null
-
-p_ms=(); r_ms=(); ratios=(); p_rss=0; r_rss=0
-for i in $(seq "$RUNS"); do
-  read -r pus prss < <(one podrun "p$i")
-  read -r rus rrss < <(one runc "r$i")
-  p_ms+=("$(awk -v u="$pus" 'BEGIN{printf "%.2f", u/1000}')")
-  r_ms+=("$(awk -v u="$rus" 'BEGIN{printf "%.2f", u/1000}')")
-  ratios+=("$(awk -v a="$pus" -v b="$rus" 'BEGIN{printf "%.4f", a/b}')")
-  (( prss > p_rss )) && p_rss=$prss
-  (( rrss > r_rss )) && r_rss=$rrss
-done
-pm=$(printf '%s\n' "${p_ms[@]}" | median)
-rm_=$(printf '%s\n' "${r_ms[@]}" | median)
-ratio=$(printf '%s\n' "${ratios[@]}" | median)
-echo "runs:                $RUNS each, alternating (busybox /bin/true, runc's default config)"
-echo "podrun run median:   $pm ms"
-echo "runc run median:     ${rm_} ms"
-echo "median ratio:        $ratio (podrun/runc; target <= 0.5)"
-echo "peak RSS podrun:     $p_rss KiB"
-echo "peak RSS runc:       $r_rss KiB"
+# Alternate the two runtimes; time each with posix_spawn + wait4 (no shell in between),
+# peak RSS from wait4's rusage.
+python3 - "$PODRUN" "$work" "$b" "$RUNS" <<'PY'
+import os, statistics, sys, time
+podrun, work, bundle, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+runc = "/usr/sbin/runc" if os.path.exists("/usr/sbin/runc") else "runc"
+devnull = os.open("/dev/null", os.O_RDWR)
+def one(rt, i):
+    exe = podrun if rt == "podrun" else runc
+    argv = [exe, "--root", f"{work}/{rt}", "run", "--bundle", bundle, f"{rt[0]}{i}"]
+    fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
+    t0 = time.perf_counter()
+    pid = os.posix_spawnp(exe, argv, os.environ, file_actions=fa)
+    _, status, ru = os.wait4(pid, 0)
+    t1 = time.perf_counter()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{rt} run failed (exit {os.waitstatus_to_exitcode(status)})")
+    return (t1 - t0) * 1000
+def rss(rt, i):
+    # Through /usr/bin/time: a spawned child's maxrss would count python's own pages
+    # from before exec. GNU time forks a small process and reports the runtime's peak
+    # (including the children it reaps: runc init, the container process).
+    exe = podrun if rt == "podrun" else runc
+    out = f"{work}/rss"
+    argv = ["/usr/bin/time", "-f", "%M", "-o", out, exe, "--root", f"{work}/{rt}", "run", "--bundle", bundle, f"{rt[0]}m{i}"]
+    fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
+    pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=fa)
+    os.waitpid(pid, 0)
+    return int(open(out).read().split()[-1])
+one("podrun", "warm"); one("runc", "warm")
+p, r, ratios = [], [], []
+for i in range(runs):
+    pm = one("podrun", i)
+    rm = one("runc", i)
+    p.append(pm); r.append(rm); ratios.append(pm / rm)
+prss = max(rss("podrun", i) for i in range(5)) if os.path.exists("/usr/bin/time") else "n/a (no /usr/bin/time)"
+rrss = max(rss("runc", i) for i in range(5)) if os.path.exists("/usr/bin/time") else "n/a"
+print(f"runs:                {runs} each, alternating (busybox /bin/true, runc's default config)")
+print(f"podrun run median:   {statistics.median(p):.2f} ms")
+print(f"runc run median:     {statistics.median(r):.2f} ms")
+print(f"median ratio:        {statistics.median(ratios):.2f} (podrun/runc; target <= 0.5)")
+print(f"peak RSS podrun:     {prss} KiB")
+print(f"peak RSS runc:       {rrss} KiB")
+PY
