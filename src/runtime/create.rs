@@ -267,6 +267,31 @@ impl Drop for PidNsSwitch {
     }
 }
 
+/// A state dir without state.json whose lock nobody holds is what a killed `create`
+/// leaves: remove it so the id can be used again. True if it was removed.
+fn remove_stale(dir: &Path) -> bool {
+    if dir.join(state::STATE_FILE).exists() {
+        return false;
+    }
+    let Ok(f) = std::fs::File::open(dir.join(state::LOCK_FILE)) else {
+        // No lock file yet: a create that has only made the directory, or a crash
+        // right there; only the latter is old.
+        let old = std::fs::metadata(dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(10));
+        return old && std::fs::remove_dir_all(dir).is_ok();
+    };
+    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(_held) => {
+            log::warn(&format!("removing stale state {}", dir.display()));
+            std::fs::remove_dir_all(dir).is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
 /// Who owns the container, as runc reports it.
 pub(crate) fn owner() -> String {
     let uid = nix::unistd::geteuid();
@@ -304,7 +329,11 @@ impl Runtime {
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(RuntimeError::Exists(id.to_string()))
+                if !remove_stale(&dir) {
+                    return Err(RuntimeError::Exists(id.to_string()));
+                }
+                std::fs::create_dir(&dir)
+                    .map_err(|e| RuntimeError::io("create", dir.clone(), e))?;
             }
             Err(e) => return Err(RuntimeError::io("create", dir, e)),
         }
