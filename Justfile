@@ -30,7 +30,7 @@ test: lint
 
 # cgroup tests inside a throw-away pure cgroup v2 VM (qemu, software emulation)
 test-cgroup-v2:
-    bash tests/vm/run.sh
+    bash tests/vm/run.sh cgroups cgroups_oci oci_features oci_lifecycle
 
 # Formatting and clippy with warnings as errors
 lint:
@@ -52,3 +52,15 @@ bench-pod: release
 # Admission against a node running 200 pods with affinity terms
 bench-admission:
     bash bench/admission.sh
+
+# Probes: 50 pods x 2 containers with exec + httpGet probes every 1 s (SECS default 300)
+bench-probes pods="50" secs="300": release
+    bash bench/probes.sh {{pods}} {{secs}}
+
+# Pod network: built-in setup per pod, 100 pods with addresses, extra `up` time (none/bridge/CNI)
+bench-network: build
+    bash bench/network.sh
+
+# Security cost: container start bare vs default hardening vs hardening + RuntimeDefault seccomp
+bench-security runs="200": release
+    PODRUN=$PWD/target/release/podrun bash bench/security.sh {{runs}}

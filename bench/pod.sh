@@ -19,8 +19,10 @@ cleanup() {
     n=$(basename "$d"); "$PODRUN" delete pod "${n#*_}" -n "${n%%_*}" --grace-period 0 --force >/dev/null 2>&1 || true
   done
   for id in $(runc --root "$work/runc" list -q 2>/dev/null); do runc --root "$work/runc" delete -f "$id" >/dev/null 2>&1 || true; done
-  for r in "$work"/bundles/*/rootfs; do [ -d "$r" ] && "$PODRUN" image unmount "$(basename "$(dirname "$r")")" >/dev/null 2>&1 || true; done
-  umount -R "$work"/bundles/*/rootfs 2>/dev/null || true
+  for r in "$work"/bundles/*/rootfs; do
+    umount "$r" 2>/dev/null || true
+    "$PODRUN" image unmount "bench-$(basename "$(dirname "$r")")" >/dev/null 2>&1 || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -74,8 +76,10 @@ python3 -c "print(f'ratio up / 3x runc run -d: {float(\"$up\")/float(\"$rc\"):.2
 "$PODRUN" up "$SEED/pod-command.yaml" >/dev/null
 sup=$(cat "$PODRUN_ROOT/pods/dev_pod-command/supervisor.pid")
 rss_sup=$(awk '/VmRSS/ {print $2}' /proc/$sup/status)
+sleep 2
 pss_sup=$(awk '/^Pss:/ {print $2}' /proc/$sup/smaps_rollup)
-pause_pid=$(for p in $(cat /proc/$sup/task/$sup/children); do [ "$(cat /proc/$p/comm)" = pause ] && echo $p; done | head -1)
+pause_pid=
+for p in $(cat /proc/$sup/task/$sup/children); do [ "$(cat /proc/$p/comm)" = pause ] && { pause_pid=$p; break; }; done
 rss_pause=$(awk '/VmRSS/ {print $2}' /proc/$pause_pid/status)
 echo "supervisor RSS ${rss_sup} KiB (PSS ${pss_sup} KiB), pause RSS ${rss_pause} KiB: total $((rss_sup + rss_pause)) KiB (target <= 2048)"
 "$PODRUN" delete pod pod-command -n dev --grace-period 0 >/dev/null

@@ -14,3 +14,20 @@ cd "$work/bundle"
 sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"sh", "-c", "echo hello from a podrun container on $(hostname), uid $(id -u)"/' config.json
 echo "+ podrun run --bundle $work/bundle demo-$$"
 "$podrun" run --bundle "$work/bundle" "demo-$$"
+
+# Then a pod: the seed's pod-command (nginx + a busybox writing the time every 3 s).
+cd "$(dirname "$0")/.."
+seed=$(cd .. && pwd)/shared/seed-examples/pod-command.yaml
+[ -f "$seed" ] || seed=$PWD/tests/seed-examples/pod-command.yaml
+bash rootfs-fixtures/build.sh busybox nginx >/dev/null
+bash rootfs-fixtures/load.sh "$podrun" busybox nginx >/dev/null
+"$podrun" delete pod pod-command -n dev --grace-period 0 >/dev/null 2>&1 || true
+echo "+ podrun up $seed"
+"$podrun" up "$seed"
+sleep 4
+echo "+ podrun get pods -n dev"
+"$podrun" get pods -n dev
+echo "+ podrun exec pod-command -n dev -c busybox -- tail -n 2 /tmp/hello.txt"
+"$podrun" exec pod-command -n dev -c busybox -- tail -n 2 /tmp/hello.txt
+echo "+ podrun delete pod pod-command -n dev --grace-period 0"
+"$podrun" delete pod pod-command -n dev --grace-period 0

@@ -56,3 +56,27 @@ pub fn now() -> k8s_openapi::jiff::Timestamp {
 pub fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now())
 }
+
+/// Creates `dir` (and its parents) if missing, itself with mode 0700: podrun's state and
+/// data directories are root's alone. `tighten` also narrows an existing one (for the
+/// default /run/podrun and /var/lib/podrun, never a directory a user pointed us at).
+pub fn ensure_private_dir(dir: &Path, tighten: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(dir) {
+        Ok(m) => {
+            if tighten && m.is_dir() && m.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            }
+            Ok(())
+        }
+        Err(_) => {
+            if let Some(p) = dir.parent() {
+                std::fs::create_dir_all(p)?;
+            }
+            match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                r => r,
+            }
+        }
+    }
+}

@@ -516,3 +516,14 @@ fn unsupported_and_invalid_fields_are_named() {
     assert!(e.to_string().contains("linux.cgroupsPath"), "{e}");
     cg.remove().unwrap();
 }
+
+/// The VM harness says which layout it booted (PODRUN_EXPECT_CGROUP_MODE=Unified), so a
+/// run that silently fell back to another layout fails instead of passing.
+#[test]
+fn layout_is_the_one_the_environment_expects() {
+    let mode = cgroups::mode().unwrap();
+    eprintln!("cgroup mode: {mode:?}");
+    if let Ok(want) = std::env::var("PODRUN_EXPECT_CGROUP_MODE") {
+        assert_eq!(format!("{mode:?}"), want);
+    }
+}

@@ -526,3 +526,36 @@ fn copy_fallback_is_chosen_automatically_where_overlay_cannot_mount() {
     ok(&data, &["image", "unmount", &id]);
     assert!(!data.join("containers").join(&id).exists());
 }
+
+#[test]
+fn prepare_is_idempotent_and_remounts_after_a_lost_mount() {
+    let busybox = fixture("busybox");
+    let t = TempDir::new("img-remount");
+    let data = t.path().join("data");
+    ok(&data, &["import", busybox.to_str().unwrap()]);
+    let id = format!("re-{}", std::process::id());
+    let first = ok(&data, &["image", "mount", "busybox:1.30", &id]);
+    assert_eq!(
+        ok(&data, &["image", "mount", "busybox:1.30", &id]),
+        first,
+        "idempotent"
+    );
+    let rootfs = data.join("containers").join(&id).join("rootfs");
+    std::fs::write(rootfs.join("etc/changed"), b"kept\n").unwrap();
+    // As after a reboot: the mount is gone, the upper dir is not.
+    nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    assert!(!rootfs.join("etc/changed").exists());
+    ok(&data, &["image", "mount", "busybox:1.30", &id]);
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/changed")).unwrap(),
+        "kept\n"
+    );
+    // Another image for the same container id is refused.
+    let nginx = fixture("nginx");
+    ok(&data, &["import", nginx.to_str().unwrap()]);
+    let o = podrun(&data, &["image", "mount", "nginx:1.17.1", &id]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already prepared"));
+    ok(&data, &["image", "unmount", &id]);
+    ok(&data, &["image", "unmount", &id]);
+}

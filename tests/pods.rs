@@ -28,7 +28,7 @@ fn pod_command_runs_both_containers_and_exec_sees_the_file_grow() {
     let w = World::new("pod-command");
     let out = w.up_ok(&seed("pod-command.yaml"));
     assert!(out.contains("pod/pod-command created"), "{out}");
-    let (ready, status, restarts) = w.wait_status("dev", "pod-command", "Running", 30);
+    let (ready, _, restarts) = w.wait_status("dev", "pod-command", "Running", 30);
     assert_eq!((ready.as_str(), restarts.as_str()), ("2/2", "0"));
     let first = w.ok(&[
         "exec",
@@ -156,9 +156,10 @@ fn pod_resources_land_in_the_container_cgroup() {
 fn image_pull_policy_never_without_the_image_waits_with_err_image_never_pull() {
     let w = World::empty_store("pull-never");
     w.up_ok(&seed("pod-imagepullpolicy-never.yaml"));
-    let (_, status, _) = w.wait_status("dev", "pod-imagepullpolicy-never", "ErrImageNeverPull", 20);
+    // The seed file names its pod pod-imagepullpolicy.
+    let (_, status, _) = w.wait_status("dev", "pod-imagepullpolicy", "ErrImageNeverPull", 20);
     assert_eq!(status, "ErrImageNeverPull");
-    let d = w.describe("dev", "pod-imagepullpolicy-never");
+    let d = w.describe("dev", "pod-imagepullpolicy");
     assert!(
         d.contains("Container image \"nginx:1.17.1\" is not present with pull policy of Never"),
         "{d}"

@@ -158,6 +158,7 @@ fn run_pod(
         mounts: &mounts,
         pod_files: PodFiles::default(),
         node_memory_capacity: 16 << 30,
+        seccomp_profile_root: None,
     })
     .unwrap();
     let mut spec = spec;
@@ -405,6 +406,7 @@ fn container_joins_the_sandbox(runtime: &Path, with_cgroups: bool) {
         mounts: &[],
         pod_files: PodFiles::default(),
         node_memory_capacity: 16 << 30,
+        seccomp_profile_root: None,
     })
     .unwrap();
     write_bundle(&bundle, &cspec, with_cgroups);

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 macro_rules! seed {
     ($f:literal) => {
-        serde_yaml_ng::from_str::<Pod>(include_str!(concat!("../../tests/fixtures/seed/", $f)))
+        serde_yaml_ng::from_str::<Pod>(include_str!(concat!("../../tests/seed-examples/", $f)))
             .unwrap()
     };
 }

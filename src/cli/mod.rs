@@ -10,7 +10,7 @@ pub mod printers;
 pub mod tty;
 
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Flags accepted before any subcommand, as runc accepts them.
 #[derive(Args, Debug, Clone)]
@@ -72,6 +72,14 @@ pub enum Command {
 
 /// Runs one parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    // State and data are root's alone (0700). Failure here (not root, read-only fs) is
+    // left for the command itself to report where it matters.
+    let g = &cli.global;
+    let _ = crate::util::ensure_private_dir(&g.root, g.root == Path::new("/run/podrun"));
+    if !matches!(cli.command, Command::Oci(_)) {
+        let default = Path::new("/var/lib/podrun");
+        let _ = crate::util::ensure_private_dir(&g.data_dir, g.data_dir == default);
+    }
     match cli.command {
         Command::Oci(c) => oci::run(&cli.global, c),
         Command::Image(c) => image::run(&cli.global, c),

@@ -149,72 +149,11 @@ fn taint(g: &GlobalOpts, args: &[String], overwrite: bool) -> anyhow::Result<i32
 // Output shared with `get` and `describe`.
 
 /// kubectl's HumanDuration (the AGE column).
-pub fn human_duration(secs: i64) -> String {
-    if secs < -1 {
-        return "<invalid>".into();
-    }
-    if secs < 0 {
-        return "0s".into();
-    }
-    if secs < 120 {
-        return format!("{secs}s");
-    }
-    let minutes = secs / 60;
-    if minutes < 10 {
-        let s = secs % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
-    }
-    if minutes < 180 {
-        return format!("{minutes}m");
-    }
-    let hours = secs / 3600;
-    if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
-    }
-    if hours < 48 {
-        return format!("{hours}h");
-    }
-    if hours < 24 * 8 {
-        let h = hours % 24;
-        return if h == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{}h", hours / 24, h)
-        };
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    }
-    if hours < 24 * 365 * 8 {
-        let dy = (hours / 24) % 365;
-        return if dy == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{}d", hours / 24 / 365, dy)
-        };
-    }
-    format!("{}y", hours / 24 / 365)
-}
-
-fn now_secs() -> i64 {
-    node::now().0.as_second()
-}
+pub use super::printers::human_duration;
 
 /// The AGE of an object created at `t` (`<unknown>` without a timestamp).
 pub fn age(t: Option<&Time>) -> String {
-    match t {
-        Some(t) => human_duration(now_secs() - t.0.as_second()),
-        None => "<unknown>".into(),
-    }
+    super::printers::age(t.map(|t| &t.0))
 }
 
 /// Aligns tab-separated cells as Go's text/tabwriter does with the given padding: a

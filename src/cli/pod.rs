@@ -462,6 +462,8 @@ fn cleanup_orphan(g: &GlobalOpts, rec: &PodRecord) {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
+    // Network first, while the pause may still hold the namespace (CNI DEL wants it).
+    crate::network::cleanup_pod_dir(&rec.dir);
     let images = crate::image::ImageStore::open(&g.data_dir).ok();
     if let Ok(list) = rt.list() {
         for st in list {
@@ -766,10 +768,7 @@ fn describe(g: &GlobalOpts, a: DescribeArgs) -> anyhow::Result<i32> {
     Ok(if missing.is_empty() { 0 } else { 1 })
 }
 
-/// RFC 1123 time as kubectl describe prints it: `Mon, 02 Jan 2006 15:04:05 +0000`.
-fn describe_time(t: &k8s_openapi::jiff::Timestamp) -> String {
-    t.strftime("%a, %d %b %Y %H:%M:%S %z").to_string()
-}
+use super::node::describe_time;
 
 /// Aligns `Label:\tvalue` lines as kubectl's tabwriter does: each run of lines that
 /// carry a value is one block, values start 2 spaces after the block's longest label.
@@ -787,7 +786,11 @@ fn align(lines: &[(usize, String, String)]) -> String {
             i += 1;
         }
         let block = &lines[start..i];
-        let width = block.iter().map(|(ind, k, _)| ind + k.chars().count()).max().unwrap_or(0);
+        let width = block
+            .iter()
+            .map(|(ind, k, _)| ind + k.chars().count())
+            .max()
+            .unwrap_or(0);
         for (ind, k, v) in block {
             let gap = " ".repeat(width - (ind + k.chars().count()) + 2);
             out.push_str(&format!("{}{k}{gap}{v}\n", " ".repeat(*ind)));
@@ -1051,8 +1054,7 @@ pub fn describe_pod(r: &PodRecord) -> String {
     let pod = &r.pod;
     let spec = pod.spec.clone().unwrap_or_default();
     let st = pod.status.clone().unwrap_or_default();
-    let mut l: Vec<(usize, String, String)> = Vec::new();
-    l.push((0, "Name:".into(), r.name().into()));
+    let mut l: Vec<(usize, String, String)> = vec![(0, "Name:".into(), r.name().into())];
     l.push((0, "Namespace:".into(), r.namespace().into()));
     l.push((
         0,
@@ -1166,7 +1168,7 @@ pub fn describe_pod(r: &PodRecord) -> String {
                 v.push((
                     4,
                     "Type:".into(),
-                    format!("HostPath (bare host directory volume)"),
+                    "HostPath (bare host directory volume)".to_string(),
                 ));
                 v.push((4, "Path:".into(), h.path.clone()));
                 v.push((

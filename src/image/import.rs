@@ -168,6 +168,8 @@ impl ImageStore {
 
     fn import_rootfs_dir(&self, dir: &Path, opts: &ImportOptions) -> Result<Image> {
         let name = rootfs_tag(opts, dir)?;
+        // The layer and config blobs are stored before the manifest: keep GC away.
+        let _gc = self.gc_lock(false)?;
         let mut w = self.blob_writer()?;
         write_tar_of_dir(dir, &mut w).map_err(io_err("archive", dir))?;
         let (digest, size) = w.current_digest();
@@ -177,6 +179,7 @@ impl ImageStore {
 
     fn import_rootfs_tar(&self, path: &Path, opts: &ImportOptions) -> Result<Image> {
         let name = rootfs_tag(opts, path)?;
+        let _gc = self.gc_lock(false)?;
         let (digest, size, comp) = hash_file(path)?;
         let f = std::fs::File::open(path).map_err(io_err("open", path))?;
         let rd = unpack::decompress(BufReader::new(f)).map_err(io_err("read", path))?;

@@ -30,6 +30,22 @@ pub struct RegistriesConfig {
     /// Registries (`host[:port]`) reached over plain HTTP or unverified HTTPS.
     #[serde(default)]
     pub insecure: Vec<String>,
+    /// Credentials per registry (`docker.io`, `host:port`), used for Basic challenges
+    /// and token requests; anonymous otherwise.
+    #[serde(default)]
+    pub auths: BTreeMap<String, Credentials>,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, <redacted>)", self.username)
+    }
 }
 
 /// Overrides where the registries config is read from.
@@ -82,7 +98,8 @@ impl ImageStore {
         self.clean_stale();
         let mut errors = Vec::new();
         for ep in endpoints(&r, &cfg, opts.insecure) {
-            let client = match Client::new(&ep, &r) {
+            let creds = cfg.auths.get(&r.registry).cloned();
+            let client = match Client::new(&ep, &r, creds) {
                 Ok(c) => c,
                 Err(e) => {
                     errors.push(e.to_string());
@@ -176,7 +193,9 @@ struct Client {
     base: Mutex<Option<String>>,
     repo: String,
     registry: String,
-    token: Mutex<Option<String>>,
+    /// The Authorization header value once a challenge was answered.
+    auth: Mutex<Option<String>>,
+    creds: Option<Credentials>,
 }
 
 fn reg_err(registry: &str, reason: impl Into<String>) -> ImageError {
@@ -187,7 +206,7 @@ fn reg_err(registry: &str, reason: impl Into<String>) -> ImageError {
 }
 
 impl Client {
-    fn new(ep: &Endpoint, r: &Reference) -> Result<Client> {
+    fn new(ep: &Endpoint, r: &Reference, creds: Option<Credentials>) -> Result<Client> {
         let tls = ureq::tls::TlsConfig::builder()
             .disable_verification(ep.insecure_tls)
             .build();
@@ -206,7 +225,8 @@ impl Client {
             base: Mutex::new(None),
             repo: r.repository.clone(),
             registry: ep.bases.first().cloned().unwrap_or_default(),
-            token: Mutex::new(None),
+            auth: Mutex::new(None),
+            creds,
         })
     }
 
@@ -246,8 +266,8 @@ impl Client {
             if let Some(a) = accept {
                 req = req.header("Accept", a);
             }
-            if let Some(t) = self.token.lock().ok().and_then(|t| t.clone()) {
-                req = req.header("Authorization", &format!("Bearer {t}"));
+            if let Some(a) = self.auth.lock().ok().and_then(|t| t.clone()) {
+                req = req.header("Authorization", &a);
             }
             let resp = req.call().map_err(|e| {
                 GetError::Transport(reg_err(&self.registry, format!("GET {url}: {e}")))
@@ -283,13 +303,39 @@ impl Client {
         )))
     }
 
-    /// Answers a `WWW-Authenticate: Bearer realm=…,service=…,scope=…` challenge.
+    fn basic(&self) -> Option<String> {
+        self.creds.as_ref().map(|c| {
+            format!(
+                "Basic {}",
+                base64_encode(format!("{}:{}", c.username, c.password).as_bytes())
+            )
+        })
+    }
+
+    fn set_auth(&self, value: String) {
+        if let Ok(mut g) = self.auth.lock() {
+            *g = Some(value);
+        }
+    }
+
+    /// Answers a `WWW-Authenticate` challenge: Bearer (token from the realm, with Basic
+    /// credentials when configured) or Basic (configured credentials).
     fn authenticate(&self, challenge: &str) -> Result<()> {
         let (scheme, params) = parse_challenge(challenge);
+        if scheme.eq_ignore_ascii_case("basic") {
+            let b = self.basic().ok_or_else(|| {
+                reg_err(
+                    &self.registry,
+                    "authentication required (Basic) and no credentials configured in registries.json \"auths\"",
+                )
+            })?;
+            self.set_auth(b);
+            return Ok(());
+        }
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(reg_err(
                 &self.registry,
-                format!("authentication required ({challenge:?}); only anonymous bearer tokens are supported"),
+                format!("unsupported authentication challenge {challenge:?}"),
             ));
         }
         let realm = params
@@ -308,9 +354,11 @@ impl Client {
                 sep = '&';
             }
         }
-        let resp = self
-            .agent
-            .get(&url)
+        let mut req = self.agent.get(&url);
+        if let Some(b) = self.basic() {
+            req = req.header("Authorization", &b);
+        }
+        let resp = req
             .call()
             .map_err(|e| reg_err(&self.registry, format!("token request {url}: {e}")))?;
         if resp.status().as_u16() != 200 {
@@ -335,9 +383,7 @@ impl Client {
             .token
             .or(t.access_token)
             .ok_or_else(|| reg_err(&self.registry, "token response without token"))?;
-        if let Ok(mut g) = self.token.lock() {
-            *g = Some(tok);
-        }
+        self.set_auth(format!("Bearer {tok}"));
         Ok(())
     }
 
@@ -468,6 +514,23 @@ fn parse_challenge(h: &str) -> (String, BTreeMap<String, String>) {
         params.insert(key.trim().to_ascii_lowercase(), val);
     }
     (scheme.to_string(), params)
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn url_encode(s: &str) -> String {

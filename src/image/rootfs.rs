@@ -96,6 +96,19 @@ impl ImageStore {
                     fallback_reason: rec.fallback_reason,
                 });
             }
+            // After a reboot the overlay is gone but its upper dir (the container's
+            // changes) is still there: mount it again.
+            if rec.image == image.manifest_digest && mode == RootfsMode::Overlay && rootfs.is_dir()
+            {
+                let lowers = self.lower_dirs(image, container_id)?;
+                mount_overlay(&dir, &rootfs, &lowers)
+                    .map_err(|e| rootfs_err(container_id, format!("remounting overlay: {e}")))?;
+                return Ok(PreparedRootfs {
+                    path: rootfs,
+                    mode,
+                    fallback_reason: None,
+                });
+            }
             return Err(rootfs_err(
                 container_id,
                 format!(
@@ -104,17 +117,7 @@ impl ImageStore {
                 ),
             ));
         }
-        let mut lowers = Vec::with_capacity(image.layers.len());
-        for l in image.layers.iter().rev() {
-            let p = self.layer_path(&l.diff_id)?;
-            if !p.is_dir() {
-                return Err(rootfs_err(
-                    container_id,
-                    format!("layer {} of {} is not unpacked", l.diff_id, image.reference),
-                ));
-            }
-            lowers.push(p);
-        }
+        let lowers = self.lower_dirs(image, container_id)?;
         std::fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         let mut guard = DirGuard(Some(dir.clone()));
         {
@@ -167,6 +170,22 @@ impl ImageStore {
             mode,
             fallback_reason,
         })
+    }
+
+    /// The image's unpacked layers, top first (overlay's lowerdir order).
+    fn lower_dirs(&self, image: &Image, container_id: &str) -> Result<Vec<PathBuf>> {
+        let mut lowers = Vec::with_capacity(image.layers.len());
+        for l in image.layers.iter().rev() {
+            let p = self.layer_path(&l.diff_id)?;
+            if !p.is_dir() {
+                return Err(rootfs_err(
+                    container_id,
+                    format!("layer {} of {} is not unpacked", l.diff_id, image.reference),
+                ));
+            }
+            lowers.push(p);
+        }
+        Ok(lowers)
     }
 
     /// Unmounts and removes a container's rootfs and its upper dir; absent is fine.
@@ -226,12 +245,12 @@ fn mount_overlay(dir: &Path, target: &Path, lowers: &[PathBuf]) -> std::io::Resu
     let upper = dir.join("upper");
     let work = dir.join("work");
     for d in [&upper, &work] {
-        std::fs::create_dir(d)?;
+        std::fs::create_dir_all(d)?;
     }
     let mut lowers: Vec<PathBuf> = lowers.to_vec();
     if lowers.is_empty() {
         let empty = dir.join("empty");
-        std::fs::create_dir(&empty)?;
+        std::fs::create_dir_all(&empty)?;
         lowers.push(empty);
     }
     // The upper dir's root takes the mode of the top layer's root through overlay anyway;

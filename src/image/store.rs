@@ -201,6 +201,25 @@ impl ImageStore {
         FileLock::exclusive(&p).map_err(io_err("lock", p))
     }
 
+    /// Ingests hold this lock shared, garbage collection exclusively, so nothing an ingest
+    /// stored or found present is collected before the ingest has tagged it.
+    pub(crate) fn gc_lock(&self, exclusive: bool) -> Result<nix::fcntl::Flock<std::fs::File>> {
+        let p = self.locks.join("gc.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&p)
+            .map_err(io_err("open", &p))?;
+        let how = if exclusive {
+            nix::fcntl::FlockArg::LockExclusive
+        } else {
+            nix::fcntl::FlockArg::LockShared
+        };
+        nix::fcntl::Flock::lock(f, how).map_err(|(_, e)| io_err("lock", &p)(e.into()))
+    }
+
     /// Stores `data` as a blob after checking it against `expected` (when given).
     pub fn write_blob(&self, data: &[u8], expected: Option<&str>, what: &str) -> Result<String> {
         let digest = sha256_digest(data);
@@ -415,6 +434,8 @@ impl ImageStore {
     /// Removes a reference (`rmi`). Refused while a container uses the image; blobs and
     /// layers no other image needs are deleted. Returns the removed image.
     pub fn remove(&self, input: &str) -> Result<Image> {
+        // gc before index: ingests take them in that order too.
+        let _gc = self.gc_lock(true)?;
         let _l = self.lock("index")?;
         let img = self
             .resolve(input)?
@@ -487,6 +508,8 @@ impl ImageStore {
                 .join(format!(".del-{}-{name}", std::process::id()));
             std::fs::rename(e.path(), &trash).map_err(io_err("rename", e.path()))?;
             std::fs::remove_dir_all(&trash).map_err(io_err("remove", &trash))?;
+            // No ingest runs under the exclusive gc lock, so its layer lock is unused.
+            let _ = std::fs::remove_file(self.locks.join(format!("layer-{name}.lock")));
         }
         Ok(())
     }
@@ -503,6 +526,7 @@ impl ImageStore {
     ) -> Result<Image> {
         let manifest: Manifest = serde_json::from_slice(manifest_bytes)
             .map_err(json_err("image manifest".to_string()))?;
+        let _gc = self.gc_lock(false)?;
         if manifest.schema_version != 2 {
             return Err(invalid(
                 "image manifest",
@@ -626,23 +650,28 @@ impl ImageStore {
                     reason: format!("reading {what}: {e}"),
                 })?;
             } else {
-                let unpacked = unpack::unpack_layer(&mut tee, &tmp_dir.0, &desc.digest);
-                // Whatever follows the compressed stream is part of the blob too; after a
-                // failed unpack the rest is read so the digest can be told.
-                let drained = io::copy(&mut tee, &mut io::sink());
-                let got = match unpacked {
-                    Ok(g) => g,
-                    Err(e) => {
-                        // A corrupt stream fails to decompress before its digest is known:
-                        // when the bytes do not match the digest, that is the real error.
-                        if drained.is_ok() {
-                            let (actual, _) = w.current_digest();
-                            check_digest(&what, &desc.digest, &actual)?;
-                        }
-                        return Err(e);
-                    }
-                };
-                drained.map_err(|e| io_err("read", &tmp_dir.0)(e))?;
+                // Two threads: this one fetches, hashes and stores the blob; the other
+                // decompresses and unpacks what it is handed. Both run at once.
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+                let (fetched, unpacked) = std::thread::scope(|s| {
+                    let unpacker = s.spawn(|| {
+                        unpack::unpack_layer(ChannelReader::new(rx), &tmp_dir.0, &desc.digest)
+                    });
+                    let fetched = pump(&mut tee, tx);
+                    let unpacked = unpacker
+                        .join()
+                        .unwrap_or_else(|_| Err(invalid(&what, "unpacking thread panicked")));
+                    (fetched, unpacked)
+                });
+                fetched.map_err(|e| ImageError::Registry {
+                    registry: "source".into(),
+                    reason: format!("reading {what}: {e}"),
+                })?;
+                // A corrupt stream fails to decompress before its digest is known: when
+                // the bytes do not match the digest, that is the real error.
+                let (actual, _) = w.current_digest();
+                check_digest(&what, &desc.digest, &actual)?;
+                let got = unpacked?;
                 check_digest(&format!("diff-id of {what}"), diff_id, &got)?;
             }
             w.commit(&desc.digest, Some(desc.size), &what)?;
@@ -651,6 +680,62 @@ impl ImageStore {
             std::fs::rename(&tmp_dir.0, &dir).map_err(io_err("rename", &dir))?;
         }
         Ok(())
+    }
+}
+
+/// Reads `src` to its end, handing each chunk to `tx` while the receiver listens (it
+/// stops early when the unpacker fails; the rest is still read so the digest is known).
+fn pump(src: &mut impl Read, tx: std::sync::mpsc::SyncSender<Vec<u8>>) -> io::Result<()> {
+    let mut tx = Some(tx);
+    loop {
+        let mut buf = vec![0u8; 256 * 1024];
+        let n = match src.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        buf.truncate(n);
+        if let Some(t) = &tx {
+            if t.send(buf).is_err() {
+                tx = None;
+            }
+        }
+    }
+}
+
+/// The receiving end of `pump` as a reader; EOF when the sender is gone.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl ChannelReader {
+    fn new(rx: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        ChannelReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(v) => {
+                    self.cur = v;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 

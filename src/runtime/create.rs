@@ -314,14 +314,12 @@ impl Runtime {
     /// [`Runtime::create`] from an already loaded bundle.
     pub fn create_from(&self, id: &str, b: &Bundle, opts: &CreateOptions) -> Result<State> {
         let spec = &b.spec;
-        if spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().as_ref())
-            .is_some()
-        {
-            log::warn("linux.seccomp is not supported yet; the container runs without a filter");
-        }
+        // Compiled before anything touches the host: a bad profile fails cleanly.
+        let filter = super::seccomp::of_spec(spec, Some(&self.root.join("seccomp-cache")))
+            .map_err(|msg| RuntimeError::Config {
+                path: b.config_path.clone(),
+                msg,
+            })?;
         let cdirs = self.containers_dir();
         std::fs::create_dir_all(&cdirs)
             .map_err(|e| RuntimeError::io("create", cdirs.clone(), e))?;
@@ -491,7 +489,11 @@ impl Runtime {
             new_userns,
             new_cgroupns,
             hooks_needed,
+            seccomp: filter.as_ref(),
         };
+        // CVE-2019-5736: until execve the init is this binary; non-dumpable, its
+        // /proc/<pid>/exe cannot be opened from inside the container.
+        sys::set_non_dumpable();
         let switch = pid_join.as_ref().map(PidNsSwitch::enter).transpose()?;
         let (pid, need_apply) = join.clone(clone_flags)?;
         if pid == 0 {

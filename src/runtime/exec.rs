@@ -158,6 +158,12 @@ impl Runtime {
             .as_deref()
             .map(|c| CgroupJoin::prepare(c, low))
             .unwrap_or_default();
+        // The container's own filter: an exec'd process never gets more than init.
+        let filter = super::seccomp::of_spec(&spec, Some(&self.root.join("seccomp-cache")))
+            .map_err(RuntimeError::Invalid)?;
+        // CVE-2019-5736: until execve the child is this binary; non-dumpable, its
+        // /proc/<pid>/exe cannot be opened by the container's processes.
+        sys::set_non_dumpable();
         let switch = pid_ns.as_ref().map(PidNsSwitch::enter).transpose()?;
         let (pid, need_apply) = join.clone(CloneFlags::empty())?;
         if pid == 0 {
@@ -172,6 +178,7 @@ impl Runtime {
                 console,
                 stdio,
                 preserve_fds: opts.preserve_fds,
+                seccomp: filter.as_ref(),
             };
             exec_child_main(&child);
         }
@@ -223,6 +230,7 @@ struct ExecChild<'a> {
     console: Option<RawFd>,
     stdio: [Option<RawFd>; 3],
     preserve_fds: u32,
+    seccomp: Option<&'a super::seccomp::Compiled>,
 }
 
 fn exec_child_main(c: &ExecChild) -> ! {
@@ -261,12 +269,15 @@ fn exec_child(c: &ExecChild) -> std::result::Result<(), String> {
         setup_console(console, p, false)?;
     }
     process::apply_oom_score_adj(p)?;
+    process::reset_signal_mask()?;
     process::apply_rlimits(p)?;
     nix::unistd::chdir(p.cwd()).map_err(|e| format!("cwd {}: {}", p.cwd().display(), e.desc()))?;
     process::apply_no_new_privs(p)?;
+    super::init::load_seccomp_early(p, c.seccomp)?;
     process::apply_user_and_caps(p)?;
     process::apply_umask(p);
     let prog = process::prepare_program(p)?;
     sys::cloexec_from(3 + c.preserve_fds);
+    super::init::load_seccomp_late(p, c.seccomp)?;
     Err(process::exec(&prog))
 }

@@ -34,6 +34,25 @@ pub(crate) struct InitArgs<'a> {
     pub new_userns: bool,
     pub new_cgroupns: bool,
     pub hooks_needed: bool,
+    /// linux.seccomp compiled by the parent; loaded last (see [`load_seccomp_early`]).
+    pub seccomp: Option<&'a super::seccomp::Compiled>,
+}
+
+/// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
+/// capabilities are dropped (as runc). With no_new_privs it is loaded just before exec.
+pub(crate) fn load_seccomp_early(p: &Process, f: Option<&super::seccomp::Compiled>) -> R<()> {
+    match f {
+        Some(f) if p.no_new_privileges() != Some(true) => super::seccomp::load(f),
+        _ => Ok(()),
+    }
+}
+
+/// The late half of [`load_seccomp_early`]: the last step before execve.
+pub(crate) fn load_seccomp_late(p: &Process, f: Option<&super::seccomp::Compiled>) -> R<()> {
+    match f {
+        Some(f) if p.no_new_privileges() == Some(true) => super::seccomp::load(f),
+        _ => Ok(()),
+    }
 }
 
 /// Child entry: never returns.
@@ -127,6 +146,7 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
             .map_err(|e| format!("setresuid 0 in user namespace: {}", e.desc()))?;
     }
     process::apply_oom_score_adj(p)?;
+    process::reset_signal_mask()?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     for (target, fd) in a.stdio.iter().enumerate() {
         if let Some(fd) = fd {
@@ -182,6 +202,7 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     nix::unistd::chdir(p.cwd())
         .map_err(|e| format!("process.cwd {}: {}", p.cwd().display(), e.desc()))?;
     process::apply_no_new_privs(p)?;
+    load_seccomp_early(p, a.seccomp)?;
     process::apply_user_and_caps(p)?;
     process::apply_umask(p);
     // Resolve the program now so a missing binary fails `create`, as runc does.
@@ -199,6 +220,7 @@ fn start_and_exec(a: &InitArgs, state_json: &[u8], prog: &process::Program) -> R
     }
     run_hooks_in_child(a.spec, super::hooks::HookKind::StartContainer, state_json)?;
     sys::cloexec_from(3 + a.preserve_fds);
+    load_seccomp_late(process_of(a.spec)?, a.seccomp)?;
     Err(process::exec(prog))
 }
 

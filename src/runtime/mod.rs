@@ -31,6 +31,7 @@ mod lifecycle;
 pub mod log;
 mod process;
 pub mod rootfs;
+mod seccomp;
 pub mod state;
 mod sys;
 pub mod terminal;

@@ -55,6 +55,14 @@ pub fn apply_rlimits(p: &Process) -> R<()> {
     Ok(())
 }
 
+/// Unblocks every signal: a caller that takes signals through a signalfd (the pod
+/// supervisor) blocks them, and a blocked mask survives exec into the container.
+pub fn reset_signal_mask() -> R<()> {
+    nix::sys::signal::SigSet::empty()
+        .thread_set_mask()
+        .map_err(|e| format!("resetting the signal mask: {}", e.desc()))
+}
+
 /// Writes process.oomScoreAdj for the calling process.
 pub fn apply_oom_score_adj(p: &Process) -> R<()> {
     if let Some(adj) = p.oom_score_adj() {

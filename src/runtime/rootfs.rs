@@ -175,6 +175,27 @@ fn mount_one(m: &Mount, rootfs: &Path, in_userns: bool, new_cgroupns: bool) -> R
     let dest = resolve_in_root(rootfs, m.destination());
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
+    if matches!(typ, "proc" | "sysfs") {
+        // A proc/sysfs over a symlink would land where the image chose (runc
+        // CVE-2019-19921, CVE-2019-16884): refused, as runc does.
+        let mut lexical = rootfs.to_path_buf();
+        for c in m.destination().components() {
+            match c {
+                Component::Normal(n) => lexical.push(n),
+                Component::ParentDir if lexical != rootfs => {
+                    lexical.pop();
+                }
+                _ => {}
+            }
+        }
+        if dest != lexical {
+            return Err(err(
+                &format!("mount {typ}"),
+                m.destination(),
+                "the destination is a symlink in the rootfs",
+            ));
+        }
+    }
     let is_bind = opts.flags & libc::MS_BIND != 0 || typ == "bind";
     let source = m.source().clone().unwrap_or_default();
     if (typ == "cgroup" || typ == "cgroup2") && !is_bind {
@@ -184,7 +205,8 @@ fn mount_one(m: &Mount, rootfs: &Path, in_userns: bool, new_cgroupns: bool) -> R
         let meta = std::fs::metadata(&source).map_err(|e| err("bind source", &source, e))?;
         make_mountpoint(&dest, !meta.is_dir())?;
         let rec = opts.flags & libc::MS_REC;
-        mount(&source, &dest, "", libc::MS_BIND | rec, "")
+        let pinned = pin_in_root(rootfs, &dest)?;
+        mount(&source, pinned.path(&dest), "", libc::MS_BIND | rec, "")
             .map_err(|e| err("bind mount", &dest, e))?;
         let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
         if extra != 0 {
@@ -193,9 +215,10 @@ fn mount_one(m: &Mount, rootfs: &Path, in_userns: bool, new_cgroupns: bool) -> R
     } else {
         make_mountpoint(&dest, false)?;
         let mut flags = opts.flags;
+        let pinned = pin_in_root(rootfs, &dest)?;
         // sysfs and mqueue cannot be mounted fresh without owning the net/ipc namespace
         // user ns; fall back to binding the host's like runc does.
-        let r = mount(&source, &dest, typ, flags, &opts.data);
+        let r = mount(&source, pinned.path(&dest), typ, flags, &opts.data);
         match r {
             Err(nix::Error::EPERM) if in_userns && typ == "sysfs" => {
                 flags = libc::MS_BIND | libc::MS_REC;
@@ -210,6 +233,56 @@ fn mount_one(m: &Mount, rootfs: &Path, in_userns: bool, new_cgroupns: bool) -> R
         mount(Path::new(""), &dest, "", *p, "").map_err(|e| err("set propagation", &dest, e))?;
     }
     Ok(())
+}
+
+/// A mount target opened inside the rootfs (openat2 RESOLVE_IN_ROOT): mounting on
+/// /proc/self/fd/N hits exactly that directory, even if a process sharing a volume swaps
+/// a path component for a symlink after [`resolve_in_root`] (runc CVE-2021-30465).
+struct Pinned {
+    fd: Option<std::os::fd::OwnedFd>,
+    via: PathBuf,
+}
+
+impl Pinned {
+    fn path<'a>(&'a self, fallback: &'a Path) -> &'a Path {
+        if self.fd.is_some() {
+            &self.via
+        } else {
+            fallback
+        }
+    }
+}
+
+fn pin_in_root(rootfs: &Path, dest: &Path) -> R<Pinned> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    use std::os::fd::AsRawFd;
+    let rel = dest.strip_prefix(rootfs).unwrap_or(dest);
+    let root = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| err("open", rootfs, e))?;
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match nix::fcntl::openat2(&root, rel, how) {
+        Ok(fd) => {
+            let via = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            Ok(Pinned { fd: Some(fd), via })
+        }
+        // Kernels before 5.6: the lexical resolution above is all we have.
+        Err(nix::Error::ENOSYS) => Ok(Pinned {
+            fd: None,
+            via: PathBuf::new(),
+        }),
+        Err(e) => Err(err("open mount target in rootfs", dest, e)),
+    }
 }
 
 /// Re-applies flags (ro, nosuid, ...) to a bind mount, keeping the flags the kernel

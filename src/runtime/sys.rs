@@ -262,3 +262,9 @@ pub fn join_cgroup_tasks(tasks: &[std::path::PathBuf]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// PR_SET_DUMPABLE 0 on the calling process (inherited by fork, reset by execve).
+pub fn set_non_dumpable() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}

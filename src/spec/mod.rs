@@ -9,6 +9,7 @@ pub mod fsutil;
 pub mod podfiles;
 pub mod resources;
 pub mod sandbox;
+pub mod seccomp;
 pub mod security;
 pub mod user;
 pub mod volumes;
@@ -57,6 +58,8 @@ pub enum SpecError {
     User { reason: String },
     #[error("unknown capability {name:?} in securityContext.capabilities")]
     UnknownCapability { name: String },
+    #[error("{reason}")]
+    Seccomp { reason: String },
     #[error("forbidden sysctl: {reason}")]
     ForbiddenSysctl { reason: String },
     #[error("reading {path}: {source}")]
@@ -109,6 +112,8 @@ pub struct ContainerSpecInput<'a> {
     pub pod_files: PodFiles,
     /// For oom_score_adj of Burstable containers.
     pub node_memory_capacity: u64,
+    /// Where Localhost seccomp profiles live (kubelet's /var/lib/kubelet/seccomp).
+    pub seccomp_profile_root: Option<&'a Path>,
 }
 
 /// containerd's PATH for images that set none.
@@ -296,7 +301,10 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
         .or_else(|| img.working_dir().clone().filter(|w| !w.is_empty()))
         .unwrap_or_else(|| "/".into());
 
-    let caps = security::to_oci_capabilities(&security::container_capabilities(c)?);
+    let cap_names = security::container_capabilities(c)?;
+    let seccomp =
+        seccomp::container_seccomp(pod, c, &cap_names, privileged, input.seccomp_profile_root)?;
+    let caps = security::to_oci_capabilities(&cap_names);
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
@@ -412,6 +420,9 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
     }
     if privileged {
         lb = lb.devices(security::host_devices());
+    }
+    if let Some(s) = seccomp {
+        lb = lb.seccomp(s);
     }
 
     let mut annotations = HashMap::new();

@@ -97,6 +97,7 @@ impl Fixture {
                 shm: None,
             },
             node_memory_capacity: 16 << 30,
+            seccomp_profile_root: None,
         };
         container_spec(&input)
     }

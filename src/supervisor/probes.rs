@@ -136,9 +136,22 @@ pub fn due(w: &mut Worker, c: usize, now: Instant) -> Vec<(ProbeKind, ProbeOutco
             w.ctrs[c].probes.probes[i].next = Some(now + period);
             continue;
         }
+        let fired = Instant::now();
         let result = run_probe(w, c, &st.probe);
+        trace_probe(
+            &w.ctrs[c].spec.name,
+            st.kind,
+            fired.saturating_duration_since(next),
+            result.is_ok(),
+        );
         let p = &mut w.ctrs[c].probes.probes[i];
-        p.next = Some(Instant::now().max(next) + period);
+        // A fixed cadence like kubelet's ticker; skip ahead only when a run overran.
+        let after = Instant::now();
+        p.next = Some(if next + period > after {
+            next + period
+        } else {
+            after + period
+        });
         let success_threshold = st.probe.success_threshold.unwrap_or(1).max(1);
         let failure_threshold = st.probe.failure_threshold.unwrap_or(3).max(1);
         let outcome = match result {
@@ -166,6 +179,24 @@ pub fn due(w: &mut Worker, c: usize, now: Instant) -> Vec<(ProbeKind, ProbeOutco
         out.push((st.kind, outcome));
     }
     out
+}
+
+/// With PODRUN_PROBE_TRACE=FILE in the supervisor's environment, one line per probe run:
+/// `<container> <kind> <lateness µs> <ok>` (for bench/probes.sh).
+fn trace_probe(container: &str, kind: ProbeKind, late: Duration, ok: bool) {
+    static TRACE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(path) = TRACE.get_or_init(|| std::env::var_os("PODRUN_PROBE_TRACE").map(Into::into))
+    else {
+        return;
+    };
+    let line = format!("{container} {} {} {ok}\n", kind.title(), late.as_micros());
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
 }
 
 fn run_probe(w: &mut Worker, c: usize, p: &Probe) -> Result<(), String> {
@@ -208,7 +239,7 @@ fn resolve_port(c: &Container, port: &IntOrString) -> Result<u16, String> {
 /// else its loopback), within `timeout`. Returns the stream and the address kubelet would
 /// print.
 fn connect(
-    w: &Worker,
+    w: &mut Worker,
     host: Option<&str>,
     port: u16,
     timeout: Duration,
@@ -228,8 +259,8 @@ fn connect(
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
     };
     let addr = SocketAddr::new(target_ip, port);
-    let sock = match w.sandbox_netns() {
-        Some(ns) => crate::network::in_netns(&ns, || new_socket(&addr))
+    let sock = match w.probe_netns() {
+        Some((target, own)) => crate::network::in_netns_fd(target, own, || new_socket(&addr))
             .map_err(|e| format!("dial tcp {shown}: {e}"))?,
         None => new_socket(&addr).map_err(|e| format!("dial tcp {shown}: {e}"))?,
     };
@@ -359,13 +390,13 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     }
 }
 
-fn run_tcp(w: &Worker, c: usize, t: &TCPSocketAction, timeout: Duration) -> Result<(), String> {
+fn run_tcp(w: &mut Worker, c: usize, t: &TCPSocketAction, timeout: Duration) -> Result<(), String> {
     let port = resolve_port(&w.ctrs[c].spec, &t.port)?;
     connect(w, t.host.as_deref(), port, timeout).map(|_| ())
 }
 
 /// An HTTP GET as kubelet's prober sends it; healthy on 200–399.
-fn run_http(w: &Worker, c: usize, h: &HTTPGetAction, timeout: Duration) -> Result<(), String> {
+fn run_http(w: &mut Worker, c: usize, h: &HTTPGetAction, timeout: Duration) -> Result<(), String> {
     let port = resolve_port(&w.ctrs[c].spec, &h.port)?;
     let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
     let path = h.path.clone().unwrap_or_else(|| "/".into());
@@ -440,8 +471,7 @@ pub fn run_exec(
     let Some(id) = w.ctrs[c].id.clone() else {
         return Err("container is not running".into());
     };
-    let spec = w.runtime().spec_of(&id).map_err(|e| e.to_string())?;
-    let Some(mut process) = spec.process().clone() else {
+    let Some(mut process) = w.ctrs[c].exec_process.clone() else {
         return Err("container has no process".into());
     };
     process.set_args(Some(cmd.clone()));

@@ -64,33 +64,6 @@ fn write_file(path: &Path, content: &str) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// kubelet's /etc/hosts for a pod.
-pub fn hosts_file(pod: &Pod, hostname: &str, pod_ip: Option<&str>) -> String {
-    let mut s = String::from("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n");
-    let spec = pod.spec.as_ref();
-    let fqdn = spec.and_then(|s| s.subdomain.as_ref()).map(|sub| {
-        format!(
-            "{hostname}.{sub}.{}.svc.cluster.local",
-            pod.metadata.namespace.as_deref().unwrap_or("default")
-        )
-    });
-    if let Some(ip) = pod_ip {
-        match &fqdn {
-            Some(f) => s.push_str(&format!("{ip}\t{f}\t{hostname}\n")),
-            None => s.push_str(&format!("{ip}\t{hostname}\n")),
-        }
-    }
-    let aliases = spec.and_then(|s| s.host_aliases.as_ref());
-    if let Some(aliases) = aliases.filter(|a| !a.is_empty()) {
-        s.push_str("\n# Entries added by HostAliases.\n");
-        for a in aliases {
-            let names = a.hostnames.clone().unwrap_or_default().join("\t");
-            s.push_str(&format!("{}\t{names}\n", a.ip));
-        }
-    }
-    s
-}
-
 /// /etc/resolv.conf per dnsPolicy. Without a cluster DNS, ClusterFirst falls back to the
 /// node's resolver, as kubelet does when no clusterDNS is configured.
 pub fn resolv_conf(pod: &Pod) -> String {
@@ -178,42 +151,16 @@ impl Sandbox {
                 node_allocatable: Default::default(),
             })
         };
-        let mut namespaces = vec![serde_json::json!({"type": "mount"})];
-        if !host_pid {
-            namespaces.push(serde_json::json!({"type": "pid"}));
-        }
-        if !host_network {
-            namespaces.push(serde_json::json!({"type": "network"}));
-            namespaces.push(serde_json::json!({"type": "uts"}));
-        }
-        if !host_ipc {
-            namespaces.push(serde_json::json!({"type": "ipc"}));
-        }
         let pod_cgroup = crate::spec::resources::pod_cgroup_path(pod);
-        let mut config = serde_json::json!({
-            "ociVersion": "1.0.2",
-            "process": {
-                "terminal": false,
-                "user": {"uid": 65535, "gid": 65535},
-                "args": ["/pause"],
-                "env": [],
-                "cwd": "/",
-                "noNewPrivileges": true,
-                "oomScoreAdj": settable_oom_score_adj(-998)
-            },
-            "root": {"path": pause_root, "readonly": true},
-            "mounts": [],
-            "linux": {
-                "namespaces": namespaces,
-                "cgroupsPath": format!("{pod_cgroup}/{id}"),
-                "maskedPaths": [],
-                "readonlyPaths": []
-            },
-            "annotations": {"io.kubernetes.cri.container-type": "sandbox"}
-        });
-        if !host_network {
-            config["hostname"] = serde_json::Value::String(hostname.clone());
-        }
+        let config = crate::spec::sandbox_spec(&crate::spec::SandboxSpecInput {
+            pod,
+            rootfs: &pause_root,
+            args: vec!["/pause".to_string()],
+            cgroups_path: format!("{pod_cgroup}/{id}"),
+            hostname: hostname.clone(),
+            net_ns: None,
+        })
+        .map_err(|e| e.to_string())?;
         let bundle = args.pod_dir.join("sandbox");
         std::fs::create_dir_all(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
         let data = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
@@ -293,7 +240,14 @@ impl Sandbox {
             let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
             write_file(&hosts, &host_hosts)?;
         } else {
-            write_file(&hosts, &hosts_file(pod, hostname, self.pod_ip.as_deref()))?;
+            write_file(
+                &hosts,
+                &crate::spec::podfiles::hosts_file(
+                    pod,
+                    hostname,
+                    &self.pod_ip.iter().cloned().collect::<Vec<_>>(),
+                ),
+            )?;
         }
         write_file(&hostname_file, &format!("{hostname}\n"))?;
         write_file(&resolv, &resolv_conf(pod))?;
@@ -368,23 +322,15 @@ fn remove_empty_cgroup_parents(pod_cgroup: &str) {
         }
         // A plain rmdir per hierarchy: it fails at once while other pods' cgroups remain.
         if let Ok(cg) = crate::runtime::cgroups::open(&s) {
-            let removed = cg.paths().iter().filter(|d| std::fs::remove_dir(d).is_ok()).count();
+            let removed = cg
+                .paths()
+                .iter()
+                .filter(|d| std::fs::remove_dir(d).is_ok())
+                .count();
             if removed == 0 && cg.exists() {
                 break;
             }
         }
         parent = p.parent().map(Path::to_path_buf);
-    }
-}
-
-/// kubelet's oom_score_adj, or the nearest value this host lets us set: lowering it
-/// needs CAP_SYS_RESOURCE, which some hosts (containers, CI sandboxes) withhold.
-pub fn settable_oom_score_adj(wanted: i32) -> i32 {
-    let current: i32 = std::fs::read_to_string("/proc/self/oom_score_adj").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-    let has_sys_resource = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap_or(false);
-    if has_sys_resource {
-        wanted
-    } else {
-        wanted.max(current)
     }
 }

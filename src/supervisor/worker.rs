@@ -96,6 +96,12 @@ pub struct Ctr {
     stop_deadline: Option<Instant>,
     /// The image's STOPSIGNAL (SIGTERM when it names none).
     stop_signal: Signal,
+    /// The write end of the container's stdin pipe (stdin: true), held open.
+    stdin_keep: Option<OwnedFd>,
+    /// The host file behind terminationMessagePath for the current run.
+    termination_file: Option<PathBuf>,
+    /// The container's OCI process (user, caps, env): exec probes and hooks start from it.
+    pub exec_process: Option<oci_spec::runtime::Process>,
 }
 
 impl Ctr {
@@ -140,6 +146,8 @@ pub struct Worker {
     active_deadline: Option<Instant>,
     started_at: Instant,
     log_dir: PathBuf,
+    /// Open handles of the pod's and our network namespaces, for probes.
+    netns_files: Option<(File, File)>,
 }
 
 fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
@@ -254,6 +262,7 @@ impl Worker {
             active_deadline: None,
             started_at: Instant::now(),
             log_dir,
+            netns_files: None,
         })
     }
 
@@ -340,7 +349,12 @@ impl Worker {
                 if let Decision::Admitted(_) = &d {
                     // Bind while holding the lock, so a concurrent admission counts us.
                     self.set_condition("PodScheduled", true, None, None);
-                    self.status.host_ip = Some("127.0.0.1".into());
+                    self.status.host_ip = crate::network::host_ip();
+                    self.status.host_ips = self
+                        .status
+                        .host_ip
+                        .clone()
+                        .map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]);
                     self.flush();
                 }
                 d
@@ -456,7 +470,7 @@ impl Worker {
         self.sandbox = Some(sb);
         self.set_condition("PodReadyToStartContainers", true, None, None);
         let pod_ips: Vec<String> = self.status.pod_ip.iter().cloned().collect();
-        let host_ips = vec!["127.0.0.1".to_string()];
+        let host_ips: Vec<String> = crate::network::host_ip().into_iter().collect();
         let ctx = EnvContext {
             pod: &self.pod,
             config_maps: &self.objects.config_maps,
@@ -551,7 +565,10 @@ impl Worker {
     /// and the back-off decides when to try again.
     fn start_container(&mut self, c: usize) {
         let now = Instant::now();
-        self.ctrs[c].backoff.advance(now);
+        // kubelet advances the back-off at each restart (not at the first start).
+        if self.ctrs[c].finished.is_some() {
+            self.ctrs[c].backoff.advance(now);
+        }
         let image = match self.ensure_image(c) {
             Ok(i) => i,
             Err((reason, msg)) => {
@@ -625,7 +642,8 @@ impl Worker {
             return Err(run_err("no sandbox".into()));
         };
         let pod_ips: Vec<String> = self.status.pod_ip.iter().cloned().collect();
-        let host_ips = vec!["127.0.0.1".to_string()];
+        let host_ips: Vec<String> = crate::network::host_ip().into_iter().collect();
+        let seccomp_root = self.args.data_dir.join("seccomp");
         let input = ContainerSpecInput {
             ctx: EnvContext {
                 pod: &self.pod,
@@ -644,21 +662,29 @@ impl Worker {
             mounts: &mounts,
             pod_files: self.pod_files.clone(),
             node_memory_capacity: self.node_mem,
+            seccomp_profile_root: Some(&seccomp_root),
         };
         let oci = match spec::container_spec(&input) {
             Ok(mut s) => {
                 // The sandbox already named the shared UTS namespace; a container joining
                 // it by path does not set it again.
-                let joins_uts = s.linux().as_ref().and_then(|l| l.namespaces().as_ref()).is_some_and(|ns| {
-                    ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts && n.path().is_some())
-                });
+                let joins_uts = s
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.namespaces().as_ref())
+                    .is_some_and(|ns| {
+                        ns.iter().any(|n| {
+                            n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts
+                                && n.path().is_some()
+                        })
+                    });
                 if joins_uts {
                     s.set_hostname(None);
                     s.set_domainname(None);
                 }
                 if let Some(p) = s.process_mut().as_mut() {
                     if let Some(adj) = p.oom_score_adj() {
-                        p.set_oom_score_adj(Some(super::sandbox::settable_oom_score_adj(adj)));
+                        p.set_oom_score_adj(Some(crate::spec::attainable_oom_score_adj(adj)));
                     }
                 }
                 s
@@ -668,6 +694,35 @@ impl Worker {
                 return Err(cfg_err(e.to_string()));
             }
         };
+        let mut oci = oci;
+        // terminationMessagePath: a host file bind-mounted there, read when it exits.
+        let term_file = self.args.pod_dir.join("termination").join(&id);
+        let term_path = self.ctrs[c]
+            .spec
+            .termination_message_path
+            .clone()
+            .unwrap_or_else(|| "/dev/termination-log".into());
+        if std::fs::create_dir_all(self.args.pod_dir.join("termination"))
+            .and_then(|_| std::fs::write(&term_file, b""))
+            .is_ok()
+        {
+            if let Ok(m) = oci_spec::runtime::MountBuilder::default()
+                .destination(&term_path)
+                .typ("bind")
+                .source(&term_file)
+                .options(vec![
+                    "rbind".to_string(),
+                    "rprivate".to_string(),
+                    "rw".to_string(),
+                ])
+                .build()
+            {
+                let mut mounts = oci.mounts().clone().unwrap_or_default();
+                mounts.push(m);
+                oci.set_mounts(Some(mounts));
+            }
+        }
+        let exec_process = oci.process().clone();
         let bundle = store.container_dir(&id);
         let write = std::fs::create_dir_all(&bundle)
             .and_then(|_| serde_json::to_vec(&oci).map_err(std::io::Error::other))
@@ -718,10 +773,35 @@ impl Worker {
             child_ends.push(w);
         }
         let devnull = File::open("/dev/null").map_err(|e| run_err(format!("/dev/null: {e}")))?;
+        // stdin: true keeps a pipe open (its write end stays with us) so the container
+        // never reads EOF; tty: true gives it a pty whose master we read as stdout.
+        let stdin_pipe = if self.ctrs[c].spec.stdin == Some(true) {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()
+        } else {
+            None
+        };
+        let tty = self.ctrs[c].spec.tty == Some(true);
+        let console = if tty {
+            nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .ok()
+        } else {
+            None
+        };
         let opts = CreateOptions {
-            stdin: Some(devnull.as_raw_fd()),
+            stdin: Some(
+                stdin_pipe
+                    .as_ref()
+                    .map(|(r, _)| r.as_raw_fd())
+                    .unwrap_or(devnull.as_raw_fd()),
+            ),
             stdout: Some(child_ends[0].as_raw_fd()),
             stderr: Some(child_ends[1].as_raw_fd()),
+            console_fd: console.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
             ..Default::default()
         };
         let state = match self.runtime.create(&id, &bundle, &opts) {
@@ -735,6 +815,28 @@ impl Worker {
         };
         drop(child_ends);
         drop(devnull);
+        let stdin_keep = stdin_pipe.map(|(_, w)| w);
+        if let Some((ours, theirs)) = console {
+            drop(theirs);
+            match crate::cli::oci::recv_master(&ours) {
+                Ok(master) => {
+                    let _ = nix::fcntl::fcntl(
+                        &master,
+                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                    );
+                    // With a terminal everything the container writes arrives on the master.
+                    if let Some(first) = pumps.first_mut() {
+                        first.fd = master;
+                    }
+                    pumps.truncate(1);
+                }
+                Err(e) => {
+                    let _ = self.runtime.delete(&id, true);
+                    let _ = ImageStore::open(&self.args.data_dir).map(|s| s.release_rootfs(&id));
+                    return Err(run_err(format!("receiving the container's terminal: {e}")));
+                }
+            }
+        }
         let name = self.ctrs[c].spec.name.clone();
         self.kubelet_event(c, "Normal", "Created", &format!("Created container {name}"));
         if let Err(e) = self.runtime.start(&id) {
@@ -747,6 +849,9 @@ impl Worker {
         ctr.id = Some(id.clone());
         ctr.pid = Some(state.pid);
         ctr.logs = pumps;
+        ctr.stdin_keep = stdin_keep;
+        ctr.exec_process = exec_process;
+        ctr.termination_file = Some(term_file);
         ctr.started = Some(Instant::now());
         ctr.finished = None;
         ctr.kill_note = None;
@@ -882,6 +987,9 @@ impl Worker {
         } else {
             "Error"
         };
+        ctr.stdin_keep = None;
+        let message = termination_message(ctr, code, &self.log_dir);
+        let ctr = &mut self.ctrs[c];
         let term = ContainerStateTerminated {
             exit_code: code,
             signal,
@@ -889,7 +997,7 @@ impl Worker {
             started_at,
             finished_at: Some(now_time()),
             container_id: ctr.status.container_id.clone(),
-            message: None,
+            message,
         };
         ctr.status.state = Some(ContainerState {
             terminated: Some(term),
@@ -1442,7 +1550,14 @@ impl Worker {
         self.update_phase();
         self.flush();
         self.signal_ready("ok");
+        trim_resident();
+        let mut trimmed_at = Instant::now();
         loop {
+            // Start-up and restarts run code the steady loop never needs again.
+            if trimmed_at.elapsed() > Duration::from_secs(60) {
+                trim_resident();
+                trimmed_at = Instant::now();
+            }
             let timeout = self
                 .next_wakeup()
                 .map(|t| t.saturating_duration_since(Instant::now()));
@@ -1515,7 +1630,7 @@ impl Worker {
 
     /// activeDeadlineSeconds passed: kill everything, phase Failed, reason DeadlineExceeded.
     fn deadline_exceeded(&mut self) {
-        let msg = format!("Pod was active on the node longer than the specified deadline");
+        let msg = "Pod was active on the node longer than the specified deadline".to_string();
         self.event("Normal", "DeadlineExceeded", "kubelet", "", &msg);
         for c in 0..self.ctrs.len() {
             self.ctrs[c].done = true;
@@ -1551,9 +1666,16 @@ impl Worker {
     pub fn pod_ip(&self) -> Option<&str> {
         self.status.pod_ip.as_deref()
     }
-    /// The pod's network namespace (None with hostNetwork).
-    pub fn sandbox_netns(&self) -> Option<PathBuf> {
-        self.sandbox.as_ref().and_then(|s| s.namespaces().net)
+    /// The pod's network namespace and this thread's own, both open (None with
+    /// hostNetwork), for probes to create their sockets inside the pod.
+    pub fn probe_netns(&mut self) -> Option<&(File, File)> {
+        if self.netns_files.is_none() {
+            let path = self.sandbox.as_ref().and_then(|s| s.namespaces().net)?;
+            let target = File::open(path).ok()?;
+            let own = File::open("/proc/thread-self/ns/net").ok()?;
+            self.netns_files = Some((target, own));
+        }
+        self.netns_files.as_ref()
     }
 }
 
@@ -1574,14 +1696,7 @@ fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         started: Some(false),
         state: Some(ContainerState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some(
-                    if kind == Kind::Regular {
-                        "PodInitializing"
-                    } else {
-                        "PodInitializing"
-                    }
-                    .into(),
-                ),
+                reason: Some("PodInitializing".into()),
                 message: None,
             }),
             ..Default::default()
@@ -1605,6 +1720,9 @@ fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         probes,
         stop_deadline: None,
         stop_signal: Signal::SIGTERM,
+        stdin_keep: None,
+        termination_file: None,
+        exec_process: None,
     }
 }
 
@@ -1706,4 +1824,69 @@ pub fn parse_signal(s: &str) -> Option<Signal> {
         format!("SIG{upper}")
     };
     name.parse().ok()
+}
+
+/// kubelet's termination message: the file at terminationMessagePath (at most 4096
+/// bytes); with FallbackToLogsOnError and an empty file after a failure, the log's last
+/// 80 lines (at most 2048 bytes).
+fn termination_message(ctr: &mut Ctr, code: i32, log_dir: &Path) -> Option<String> {
+    let file = ctr.termination_file.take()?;
+    let mut msg = std::fs::read(&file).unwrap_or_default();
+    let _ = std::fs::remove_file(&file);
+    msg.truncate(4096);
+    let fallback = ctr.spec.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
+    if msg.is_empty() && fallback && code != 0 {
+        let path = logs::container_log_path(log_dir, &ctr.spec.name, ctr.status.restart_count);
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = logs::parse(&text).into_iter().map(|l| l.text).collect();
+        let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+        let start = tail.len().saturating_sub(2048);
+        let start = (start..=tail.len())
+            .find(|&i| tail.is_char_boundary(i))
+            .unwrap_or(tail.len());
+        msg = tail.as_bytes()[start..].to_vec();
+    }
+    (!msg.is_empty()).then(|| String::from_utf8_lossy(&msg).into_owned())
+}
+
+/// Drops the supervisor's resident copies of code and read-only data, and returns freed
+/// heap to the kernel. The supervisor runs a small loop out of a large binary: start-up
+/// maps in (and fault-around keeps) most of its text and of libc, though the loop touches
+/// little of it. A private file mapping with no copied-on-write page holds nothing but
+/// the file's own bytes, so dropping its pages is safe: they are read again from the page
+/// cache on use. Mappings with any anonymous page (relocated data, .data) are left alone.
+pub fn trim_resident() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let mut current: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let Some(first) = f.next() else { continue };
+        if let Some((a, b)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            let perms = f.next().unwrap_or("");
+            let path = f.nth(3).unwrap_or("");
+            let file_backed = path.starts_with('/');
+            current = match (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                (Ok(start), Ok(end)) if file_backed && (perms == "r-xp" || perms == "r--p") => {
+                    Some((start, end))
+                }
+                _ => None,
+            };
+            continue;
+        }
+        if first == "Anonymous:" {
+            if let Some((start, end)) = current.take() {
+                if f.next() == Some("0") {
+                    // SAFETY: a private, read-only file mapping without a single anonymous
+                    // (copied) page: dropping its pages loses nothing.
+                    unsafe {
+                        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED)
+                    };
+                }
+            }
+        }
+    }
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
 }

@@ -183,10 +183,19 @@ fn join(base: PathBuf, parts: &[&str]) -> PathBuf {
 /// The directory of `inner` in a v1 hierarchy (or hybrid's cgroup2 one, key ""):
 /// absolute from the mount point, relative under the caller's own cgroup.
 pub(crate) fn resolve_v1(mount: &Mount, key: &str, inner: &Inner) -> Result<PathBuf> {
+    resolve_v1_with(mount, key, inner, own_cgroups)
+}
+
+fn resolve_v1_with<'a>(
+    mount: &Mount,
+    key: &str,
+    inner: &Inner,
+    own: impl FnOnce() -> Result<&'a Vec<(String, String)>>,
+) -> Result<PathBuf> {
     if inner.absolute {
         return Ok(join(mount.mountpoint.clone(), &[&inner.rel]));
     }
-    let own = own_in(mount, key, own_cgroups()?)?;
+    let own = own_in(mount, key, own()?)?;
     Ok(join(mount.mountpoint.clone(), &[&own, &inner.rel]))
 }
 
@@ -194,10 +203,18 @@ pub(crate) fn resolve_v1(mount: &Mount, key: &str, inner: &Inner) -> Result<Path
 /// under the parent of the caller's cgroup (the caller's own cgroup has processes, so
 /// it cannot delegate controllers to a child; runc does the same).
 pub(crate) fn resolve_v2(mount: &Mount, inner: &Inner) -> Result<PathBuf> {
+    resolve_v2_with(mount, inner, own_cgroups)
+}
+
+fn resolve_v2_with<'a>(
+    mount: &Mount,
+    inner: &Inner,
+    own: impl FnOnce() -> Result<&'a Vec<(String, String)>>,
+) -> Result<PathBuf> {
     if inner.absolute {
         return Ok(join(mount.mountpoint.clone(), &[&inner.rel]));
     }
-    let own = own_in(mount, "", own_cgroups()?)?;
+    let own = own_in(mount, "", own()?)?;
     let parent = own.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
     Ok(join(mount.mountpoint.clone(), &[parent, &inner.rel]))
 }
@@ -277,5 +294,21 @@ mod tests {
         let ns = mount("/sys/fs/cgroup/memory", "/process_api");
         assert_eq!(own_in(&ns, "memory", &own).unwrap(), "ab");
         assert!(own_in(&m, "pids", &own).is_err());
+
+        let inner = clean("podrun/c1").unwrap();
+        assert_eq!(
+            resolve_v1_with(&m, "memory", &inner, || Ok(&own)).unwrap(),
+            PathBuf::from("/sys/fs/cgroup/memory/process_api/ab/podrun/c1")
+        );
+        let v2 = mount("/sys/fs/cgroup", "/");
+        assert_eq!(
+            resolve_v2_with(&v2, &inner, || Ok(&own)).unwrap(),
+            PathBuf::from("/sys/fs/cgroup/user.slice/podrun/c1")
+        );
+        let top = parse_proc_cgroup("0::/\n");
+        assert_eq!(
+            resolve_v2_with(&v2, &inner, || Ok(&top)).unwrap(),
+            PathBuf::from("/sys/fs/cgroup/podrun/c1")
+        );
     }
 }

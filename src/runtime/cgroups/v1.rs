@@ -34,18 +34,26 @@ fn unsupported(field: &str, reason: &str) -> CgroupError {
 const V1_UNLIMITED: u64 = 1 << 62;
 
 /// A new cpuset cgroup starts with no cpus and no mems (nothing could run in it):
-/// copy the parent's, as runc does.
+/// copy the parent's, as runc does. A parent still empty (created by a concurrent
+/// podrun that has not filled it yet) is filled first, up to the hierarchy root.
 fn init_cpuset(dir: &Path) -> Result<()> {
-    let Some(parent) = dir.parent() else {
-        return Ok(());
-    };
     for file in ["cpuset.cpus", "cpuset.mems"] {
-        if fsio::read(dir, file)?.is_empty() {
-            let v = fsio::read(parent, file)?;
-            fsio::write(dir, file, &v, "copying the parent's cpuset")?;
-        }
+        init_cpuset_file(dir, file, 0)?;
     }
     Ok(())
+}
+
+fn init_cpuset_file(dir: &Path, file: &str, depth: u32) -> Result<String> {
+    let v = fsio::read(dir, file)?;
+    if !v.is_empty() || depth > 64 {
+        return Ok(v);
+    }
+    let Some(parent) = dir.parent() else {
+        return Ok(v);
+    };
+    let pv = init_cpuset_file(parent, file, depth + 1)?;
+    fsio::write(dir, file, &pv, "copying the parent's cpuset")?;
+    Ok(pv)
 }
 
 impl V1Manager {

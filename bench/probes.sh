@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Probe benchmark (issue 5): PODS pods x 2 busybox containers, each with an exec liveness
+# probe and an httpGet readiness probe every 1 s, for SECS seconds. Prints the supervisors'
+# own CPU (utime+stime) as % of one core and per probe, the probe processes' CPU (children),
+# and how late probes fired against their period (p50/p99/max).
+# Usage: bench/probes.sh [PODS] [SECS]   (root; release build; fixtures built if needed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PODS=${1:-50}
+SECS=${2:-300}
+PODRUN=${PODRUN:-$PWD/target/release/podrun}
+[ -x "$PODRUN" ] || cargo build --release
+work=$(mktemp -d /tmp/podrun-bench-probes.XXXXXX)
+export PODRUN_ROOT=$work/root PODRUN_DATA_DIR=$work/data PODRUN_POD_LOG_DIR=$work/logs PODRUN_PROBE_TRACE=$work/trace
+cleanup() {
+  for i in $(seq "$PODS"); do "$PODRUN" delete pod "probe-$i" --grace-period 0 --force >/dev/null 2>&1 & done
+  wait || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+bash rootfs-fixtures/build.sh busybox >/dev/null
+bash rootfs-fixtures/load.sh "$PODRUN" busybox >/dev/null
+ctr() { # ctr NAME PORT
+  cat <<YAML
+  - name: $1
+    image: busybox:1.30
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p $2 -h /www"]
+    livenessProbe:
+      exec: {command: ["true"]}
+      periodSeconds: 1
+    readinessProbe:
+      httpGet: {path: /, port: $2}
+      periodSeconds: 1
+YAML
+}
+for i in $(seq "$PODS"); do
+  { printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: probe-%s\nspec:\n  containers:\n' "$i"; ctr a 8080; ctr b 8081; } | "$PODRUN" up -f - >/dev/null
+done
+sleep 5
+ready=$("$PODRUN" get pods | grep -c ' 2/2 ' || true)
+echo "$PODS pods up, $ready with 2/2 ready"
+hz=$(getconf CLK_TCK)
+sups=$(for f in "$PODRUN_ROOT"/pods/*/supervisor.pid; do cat "$f"; echo; done)
+cpu() { for p in $sups; do awk '{print $14+$15, $16+$17}' /proc/$p/stat; done | awk '{s+=$1; c+=$2} END {print s, c}'; }
+: > "$PODRUN_PROBE_TRACE"
+read -r s0 c0 < <(cpu)
+t0=$(date +%s.%N)
+sleep "$SECS"
+read -r s1 c1 < <(cpu)
+t1=$(date +%s.%N)
+python3 - "$s0" "$s1" "$c0" "$c1" "$t0" "$t1" "$hz" "$PODRUN_PROBE_TRACE" <<'PY'
+import sys
+s0, s1, c0, c1, t0, t1, hz = (float(x) for x in sys.argv[1:8])
+lines = [l.split() for l in open(sys.argv[8]) if l.strip()]
+n = len(lines)
+wall = t1 - t0
+own = (s1 - s0) / hz
+kids = (c1 - c0) / hz
+late = sorted(int(l[2]) for l in lines) or [0]
+fails = sum(1 for l in lines if l[3] != "true")
+pct = lambda q: late[min(len(late) - 1, int(q * len(late)))] / 1000
+print(f"{n} probes in {wall:.0f} s ({n / wall:.0f}/s), {fails} failed")
+print(f"supervisors' own CPU: {own:.2f} s = {100 * own / wall:.2f}% of one core (target < 5%); {1e6 * own / max(n, 1):.0f} us per probe")
+print(f"probe processes (exec probes, reaped children): {kids:.2f} s = {100 * kids / wall:.2f}% of one core")
+print(f"lateness vs period: p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms, max {late[-1] / 1000:.1f} ms (target every probe within 100 ms)")
+PY

@@ -1,0 +1,220 @@
+#!/bin/bash
+# Boots a throw-away pure cgroup v2 VM (Debian's kernel, busybox initramfs, qemu TCG)
+# and runs podrun's cgroup tests inside it, as root on a real v2 kernel.
+#
+#   tests/vm/run.sh [TEST_TARGET...]   (default: cgroups cgroups_oci, i.e. the library
+#                                       tests and `podrun run` with linux.resources)
+#
+# The test binaries (cargo test --no-run), the shared libraries they load, static
+# busybox and target/debug/podrun (at its host path, so env!("CARGO_BIN_EXE_podrun")
+# resolves) are packed into the initramfs; no modules, no network, no host folder.
+# /init moves to a tmpfs root (pivot_root cannot leave the initramfs), mounts cgroup2
+# alone at /sys/fs/cgroup, delegates every controller, runs each test binary, prints a
+# result marker and powers off. Exits 0 only when every test binary passed; non-zero on failure, crash or timeout.
+#
+# Needs: qemu-system-x86 (qemu-system-x86_64), busybox-static, cpio, jq, apt (to fetch
+# the kernel once; cached under $PODRUN_VM_CACHE, default target/vm-cache).
+# Env: PODRUN_VM_TIMEOUT (seconds, default 600), PODRUN_VM_CACHE, PODRUN_VM_KERNEL
+# (a vmlinuz to use instead of Debian's), PODRUN_VM_SMP (default 2), PODRUN_VM_MEM
+# (MiB, default 1024), PODRUN_VM_EXPECT_MODE (the cgroup layout the tests must see,
+# default Unified; passed to init on the kernel command line).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CACHE=${PODRUN_VM_CACHE:-$ROOT/target/vm-cache}
+TIMEOUT=${PODRUN_VM_TIMEOUT:-600}
+SMP=${PODRUN_VM_SMP:-2}
+MEM=${PODRUN_VM_MEM:-1024}
+BUSYBOX=/bin/busybox
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(cgroups cgroups_oci)
+
+die() { echo "vm: $*" >&2; exit 2; }
+for tool in qemu-system-x86_64 cpio jq gzip timeout; do
+    command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y qemu-system-x86 cpio jq)"
+done
+[ -x "$BUSYBOX" ] || die "$BUSYBOX is missing (apt-get install -y busybox-static)"
+if ! (LC_ALL=C ldd "$BUSYBOX" 2>&1 || true) | grep -q "not a dynamic"; then
+    die "$BUSYBOX is not static (apt-get install -y busybox-static)"
+fi
+
+mkdir -p "$CACHE"
+WORK=$(mktemp -d "$CACHE/run.XXXXXX")
+QEMU_PID=
+cleanup() {
+    [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- kernel: Debian's current 6.1 image, downloaded once -------------------------------
+# The image linux-image-amd64 points at, else the newest versioned one apt knows.
+kernel_package() {
+    local pkg
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+        awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    if [ -z "$pkg" ]; then
+        pkg=$(apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-amd64$' 2>/dev/null |
+            awk '{ print $1 }' | sort -V | tail -n1)
+    fi
+    echo "$pkg"
+}
+kernel() {
+    if [ -n "${PODRUN_VM_KERNEL:-}" ]; then
+        echo "$PODRUN_VM_KERNEL"
+        return
+    fi
+    if [ -s "$CACHE/vmlinuz" ]; then
+        echo "$CACHE/vmlinuz"
+        return
+    fi
+    local pkg
+    pkg=$(kernel_package)
+    if [ -z "$pkg" ]; then
+        echo "vm: no kernel package in apt's lists: apt-get update" >&2
+        apt-get update -q >&2 || die "apt-get update failed"
+        pkg=$(kernel_package)
+    fi
+    [ -n "$pkg" ] || die "no linux-image-*-amd64 package known to apt"
+    echo "vm: downloading $pkg (once, cached in $CACHE)" >&2
+    local dl="$WORK/kernel-dl"
+    mkdir -p "$dl"
+    (cd "$dl" && apt-get download -q "$pkg" >&2) || die "apt-get download $pkg failed"
+    dpkg-deb -x "$dl"/*.deb "$dl/x" || die "unpacking $pkg failed"
+    local img
+    img=$(ls "$dl"/x/boot/vmlinuz-* 2>/dev/null | head -n1)
+    [ -n "$img" ] || die "$pkg holds no /boot/vmlinuz-*"
+    cp "$img" "$CACHE/vmlinuz.tmp" && mv "$CACHE/vmlinuz.tmp" "$CACHE/vmlinuz"
+    echo "$pkg" >"$CACHE/vmlinuz.package"
+    rm -rf "$dl"
+    echo "$CACHE/vmlinuz"
+}
+KERNEL=$(kernel)
+[ -s "$KERNEL" ] || die "kernel $KERNEL missing"
+
+# --- test binaries --------------------------------------------------------------------
+cd "$ROOT"
+BINS=()
+for t in "${TARGETS[@]}"; do
+    exe=$(cargo test --test "$t" --no-run --message-format=json 2>/dev/null |
+        jq -r 'select(.reason == "compiler-artifact" and .target.kind == ["test"]
+                      and .target.name == "'"$t"'" and .executable != null) | .executable' |
+        tail -n1)
+    if [ -z "$exe" ] || [ ! -x "$exe" ]; then
+        cargo test --test "$t" --no-run >&2 || true
+        die "could not build test target $t"
+    fi
+    BINS+=("$t=$exe")
+done
+
+# --- initramfs ------------------------------------------------------------------------
+IR="$WORK/initramfs"
+mkdir -p "$IR"/{bin,dev,proc,sys,tmp,run,tests,etc}
+cp "$BUSYBOX" "$IR/bin/busybox"
+
+# Copies a dynamically linked program and the libraries ldd lists, at their own paths.
+pack() {
+    local src=$1 dst=$2
+    if command -v objcopy >/dev/null; then
+        objcopy --strip-debug "$src" "$IR$dst" 2>/dev/null || cp "$src" "$IR$dst"
+    else
+        cp "$src" "$IR$dst"
+    fi
+    chmod 755 "$IR$dst"
+    local lib
+    for lib in $(ldd "$src" 2>/dev/null | grep -o '/[^ ]*' | sort -u); do
+        [ -e "$IR$lib" ] && continue
+        mkdir -p "$IR$(dirname "$lib")"
+        cp -L "$lib" "$IR$lib"
+    done
+}
+for b in "${BINS[@]}"; do
+    pack "${b#*=}" "/tests/${b%%=*}"
+done
+# podrun itself, for tests that drive the binary (built by cargo test with them).
+if [ -x "$ROOT/target/debug/podrun" ]; then
+    mkdir -p "$IR$ROOT/target/debug"
+    pack "$ROOT/target/debug/podrun" "$ROOT/target/debug/podrun"
+    ln -s "$ROOT/target/debug/podrun" "$IR/bin/podrun"
+fi
+
+cat >"$IR/init" <<'EOF'
+#!/bin/busybox sh
+# Stage 1: copy the initramfs onto a tmpfs and switch to it, so containers can
+# pivot_root (the initramfs root cannot be pivoted away from).
+if [ ! -e /.tmpfs-root ]; then
+    /bin/busybox mkdir -p /newroot
+    /bin/busybox mount -t tmpfs -o mode=755 tmpfs /newroot
+    for d in /*; do
+        case "$d" in /newroot|/proc|/sys|/dev) ;; *) /bin/busybox cp -a "$d" /newroot/ ;; esac
+    done
+    /bin/busybox mkdir -p /newroot/proc /newroot/sys /newroot/dev
+    /bin/busybox touch /newroot/.tmpfs-root
+    exec /bin/busybox switch_root /newroot /init
+fi
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root RUST_BACKTRACE=1 TMPDIR=/tmp
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+echo "vm: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
+    echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+done
+echo "vm: delegated: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+fail=0
+for t in /tests/*; do
+    [ -x "$t" ] || continue
+    name=${t##*/}
+    echo "PODRUN-VM-BEGIN $name"
+    # --test-threads: parallel as on the host, so the same interleavings are exercised.
+    "$t" --test-threads=2 </dev/null
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        echo "PODRUN-VM-TEST $name PASS"
+    else
+        echo "PODRUN-VM-TEST $name FAIL rc=$rc"
+        fail=1
+    fi
+done
+if [ $fail -eq 0 ]; then echo "PODRUN-VM-RESULT: PASS"; else echo "PODRUN-VM-RESULT: FAIL"; fi
+sync
+poweroff -f
+EOF
+chmod 755 "$IR/init"
+(cd "$IR" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$WORK/initramfs.gz"
+
+# --- boot ---------------------------------------------------------------------------------
+LOG="$WORK/serial.log"
+echo "vm: booting $(cat "$CACHE/vmlinuz.package" 2>/dev/null || echo "$KERNEL") with" \
+    "${TARGETS[*]} (initramfs $(du -h "$WORK/initramfs.gz" | cut -f1), timeout ${TIMEOUT}s)"
+start=$(date +%s)
+set +e
+# TCG: KVM hung in early boot on the machines this was written on.
+timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
+    -accel tcg -cpu max -smp "$SMP" -m "$MEM" \
+    -display none -monitor none -serial stdio -nic none -no-reboot \
+    -kernel "$KERNEL" -initrd "$WORK/initramfs.gz" \
+    -append "console=ttyS0 panic=-1 quiet loglevel=3 PODRUN_EXPECT_CGROUP_MODE=${PODRUN_VM_EXPECT_MODE:-Unified}" \
+    </dev/null 2>&1 | tr -d '\r' | tee "$LOG"
+qrc=${PIPESTATUS[0]}
+set -e
+elapsed=$(($(date +%s) - start))
+
+if [ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ]; then
+    echo "vm: FAIL: timed out after ${TIMEOUT}s" >&2
+    exit 1
+fi
+if grep -q '^PODRUN-VM-RESULT: PASS$' "$LOG"; then
+    echo "vm: PASS (${elapsed}s): $(grep -c '^PODRUN-VM-TEST .* PASS$' "$LOG") test binary(ies) passed on cgroup v2"
+    exit 0
+fi
+if grep -q '^PODRUN-VM-RESULT: FAIL$' "$LOG"; then
+    echo "vm: FAIL (${elapsed}s): $(grep '^PODRUN-VM-TEST .* FAIL' "$LOG" | tr '\n' ' ')" >&2
+else
+    echo "vm: FAIL (${elapsed}s): no result marker (qemu exit $qrc: crash or panic, see above)" >&2
+fi
+exit 1
