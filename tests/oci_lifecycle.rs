@@ -300,3 +300,50 @@ fn spec_and_features_describe_the_runtime() {
     assert_eq!(c["root"]["path"], "rootfs");
     assert_eq!(c["process"]["args"][0], "sh");
 }
+
+#[test]
+fn pause_resume_and_update_go_through_the_cgroup() {
+    let env = Env::new();
+    env.set_args(&["sleep", "1000"]);
+    let id = unique("pause");
+    let out = env.podrun(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    assert!(env.podrun(&["pause", &id]).status.success());
+    assert_eq!(env.status(&id), "paused");
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(st.contains("State:\tD"), "frozen task: {st}");
+    // Paused containers cannot be exec'd into.
+    assert!(!env.podrun(&["exec", &id, "true"]).status.success());
+    assert!(env.podrun(&["resume", &id]).status.success());
+    assert_eq!(env.status(&id), "running");
+    let out = env.podrun(&["update", "--pids-limit", "7", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.podrun(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+    ]);
+    assert_eq!(stdout(&out).trim(), "7", "{}", stderr(&out));
+    // A paused container is deleted with --force too.
+    assert!(env.podrun(&["pause", &id]).status.success());
+    assert!(env.podrun(&["delete", "--force", &id]).status.success());
+    assert!(wait_dead(pid));
+    assert!(cgroup_dirs(&format!("/podrun/{id}")).is_empty());
+}
+
+#[test]
+fn a_stale_state_dir_from_a_killed_create_does_not_block_the_id() {
+    let env = Env::new();
+    let id = unique("stale");
+    let dir = env.container_dir(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("lock"), "").unwrap();
+    let out = env.podrun(&["state", &id]);
+    assert!(stderr(&out).contains("does not exist"));
+    let out = env.create(&id);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.status(&id), "created");
+}

@@ -360,11 +360,8 @@ fn run_container(rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
     let id = a.create.id.clone();
     let mut opts = create_opts(&a.create);
     if a.detach {
+        opts.start_immediately = true;
         rt.create(&id, &a.create.bundle, &opts)?;
-        if let Err(e) = rt.start(&id) {
-            let _ = rt.delete(&id, true);
-            return Err(e.into());
-        }
         return Ok(0);
     }
     // Attached: we wait for init, which may be a grandchild when a second fork is needed.
@@ -372,6 +369,7 @@ fn run_container(rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let bundle = runtime::config::load_bundle(&a.create.bundle)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    opts.start_immediately = true;
     let mut ours = None;
     let mut theirs = None;
     if terminal && opts.console_socket.is_none() {
@@ -380,7 +378,8 @@ fn run_container(rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
         ours = Some(x);
         theirs = Some(y);
     }
-    let st: State = rt.create(&id, &a.create.bundle, &opts)?;
+    runtime::config::validate_id(&id)?;
+    let st: State = rt.create_from(&id, &bundle, &opts)?;
     drop(theirs);
     let master = match &ours {
         Some(s) => match recv_master(s) {
@@ -393,10 +392,6 @@ fn run_container(rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
         None => None,
     };
     runtime::terminal::forward_signals(st.pid);
-    if let Err(e) = rt.start(&id) {
-        let _ = rt.delete(&id, true);
-        return Err(e.into());
-    }
     if let Some(m) = &master {
         let _raw = runtime::terminal::RawMode::enter();
         runtime::terminal::relay(m);

@@ -172,13 +172,51 @@ pub(crate) fn open_cgroup(
     }
 }
 
-/// Moves `pid` into the cgroup and writes the config's resources.
-pub(crate) fn apply_cgroup(cg: &dyn CgroupManager, spec: &Spec, pid: i32) -> Result<()> {
-    cg.apply(pid)?;
-    if let Some(res) = effective_resources(spec) {
-        cg.set(&res)?;
+/// How a new process enters a cgroup cheaply: cgroup2 by clone3(CLONE_INTO_CGROUP),
+/// v1 hierarchies by the child writing "0" to their `tasks` files itself.
+#[derive(Default)]
+pub(crate) struct CgroupJoin {
+    pub tasks: Vec<PathBuf>,
+    pub unified: Option<OwnedFd>,
+}
+
+impl CgroupJoin {
+    pub(crate) fn prepare(cg: &dyn CgroupManager, low: i32) -> CgroupJoin {
+        let unified_path = cg.unified_path();
+        let tasks = cg
+            .paths()
+            .into_iter()
+            .filter(|d| Some(d) != unified_path.as_ref())
+            .map(|d| d.join("tasks"))
+            .collect();
+        let unified = unified_path.and_then(|u| {
+            let f = std::fs::File::open(&u).ok()?;
+            let fd: OwnedFd = f.into();
+            if fd.as_raw_fd() >= low {
+                Some(fd)
+            } else {
+                sys::dup_above(&fd, low).ok()
+            }
+        });
+        CgroupJoin { tasks, unified }
     }
-    Ok(())
+
+    /// Clones the child (into the cgroup2 directory when there is one); true when the
+    /// caller must still move the child with `apply` (clone3 unavailable).
+    pub(crate) fn clone(&self, flags: CloneFlags) -> Result<(i32, bool)> {
+        if let Some(dir) = &self.unified {
+            match sys::clone3_into_cgroup(flags.bits(), dir.as_raw_fd()) {
+                Ok(pid) => return Ok((pid, false)),
+                Err(e) => log::debug(&format!("clone3 into cgroup: {e}; falling back")),
+            }
+            let pid = sys::clone_fork(flags.bits())
+                .map_err(|e| RuntimeError::sys(format!("clone {flags:?}"), e))?;
+            return Ok((pid, true));
+        }
+        let pid = sys::clone_fork(flags.bits())
+            .map_err(|e| RuntimeError::sys(format!("clone {flags:?}"), e))?;
+        Ok((pid, false))
+    }
 }
 
 /// Writes /proc/<pid>/{uid,gid}_map from linux.uidMappings/gidMappings.
@@ -229,6 +267,31 @@ impl Drop for PidNsSwitch {
     }
 }
 
+/// A state dir without state.json whose lock nobody holds is what a killed `create`
+/// leaves: remove it so the id can be used again. True if it was removed.
+fn remove_stale(dir: &Path) -> bool {
+    if dir.join(state::STATE_FILE).exists() {
+        return false;
+    }
+    let Ok(f) = std::fs::File::open(dir.join(state::LOCK_FILE)) else {
+        // No lock file yet: a create that has only made the directory, or a crash
+        // right there; only the latter is old.
+        let old = std::fs::metadata(dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(10));
+        return old && std::fs::remove_dir_all(dir).is_ok();
+    };
+    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(_held) => {
+            log::warn(&format!("removing stale state {}", dir.display()));
+            std::fs::remove_dir_all(dir).is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
 /// Who owns the container, as runc reports it.
 pub(crate) fn owner() -> String {
     let uid = nix::unistd::geteuid();
@@ -248,7 +311,8 @@ impl Runtime {
         self.create_from(id, &b, opts)
     }
 
-    pub(crate) fn create_from(&self, id: &str, b: &Bundle, opts: &CreateOptions) -> Result<State> {
+    /// [`Runtime::create`] from an already loaded bundle.
+    pub fn create_from(&self, id: &str, b: &Bundle, opts: &CreateOptions) -> Result<State> {
         let spec = &b.spec;
         // Compiled before anything touches the host: a bad profile fails cleanly.
         let filter = super::seccomp::of_spec(spec, Some(&self.root.join("seccomp-cache")))
@@ -263,7 +327,11 @@ impl Runtime {
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(RuntimeError::Exists(id.to_string()))
+                if !remove_stale(&dir) {
+                    return Err(RuntimeError::Exists(id.to_string()));
+                }
+                std::fs::create_dir(&dir)
+                    .map_err(|e| RuntimeError::io("create", dir.clone(), e))?;
             }
             Err(e) => return Err(RuntimeError::io("create", dir, e)),
         }
@@ -278,17 +346,24 @@ impl Runtime {
             .map_err(|e| RuntimeError::io("lock", dir.join(state::LOCK_FILE), e))?;
         let cfg_copy = dir.join(state::CONFIG_FILE);
         std::fs::write(&cfg_copy, &b.raw).map_err(|e| RuntimeError::io("write", cfg_copy, e))?;
-        let fifo_path = dir.join(state::FIFO_FILE);
-        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .map_err(|e| RuntimeError::sys(format!("mkfifo {}", fifo_path.display()), e))?;
-        let fifo = nix::fcntl::open(
-            &fifo_path,
-            nix::fcntl::OFlag::O_RDONLY
-                | nix::fcntl::OFlag::O_NONBLOCK
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| RuntimeError::sys(format!("open {}", fifo_path.display()), e))?;
+        // `run` skips the created state: no exec fifo, the init goes straight on.
+        let fifo = if opts.start_immediately {
+            None
+        } else {
+            let fifo_path = dir.join(state::FIFO_FILE);
+            nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .map_err(|e| RuntimeError::sys(format!("mkfifo {}", fifo_path.display()), e))?;
+            Some(
+                nix::fcntl::open(
+                    &fifo_path,
+                    nix::fcntl::OFlag::O_RDONLY
+                        | nix::fcntl::OFlag::O_NONBLOCK
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(|e| RuntimeError::sys(format!("open {}", fifo_path.display()), e))?,
+            )
+        };
 
         let process = spec.process().as_ref();
         let terminal = process.and_then(|p| p.terminal()) == Some(true);
@@ -316,7 +391,7 @@ impl Runtime {
             }
         };
         let sync_child = lift(sync_child)?;
-        let fifo = lift(fifo)?;
+        let fifo = fifo.map(lift).transpose()?;
         let console_owned = console_owned.map(lift).transpose()?;
         let console = opts
             .console_fd
@@ -383,11 +458,27 @@ impl Runtime {
         .iter()
         .any(|k| !hooks::hooks_of(spec, *k).is_empty());
 
-        let args = InitArgs {
+        // The cgroup exists, with its limits, before the child does: the child joins it
+        // at birth (cgroup2) or first thing (v1), never by a slow migration.
+        let cg = open_cgroup(spec, id)?;
+        let cgroups_path = cg.as_ref().map(|(p, _)| p.clone());
+        guard.cgroup = cg.map(|(_, m)| m);
+        let mut join = CgroupJoin::default();
+        if let Some(cg) = guard.cgroup.as_deref() {
+            cg.create()?;
+            if let Some(res) = effective_resources(spec) {
+                cg.set(&res)?;
+            }
+            join = CgroupJoin::prepare(cg, low);
+        }
+
+        let mut args = InitArgs {
+            cgroup_tasks: &join.tasks,
             spec,
             rootfs: &b.rootfs,
             sync: sync_child.as_raw_fd(),
-            fifo: fifo.as_raw_fd(),
+            fifo: fifo.as_ref().map(|f| f.as_raw_fd()),
+            wait_go: false,
             console,
             stdio,
             preserve_fds: opts.preserve_fds,
@@ -404,9 +495,10 @@ impl Runtime {
         // /proc/<pid>/exe cannot be opened from inside the container.
         sys::set_non_dumpable();
         let switch = pid_join.as_ref().map(PidNsSwitch::enter).transpose()?;
-        let pid = sys::clone_fork(clone_flags.bits())
-            .map_err(|e| RuntimeError::sys(format!("clone {clone_flags:?}"), e))?;
+        let (pid, need_apply) = join.clone(clone_flags)?;
         if pid == 0 {
+            // Only a migration by the parent or id maps need the child to wait.
+            args.wait_go = need_apply || (fast && new_userns);
             // The child lives in the target pid namespace: nothing to switch back.
             std::mem::forget(switch);
             drop(sync_parent);
@@ -421,16 +513,18 @@ impl Runtime {
         drop(console_owned);
         let sp = sync_parent.as_raw_fd();
 
-        let cg = open_cgroup(spec, id)?;
-        let cgroups_path = cg.as_ref().map(|(p, _)| p.clone());
-        guard.cgroup = cg.map(|(_, m)| m);
-        if let Some(cg) = guard.cgroup.as_deref() {
-            apply_cgroup(cg, spec, pid)?;
+        drop(join);
+        if need_apply {
+            if let Some(cg) = guard.cgroup.as_deref() {
+                cg.apply(pid)?;
+            }
         }
         if fast && new_userns {
             write_id_maps(spec, pid)?;
         }
-        sys::send_msg(sp, msg::GO, b"").map_err(|e| RuntimeError::sys("sync", e))?;
+        if need_apply || (fast && new_userns) {
+            sys::send_msg(sp, msg::GO, b"").map_err(|e| RuntimeError::sys("sync", e))?;
+        }
 
         let mut record = ContainerRecord {
             id: id.to_string(),
@@ -493,6 +587,18 @@ impl Runtime {
         }
         guard.armed = false;
         drop(fifo);
+        if opts.start_immediately {
+            if !hooks::hooks_of(spec, HookKind::Poststart).is_empty() {
+                if let Err(e) = hooks::run_hooks(
+                    spec,
+                    HookKind::Poststart,
+                    &record.oci_state(Status::Running),
+                ) {
+                    log::warn(&e.to_string());
+                }
+            }
+            return Ok(record.oci_state(Status::Running));
+        }
         Ok(record.oci_state(Status::Created))
     }
 }

@@ -1,6 +1,6 @@
 //! `exec`: start another process in a running container, joining every namespace of
 //! its init, its cgroup, and the security settings of the given OCI process.
-use super::create::PidNsSwitch;
+use super::create::{CgroupJoin, PidNsSwitch};
 use super::error::{Result, RuntimeError};
 use super::init::{expect, setup_console};
 use super::state::Status;
@@ -154,6 +154,10 @@ impl Runtime {
             .as_ref()
             .and_then(|p| cgroups::open(p).ok());
 
+        let join = cg
+            .as_deref()
+            .map(|c| CgroupJoin::prepare(c, low))
+            .unwrap_or_default();
         // The container's own filter: an exec'd process never gets more than init.
         let filter = super::seccomp::of_spec(&spec, Some(&self.root.join("seccomp-cache")))
             .map_err(RuntimeError::Invalid)?;
@@ -161,7 +165,7 @@ impl Runtime {
         // /proc/<pid>/exe cannot be opened by the container's processes.
         sys::set_non_dumpable();
         let switch = pid_ns.as_ref().map(PidNsSwitch::enter).transpose()?;
-        let pid = sys::clone_fork(0).map_err(|e| RuntimeError::sys("clone", e))?;
+        let (pid, need_apply) = join.clone(CloneFlags::empty())?;
         if pid == 0 {
             // The child lives in the target pid namespace: nothing to switch back.
             std::mem::forget(switch);
@@ -169,6 +173,7 @@ impl Runtime {
             let child = ExecChild {
                 process: p,
                 sync: sync_child.as_raw_fd(),
+                cgroup_tasks: &join.tasks,
                 joins: joins.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect(),
                 console,
                 stdio,
@@ -188,7 +193,8 @@ impl Runtime {
             let _ = nix::sys::wait::waitpid(p, None);
             e
         };
-        if let Some(cg) = &cg {
+        drop(join);
+        if let Some(cg) = cg.as_deref().filter(|_| need_apply) {
             cg.apply(pid).map_err(|e| fail(e.into()))?;
         }
         let sp = sync_parent.as_raw_fd();
@@ -219,6 +225,7 @@ impl Runtime {
 struct ExecChild<'a> {
     process: &'a Process,
     sync: RawFd,
+    cgroup_tasks: &'a [PathBuf],
     joins: Vec<(RawFd, CloneFlags)>,
     console: Option<RawFd>,
     stdio: [Option<RawFd>; 3],
@@ -234,6 +241,7 @@ fn exec_child_main(c: &ExecChild) -> ! {
 }
 
 fn exec_child(c: &ExecChild) -> std::result::Result<(), String> {
+    sys::join_cgroup_tasks(c.cgroup_tasks)?;
     expect(c.sync, msg::GO)?;
     for (fd, flag) in &c.joins {
         // SAFETY: fd is an open namespace file inherited from the parent.

@@ -14,8 +14,13 @@ type R<T> = std::result::Result<T, String>;
 pub(crate) struct InitArgs<'a> {
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
+    /// v1 cgroup `tasks` files to join before anything else.
+    pub cgroup_tasks: &'a [std::path::PathBuf],
     pub sync: RawFd,
-    pub fifo: RawFd,
+    /// The exec fifo to wait on for `start`; None starts at once (`run`).
+    pub fifo: Option<RawFd>,
+    /// Wait for the parent's GO (it migrates us or writes our id maps first).
+    pub wait_go: bool,
     pub console: Option<RawFd>,
     pub stdio: [Option<RawFd>; 3],
     pub preserve_fds: u32,
@@ -98,7 +103,10 @@ fn process_of(spec: &Spec) -> R<&Process> {
 fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     let spec = a.spec;
     let p = process_of(spec)?;
-    expect(a.sync, msg::GO)?;
+    sys::join_cgroup_tasks(a.cgroup_tasks)?;
+    if a.wait_go {
+        expect(a.sync, msg::GO)?;
+    }
     for (fd, flag) in &a.joins {
         // SAFETY: fd is an open namespace file inherited from the parent.
         let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
@@ -177,6 +185,8 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
         state_json = expect(a.sync, msg::HOOKS_DONE)?;
         run_hooks_in_child(spec, super::hooks::HookKind::CreateContainer, &state_json)?;
     }
+    rootfs::apply_sysctl(spec, a.rootfs)?;
+    rootfs::mask_and_protect(spec, a.rootfs)?;
     rootfs::enter_root(a.rootfs, a.no_pivot)?;
     rootfs::root_propagation(spec)?;
     if p.terminal() == Some(true) {
@@ -185,8 +195,6 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
             .ok_or_else(|| "process.terminal: no console socket".to_string())?;
         setup_console(console, p, true)?;
     }
-    rootfs::apply_sysctl(spec)?;
-    rootfs::mask_and_protect(spec)?;
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         rootfs::readonly_root()?;
     }
@@ -206,8 +214,10 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
 /// After READY: wait for `start`, run startContainer hooks, exec.
 fn start_and_exec(a: &InitArgs, state_json: &[u8], prog: &process::Program) -> R<()> {
     let _ = nix::unistd::close(a.sync);
-    wait_for_start(a.fifo)?;
-    let _ = nix::unistd::close(a.fifo);
+    if let Some(fifo) = a.fifo {
+        wait_for_start(fifo)?;
+        let _ = nix::unistd::close(fifo);
+    }
     run_hooks_in_child(a.spec, super::hooks::HookKind::StartContainer, state_json)?;
     sys::cloexec_from(3 + a.preserve_fds);
     load_seccomp_late(process_of(a.spec)?, a.seccomp)?;

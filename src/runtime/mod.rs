@@ -12,12 +12,13 @@
 //! # Ok::<(), podrun::runtime::RuntimeError>(())
 //! ```
 //!
-//! Constraints: `create`, `run` and `exec` clone the calling process, and the child runs
-//! Rust code (it allocates) before exec, so call them from a single-threaded process.
-//! The container init (and exec'd processes) become children of the caller: reap them
-//! (`waitpid`) or make sure a subreaper does. `create` may set the caller's
-//! PR_SET_CHILD_SUBREAPER only in [`Runtime::run_attached`] (for configs that need a
-//! second fork).
+//! Constraints: `create` and `exec` clone the calling process, and the child runs Rust
+//! code (it allocates) before exec, so call them from a single-threaded process. The
+//! container init (and exec'd processes) become children of the caller: reap them
+//! (`waitpid`) or make sure a subreaper does. When a config joins namespaces by path
+//! and also asks for a new pid namespace, init is a grandchild: set
+//! PR_SET_CHILD_SUBREAPER to be able to wait for it. A pid namespace given by path is
+//! entered for the clone only and left again before `create`/`exec` return.
 pub mod cgroups;
 pub mod config;
 mod create;
@@ -59,6 +60,9 @@ pub struct CreateOptions {
     pub stdin: Option<RawFd>,
     pub stdout: Option<RawFd>,
     pub stderr: Option<RawFd>,
+    /// Skip the `created` state: the process runs as soon as it is set up (what `run`
+    /// does), poststart hooks run before `create` returns, and no `start` is needed.
+    pub start_immediately: bool,
 }
 
 /// A state root holding containers (`<root>/containers/<id>/`).

@@ -600,41 +600,70 @@ pub fn root_propagation(spec: &Spec) -> R<()> {
 }
 
 /// Hides maskedPaths (tmpfs over dirs, /dev/null over files) and makes readonlyPaths
-/// read-only; runs after pivot_root, so paths are container paths.
-pub fn mask_and_protect(spec: &Spec) -> R<()> {
+/// read-only. Runs before pivot_root with container paths resolved under `root`, which
+/// keeps these mounts clear of the old root's lazy unmount.
+pub fn mask_and_protect(spec: &Spec, root: &Path) -> R<()> {
     let Some(linux) = spec.linux().as_ref() else {
         return Ok(());
     };
     for p in linux.readonly_paths().as_deref().unwrap_or_default() {
-        let p = Path::new(p);
-        if std::fs::symlink_metadata(p).is_err() {
+        let p = resolve_in_root(root, Path::new(p));
+        if std::fs::symlink_metadata(&p).is_err() {
             continue;
         }
-        mount(p, p, "", libc::MS_BIND | libc::MS_REC, "").map_err(|e| err("bind", p, e))?;
-        remount_bind(p, libc::MS_RDONLY | libc::MS_REC)?;
+        mount(&p, &p, "", libc::MS_BIND | libc::MS_REC, "").map_err(|e| err("bind", &p, e))?;
+        remount_bind(&p, libc::MS_RDONLY | libc::MS_REC)?;
     }
+    let null = root.join("dev/null");
+    let null = if null.exists() {
+        null
+    } else {
+        PathBuf::from("/dev/null")
+    };
+    // One read-only tmpfs serves every masked directory: binding it is cheaper than a
+    // new superblock per path.
+    let mut empty_dir: Option<PathBuf> = None;
     for p in linux.masked_paths().as_deref().unwrap_or_default() {
-        let p = Path::new(p);
-        let Ok(meta) = std::fs::metadata(p) else {
+        let p = resolve_in_root(root, Path::new(p));
+        let Ok(meta) = std::fs::metadata(&p) else {
             continue;
         };
         let r = if meta.is_dir() {
-            mount(Path::new("tmpfs"), p, "tmpfs", libc::MS_RDONLY, "")
+            match &empty_dir {
+                Some(d) => mount(d, &p, "", libc::MS_BIND, ""),
+                None => {
+                    // A fresh read-only tmpfs superblock is slow to make (ms); a
+                    // read-write one made read-only per mount is not.
+                    let r = mount(Path::new("tmpfs"), &p, "tmpfs", 0, "size=4k,mode=555").and_then(
+                        |()| {
+                            mount(
+                                Path::new(""),
+                                &p,
+                                "",
+                                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+                                "",
+                            )
+                        },
+                    );
+                    empty_dir = Some(p.clone());
+                    r
+                }
+            }
         } else {
-            mount(Path::new("/dev/null"), p, "", libc::MS_BIND, "")
+            mount(&null, &p, "", libc::MS_BIND, "")
         };
-        r.map_err(|e| err("mask", p, e))?;
+        r.map_err(|e| err("mask", &p, e))?;
     }
     Ok(())
 }
 
-/// Writes linux.sysctl under /proc/sys.
-pub fn apply_sysctl(spec: &Spec) -> R<()> {
+/// Writes linux.sysctl under `<root>/proc/sys` (the container's proc).
+pub fn apply_sysctl(spec: &Spec, root: &Path) -> R<()> {
     let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
     };
     for (k, v) in map {
-        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+        let path = resolve_in_root(root, &Path::new("/proc/sys").join(k.replace('.', "/")));
         std::fs::write(&path, v.as_bytes()).map_err(|e| err(&format!("sysctl {k}"), &path, e))?;
     }
     Ok(())

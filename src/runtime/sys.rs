@@ -204,6 +204,65 @@ pub fn pidfd_wait(pidfd: &OwnedFd, timeout_ms: i32) -> bool {
     r > 0
 }
 
+/// clone3(2) fork-like with CLONE_INTO_CGROUP: the child starts inside the cgroup2
+/// directory `cgroup_dir` (no migration, so no wait on the global cgroup lock).
+pub fn clone3_into_cgroup(flags: libc::c_int, cgroup_dir: RawFd) -> nix::Result<i32> {
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup_dir as u64,
+    };
+    // SAFETY: without CLONE_VM and with no stack the child continues on a private copy
+    // of our address space, like fork(2); args is a valid clone_args of the given size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if r < 0 {
+        return Err(nix::Error::last());
+    }
+    Ok(r as i32)
+}
+
+/// Moves the calling thread into each v1 cgroup by writing "0" to its `tasks` file: a
+/// task moving itself skips the global threadgroup lock (and its RCU grace period).
+pub fn join_cgroup_tasks(tasks: &[std::path::PathBuf]) -> Result<(), String> {
+    for t in tasks {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(t)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"0"))
+            .map_err(|e| format!("join cgroup {}: {e}", t.display()))?;
+    }
+    Ok(())
+}
+
 /// PR_SET_DUMPABLE 0 on the calling process (inherited by fork, reset by execve).
 pub fn set_non_dumpable() {
     // SAFETY: prctl with integer arguments only.
