@@ -9,130 +9,16 @@ use thiserror::Error;
 #[error("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {0:?}")]
 pub struct QuantityError(pub String);
 
-/// A parsed quantity: `digits * 10^exp10 * 2^exp2`, exactly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quantity {
-    negative: bool,
-    digits: u128,
-    exp10: i32,
-    exp2: u32,
-}
-
-impl Quantity {
-    pub fn parse(s: &str) -> Result<Quantity, QuantityError> {
-        let err = || QuantityError(s.to_string());
-        let t = s.trim();
-        let (negative, rest) = match t.as_bytes().first() {
-            Some(b'-') => (true, &t[1..]),
-            Some(b'+') => (false, &t[1..]),
-            _ => (false, t),
-        };
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, suffix) = rest.split_at(num_end);
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return Err(err());
-        }
-        let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
-        let mut digits: u128 = 0;
-        let mut exp10: i32 = 0;
-        for c in int_part.chars().chain(frac_part.chars()) {
-            let d = u128::from(c as u8 - b'0');
-            digits = digits
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(d))
-                .ok_or_else(err)?;
-        }
-        exp10 -= frac_part.len() as i32;
-        let mut exp2 = 0u32;
-        match suffix {
-            "" => {}
-            "Ki" => exp2 = 10,
-            "Mi" => exp2 = 20,
-            "Gi" => exp2 = 30,
-            "Ti" => exp2 = 40,
-            "Pi" => exp2 = 50,
-            "Ei" => exp2 = 60,
-            "n" => exp10 -= 9,
-            "u" => exp10 -= 6,
-            "m" => exp10 -= 3,
-            "k" => exp10 += 3,
-            "M" => exp10 += 6,
-            "G" => exp10 += 9,
-            "T" => exp10 += 12,
-            "P" => exp10 += 15,
-            "E" => exp10 += 18,
-            other => {
-                let exp = other
-                    .strip_prefix('e')
-                    .or_else(|| other.strip_prefix('E'))
-                    .ok_or_else(err)?;
-                let e: i32 = exp.parse().map_err(|_| err())?;
-                if !(-100..=100).contains(&e) {
-                    return Err(err());
-                }
-                exp10 += e;
-            }
-        }
-        Ok(Quantity {
-            negative,
-            digits,
-            exp10,
-            exp2,
-        })
-    }
-
-    /// The value scaled by 10^`scale`, rounded up (towards +infinity), saturating.
-    fn scaled_ceil(&self, scale: i32) -> i128 {
-        let mut v: u128 = self.digits;
-        let e = self.exp10 + scale;
-        let mut inexact = false;
-        if e >= 0 {
-            for _ in 0..e {
-                v = v.saturating_mul(10);
-            }
-            v = v.saturating_mul(1u128 << self.exp2);
-        } else {
-            v = v.saturating_mul(1u128 << self.exp2);
-            for _ in 0..(-e) {
-                if !v.is_multiple_of(10) {
-                    inexact = true;
-                }
-                v /= 10;
-                if v == 0 {
-                    break;
-                }
-            }
-        }
-        let v = i128::try_from(v).unwrap_or(i128::MAX);
-        match (self.negative, inexact) {
-            (false, true) => v.saturating_add(1),
-            (true, _) => -v,
-            (false, false) => v,
-        }
-    }
-
-    /// Whole units, rounded up (apimachinery `Value()`): bytes for memory, count for pods.
-    pub fn value(&self) -> i128 {
-        self.scaled_ceil(0)
-    }
-
-    /// Thousandths, rounded up (apimachinery `MilliValue()`): millicores for cpu.
-    pub fn milli_value(&self) -> i128 {
-        self.scaled_ceil(3)
-    }
-}
-
 /// The amount of `resource` in the unit the scheduler compares it in: millicores for
-/// `cpu`, whole units for anything else.
+/// `cpu`, whole units for anything else, rounded up as apimachinery's `MilliValue()` /
+/// `Value()` (one parser for the whole crate: `manifest::quantity`).
 pub fn amount(resource: &str, q: &str) -> Result<i128, QuantityError> {
-    let q = Quantity::parse(q)?;
-    Ok(if resource == "cpu" {
-        q.milli_value()
+    let parsed = if resource == "cpu" {
+        crate::manifest::quantity::parse_milli(q)
     } else {
-        q.value()
-    })
+        crate::manifest::quantity::parse_value(q)
+    };
+    parsed.map_err(|_| QuantityError(q.to_string()))
 }
 
 /// Formats a byte count as apimachinery prints a binary-SI quantity: the largest binary
@@ -171,10 +57,10 @@ mod tests {
     use super::*;
 
     fn milli(s: &str) -> i128 {
-        Quantity::parse(s).unwrap().milli_value()
+        amount("cpu", s).unwrap()
     }
     fn val(s: &str) -> i128 {
-        Quantity::parse(s).unwrap().value()
+        amount("memory", s).unwrap()
     }
 
     #[test]
@@ -203,7 +89,7 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         for bad in ["", "abc", "1.2.3", "1Xi", "Mi", ".", "1e", "--1"] {
-            assert!(Quantity::parse(bad).is_err(), "{bad:?} should not parse");
+            assert!(amount("memory", bad).is_err(), "{bad:?} should not parse");
         }
     }
 
