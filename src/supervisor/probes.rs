@@ -554,15 +554,7 @@ pub fn run_hook_until(
     deadline: Instant,
 ) -> Result<(), String> {
     let name = w.ctrs[c].spec.name.clone();
-    let pod = w.pod.metadata.name.clone().unwrap_or_default();
-    let ns = w
-        .pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let uid = w.pod.metadata.uid.clone().unwrap_or_default();
-    let pod_desc = format!("{pod}_{ns}({uid})");
+    let pod_desc = crate::spec::user::pod_desc(&w.pod);
     if let Some(e) = &h.exec {
         let cmd = e.command.clone().unwrap_or_default();
         return run_exec(w, c, e, Some(deadline)).map(|_| ()).map_err(|out| {

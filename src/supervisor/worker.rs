@@ -158,14 +158,7 @@ fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
 }
 
 /// kubelet's pod description in messages: `name_namespace(uid)`.
-fn pod_desc(pod: &Pod) -> String {
-    format!(
-        "{}_{}({})",
-        pod.metadata.name.as_deref().unwrap_or(""),
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-        pod.metadata.uid.as_deref().unwrap_or("")
-    )
-}
+use crate::spec::user::pod_desc;
 
 impl Worker {
     fn event(&self, type_: &str, reason: &str, source: &str, field_path: &str, message: &str) {
