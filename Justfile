@@ -25,7 +25,7 @@ fixtures: build
 
 # Every test: format, lint, unit + integration tests (root), then cgroup v2 in a VM
 test: lint
-    {{cargo}} test -- --test-threads=2
+    {{cargo}} test --no-fail-fast -- --test-threads=2
     just test-cgroup-v2
 
 # cgroup tests inside a throw-away pure cgroup v2 VM (qemu, software emulation)

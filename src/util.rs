@@ -15,6 +15,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
+        // Closed before it gets its name: an executable written this way can be run at
+        // once (no ETXTBSY from our own write handle).
+        drop(f);
         std::fs::rename(&tmp, path)
     })();
     if res.is_err() {

@@ -4,6 +4,10 @@ use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+/// The tests here write an executable and run it at once: one at a time, so no other
+/// test thread's fork can hold the fresh file open for writing (ETXTBSY).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn installed_pause(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("podrun-pause-test-{}-{tag}", std::process::id()));
     podrun::supervisor::pause::install(&dir).expect("install pause")
@@ -20,6 +24,18 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("value")
         .parse()
         .expect("number")
+}
+
+/// Spawns `cmd`, retrying while another test thread's fork still holds a just-written
+/// executable open (ETXTBSY lasts until that child execs).
+fn spawn_retry(cmd: &mut Command) -> std::process::Child {
+    for _ in 0..50 {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => sleep(Duration::from_millis(20)),
+            other => return other.expect("spawn"),
+        }
+    }
+    panic!("executable stayed busy")
 }
 
 fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
@@ -41,9 +57,10 @@ fn pause_binary_is_at_most_16_kib() {
 
 #[test]
 fn pause_sleeps_small_and_exits_zero_on_sigterm_and_sigint() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bin = installed_pause("signals");
     for sig in [libc::SIGTERM, libc::SIGINT] {
-        let mut child = Command::new(&bin).spawn().expect("spawn pause");
+        let mut child = spawn_retry(&mut Command::new(&bin));
         sleep(Duration::from_millis(100));
         assert!(
             child.try_wait().expect("try_wait").is_none(),
@@ -61,6 +78,7 @@ fn pause_sleeps_small_and_exits_zero_on_sigterm_and_sigint() {
 
 #[test]
 fn pause_as_pid1_reaps_orphans() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bin = installed_pause("reap");
     // unshare forks pause as PID 1 of a new PID namespace.
     let mut unshare = Command::new("unshare")
