@@ -312,7 +312,19 @@ fn pause_resume_and_update_go_through_the_cgroup() {
     assert!(env.podrun(&["pause", &id]).status.success());
     assert_eq!(env.status(&id), "paused");
     let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    assert!(st.contains("State:\tD"), "frozen task: {st}");
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        // cgroup v2 freezes tasks in a job-control stop (they show S): ask the cgroup.
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let rel = cg
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap()
+            .to_string();
+        let events = std::fs::read_to_string(format!("/sys/fs/cgroup{rel}/cgroup.events")).unwrap();
+        assert!(events.contains("frozen 1"), "frozen cgroup: {events}");
+    } else {
+        assert!(st.contains("State:\tD"), "frozen task: {st}");
+    }
     // Paused containers cannot be exec'd into.
     assert!(!env.podrun(&["exec", &id, "true"]).status.success());
     assert!(env.podrun(&["resume", &id]).status.success());

@@ -95,7 +95,12 @@ pub(crate) fn mkdir_below(
     })?;
     let mut created = Vec::new();
     let mut cur = mountpoint.to_path_buf();
-    for comp in rel.components() {
+    // Another process may remove an empty parent (a QoS class dir, a test's parent)
+    // between our mkdirs: walk again from the top a few times before giving up.
+    let mut retries = 5;
+    let mut comps: Vec<_> = rel.components().collect();
+    comps.reverse();
+    while let Some(comp) = comps.pop() {
         cur.push(comp);
         match std::fs::create_dir(&cur) {
             Ok(()) => {
@@ -106,6 +111,13 @@ pub(crate) fn mkdir_below(
                 }
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == ErrorKind::NotFound && retries > 0 => {
+                retries -= 1;
+                created.retain(|d| d.exists());
+                cur = mountpoint.to_path_buf();
+                comps = rel.components().collect();
+                comps.reverse();
+            }
             Err(e) => {
                 rmdirs(&created);
                 return Err(io_err(&cur, "creating cgroup".into(), &e));
