@@ -60,30 +60,40 @@ pub(crate) fn create_delegated(mountpoint: &Path, dir: &Path) -> Result<Vec<Path
         path: dir.to_path_buf(),
         msg: format!("not below the cgroup2 mount {}", mountpoint.display()),
     })?;
-    let mut created = Vec::new();
-    let mut cur = mountpoint.to_path_buf();
-    let res = (|| {
-        for comp in rel.components() {
-            delegate_controllers(&cur)?;
-            cur.push(comp);
-            match std::fs::create_dir(&cur) {
-                Ok(()) => created.push(cur.clone()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => {
-                    return Err(CgroupError::Io {
-                        path: cur.clone(),
-                        msg: format!("creating cgroup: {e}"),
-                    })
+    // Another process may remove an empty parent between our mkdirs (a QoS class dir, a
+    // test's parent): when a step fails because a directory on the way vanished, walk
+    // again from the top, a few times.
+    let mut attempts = 0;
+    loop {
+        let mut created = Vec::new();
+        let mut cur = mountpoint.to_path_buf();
+        let res = (|| {
+            for comp in rel.components() {
+                delegate_controllers(&cur)?;
+                cur.push(comp);
+                match std::fs::create_dir(&cur) {
+                    Ok(()) => created.push(cur.clone()),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        return Err(CgroupError::Io {
+                            path: cur.clone(),
+                            msg: format!("creating cgroup: {e}"),
+                        })
+                    }
                 }
             }
-        }
-        Ok(())
-    })();
-    match res {
-        Ok(()) => Ok(created),
-        Err(e) => {
-            fsio::rmdirs(&created);
-            Err(e)
+            Ok(())
+        })();
+        match res {
+            Ok(()) => return Ok(created),
+            Err(e) => {
+                fsio::rmdirs(&created);
+                let vanished = !cur.is_dir() || cur.parent().is_some_and(|p| !p.is_dir());
+                attempts += 1;
+                if !vanished || attempts >= 5 {
+                    return Err(e);
+                }
+            }
         }
     }
 }
