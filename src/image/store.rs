@@ -154,8 +154,9 @@ impl ImageStore {
             tmp: data_dir.join("tmp"),
         };
         let blobs = s.images.join("blobs").join("sha256");
+        // locks/ is made last, so a concurrent opener that sees it finds the rest too.
         if !blobs.is_dir() || !s.locks.is_dir() {
-            for d in [&blobs, &s.layers, &s.containers, &s.locks, &s.tmp] {
+            for d in [&blobs, &s.layers, &s.containers, &s.tmp, &s.locks] {
                 std::fs::create_dir_all(d).map_err(io_err("create directory", d))?;
             }
         }
