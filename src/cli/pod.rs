@@ -799,14 +799,19 @@ fn align(lines: &[(usize, String, String)]) -> String {
     out
 }
 
+/// A port given by number or by name, as written.
+fn port_text(port: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString) -> String {
+    match port {
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+    }
+}
+
 fn probe_text(p: &k8s_openapi::api::core::v1::Probe) -> String {
     let how = if let Some(e) = &p.exec {
         format!("exec [{}]", e.command.clone().unwrap_or_default().join(" "))
     } else if let Some(h) = &p.http_get {
-        let port = match &h.port {
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
-        };
+        let port = port_text(&h.port);
         format!(
             "http-get {}://{}:{port}{}",
             h.scheme.as_deref().unwrap_or("HTTP").to_lowercase(),
@@ -814,10 +819,7 @@ fn probe_text(p: &k8s_openapi::api::core::v1::Probe) -> String {
             h.path.clone().unwrap_or_default()
         )
     } else if let Some(t) = &p.tcp_socket {
-        let port = match &t.port {
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
-        };
+        let port = port_text(&t.port);
         format!("tcp-socket {}:{port}", t.host.clone().unwrap_or_default())
     } else if let Some(gr) = &p.grpc {
         format!(
@@ -1039,6 +1041,26 @@ fn container_block(
     }
 }
 
+/// A describe map field: `<none>`, or one `k<sep>v` per line under the title.
+fn push_map(
+    l: &mut Vec<(usize, String, String)>,
+    title: &str,
+    map: &std::collections::BTreeMap<String, String>,
+    sep: &str,
+) {
+    if map.is_empty() {
+        l.push((0, title.into(), "<none>".into()));
+    }
+    for (i, (k, v)) in map.iter().enumerate() {
+        let key = if i == 0 {
+            title.to_string()
+        } else {
+            String::new()
+        };
+        l.push((0, key, format!("{k}{sep}{v}")));
+    }
+}
+
 /// `kubectl describe pod` layout.
 pub fn describe_pod(r: &PodRecord) -> String {
     let pod = &r.pod;
@@ -1067,37 +1089,9 @@ pub fn describe_pod(r: &PodRecord) -> String {
         l.push((0, "Start Time:".into(), describe_time(&t.0)));
     }
     let labels = pod.metadata.labels.clone().unwrap_or_default();
-    if labels.is_empty() {
-        l.push((0, "Labels:".into(), "<none>".into()));
-    } else {
-        for (i, (k, v)) in labels.iter().enumerate() {
-            l.push((
-                0,
-                if i == 0 {
-                    "Labels:".into()
-                } else {
-                    String::new()
-                },
-                format!("{k}={v}"),
-            ));
-        }
-    }
+    push_map(&mut l, "Labels:", &labels, "=");
     let ann = pod.metadata.annotations.clone().unwrap_or_default();
-    if ann.is_empty() {
-        l.push((0, "Annotations:".into(), "<none>".into()));
-    } else {
-        for (i, (k, v)) in ann.iter().enumerate() {
-            l.push((
-                0,
-                if i == 0 {
-                    "Annotations:".into()
-                } else {
-                    String::new()
-                },
-                format!("{k}: {v}"),
-            ));
-        }
-    }
+    push_map(&mut l, "Annotations:", &ann, ": ");
     let status_word = if pod.metadata.deletion_timestamp.is_some() {
         "Terminating".to_string()
     } else {
