@@ -13,7 +13,7 @@ use oci_spec::runtime::{
     LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxNamespaceType,
     LinuxResources, Spec,
 };
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 fn ns_flag(t: LinuxNamespaceType) -> CloneFlags {
@@ -396,23 +396,8 @@ impl Runtime {
         let console = opts
             .console_fd
             .or(console_owned.as_ref().map(|f| f.as_raw_fd()));
-        let mut stdio_owned = Vec::new();
-        let mut stdio: [Option<RawFd>; 3] = [None; 3];
-        for (i, fd) in [opts.stdin, opts.stdout, opts.stderr]
-            .into_iter()
-            .enumerate()
-        {
-            if let Some(fd) = fd {
-                // SAFETY: the caller lends us this fd for the duration of create.
-                let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-                let d = b.try_clone_to_owned().map_err(|e| {
-                    RuntimeError::io("dup stdio", PathBuf::from(format!("fd {fd}")), e)
-                })?;
-                let d = lift(d)?;
-                stdio[i] = Some(d.as_raw_fd());
-                stdio_owned.push(d);
-            }
-        }
+        let (stdio, stdio_owned) =
+            super::exec::lend_stdio([opts.stdin, opts.stdout, opts.stderr], low)?;
 
         // Namespace plan: new ones by clone flags; joined ones by setns.
         let nss = spec

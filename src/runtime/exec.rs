@@ -129,23 +129,7 @@ impl Runtime {
         let console = opts
             .console_fd
             .or(console_owned.as_ref().map(|f| f.as_raw_fd()));
-        let mut stdio_owned = Vec::new();
-        let mut stdio: [Option<RawFd>; 3] = [None; 3];
-        for (i, fd) in [opts.stdin, opts.stdout, opts.stderr]
-            .into_iter()
-            .enumerate()
-        {
-            if let Some(fd) = fd {
-                // SAFETY: the caller lends us this fd for the duration of exec.
-                let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-                let d = b.try_clone_to_owned().map_err(|e| {
-                    RuntimeError::io("dup stdio", PathBuf::from(format!("fd {fd}")), e)
-                })?;
-                let d = lift(d)?;
-                stdio[i] = Some(d.as_raw_fd());
-                stdio_owned.push(d);
-            }
-        }
+        let (stdio, stdio_owned) = lend_stdio([opts.stdin, opts.stdout, opts.stderr], low)?;
         let (sync_parent, sync_child) =
             sys::sync_pair().map_err(|e| RuntimeError::sys("socketpair", e))?;
         let sync_child = lift(sync_child)?;
@@ -280,4 +264,31 @@ fn exec_child(c: &ExecChild) -> std::result::Result<(), String> {
     sys::cloexec_from(3 + c.preserve_fds);
     super::init::load_seccomp_late(p, c.seccomp)?;
     Err(process::exec(&prog))
+}
+
+/// Duplicates the stdio fds a caller lends (for the duration of a create or exec) to
+/// numbers at or above `low`, so setting up fds 0..low in the child cannot clobber them.
+/// Returns the raw numbers and the owned duplicates that keep them open.
+pub(super) fn lend_stdio(
+    fds: [Option<RawFd>; 3],
+    low: RawFd,
+) -> Result<([Option<RawFd>; 3], Vec<OwnedFd>)> {
+    let mut owned = Vec::new();
+    let mut raw: [Option<RawFd>; 3] = [None; 3];
+    for (i, fd) in fds.into_iter().enumerate() {
+        let Some(fd) = fd else { continue };
+        // SAFETY: the caller lends us this fd for the duration of the call.
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let d = b
+            .try_clone_to_owned()
+            .map_err(|e| RuntimeError::io("dup stdio", PathBuf::from(format!("fd {fd}")), e))?;
+        let d = if d.as_raw_fd() >= low {
+            d
+        } else {
+            sys::dup_above(&d, low).map_err(|e| RuntimeError::sys("dup", e))?
+        };
+        raw[i] = Some(d.as_raw_fd());
+        owned.push(d);
+    }
+    Ok((raw, owned))
 }
