@@ -3,7 +3,7 @@
 # probe and an httpGet readiness probe every 1 s, for SECS seconds. Prints the supervisors'
 # own CPU (utime+stime) as % of one core and per probe, the probe processes' CPU (children),
 # and how late probes fired against their period (p50/p99/max).
-# Usage: bench/probes.sh [PODS] [SECS]   (root; release build; fixtures built if needed)
+# Usage: [PROBES=both|exec|http] bench/probes.sh [PODS] [SECS]   (root; release build; fixtures built if needed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PODS=${1:-50}
@@ -20,24 +20,33 @@ cleanup() {
 trap cleanup EXIT
 bash rootfs-fixtures/build.sh busybox >/dev/null
 bash rootfs-fixtures/load.sh "$PODRUN" busybox >/dev/null
+# PROBES=exec or PROBES=http keeps only that kind (to see what each costs).
+PROBES=${PROBES:-both}
 ctr() { # ctr NAME PORT
   cat <<YAML
   - name: $1
     image: busybox:1.30
     command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p $2 -h /www"]
+YAML
+  if [ "$PROBES" != http ]; then cat <<YAML
     livenessProbe:
       exec: {command: ["true"]}
       periodSeconds: 1
+YAML
+  fi
+  if [ "$PROBES" != exec ]; then cat <<YAML
     readinessProbe:
       httpGet: {path: /, port: $2}
       periodSeconds: 1
 YAML
+  fi
 }
 for i in $(seq "$PODS"); do
   { printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: probe-%s\nspec:\n  containers:\n' "$i"; ctr a 8080; ctr b 8081; } | "$PODRUN" up -f - >/dev/null
 done
 sleep 5
 ready=$("$PODRUN" get pods | grep -c ' 2/2 ' || true)
+echo "probes: $PROBES" 
 echo "$PODS pods up, $ready with 2/2 ready"
 hz=$(getconf CLK_TCK)
 sups=$(for f in "$PODRUN_ROOT"/pods/*/supervisor.pid; do cat "$f"; echo; done)

@@ -24,6 +24,7 @@ pub mod config;
 mod create;
 mod error;
 mod exec;
+mod fastexec;
 pub mod features;
 pub mod hooks;
 mod init;
@@ -38,6 +39,7 @@ pub mod terminal;
 
 pub use error::{Result, RuntimeError};
 pub use exec::{ExecOptions, ExecOutcome};
+pub use fastexec::{PreparedExec, Spawned};
 pub use state::{ContainerRecord, State, Status};
 
 use std::os::fd::RawFd;

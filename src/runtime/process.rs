@@ -11,7 +11,7 @@ type R<T> = std::result::Result<T, String>;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-fn rlimit_resource(t: PosixRlimitType) -> Option<libc::__rlimit_resource_t> {
+pub(crate) fn rlimit_resource(t: PosixRlimitType) -> Option<libc::__rlimit_resource_t> {
     use PosixRlimitType::*;
     Some(match t {
         RlimitCpu => libc::RLIMIT_CPU,

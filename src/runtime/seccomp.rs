@@ -15,8 +15,8 @@ use oci_spec::runtime::{
 /// A compiled filter, ready to load without allocating.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
-    prog: Vec<libc::sock_filter>,
-    flags: libc::c_ulong,
+    pub(crate) prog: Vec<libc::sock_filter>,
+    pub(crate) flags: libc::c_ulong,
 }
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, String> {

@@ -51,6 +51,8 @@ struct ProbeState {
     next: Option<Instant>,
     successes: i32,
     failures: i32,
+    /// An exec run of this probe is still going (see [`ExecProbe`]).
+    in_flight: bool,
 }
 
 /// The probes of one container and when each runs next.
@@ -58,6 +60,17 @@ struct ProbeState {
 pub struct ProbeRunner {
     probes: Vec<ProbeState>,
     started_at: Option<Instant>,
+}
+
+/// The spacing of the instants probes start at (see [`ProbeRunner::reset`]); a first run
+/// is at most this much later than initialDelaySeconds asks.
+pub const PROBE_GRID: Duration = Duration::from_secs(1);
+
+fn on_grid(t: Instant, epoch: Instant) -> Instant {
+    let since = t.saturating_duration_since(epoch).as_micros();
+    let grid = PROBE_GRID.as_micros();
+    let steps = since.div_ceil(grid);
+    epoch + Duration::from_micros((steps * grid) as u64)
 }
 
 fn secs(v: Option<i32>, default: i32) -> Duration {
@@ -79,6 +92,7 @@ impl ProbeRunner {
                     next: None,
                     successes: 0,
                     failures: 0,
+                    in_flight: false,
                 });
             }
         }
@@ -92,13 +106,19 @@ impl ProbeRunner {
         self.probes.iter().any(|p| p.kind == kind)
     }
 
-    /// A fresh container run: counters cleared, first runs after initialDelaySeconds.
-    pub fn reset(&mut self, now: Instant) {
+    /// A fresh container run: counters cleared, first runs after initialDelaySeconds,
+    /// rounded up onto the pod's probe grid (whole multiples of [`PROBE_GRID`] since
+    /// `epoch`). Probes of one pod with the same period then fall due together and run in
+    /// one wake-up of the supervisor instead of one each. kubelet's probe workers tick on
+    /// their own phase too: its first probe after initialDelaySeconds comes up to a
+    /// period later.
+    pub fn reset(&mut self, now: Instant, epoch: Instant) {
         self.started_at = Some(now);
         for p in &mut self.probes {
             p.successes = 0;
             p.failures = 0;
-            p.next = Some(now + secs(p.probe.initial_delay_seconds, 0));
+            p.in_flight = false;
+            p.next = Some(on_grid(now + secs(p.probe.initial_delay_seconds, 0), epoch));
         }
     }
 
@@ -116,94 +136,280 @@ impl ProbeRunner {
     }
 }
 
-/// Runs every probe of container `c` that is due, returning the outcomes.
-pub fn due(w: &mut Worker, c: usize, now: Instant) -> Vec<(ProbeKind, ProbeOutcome)> {
+/// An exec probe whose process is running: the supervisor's loop waits on its output pipe
+/// and pidfd with everything else, so a slow probe never holds up the pod (as kubelet runs
+/// each probe on its own worker).
+pub struct ExecProbe {
+    pub c: usize,
+    probe: usize,
+    /// The container run it belongs to: a result for an older run is dropped.
+    run: String,
+    pub pid: i32,
+    pidfd: Option<OwnedFd>,
+    out: Option<std::fs::File>,
+    output: Vec<u8>,
+    pub deadline: Instant,
+    late: Duration,
+    cmd: Vec<String>,
+    /// Set once reaped: the exit code (None: lost).
+    pub exit: Option<Option<i32>>,
+}
+
+impl ExecProbe {
+    /// The descriptors to wait on (output pipe, pidfd).
+    pub fn fds(&self) -> Vec<i32> {
+        let mut v = Vec::new();
+        if let Some(f) = &self.out {
+            v.push(f.as_raw_fd());
+        }
+        if let (Some(p), None) = (&self.pidfd, &self.exit) {
+            v.push(p.as_raw_fd());
+        }
+        v
+    }
+
+    fn drain(&mut self) {
+        let Some(f) = self.out.as_mut() else { return };
+        let mut buf = [0u8; 4096];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => {
+                    self.out = None;
+                    return;
+                }
+                Ok(n) => {
+                    if self.output.len() < 10240 {
+                        self.output.extend_from_slice(&buf[..n]);
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Reads what is there and reaps the process if it exited (without blocking);
+    /// a run past its deadline is killed. True when the result is known.
+    pub fn poll(&mut self, now: Instant) -> bool {
+        self.drain();
+        if self.exit.is_none() {
+            match waitpid(
+                Pid::from_raw(self.pid),
+                Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+            ) {
+                Ok(WaitStatus::Exited(_, code)) => self.exit = Some(Some(code)),
+                Ok(WaitStatus::Signaled(_, sig, _)) => self.exit = Some(Some(128 + sig as i32)),
+                Ok(_) => {}
+                Err(_) => self.exit = Some(None),
+            }
+        }
+        if self.exit.is_some() {
+            // A background child of the command may hold the pipe: what is there now is
+            // the output.
+            self.drain();
+            self.out = None;
+            return true;
+        }
+        if now >= self.deadline {
+            let _ =
+                nix::sys::signal::kill(Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(self.pid), Some(WaitPidFlag::__WALL));
+            self.exit = Some(None);
+            self.out = None;
+            return true;
+        }
+        false
+    }
+
+    fn result(&self) -> Result<(), String> {
+        let text = String::from_utf8_lossy(&self.output).into_owned();
+        match self.exit {
+            Some(Some(0)) => Ok(()),
+            Some(Some(code)) => Err(if text.is_empty() {
+                format!("command {:?} exited with {code}", self.cmd.join(" "))
+            } else {
+                text
+            }),
+            _ if Instant::now() >= self.deadline => {
+                Err(format!("command \"{}\" timed out", self.cmd.join(" ")))
+            }
+            _ => Err("exec process lost".into()),
+        }
+    }
+}
+
+/// Starts an exec probe's command; the caller waits for it with [`ExecProbe::poll`].
+fn start_exec(
+    w: &mut Worker,
+    c: usize,
+    e: &ExecAction,
+) -> Result<(i32, Option<OwnedFd>, std::fs::File), String> {
+    let cmd = e.command.clone().unwrap_or_default();
+    let (r, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+        .map_err(|e| e.to_string())?;
+    let devnull = w.devnull().map_err(|e| e.to_string())?;
+    let (pid, pidfd) = spawn_in(w, c, &cmd, devnull, wr.as_raw_fd())?;
+    Ok((pid, pidfd, std::fs::File::from(r)))
+}
+
+/// Runs every probe of container `c` that is due, returning the outcomes. Exec probes
+/// are started and handed to `started` instead: their outcome comes from [`finish_exec`].
+pub fn due(
+    w: &mut Worker,
+    c: usize,
+    now: Instant,
+    started_execs: &mut Vec<ExecProbe>,
+) -> Vec<(ProbeKind, ProbeOutcome)> {
     let started = w.ctrs[c].status.started == Some(true);
     let mut out = Vec::new();
     for i in 0..w.ctrs[c].probes.probes.len() {
-        let st = w.ctrs[c].probes.probes[i].clone();
+        let st = &w.ctrs[c].probes.probes[i];
         let Some(next) = st.next else { continue };
         if next > now {
             continue;
         }
-        // startupProbe gates the others; once it succeeded it stops.
-        let gated = match st.kind {
+        let (kind, in_flight) = (st.kind, st.in_flight);
+        let period = secs(st.probe.period_seconds, 10);
+        // startupProbe gates the others; once it succeeded it stops. A run still going
+        // drops this tick, as kubelet's ticker does.
+        let gated = match kind {
             ProbeKind::Startup => started,
             _ => !started,
         };
-        let period = secs(st.probe.period_seconds, 10);
-        if gated {
-            w.ctrs[c].probes.probes[i].next = Some(now + period);
+        if gated || in_flight {
+            w.ctrs[c].probes.probes[i].next = Some(next_tick(next, period, Instant::now()));
             continue;
         }
+        let probe = w.ctrs[c].probes.probes[i].probe.clone();
         let fired = Instant::now();
-        let result = run_probe(w, c, &st.probe);
-        trace_probe(
-            &w.ctrs[c].spec.name,
-            st.kind,
-            fired.saturating_duration_since(next),
-            result.is_ok(),
-        );
-        let p = &mut w.ctrs[c].probes.probes[i];
-        // A fixed cadence like kubelet's ticker; skip ahead only when a run overran.
-        let after = Instant::now();
-        p.next = Some(if next + period > after {
-            next + period
-        } else {
-            after + period
-        });
-        let success_threshold = st.probe.success_threshold.unwrap_or(1).max(1);
-        let failure_threshold = st.probe.failure_threshold.unwrap_or(3).max(1);
-        let outcome = match result {
-            Ok(()) => {
-                p.failures = 0;
-                p.successes += 1;
-                ProbeOutcome::Succeeded {
-                    threshold_reached: p.successes >= success_threshold,
+        let timeout = secs(probe.timeout_seconds, 1).max(Duration::from_secs(1));
+        if let Some(e) = &probe.exec {
+            match start_exec(w, c, e) {
+                Ok((pid, pidfd, out_pipe)) => {
+                    let p = &mut w.ctrs[c].probes.probes[i];
+                    p.in_flight = true;
+                    p.next = Some(next_tick(next, period, Instant::now()));
+                    started_execs.push(ExecProbe {
+                        c,
+                        probe: i,
+                        run: w.ctrs[c].id.clone().unwrap_or_default(),
+                        pid,
+                        pidfd,
+                        out: Some(out_pipe),
+                        output: Vec::new(),
+                        deadline: fired + timeout,
+                        late: fired.saturating_duration_since(next),
+                        cmd: e.command.clone().unwrap_or_default(),
+                        exit: None,
+                    });
+                    continue;
+                }
+                Err(message) => {
+                    let late = fired.saturating_duration_since(next);
+                    w.ctrs[c].probes.probes[i].next = Some(next_tick(next, period, Instant::now()));
+                    out.push((kind, conclude(w, c, i, late, Err(message))));
+                    continue;
                 }
             }
-            Err(message) => {
-                p.successes = 0;
-                p.failures += 1;
-                let reached = p.failures >= failure_threshold;
-                if reached && st.kind != ProbeKind::Readiness {
-                    p.failures = 0;
-                    p.next = None; // the container is being restarted
-                }
-                ProbeOutcome::Failed {
-                    message,
-                    threshold_reached: reached,
-                }
-            }
-        };
-        out.push((st.kind, outcome));
+        }
+        let result = run_probe(w, c, &probe, timeout);
+        w.ctrs[c].probes.probes[i].next = Some(next_tick(next, period, Instant::now()));
+        out.push((
+            kind,
+            conclude(w, c, i, fired.saturating_duration_since(next), result),
+        ));
     }
     out
+}
+
+/// A fixed cadence like kubelet's ticker: ticks a run overran are dropped, and the
+/// cadence (so the pod's grid) is kept.
+fn next_tick(next: Instant, period: Duration, after: Instant) -> Instant {
+    let period = period.max(Duration::from_millis(100));
+    let mut t = next + period;
+    if t <= after {
+        let behind = after.duration_since(t).as_nanos() / period.as_nanos() + 1;
+        t += period * behind as u32;
+    }
+    t
+}
+
+/// The outcome of a finished exec probe, or None when its container run is gone.
+pub fn finish_exec(w: &mut Worker, run: ExecProbe) -> Option<(usize, ProbeKind, ProbeOutcome)> {
+    let c = run.c;
+    if w.ctrs.get(c)?.id.as_deref() != Some(run.run.as_str()) {
+        return None;
+    }
+    let p = w.ctrs[c].probes.probes.get_mut(run.probe)?;
+    if !p.in_flight {
+        return None;
+    }
+    p.in_flight = false;
+    let kind = p.kind;
+    let outcome = conclude(w, c, run.probe, run.late, run.result());
+    Some((c, kind, outcome))
+}
+
+/// Applies one run's result to the probe's counters and thresholds.
+fn conclude(
+    w: &mut Worker,
+    c: usize,
+    i: usize,
+    late: Duration,
+    result: Result<(), String>,
+) -> ProbeOutcome {
+    let ctr = &mut w.ctrs[c];
+    let p = &mut ctr.probes.probes[i];
+    trace_probe(&ctr.spec.name, p.kind, late, result.is_ok());
+    let success_threshold = p.probe.success_threshold.unwrap_or(1).max(1);
+    let failure_threshold = p.probe.failure_threshold.unwrap_or(3).max(1);
+    match result {
+        Ok(()) => {
+            p.failures = 0;
+            p.successes += 1;
+            ProbeOutcome::Succeeded {
+                threshold_reached: p.successes >= success_threshold,
+            }
+        }
+        Err(message) => {
+            p.successes = 0;
+            p.failures += 1;
+            let reached = p.failures >= failure_threshold;
+            if reached && p.kind != ProbeKind::Readiness {
+                p.failures = 0;
+                p.next = None; // the container is being restarted
+            }
+            ProbeOutcome::Failed {
+                message,
+                threshold_reached: reached,
+            }
+        }
+    }
 }
 
 /// With PODRUN_PROBE_TRACE=FILE in the supervisor's environment, one line per probe run:
 /// `<container> <kind> <lateness µs> <ok>` (for bench/probes.sh).
 fn trace_probe(container: &str, kind: ProbeKind, late: Duration, ok: bool) {
-    static TRACE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
-    let Some(path) = TRACE.get_or_init(|| std::env::var_os("PODRUN_PROBE_TRACE").map(Into::into))
+    static TRACE: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    let Some(mut f) = TRACE
+        .get_or_init(|| {
+            let path = std::env::var_os("PODRUN_PROBE_TRACE")?;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        })
+        .as_ref()
     else {
         return;
     };
     let line = format!("{container} {} {} {ok}\n", kind.title(), late.as_micros());
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = f.write_all(line.as_bytes());
-    }
+    let _ = f.write_all(line.as_bytes());
 }
 
-fn run_probe(w: &mut Worker, c: usize, p: &Probe) -> Result<(), String> {
-    let timeout = secs(p.timeout_seconds, 1).max(Duration::from_secs(1));
-    let deadline = Instant::now() + timeout;
+fn run_probe(w: &mut Worker, c: usize, p: &Probe, timeout: Duration) -> Result<(), String> {
     if let Some(e) = &p.exec {
-        return run_exec(w, c, e, Some(deadline)).map(|_| ());
+        return run_exec(w, c, e, Some(Instant::now() + timeout)).map(|_| ());
     }
     if let Some(h) = &p.http_get {
         return run_http(w, c, h, timeout);
@@ -284,13 +490,7 @@ fn new_socket(addr: &SocketAddr) -> std::io::Result<OwnedFd> {
         libc::AF_INET6
     };
     // SAFETY: socket(2) with constant arguments; the fd is owned below.
-    let fd = unsafe {
-        libc::socket(
-            family,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        )
-    };
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -298,56 +498,39 @@ fn new_socket(addr: &SocketAddr) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A blocking connect bounded by `timeout` (SO_SNDTIMEO bounds connect(2) too, and the
+/// stream keeps both timeouts for the request): fewer syscalls than non-blocking + poll.
 fn connect_timeout(
     sock: OwnedFd,
     addr: &SocketAddr,
     timeout: Duration,
 ) -> std::io::Result<TcpStream> {
-    let (raw, len) = sockaddr(addr);
-    // SAFETY: raw is a valid sockaddr of `len` bytes.
-    let r = unsafe {
-        libc::connect(
-            sock.as_raw_fd(),
-            (&raw as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    };
-    if r < 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(err);
-        }
-        let mut pfd = libc::pollfd {
-            fd: sock.as_raw_fd(),
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
-        if n == 0 {
-            return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
-        }
-        let mut soerr: libc::c_int = 0;
-        let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: valid out-pointers for SO_ERROR.
-        unsafe {
-            libc::getsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut soerr as *mut libc::c_int).cast(),
-                &mut l,
-            )
-        };
-        if soerr != 0 {
-            return Err(std::io::Error::from_raw_os_error(soerr));
-        }
-    }
     let stream = TcpStream::from(sock);
-    stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    Ok(stream)
+    let (raw, len) = sockaddr(addr);
+    loop {
+        // SAFETY: raw is a valid sockaddr of `len` bytes.
+        let r = unsafe {
+            libc::connect(
+                stream.as_raw_fd(),
+                (&raw as *const libc::sockaddr_storage).cast(),
+                len,
+            )
+        };
+        if r == 0 {
+            return Ok(stream);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // The send timeout expired during the handshake.
+            Some(libc::EINPROGRESS) | Some(libc::EAGAIN) => {
+                return Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
+            }
+            _ => return Err(err),
+        }
+    }
 }
 
 fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -468,63 +651,106 @@ pub fn run_exec(
     deadline: Option<Instant>,
 ) -> Result<String, String> {
     let cmd = e.command.clone().unwrap_or_default();
-    let Some(id) = w.ctrs[c].id.clone() else {
-        return Err("container is not running".into());
-    };
-    let Some(mut process) = w.ctrs[c].exec_process.clone() else {
-        return Err("container has no process".into());
-    };
-    process.set_args(Some(cmd.clone()));
-    process.set_terminal(Some(false));
     let (r, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
-    let devnull = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
-    let mut opts = crate::runtime::ExecOptions::new(process);
-    opts.stdin = Some(devnull.as_raw_fd());
-    opts.stdout = Some(wr.as_raw_fd());
-    opts.stderr = Some(wr.as_raw_fd());
-    let outcome = w.runtime().exec(&id, &opts).map_err(|e| e.to_string());
+    let devnull = w.devnull().map_err(|e| e.to_string())?;
+    let (pid, pidfd) = spawn_in(w, c, &cmd, devnull, wr.as_raw_fd())?;
     drop(wr);
-    drop(devnull);
-    let pid = outcome?.pid;
     let _ = nix::fcntl::fcntl(
         &r,
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
     );
     let mut output = Vec::new();
     let mut file = std::fs::File::from(r);
-    let status = loop {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = file.read(&mut buf) {
-            if n == 0 {
-                break;
+    // Wait on the output pipe and the process (its pidfd) together: no polling.
+    let mut pipe_open = true;
+    let mut exited = false;
+    let mut status: Option<i32> = None;
+    while pipe_open || !exited {
+        let left = match deadline {
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    let _ = nix::sys::signal::kill(
+                        Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL));
+                    return Err(format!("command \"{}\" timed out", cmd.join(" ")));
+                }
+                (d - now).as_millis().min(i32::MAX as u128) as i32 + 1
             }
-            if output.len() < 10240 {
-                output.extend_from_slice(&buf[..n]);
-            }
-        }
-        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => break Some(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => break Some(128 + sig as i32),
-            Ok(_) => {}
-            Err(_) => break None,
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(Pid::from_raw(pid), None);
-            let secs = deadline.map(|_| "").unwrap_or("");
-            return Err(format!("command \"{}\" timed out{secs}", cmd.join(" ")));
-        }
-        let mut pfd = libc::pollfd {
-            fd: file.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+            None => -1,
         };
-        // SAFETY: one valid pollfd; short sleep between exit checks.
-        unsafe { libc::poll(&mut pfd, 1, 10) };
-    };
+        let mut pfds = [
+            libc::pollfd {
+                fd: if pipe_open { file.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: match &pidfd {
+                    Some(p) if !exited => p.as_raw_fd(),
+                    _ => -1,
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // Without a pidfd (general exec path) fall back to a short poll for the exit.
+        let timeout = if pidfd.is_none() && !exited {
+            if left < 0 {
+                10
+            } else {
+                left.min(10)
+            }
+        } else {
+            left
+        };
+        // SAFETY: two valid pollfd entries (negative fds are ignored).
+        unsafe { libc::poll(pfds.as_mut_ptr(), 2, timeout) };
+        if pipe_open && pfds[0].revents != 0 {
+            let mut buf = [0u8; 4096];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) => {
+                        pipe_open = false;
+                        break;
+                    }
+                    Ok(n) => {
+                        if output.len() < 10240 {
+                            output.extend_from_slice(&buf[..n]);
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        if !exited && (pidfd.is_none() || pfds[1].revents != 0) {
+            match waitpid(
+                Pid::from_raw(pid),
+                Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+            ) {
+                Ok(WaitStatus::Exited(_, code)) => {
+                    status = Some(code);
+                    exited = true;
+                }
+                Ok(WaitStatus::Signaled(_, sig, _)) => {
+                    status = Some(128 + sig as i32);
+                    exited = true;
+                }
+                Err(_) => exited = true,
+                Ok(_) => {}
+            }
+            if exited {
+                // The pipe may still be held by a background child of the command:
+                // what is there now is the output.
+                pipe_open = false;
+            }
+        }
+    }
     let mut buf = [0u8; 4096];
     while let Ok(n) = file.read(&mut buf) {
-        if n == 0 {
+        if n == 0 || output.len() >= 10240 {
             break;
         }
         output.extend_from_slice(&buf[..n]);
@@ -539,6 +765,43 @@ pub fn run_exec(
         }),
         None => Err("exec process lost".into()),
     }
+}
+
+/// Starts `cmd` in container `c` with stdin and stdout/stderr given; returns its pid and,
+/// from the prepared path, a pidfd. The prepared exec of the current run is made on first
+/// use; a container it cannot serve (user namespace) goes through the general exec.
+fn spawn_in(
+    w: &mut Worker,
+    c: usize,
+    cmd: &[String],
+    stdin: i32,
+    out: i32,
+) -> Result<(i32, Option<OwnedFd>), String> {
+    let Some(id) = w.ctrs[c].id.clone() else {
+        return Err("container is not running".into());
+    };
+    let Some(process) = w.ctrs[c].exec_process.clone() else {
+        return Err("container has no process".into());
+    };
+    if w.ctrs[c].prepared_exec.is_none() && !w.ctrs[c].prepared_exec_failed {
+        match w.runtime().prepare_exec(&id, &process) {
+            Ok(p) => w.ctrs[c].prepared_exec = Some(p),
+            Err(_) => w.ctrs[c].prepared_exec_failed = true,
+        }
+    }
+    if let Some(p) = w.ctrs[c].prepared_exec.as_mut() {
+        let s = p.spawn(cmd, stdin, out, out).map_err(|e| e.to_string())?;
+        return Ok((s.pid, Some(s.pidfd)));
+    }
+    let mut process = process;
+    process.set_args(Some(cmd.to_vec()));
+    process.set_terminal(Some(false));
+    let mut opts = crate::runtime::ExecOptions::new(process);
+    opts.stdin = Some(stdin);
+    opts.stdout = Some(out);
+    opts.stderr = Some(out);
+    let outcome = w.runtime().exec(&id, &opts).map_err(|e| e.to_string())?;
+    Ok((outcome.pid, None))
 }
 
 /// Runs a lifecycle hook to completion (postStart).

@@ -103,6 +103,11 @@ pub struct Ctr {
     termination_file: Option<PathBuf>,
     /// The container's OCI process (user, caps, env): exec probes and hooks start from it.
     pub exec_process: Option<oci_spec::runtime::Process>,
+    /// The exec settings of the current run, resolved on the first exec probe or hook
+    /// (namespace and cgroup fds held open); dropped when the run ends.
+    pub prepared_exec: Option<crate::runtime::PreparedExec>,
+    /// Preparing failed for this run (e.g. a user namespace): use the general exec.
+    pub prepared_exec_failed: bool,
 }
 
 impl Ctr {
@@ -151,6 +156,10 @@ pub struct Worker {
     netns_files: Option<(File, File)>,
     /// NoExecute taints that would evict this pod once it runs.
     noexecute: NoExecuteWatch,
+    /// Exec probes whose processes are running.
+    exec_probes: Vec<probes::ExecProbe>,
+    /// /dev/null, opened once: the stdin of exec probes and hooks.
+    devnull: Option<File>,
 }
 
 fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
@@ -261,6 +270,8 @@ impl Worker {
             log_dir,
             netns_files: None,
             noexecute,
+            exec_probes: Vec::new(),
+            devnull: None,
         })
     }
 
@@ -853,6 +864,8 @@ impl Worker {
         self.kubelet_event(c, "Normal", "Started", &format!("Started container {name}"));
         let ctr = &mut self.ctrs[c];
         ctr.id = Some(id.clone());
+        ctr.prepared_exec = None;
+        ctr.prepared_exec_failed = false;
         ctr.pid = Some(state.pid);
         ctr.logs = pumps;
         ctr.stdin_keep = stdin_keep;
@@ -875,7 +888,7 @@ impl Worker {
             }),
             ..Default::default()
         });
-        ctr.probes.reset(Instant::now());
+        ctr.probes.reset(Instant::now(), self.started_at);
         // Without a startup probe the container counts as started at once.
         ctr.status.started = Some(!ctr.probes.has(ProbeKind::Startup));
         ctr.status.ready = false;
@@ -966,6 +979,8 @@ impl Worker {
     /// A container's init exited: record it, clean up its OCI container, decide restart.
     fn on_exit(&mut self, c: usize, code: i32, signal: Option<i32>) {
         self.pump_logs(c, true);
+        self.ctrs[c].prepared_exec = None;
+        self.ctrs[c].prepared_exec_failed = false;
         let id = self.ctrs[c].id.clone().unwrap_or_default();
         let oom = self
             .runtime
@@ -1252,15 +1267,50 @@ impl Worker {
 
     /// Handles the probe results and timers of running containers.
     fn run_probes(&mut self) {
+        let mut started = Vec::new();
         for c in 0..self.ctrs.len() {
             if !self.ctrs[c].running() || self.ctrs[c].stop_deadline.is_some() {
                 continue;
             }
-            let results = probes::due(self, c, Instant::now());
+            let results = probes::due(self, c, Instant::now(), &mut started);
             for (kind, outcome) in results {
                 self.apply_probe(c, kind, outcome);
             }
         }
+        self.exec_probes.extend(started);
+        self.collect_exec_probes();
+    }
+
+    /// Concludes the exec probes whose processes have exited (or timed out).
+    fn collect_exec_probes(&mut self) {
+        if self.exec_probes.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.exec_probes.len() {
+            if !self.exec_probes[i].poll(now) {
+                i += 1;
+                continue;
+            }
+            let run = self.exec_probes.swap_remove(i);
+            if self.terminating.is_some() {
+                continue;
+            }
+            if let Some((c, kind, outcome)) = probes::finish_exec(self, run) {
+                if self.ctrs[c].running() && self.ctrs[c].stop_deadline.is_none() {
+                    self.apply_probe(c, kind, outcome);
+                }
+            }
+        }
+    }
+
+    /// /dev/null for exec stdin, opened on first use.
+    pub fn devnull(&mut self) -> std::io::Result<RawFd> {
+        if self.devnull.is_none() {
+            self.devnull = Some(File::open("/dev/null")?);
+        }
+        Ok(self.devnull.as_ref().map_or(-1, |f| f.as_raw_fd()))
     }
 
     fn apply_probe(&mut self, c: usize, kind: ProbeKind, outcome: ProbeOutcome) {
@@ -1493,6 +1543,9 @@ impl Worker {
         if let Some(d) = self.active_deadline {
             consider(d);
         }
+        for e in &self.exec_probes {
+            consider(e.deadline);
+        }
         if self.terminating.is_some() {
             consider(now + Duration::from_millis(200));
         } else {
@@ -1516,6 +1569,10 @@ impl Worker {
     }
 
     fn child_exited(&mut self, pid: i32, code: i32, signal: Option<i32>) {
+        if let Some(e) = self.exec_probes.iter_mut().find(|e| e.pid == pid) {
+            e.exit = Some(Some(code));
+            return;
+        }
         if let Some(c) = self.ctrs.iter().position(|c| c.pid == Some(pid)) {
             self.on_exit(c, code, signal);
         } else if let Some(sb) = self.sandbox.as_mut() {
@@ -1527,7 +1584,15 @@ impl Worker {
 
     /// Removes everything the pod made on the host.
     fn teardown(&mut self) {
+        for e in self.exec_probes.drain(..) {
+            if e.exit.is_none() {
+                let p = Pid::from_raw(e.pid);
+                let _ = nix::sys::signal::kill(p, Signal::SIGKILL);
+                let _ = waitpid(p, Some(WaitPidFlag::__WALL));
+            }
+        }
         for c in 0..self.ctrs.len() {
+            self.ctrs[c].prepared_exec = None;
             if let Some(id) = self.ctrs[c].id.clone() {
                 let _ = self.runtime.delete(&id, true);
                 if let Some(store) = self.images.as_ref() {
@@ -1615,13 +1680,23 @@ impl Worker {
                     owners.push(i);
                 }
             }
+            let logs_end = fds.len();
+            for e in &self.exec_probes {
+                for fd in e.fds() {
+                    fds.push(libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
+            }
             let ms = timeout
                 .map(|t| t.as_millis().min(60_000) as i32 + 1)
                 .unwrap_or(60_000);
             // SAFETY: fds is a valid array of pollfd for its length.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
             if n > 0 {
-                for (k, pfd) in fds.iter().enumerate().skip(1) {
+                for (k, pfd) in fds.iter().enumerate().take(logs_end).skip(1) {
                     if pfd.revents != 0 {
                         self.pump_logs(owners[k - 1], false);
                     }
@@ -1651,6 +1726,8 @@ impl Worker {
                 self.enforce_stop_deadlines();
                 self.run_probes();
                 self.reconcile();
+            } else {
+                self.collect_exec_probes();
             }
             self.update_readiness();
             self.update_phase();
@@ -1763,6 +1840,8 @@ fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         stdin_keep: None,
         termination_file: None,
         exec_process: None,
+        prepared_exec: None,
+        prepared_exec_failed: false,
     }
 }
 
