@@ -2,6 +2,7 @@
 pub mod backoff;
 pub mod events;
 pub mod eviction;
+pub mod http_probe;
 pub mod logs;
 pub mod pause;
 pub mod probes;
