@@ -124,3 +124,127 @@ fn redirect_to_a_404_fails_and_redirect_loops_stop_after_ten() {
     assert!(d.contains("/loop\": stopped after 10 redirects"), "{d}");
     assert_eq!(w.columns("dev", "redir").0, "0/1");
 }
+
+/// A grpc.health.v1 server on grpcio with raw-bytes (de)serializers: "" is SERVING,
+/// "sick" NOT_SERVING, anything else NOT_FOUND (as grpcio's own health servicer answers).
+const GRPC_SERVER: &str = r#"
+import sys
+from concurrent import futures
+import grpc
+
+STATUS = {"": 1, "sick": 2}
+
+def service_of(req):
+    if not req:
+        return ""
+    assert req[0] == 0x0A and req[1] < 0x80
+    return req[2:2 + req[1]].decode()
+
+def check(req, ctx):
+    svc = service_of(req)
+    if svc not in STATUS:
+        ctx.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
+    return bytes([0x08, STATUS[svc]])
+
+handler = grpc.method_handlers_generic_handler(
+    "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(check)})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+server.add_generic_rpc_handlers((handler,))
+server.add_insecure_port("0.0.0.0:" + sys.argv[1])
+server.start()
+print("serving", flush=True)
+server.wait_for_termination()
+"#;
+
+/// The grpc server, running in a pod's network namespace; killed (by pid) on drop.
+struct GrpcServer(std::process::Child);
+
+impl Drop for GrpcServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the grpc server on port 9000 inside the network namespace of pod `name`
+/// (entered through one of the pod's processes, found by its cgroup).
+fn grpc_server_in_pod(w: &World, name: &str) -> GrpcServer {
+    let script = w.root.parent().unwrap().join("health_server.py");
+    std::fs::write(&script, GRPC_SERVER).unwrap();
+    let uid = w.pod("dev", name)["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let netns = w.wait_for(30, "a process of the pod", || {
+        processes_in_cgroup(&uid)
+            .into_iter()
+            .map(|pid| PathBuf::from(format!("/proc/{pid}/ns/net")))
+            .find(|p| std::fs::read_link(p).is_ok_and(|l| l != own))
+    });
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["/usr/bin/python3", "-u"])
+        .arg(&script)
+        .arg("9000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("nsenter python3 (scripts/setup.sh installs python3-grpcio)");
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = GrpcServer(child);
+    assert_eq!(line.trim(), "serving", "grpc test server did not start");
+    server
+}
+
+fn busybox_pod(name: &str, probes: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: dev\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: app\n    image: busybox:1.30\n    command: [sleep, \"3600\"]\n{probes}"
+    )
+}
+
+#[test]
+fn grpc_serving_makes_the_pod_ready() {
+    let w = World::new("probe-grpc-ok");
+    let probes = "    readinessProbe:\n      grpc: {port: 9000}\n      periodSeconds: 1\n";
+    w.up_ok(&busybox_pod("grpc-ok", probes));
+    let _server = grpc_server_in_pod(&w, "grpc-ok");
+    w.wait_for(30, "grpc-ok 1/1 Ready", || {
+        (w.columns("dev", "grpc-ok").0 == "1/1").then_some(())
+    });
+    let d = w.describe("dev", "grpc-ok");
+    assert!(
+        d.contains("Readiness:      grpc <pod>:9000  delay=0s"),
+        "{d}"
+    );
+}
+
+#[test]
+fn grpc_not_serving_restarts_with_kubelets_message() {
+    let w = World::new("probe-grpc-sick");
+    let probes = "    livenessProbe:\n      grpc: {port: 9000, service: sick}\n      initialDelaySeconds: 3\n      periodSeconds: 1\n      failureThreshold: 2\n    readinessProbe:\n      grpc: {port: 9000, service: other}\n      periodSeconds: 1\n";
+    w.up_ok(&busybox_pod("grpc-sick", probes));
+    let _server = grpc_server_in_pod(&w, "grpc-sick");
+    w.wait_for(60, "a restart", || {
+        (restarts(&w, "dev", "grpc-sick") >= 1).then_some(())
+    });
+    let d = w.describe("dev", "grpc-sick");
+    assert!(
+        d.contains("Liveness probe failed: service unhealthy (responded with \"NOT_SERVING\")"),
+        "{d}"
+    );
+    assert!(
+        d.contains("Container app failed liveness probe, will be restarted"),
+        "{d}"
+    );
+    assert!(
+        d.contains("Readiness probe failed: error: health rpc probe failed: rpc error: code = NotFound desc = unknown service"),
+        "{d}"
+    );
+    assert!(d.contains("grpc <pod>:9000 sick"), "{d}");
+    assert_eq!(w.columns("dev", "grpc-sick").0, "0/1");
+}

@@ -3,10 +3,10 @@
 //! httpGet (HTTP or HTTPS, see http_probe), tcpSocket and grpc (see grpc_probe) against
 //! the pod (from inside its network namespace, so they work with or without a pod IP),
 //! sleep for hooks. Each run is bounded by its timeout.
-use super::http_probe;
 use super::worker::Worker;
+use super::{grpc_probe, http_probe};
 use k8s_openapi::api::core::v1::{
-    Container, ExecAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction,
+    Container, ExecAction, GRPCAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -213,8 +213,8 @@ fn run_probe(w: &mut Worker, c: usize, kind: ProbeKind, p: &Probe) -> Result<(),
     if let Some(t) = &p.tcp_socket {
         return run_tcp(w, c, t, timeout);
     }
-    if p.grpc.is_some() {
-        return Err("grpc probes are not supported by podrun yet".into());
+    if let Some(g) = &p.grpc {
+        return run_grpc(w, g, timeout);
     }
     Err("probe has no handler".into())
 }
@@ -481,6 +481,21 @@ fn http_get(
 
 /// The kubelet version podrun follows, in user agents.
 const KUBE_VERSION: &str = "1.34";
+
+/// kubelet's grpc probe: grpc.health.v1.Health/Check on the pod IP (plaintext HTTP/2).
+fn run_grpc(w: &mut Worker, g: &GRPCAction, timeout: Duration) -> Result<(), String> {
+    let host = w.pod_ip().unwrap_or("127.0.0.1").to_string();
+    let port = u16::try_from(g.port).map_err(|_| format!("invalid port {}", g.port))?;
+    let service = g.service.clone().unwrap_or_default();
+    let mut dial = |t: Duration| connect(w, Some(&host), port, t).map(|(s, _)| s);
+    grpc_probe::check(
+        &mut dial,
+        &http_probe::join_host_port(&host, port),
+        &service,
+        &format!("kube-probe/{KUBE_VERSION}"),
+        timeout,
+    )
+}
 
 /// Runs a command inside the container with the container's own process settings;
 /// Ok(output) on exit 0, Err(output or timeout message) otherwise.
