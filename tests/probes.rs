@@ -211,7 +211,10 @@ fn busybox_pod(name: &str, probes: &str) -> String {
 fn grpc_serving_makes_the_pod_ready() {
     let w = World::new("probe-grpc-ok");
     let probes = "    readinessProbe:\n      grpc: {port: 9000}\n      periodSeconds: 1\n";
-    w.up_ok(&busybox_pod("grpc-ok", probes));
+    let o = w.up(&busybox_pod("grpc-ok", probes));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let said = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(!said.contains("not supported"), "{said}");
     let _server = grpc_server_in_pod(&w, "grpc-ok");
     w.wait_for(30, "grpc-ok 1/1 Ready", || {
         (w.columns("dev", "grpc-ok").0 == "1/1").then_some(())
