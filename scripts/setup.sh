@@ -5,7 +5,8 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(busybox-static runc skopeo docker-registry qemu-system-x86 iproute2 iptables nftables
       debootstrap curl jq hyperfine libseccomp-dev pkg-config time cpio util-linux procps
-      kmod ca-certificates python3 containernetworking-plugins binutils)
+      kmod ca-certificates python3 containernetworking-plugins binutils openssl
+      python3-grpcio)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

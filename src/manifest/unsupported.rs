@@ -72,6 +72,7 @@ const PROBE_FIELDS: &[&str] = &[
     "exec",
     "httpGet",
     "tcpSocket",
+    "grpc",
     "initialDelaySeconds",
     "periodSeconds",
     "timeoutSeconds",
@@ -269,6 +270,7 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": "i",
                 "env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
                 "livenessProbe": {"httpGet": {"port": 80}, "periodSeconds": 3},
+                "readinessProbe": {"grpc": {"port": 9000, "service": "s"}},
                 "resources": {"limits": {"cpu": "1"}}}]}});
         assert!(warnings(v).is_empty());
     }
@@ -281,7 +283,7 @@ mod tests {
                 "containers": [{"name": "c", "image": "i"},
                                {"name": "d", "image": "i",
                                 "resources": {"claims": [{"name": "gpu"}]},
-                                "livenessProbe": {"grpc": {"port": 9000}},
+                                "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
                                 "volumeMounts": [{"name": "v", "mountPath": "/v", "mountPropagation": "Bidirectional"}]}],
                 "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "c"}}]}});
         let w = warnings(v);
@@ -289,7 +291,7 @@ mod tests {
             "metadata.finalizers",
             "spec.priorityClassName",
             "spec.containers[1].resources.claims",
-            "spec.containers[1].livenessProbe.grpc",
+            "spec.containers[1].resizePolicy",
             "spec.containers[1].volumeMounts[0].mountPropagation",
             "spec.volumes[0].persistentVolumeClaim",
         ] {

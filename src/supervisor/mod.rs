@@ -2,6 +2,9 @@
 pub mod backoff;
 pub mod events;
 pub mod eviction;
+pub mod grpc_probe;
+pub mod hpack;
+pub mod http_probe;
 pub mod logs;
 pub mod pause;
 pub mod probes;

@@ -1,10 +1,12 @@
 //! Probes (liveness, readiness, startup) and lifecycle hooks (postStart, preStop), with
 //! kubelet's timing, thresholds and messages. The handlers: exec inside the container,
-//! httpGet and tcpSocket against the pod (from inside its network namespace, so they work
-//! with or without a pod IP), sleep for hooks. Each run is bounded by its timeout.
+//! httpGet (HTTP or HTTPS, see http_probe), tcpSocket and grpc (see grpc_probe) against
+//! the pod (from inside its network namespace, so they work with or without a pod IP),
+//! sleep for hooks. Each run is bounded by its timeout.
 use super::worker::Worker;
+use super::{grpc_probe, http_probe};
 use k8s_openapi::api::core::v1::{
-    Container, ExecAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction,
+    Container, ExecAction, GRPCAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -311,7 +313,7 @@ pub fn due(
                 }
             }
         }
-        let result = run_probe(w, c, &probe, timeout);
+        let result = run_probe(w, c, kind, &probe, timeout);
         w.ctrs[c].probes.probes[i].next = Some(next_tick(next, period, Instant::now()));
         out.push((
             kind,
@@ -407,18 +409,25 @@ fn trace_probe(container: &str, kind: ProbeKind, late: Duration, ok: bool) {
     let _ = f.write_all(line.as_bytes());
 }
 
-fn run_probe(w: &mut Worker, c: usize, p: &Probe, timeout: Duration) -> Result<(), String> {
+fn run_probe(
+    w: &mut Worker,
+    c: usize,
+    kind: ProbeKind,
+    p: &Probe,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
     if let Some(e) = &p.exec {
         return run_exec(w, c, e, Some(Instant::now() + timeout)).map(|_| ());
     }
     if let Some(h) = &p.http_get {
-        return run_http(w, c, h, timeout);
+        return run_http(w, c, kind, h, deadline);
     }
     if let Some(t) = &p.tcp_socket {
         return run_tcp(w, c, t, timeout);
     }
-    if p.grpc.is_some() {
-        return Err("grpc probes are not supported by podrun yet".into());
+    if let Some(g) = &p.grpc {
+        return run_grpc(w, g, timeout);
     }
     Err("probe has no handler".into())
 }
@@ -578,68 +587,104 @@ fn run_tcp(w: &mut Worker, c: usize, t: &TCPSocketAction, timeout: Duration) -> 
     connect(w, t.host.as_deref(), port, timeout).map(|_| ())
 }
 
-/// An HTTP GET as kubelet's prober sends it; healthy on 200–399.
-fn run_http(w: &mut Worker, c: usize, h: &HTTPGetAction, timeout: Duration) -> Result<(), String> {
-    let port = resolve_port(&w.ctrs[c].spec, &h.port)?;
-    let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
-    let path = h.path.clone().unwrap_or_else(|| "/".into());
-    let path = if path.starts_with('/') {
-        path
-    } else {
-        format!("/{path}")
-    };
-    let (mut stream, shown) = connect(w, h.host.as_deref(), port, timeout).map_err(|e| {
-        let host = h
-            .host
-            .clone()
-            .or_else(|| w.pod_ip().map(String::from))
-            .unwrap_or_else(|| "127.0.0.1".into());
-        format!("Get \"{scheme}://{host}:{port}{path}\": {e}")
-    })?;
-    let url = format!("{scheme}://{shown}{path}");
-    if scheme == "https" {
-        return Err(format!(
-            "Get \"{url}\": HTTPS probes are not supported by podrun yet"
-        ));
-    }
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {shown}\r\nUser-Agent: kube-probe/1.34\r\nAccept: */*\r\nConnection: close\r\n");
-    for hdr in h.http_headers.iter().flatten() {
-        req.push_str(&format!("{}: {}\r\n", hdr.name, hdr.value));
-    }
-    req.push_str("\r\n");
-    stream
-        .write_all(req.as_bytes())
-        .map_err(|e| format!("Get \"{url}\": {e}"))?;
-    let mut buf = [0u8; 1024];
-    let mut got = Vec::new();
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                got.extend_from_slice(&buf[..n]);
-                if got.windows(2).any(|w| w == b"\r\n") {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(format!(
-                    "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
-                ))
-            }
-            Err(e) => return Err(format!("Get \"{url}\": {e}")),
+/// kubelet's httpGet probe (DoHTTPProbe): 2xx succeeds; a 3xx it did not follow (to
+/// another host) succeeds with a ProbeWarning event carrying the body; anything else fails
+/// with the status code only (kubelet keeps the body out of the message, issue 99425).
+fn run_http(
+    w: &mut Worker,
+    c: usize,
+    kind: ProbeKind,
+    h: &HTTPGetAction,
+    deadline: Instant,
+) -> Result<(), String> {
+    let resp = http_get(w, c, h, "probe", deadline)?;
+    match resp.status {
+        200..=299 => Ok(()),
+        300..=399 => {
+            let body = String::from_utf8_lossy(&resp.body);
+            w.kubelet_event(
+                c,
+                "Warning",
+                "ProbeWarning",
+                &format!(
+                    "{} probe warning: Probe terminated redirects, Response body: {body}",
+                    kind.title()
+                ),
+            );
+            Ok(())
         }
+        code => Err(format!("HTTP probe failed with statuscode: {code}")),
     }
-    let line = String::from_utf8_lossy(&got);
-    let code: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("Get \"{url}\": malformed HTTP response"))?;
-    if (200..400).contains(&code) {
-        Ok(())
-    } else {
-        Err(format!("HTTP probe failed with statuscode: {code}"))
-    }
+}
+
+/// The GET of an httpGet action (kubelet's NewRequestForHTTPGetAction): to `host`, else
+/// the pod IP, from inside the pod's network namespace; `purpose` names the user agent
+/// (`kube-probe/1.34`, `kube-lifecycle/1.34`).
+fn http_get(
+    w: &mut Worker,
+    c: usize,
+    h: &HTTPGetAction,
+    purpose: &str,
+    deadline: Instant,
+) -> Result<http_probe::Response, String> {
+    let port = resolve_port(&w.ctrs[c].spec, &h.port)?;
+    let host = h
+        .host
+        .clone()
+        .filter(|h| !h.is_empty())
+        .or_else(|| w.pod_ip().map(String::from))
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let path = h.path.clone().unwrap_or_default();
+    let scheme = match h
+        .scheme
+        .as_deref()
+        .unwrap_or("HTTP")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "http" | "" => http_probe::Scheme::Http,
+        "https" => http_probe::Scheme::Https,
+        other => {
+            let url = format!(
+                "{other}://{}{path}",
+                http_probe::join_host_port(&host, port)
+            );
+            return Err(format!(
+                "Get \"{url}\": unsupported protocol scheme \"{other}\""
+            ));
+        }
+    };
+    let req = http_probe::Request {
+        target: http_probe::Target::new(scheme, &host, port, &path),
+        headers: h
+            .http_headers
+            .iter()
+            .flatten()
+            .map(|x| (x.name.clone(), x.value.clone()))
+            .collect(),
+        user_agent: format!("kube-{purpose}/{KUBE_VERSION}"),
+    };
+    let mut dial =
+        |host: &str, port: u16, t: Duration| connect(w, Some(host), port, t).map(|(s, _)| s);
+    http_probe::get(&req, deadline, &mut dial)
+}
+
+/// The kubelet version podrun follows, in user agents.
+const KUBE_VERSION: &str = "1.34";
+
+/// kubelet's grpc probe: grpc.health.v1.Health/Check on the pod IP (plaintext HTTP/2).
+fn run_grpc(w: &mut Worker, g: &GRPCAction, timeout: Duration) -> Result<(), String> {
+    let host = w.pod_ip().unwrap_or("127.0.0.1").to_string();
+    let port = u16::try_from(g.port).map_err(|_| format!("invalid port {}", g.port))?;
+    let service = g.service.clone().unwrap_or_default();
+    let mut dial = |t: Duration| connect(w, Some(&host), port, t).map(|(s, _)| s);
+    grpc_probe::check(
+        &mut dial,
+        &http_probe::join_host_port(&host, port),
+        &service,
+        &format!("kube-probe/{KUBE_VERSION}"),
+        timeout,
+    )
 }
 
 /// Runs a command inside the container with the container's own process settings;
@@ -832,7 +877,7 @@ pub fn run_hook_until(
         let timeout = deadline
             .saturating_duration_since(Instant::now())
             .min(Duration::from_secs(30));
-        return run_http(w, c, hg, timeout)
+        return run_http_hook(w, c, hg, Instant::now() + timeout)
             .map_err(|e| format!("HTTP lifecycle hook ({}) for Container \"{name}\" in Pod \"{pod_desc}\" failed - error: {e}", hg.path.clone().unwrap_or_default()));
     }
     if let Some(s) = &h.sleep {
@@ -845,4 +890,42 @@ pub fn run_hook_until(
         return Err("tcpSocket lifecycle hooks are deprecated and not supported".into());
     }
     Ok(())
+}
+
+/// kubelet's HTTP lifecycle handler (runHTTPHandler): only a failed request fails the
+/// hook, whatever the status code; an HTTPS hook answered in plain HTTP is retried over
+/// HTTP, with a LifecycleHTTPFallback event when that works.
+fn run_http_hook(
+    w: &mut Worker,
+    c: usize,
+    hg: &HTTPGetAction,
+    deadline: Instant,
+) -> Result<(), String> {
+    match http_get(w, c, hg, "lifecycle", deadline) {
+        Ok(_) => Ok(()),
+        Err(e) if e.contains(http_probe::HTTP_TO_HTTPS) => {
+            let mut plain = hg.clone();
+            plain.scheme = Some("HTTP".into());
+            http_get(w, c, &plain, "lifecycle", deadline).map_err(|_| e.clone())?;
+            let port = resolve_port(&w.ctrs[c].spec, &hg.port).unwrap_or_default();
+            let host = hg
+                .host
+                .clone()
+                .filter(|h| !h.is_empty())
+                .or_else(|| w.pod_ip().map(String::from))
+                .unwrap_or_default();
+            w.event(
+                "Warning",
+                "LifecycleHTTPFallback",
+                "kubelet",
+                "",
+                &format!(
+                    "request to HTTPS lifecycle hook {} got HTTP response, retry with HTTP succeeded",
+                    http_probe::join_host_port(&host, port)
+                ),
+            );
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }

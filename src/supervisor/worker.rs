@@ -170,7 +170,14 @@ fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
 use crate::spec::user::pod_desc;
 
 impl Worker {
-    fn event(&self, type_: &str, reason: &str, source: &str, field_path: &str, message: &str) {
+    pub(super) fn event(
+        &self,
+        type_: &str,
+        reason: &str,
+        source: &str,
+        field_path: &str,
+        message: &str,
+    ) {
         let _ = events::record(
             &self.args.pod_dir.join(store::EVENTS_FILE),
             type_,
@@ -181,7 +188,7 @@ impl Worker {
         );
     }
 
-    fn kubelet_event(&self, c: usize, type_: &str, reason: &str, message: &str) {
+    pub(super) fn kubelet_event(&self, c: usize, type_: &str, reason: &str, message: &str) {
         let fp = self.ctrs[c].field_path();
         self.event(type_, reason, "kubelet", &fp, message);
     }
