@@ -207,4 +207,24 @@ spec:
     });
     assert!(d.contains("executable file not found in $PATH"), "{d}");
     assert_eq!(w.columns("dev", "missing").0, "0/1");
+    // Failed probe starts leave nothing behind: the pod deletes cleanly and its
+    // supervisor exits (a zombie probe child would keep the container's init waiting).
+    let pid_file = w.root.join("pods/dev_missing/supervisor.pid");
+    let sup: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    w.ok(&[
+        "delete",
+        "pod",
+        "missing",
+        "-n",
+        "dev",
+        "--grace-period",
+        "1",
+    ]);
+    w.wait_for(15, "the supervisor to exit", || {
+        (!std::path::Path::new(&format!("/proc/{sup}")).exists()).then_some(())
+    });
 }

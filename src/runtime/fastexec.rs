@@ -378,7 +378,12 @@ impl PreparedExec {
         let mut msg = [0u8; 8];
         let n = nix::unistd::read(&report_r, &mut msg).unwrap_or(0);
         if n == 8 {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            // No SIGCHLD child: only __WALL waits for it (a zombie left here would
+            // keep a pid namespace's init from exiting).
+            let _ = nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(pid),
+                Some(nix::sys::wait::WaitPidFlag::__WALL),
+            );
             let stage = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]) as usize;
             let errno = nix::Error::from_raw(i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]));
             let what = STAGES.get(stage).copied().unwrap_or("exec");

@@ -1534,7 +1534,8 @@ impl Worker {
             next = Some(next.map_or(t, |n| n.min(t)));
         };
         for c in &self.ctrs {
-            if let Some(d) = c.stop_deadline {
+            // A passed deadline has had its SIGKILL: the exit comes as SIGCHLD.
+            if let Some(d) = c.stop_deadline.filter(|d| *d > now) {
                 consider(d);
             }
             if c.running() {
@@ -1564,7 +1565,12 @@ impl Worker {
     /// Reaps exited children; maps them to containers.
     fn reap(&mut self) {
         loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            // __WALL: exec probes' children send no SIGCHLD; any left over is reaped
+            // here too (child_exited hands a probe's status to its ExecProbe).
+            match waitpid(
+                Pid::from_raw(-1),
+                Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+            ) {
                 Ok(WaitStatus::Exited(pid, code)) => self.child_exited(pid.as_raw(), code, None),
                 Ok(WaitStatus::Signaled(pid, sig, _)) => {
                     self.child_exited(pid.as_raw(), 128 + sig as i32, Some(sig as i32))
