@@ -136,7 +136,7 @@ pub fn to_event(e: &PodEvent, node: &str) -> Event {
         first_timestamp: first.map(Time),
         last_timestamp: last.map(Time),
         reporting_component: Some(r.source.clone()),
-        reporting_instance: Some(host.unwrap_or_default()),
+        reporting_instance: host,
         ..Default::default()
     }
 }
@@ -392,9 +392,15 @@ fn watch_loop(
                 printed.insert(key, seen.clone()).as_ref() != Some(&seen)
             })
             .collect();
-        let quiet = first && a.watch_only;
-        if !fresh.is_empty() && !quiet {
-            let text = render(&fresh, output, a.all_namespaces, !header_done)?;
+        // kubectl flushes its tab writer after the first list and then after every
+        // watch event: the first table is aligned as one, later rows each on their own.
+        let blocks: Vec<&[&Event]> = match (first, a.watch_only) {
+            (true, true) => Vec::new(),
+            (true, false) => vec![&fresh[..]],
+            (false, _) => fresh.chunks(1).collect(),
+        };
+        for block in blocks.into_iter().filter(|b| !b.is_empty()) {
+            let text = render(block, output, a.all_namespaces, !header_done)?;
             header_done = true;
             let written = out.write_all(text.as_bytes()).and_then(|_| out.flush());
             match written {
@@ -477,6 +483,7 @@ mod tests {
         e.event.record.field_path = String::new();
         let ev = to_event(&e, "node1");
         assert_eq!(ev.source.as_ref().and_then(|s| s.host.clone()), None);
+        assert_eq!(ev.reporting_instance, None);
         assert_eq!(ev.involved_object.field_path, None);
         assert_eq!(row(&ev, true, false)[5], "default-scheduler");
     }
