@@ -1,7 +1,9 @@
 //! Command-line surface: global flags, the subcommand tree, and error reporting.
 //!
 //! Each area owns its own file: `oci` (runc-compatible lifecycle), `image` (store, pull,
-//! import), `pod` (kubectl-like pod commands). This file only wires them together.
+//! import), `pod` (kubectl-like pod commands), `events` (`get events`). This file only
+//! wires them together.
+pub mod events;
 pub mod image;
 pub mod node;
 pub mod oci;

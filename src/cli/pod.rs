@@ -65,7 +65,7 @@ pub struct DownArgs {
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// pods|pod|po|nodes|node|no (optionally TYPE/NAME)
+    /// pods|pod|po|nodes|node|no|events|event|ev (optionally TYPE/NAME)
     pub resource: String,
     pub names: Vec<String>,
     #[arg(short = 'n', long)]
@@ -78,6 +78,12 @@ pub struct GetArgs {
     /// Watch for changes.
     #[arg(short = 'w', long)]
     pub watch: bool,
+    /// Watch for changes without listing what exists first (events).
+    #[arg(long = "watch-only")]
+    pub watch_only: bool,
+    /// Only the events of this object, e.g. pod/NAME (events).
+    #[arg(long = "for", value_name = "KIND/NAME")]
+    pub for_object: Option<String>,
     #[arg(long = "show-labels")]
     pub show_labels: bool,
 }
@@ -248,6 +254,7 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
         return Ok(1);
     }
     let store = PodStore::new(&g.root);
+    events::prune_retained(&g.root, events::EVENT_TTL);
     let mut rc = 0;
     let mut started = Vec::new();
     for cm in &m.config_maps {
@@ -288,6 +295,12 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
                 continue;
             }
             std::fs::create_dir_all(&dir)?;
+            // Best effort: without the second name the events still work, they only
+            // go with the pod when it is deleted.
+            let uid = pod.metadata.uid.as_deref().unwrap_or("");
+            if !uid.is_empty() {
+                let _ = events::link_for_retention(&g.root, &dir, &ns, &name, uid);
+            }
             let mut p = pod.clone();
             p.status = None;
             let res = store::write_json(&dir.join(store::OBJECTS_FILE), &objects)
@@ -491,7 +504,7 @@ fn cleanup_orphan(g: &GlobalOpts, rec: &PodRecord) {
     let _ = std::fs::remove_dir_all(&rec.dir);
 }
 
-fn is_pod_resource(r: &str) -> bool {
+pub(super) fn is_pod_resource(r: &str) -> bool {
     matches!(r, "pod" | "pods" | "po")
 }
 
@@ -632,6 +645,18 @@ fn print_pods_structured(pods: &[PodRecord], output: &str, single: bool) -> anyh
 
 fn get(g: &GlobalOpts, a: GetArgs) -> anyhow::Result<i32> {
     let (resource, names) = split_resource(&a.resource, &a.names);
+    if super::events::is_event_resource(&resource) {
+        return super::events::get(g, &a, &names);
+    }
+    for (given, flag) in [
+        (a.for_object.is_some(), "--for"),
+        (a.watch_only, "--watch-only"),
+    ] {
+        if given {
+            eprintln!("error: {flag} is only supported for events");
+            return Ok(1);
+        }
+    }
     if is_node_resource(&resource) {
         let store = crate::node::NodeStore::new(&g.data_dir);
         let node = store.load()?;
