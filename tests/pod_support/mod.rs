@@ -32,9 +32,12 @@ pub fn seed(name: &str) -> String {
 pub fn images() -> &'static Path {
     static DATA: OnceLock<PathBuf> = OnceLock::new();
     DATA.get_or_init(|| {
+        prune_image_stores();
         let dir =
             std::env::temp_dir().join(format!("podrun-podtest-images-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        // SAFETY: registers a plain extern "C" fn, run by exit() after the tests.
+        unsafe { libc::atexit(remove_own_image_store) };
         let st = Command::new("bash")
             .arg(repo().join("rootfs-fixtures/build.sh"))
             .args(["busybox", "nginx"])
@@ -54,6 +57,38 @@ pub fn images() -> &'static Path {
         assert!(st.success(), "loading fixtures failed");
         dir
     })
+}
+
+const STORE_PREFIX: &str = "podrun-podtest-images-";
+
+/// The shared store goes when the test binary exits.
+extern "C" fn remove_own_image_store() {
+    let dir = std::env::temp_dir().join(format!("{STORE_PREFIX}{}", std::process::id()));
+    if !mounted_under(&dir) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+fn mounted_under(dir: &Path) -> bool {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| m.contains(&needle))
+}
+
+/// Removes the stores of earlier test runs that were killed before their exit.
+fn prune_image_stores() {
+    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(STORE_PREFIX) else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid).exists();
+        if !alive && !mounted_under(&e.path()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// One test's world: its own state root and log dir, a data dir (shared images unless
