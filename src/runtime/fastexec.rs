@@ -402,22 +402,7 @@ impl PreparedExec {
     }
 }
 
-#[repr(C)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+use super::sys::{CloneArgs, CLONE_INTO_CGROUP};
 
 /// clone3 with CLONE_VM | CLONE_VFORK | CLONE_PIDFD: the child runs `child_main` on the
 /// given stack; we resume once it has exec'd or exited.
@@ -684,18 +669,5 @@ fn child_steps(c: &Child) -> std::result::Result<(), (u32, i32)> {
 }
 
 fn load_filter(f: &Compiled) -> std::result::Result<(), (u32, i32)> {
-    let fprog = libc::sock_fprog {
-        len: f.prog.len() as u16,
-        filter: f.prog.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: fprog points at the caller's compiled program, alive while it is suspended.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            f.flags,
-            &fprog as *const libc::sock_fprog,
-        )
-    };
-    check(8, r)
+    super::seccomp::install(f).map_err(|errno| (8, errno))
 }

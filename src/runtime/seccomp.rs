@@ -15,8 +15,8 @@ use oci_spec::runtime::{
 /// A compiled filter, ready to load without allocating.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
-    pub(crate) prog: Vec<libc::sock_filter>,
-    pub(crate) flags: libc::c_ulong,
+    prog: Vec<libc::sock_filter>,
+    flags: libc::c_ulong,
 }
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, String> {
@@ -220,6 +220,17 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>, String> {
 /// Installs the filter on the calling thread. Needs no_new_privs or CAP_SYS_ADMIN.
 /// Does not allocate: safe between fork and exec.
 pub(crate) fn load(c: &Compiled) -> Result<(), String> {
+    install(c).map_err(|errno| {
+        format!(
+            "load seccomp filter: {}",
+            nix::Error::from_raw(errno).desc()
+        )
+    })
+}
+
+/// [`load`] with the errno as the error: no allocation even on failure (for a child
+/// that shares its parent's memory).
+pub(crate) fn install(c: &Compiled) -> Result<(), i32> {
     let fprog = libc::sock_fprog {
         len: c.prog.len() as u16,
         filter: c.prog.as_ptr() as *mut libc::sock_filter,
@@ -234,10 +245,7 @@ pub(crate) fn load(c: &Compiled) -> Result<(), String> {
         )
     };
     if r < 0 {
-        return Err(format!(
-            "load seccomp filter: {}",
-            nix::Error::last().desc()
-        ));
+        return Err(nix::Error::last_raw());
     }
     Ok(())
 }

@@ -204,24 +204,27 @@ pub fn pidfd_wait(pidfd: &OwnedFd, timeout_ms: i32) -> bool {
     r > 0
 }
 
+/// struct clone_args of clone3(2) (as of Linux 5.7).
+#[repr(C)]
+pub(crate) struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// clone3(2) fork-like with CLONE_INTO_CGROUP: the child starts inside the cgroup2
 /// directory `cgroup_dir` (no migration, so no wait on the global cgroup lock).
 pub fn clone3_into_cgroup(flags: libc::c_int, cgroup_dir: RawFd) -> nix::Result<i32> {
-    #[repr(C)]
-    struct CloneArgs {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-        set_tid: u64,
-        set_tid_size: u64,
-        cgroup: u64,
-    }
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let args = CloneArgs {
         flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
         pidfd: 0,
