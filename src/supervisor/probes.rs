@@ -822,23 +822,27 @@ fn spawn_in(
     stdin: i32,
     out: i32,
 ) -> Result<(i32, Option<OwnedFd>), String> {
-    let Some(id) = w.ctrs[c].id.clone() else {
-        return Err("container is not running".into());
-    };
-    let Some(process) = w.ctrs[c].exec_process.clone() else {
-        return Err("container has no process".into());
-    };
-    if w.ctrs[c].prepared_exec.is_none() && !w.ctrs[c].prepared_exec_failed {
-        match w.runtime().prepare_exec(&id, &process) {
-            Ok(p) => w.ctrs[c].prepared_exec = Some(p),
-            Err(_) => w.ctrs[c].prepared_exec_failed = true,
-        }
-    }
     if let Some(p) = w.ctrs[c].prepared_exec.as_mut() {
         let s = p.spawn(cmd, stdin, out, out).map_err(|e| e.to_string())?;
         return Ok((s.pid, Some(s.pidfd)));
     }
-    let mut process = process;
+    let Some(id) = w.ctrs[c].id.clone() else {
+        return Err("container is not running".into());
+    };
+    let Some(mut process) = w.ctrs[c].exec_process.clone() else {
+        return Err("container has no process".into());
+    };
+    if !w.ctrs[c].prepared_exec_failed {
+        match w.runtime().prepare_exec(&id, &process) {
+            Ok(mut p) => {
+                let s = p.spawn(cmd, stdin, out, out).map_err(|e| e.to_string());
+                w.ctrs[c].prepared_exec = Some(p);
+                let s = s?;
+                return Ok((s.pid, Some(s.pidfd)));
+            }
+            Err(_) => w.ctrs[c].prepared_exec_failed = true,
+        }
+    }
     process.set_args(Some(cmd.to_vec()));
     process.set_terminal(Some(false));
     let mut opts = crate::runtime::ExecOptions::new(process);
