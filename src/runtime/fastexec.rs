@@ -335,7 +335,13 @@ impl PreparedExec {
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|e| e.as_ptr()).collect();
         envp.push(std::ptr::null());
-        let (stdio, _lent) = super::exec::lend_stdio([Some(stdin), Some(stdout), Some(stderr)], 3)?;
+        // Descriptors at 3 and above survive the child's dup2 onto 0..2 as they are;
+        // only lower ones need a copy out of the way.
+        let (stdio, _lent) = if stdin >= 3 && stdout >= 3 && stderr >= 3 {
+            ([Some(stdin), Some(stdout), Some(stderr)], Vec::new())
+        } else {
+            super::exec::lend_stdio([Some(stdin), Some(stdout), Some(stderr)], 3)?
+        };
         let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| RuntimeError::sys("pipe", e))?;
         let oom_path = c"/proc/self/oom_score_adj".to_owned();

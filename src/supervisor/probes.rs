@@ -281,15 +281,19 @@ pub fn due(
             w.ctrs[c].probes.probes[i].next = Some(next_tick(next, period, Instant::now()));
             continue;
         }
-        let probe = w.ctrs[c].probes.probes[i].probe.clone();
+        // Borrowed out of the state for this run (put back before its result is counted).
+        let probe = std::mem::take(&mut w.ctrs[c].probes.probes[i].probe);
         let fired = Instant::now();
         let timeout = secs(probe.timeout_seconds, 1).max(Duration::from_secs(1));
         if let Some(e) = &probe.exec {
-            match start_exec(w, c, e) {
+            let cmd = e.command.clone().unwrap_or_default();
+            let started = start_exec(w, c, e);
+            let p = &mut w.ctrs[c].probes.probes[i];
+            p.probe = probe;
+            p.next = Some(next_tick(next, period, Instant::now()));
+            match started {
                 Ok((pid, pidfd, out_pipe)) => {
-                    let p = &mut w.ctrs[c].probes.probes[i];
                     p.in_flight = true;
-                    p.next = Some(next_tick(next, period, Instant::now()));
                     started_execs.push(ExecProbe {
                         c,
                         probe: i,
@@ -300,21 +304,21 @@ pub fn due(
                         output: Vec::new(),
                         deadline: fired + timeout,
                         late: fired.saturating_duration_since(next),
-                        cmd: e.command.clone().unwrap_or_default(),
+                        cmd,
                         exit: None,
                     });
-                    continue;
                 }
                 Err(message) => {
                     let late = fired.saturating_duration_since(next);
-                    w.ctrs[c].probes.probes[i].next = Some(next_tick(next, period, Instant::now()));
                     out.push((kind, conclude(w, c, i, late, Err(message))));
-                    continue;
                 }
             }
+            continue;
         }
         let result = run_probe(w, c, kind, &probe, timeout);
-        w.ctrs[c].probes.probes[i].next = Some(next_tick(next, period, Instant::now()));
+        let p = &mut w.ctrs[c].probes.probes[i];
+        p.probe = probe;
+        p.next = Some(next_tick(next, period, Instant::now()));
         out.push((
             kind,
             conclude(w, c, i, fired.saturating_duration_since(next), result),
