@@ -47,7 +47,7 @@ pub struct ExecOutcome {
     pub pid: i32,
 }
 
-fn ns_file(t: LinuxNamespaceType) -> Option<(&'static str, CloneFlags)> {
+pub(super) fn ns_file(t: LinuxNamespaceType) -> Option<(&'static str, CloneFlags)> {
     Some(match t {
         LinuxNamespaceType::User => ("user", CloneFlags::CLONE_NEWUSER),
         LinuxNamespaceType::Ipc => ("ipc", CloneFlags::CLONE_NEWIPC),
@@ -61,18 +61,23 @@ fn ns_file(t: LinuxNamespaceType) -> Option<(&'static str, CloneFlags)> {
 }
 
 impl Runtime {
-    /// Starts `opts.process` inside container `id` and returns its pid once it has
-    /// exec'd (errors before that are reported here).
-    pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<ExecOutcome> {
+    /// The record of container `id` when it can take an exec (created or running).
+    pub(super) fn exec_target(&self, id: &str) -> Result<super::ContainerRecord> {
         let rec = self.record(id)?;
-        let dir = self.container_dir(id);
-        let status = rec.status(&dir);
+        let status = rec.status(&self.container_dir(id));
         if !matches!(status, Status::Running | Status::Created) {
             return Err(RuntimeError::BadState {
                 id: id.into(),
                 msg: format!("cannot exec in a container that is {status}"),
             });
         }
+        Ok(rec)
+    }
+
+    /// Starts `opts.process` inside container `id` and returns its pid once it has
+    /// exec'd (errors before that are reported here).
+    pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<ExecOutcome> {
+        let rec = self.exec_target(id)?;
         let spec = self.spec_of(id)?;
         let p = &opts.process;
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {

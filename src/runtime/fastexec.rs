@@ -20,7 +20,6 @@
 //! unshared address space): callers then use [`Runtime::exec`].
 use super::error::{Result, RuntimeError};
 use super::seccomp::Compiled;
-use super::state::Status;
 use super::{cgroups, sys, Runtime};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
@@ -115,14 +114,7 @@ impl Runtime {
     /// Resolves everything an exec of `process` into running container `id` needs.
     /// Fails for containers in a user namespace (use [`Runtime::exec`]).
     pub fn prepare_exec(&self, id: &str, process: &Process) -> Result<PreparedExec> {
-        let rec = self.record(id)?;
-        let status = rec.status(&self.container_dir(id));
-        if !matches!(status, Status::Running | Status::Created) {
-            return Err(RuntimeError::BadState {
-                id: id.into(),
-                msg: format!("cannot exec in a container that is {status}"),
-            });
-        }
+        let rec = self.exec_target(id)?;
         let spec = self.spec_of(id)?;
         let mut joins = Vec::new();
         let mut pid_ns = None;
@@ -132,20 +124,15 @@ impl Runtime {
             .and_then(|l| l.namespaces().clone())
             .unwrap_or_default();
         for ns in namespaces {
-            let (name, flag) = match ns.typ() {
-                LinuxNamespaceType::User => {
-                    return Err(RuntimeError::Invalid(
-                        "prepared exec: container has a user namespace".into(),
-                    ))
-                }
-                LinuxNamespaceType::Ipc => ("ipc", libc::CLONE_NEWIPC),
-                LinuxNamespaceType::Uts => ("uts", libc::CLONE_NEWUTS),
-                LinuxNamespaceType::Network => ("net", libc::CLONE_NEWNET),
-                LinuxNamespaceType::Cgroup => ("cgroup", libc::CLONE_NEWCGROUP),
-                LinuxNamespaceType::Mount => ("mnt", libc::CLONE_NEWNS),
-                LinuxNamespaceType::Pid => ("pid", libc::CLONE_NEWPID),
-                LinuxNamespaceType::Time => continue,
+            if ns.typ() == LinuxNamespaceType::User {
+                return Err(RuntimeError::Invalid(
+                    "prepared exec: container has a user namespace".into(),
+                ));
+            }
+            let Some((name, flag)) = super::exec::ns_file(ns.typ()) else {
+                continue;
             };
+            let flag = flag.bits();
             let fd = open_fd(
                 &PathBuf::from(format!("/proc/{}/ns/{name}", rec.pid)),
                 false,
