@@ -51,16 +51,19 @@ echo "$PODS pods up, $ready with 2/2 ready"
 hz=$(getconf CLK_TCK)
 sups=$(for f in "$PODRUN_ROOT"/pods/*/supervisor.pid; do cat "$f"; echo; done)
 cpu() { for p in $sups; do awk '{print $14+$15, $16+$17}' /proc/$p/stat; done | awk '{s+=$1; c+=$2} END {print s, c}'; }
+switches() { for p in $sups; do awk '/ctxt_switches/ {n+=$2} END {print n}' /proc/$p/status; done | awk '{s+=$1} END {print s}'; }
 : > "$PODRUN_PROBE_TRACE"
 read -r s0 c0 < <(cpu)
+x0=$(switches)
 t0=$(date +%s.%N)
 sleep "$SECS"
 read -r s1 c1 < <(cpu)
+x1=$(switches)
 t1=$(date +%s.%N)
-python3 - "$s0" "$s1" "$c0" "$c1" "$t0" "$t1" "$hz" "$PODRUN_PROBE_TRACE" <<'PY'
+python3 - "$s0" "$s1" "$c0" "$c1" "$t0" "$t1" "$hz" "$x0" "$x1" "$PODRUN_PROBE_TRACE" <<'PY'
 import sys
-s0, s1, c0, c1, t0, t1, hz = (float(x) for x in sys.argv[1:8])
-lines = [l.split() for l in open(sys.argv[8]) if l.strip()]
+s0, s1, c0, c1, t0, t1, hz, x0, x1 = (float(x) for x in sys.argv[1:10])
+lines = [l.split() for l in open(sys.argv[10]) if l.strip()]
 n = len(lines)
 wall = t1 - t0
 own = (s1 - s0) / hz
@@ -70,6 +73,7 @@ fails = sum(1 for l in lines if l[3] != "true")
 pct = lambda q: late[min(len(late) - 1, int(q * len(late)))] / 1000
 print(f"{n} probes in {wall:.0f} s ({n / wall:.0f}/s), {fails} failed")
 print(f"supervisors' own CPU: {own:.2f} s = {100 * own / wall:.2f}% of one core (target < 5%); {1e6 * own / max(n, 1):.0f} us per probe")
+print(f"supervisors' context switches: {(x1 - x0) / max(n, 1):.2f} per probe")
 print(f"probe processes (exec probes, reaped children): {kids:.2f} s = {100 * kids / wall:.2f}% of one core")
 print(f"lateness vs period: p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms, max {late[-1] / 1000:.1f} ms (target every probe within 100 ms)")
 PY

@@ -26,6 +26,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const STACK_SIZE: usize = 64 * 1024;
@@ -267,7 +268,10 @@ struct Child<'a> {
     candidates: &'a [CString],
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
-    report: RawFd,
+    /// A failure before exec, as `(stage + 1) << 32 | errno` (0: none). Written by the
+    /// child before it exits; the caller reads it once resumed (exit or exec released
+    /// the shared memory, so no pipe and no wait on one is needed).
+    report: AtomicU64,
     oom_path: &'a CString,
 }
 
@@ -329,8 +333,6 @@ impl PreparedExec {
         } else {
             super::exec::lend_stdio([Some(stdin), Some(stdout), Some(stderr)], 3)?
         };
-        let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| RuntimeError::sys("pipe", e))?;
         let oom_path = c"/proc/self/oom_score_adj".to_owned();
         let child = Child {
             p: self,
@@ -342,7 +344,7 @@ impl PreparedExec {
             candidates: &candidates,
             argv: &argv,
             envp: &envp,
-            report: report_w.as_raw_fd(),
+            report: AtomicU64::new(0),
             oom_path: &oom_path,
         };
         let mut pidfd: libc::c_int = -1;
@@ -364,21 +366,19 @@ impl PreparedExec {
                 super::log::warn(&format!("return to own pid namespace: {e}"));
             }
         }
-        drop(report_w);
         let pid = r.map_err(|e| RuntimeError::sys("clone3", e))?;
         // SAFETY: CLONE_PIDFD stored a fresh pidfd we now own.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        let mut msg = [0u8; 8];
-        let n = nix::unistd::read(&report_r, &mut msg).unwrap_or(0);
-        if n == 8 {
+        let report = child.report.load(Ordering::SeqCst);
+        if report != 0 {
             // No SIGCHLD child: only __WALL waits for it (a zombie left here would
             // keep a pid namespace's init from exiting).
             let _ = nix::sys::wait::waitpid(
                 nix::unistd::Pid::from_raw(pid),
                 Some(nix::sys::wait::WaitPidFlag::__WALL),
             );
-            let stage = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]) as usize;
-            let errno = nix::Error::from_raw(i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]));
+            let stage = ((report >> 32) as usize).saturating_sub(1);
+            let errno = nix::Error::from_raw(report as u32 as i32);
             let what = STAGES.get(stage).copied().unwrap_or("exec");
             let text = if what == "exec" {
                 if errno == nix::Error::ENOENT && !arg0.contains('/') {
@@ -475,7 +475,7 @@ fn errno() -> i32 {
 }
 
 /// The child: raw syscalls only (it shares the caller's memory). Reports
-/// `(stage, errno)` on the report pipe and exits 127 on failure.
+/// `(stage, errno)` in `report` and exits 127 on failure.
 extern "C" fn child_main(c: *const Child) -> ! {
     // SAFETY: the caller is suspended (CLONE_VFORK) and keeps `c` alive until we exec or
     // exit.
@@ -484,14 +484,12 @@ extern "C" fn child_main(c: *const Child) -> ! {
         Ok(()) => (STAGES.len() as u32 - 1, libc::ENOEXEC),
         Err(e) => e,
     };
-    let mut msg = [0u8; 8];
-    msg[..4].copy_from_slice(&stage.to_ne_bytes());
-    msg[4..].copy_from_slice(&err.to_ne_bytes());
-    // SAFETY: plain write(2) and _exit(2) on our own descriptors.
-    unsafe {
-        libc::write(c.report, msg.as_ptr().cast(), msg.len());
-        libc::_exit(127)
-    }
+    c.report.store(
+        (u64::from(stage) + 1) << 32 | u64::from(err as u32),
+        Ordering::SeqCst,
+    );
+    // SAFETY: _exit(2) ends this process only.
+    unsafe { libc::_exit(127) }
 }
 
 fn check(stage: u32, r: libc::c_long) -> std::result::Result<(), (u32, i32)> {
@@ -640,8 +638,6 @@ fn child_steps(c: &Child) -> std::result::Result<(), (u32, i32)> {
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
-        // The report pipe must stay open until exec: it is close-on-exec already.
-        let _ = c.report;
         if let Some(f) = p.seccomp.as_ref().filter(|_| p.no_new_privs) {
             load_filter(f)?;
         }

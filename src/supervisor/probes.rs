@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -138,119 +138,160 @@ impl ProbeRunner {
     }
 }
 
-/// An exec probe whose process is running: the supervisor's loop waits on its output pipe
-/// and pidfd with everything else, so a slow probe never holds up the pod (as kubelet runs
-/// each probe on its own worker).
+/// An exec probe whose process is running: the supervisor's loop waits on its pidfd
+/// with everything else, so a slow probe never holds up the pod (as kubelet runs each
+/// probe on its own worker).
 pub struct ExecProbe {
     pub c: usize,
     probe: usize,
     /// The container run it belongs to: a result for an older run is dropped.
     run: String,
-    pub pid: i32,
-    pidfd: Option<OwnedFd>,
-    out: Option<std::fs::File>,
-    output: Vec<u8>,
+    started: Started,
     pub deadline: Instant,
     late: Duration,
     cmd: Vec<String>,
-    /// Set once reaped: the exit code (None: lost).
+    /// Set once over: the exit code (None: killed at the deadline, or lost).
     pub exit: Option<Option<i32>>,
+    output: Vec<u8>,
+}
+
+/// A command started in a container: its pid and pidfd, and the memfd its stdout and
+/// stderr write to. A file rather than a pipe: nothing to drain while it runs, and its
+/// exit is the only wake-up (a pipe's hang-up would be a second one); background
+/// children still writing after it exited change nothing.
+pub struct Started {
+    pub pid: i32,
+    pidfd: OwnedFd,
+    out: std::fs::File,
+}
+
+/// kubelet keeps this much of an exec probe's output (maxReadLength).
+const MAX_OUTPUT: usize = 10 * 1024;
+
+impl Started {
+    /// Reaps the process if it exited (without blocking); kills it at the deadline.
+    /// Some(exit code, or None when killed or lost) once it is over.
+    fn poll(&self, now: Instant, deadline: Option<Instant>) -> Option<Option<i32>> {
+        match waitpid(
+            Pid::from_raw(self.pid),
+            Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+        ) {
+            Ok(WaitStatus::Exited(_, code)) => return Some(Some(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Some(Some(128 + sig as i32)),
+            Ok(_) => {}
+            Err(_) => return Some(None),
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            self.kill();
+            return Some(None);
+        }
+        None
+    }
+
+    fn kill(&self) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(self.pid), Some(WaitPidFlag::__WALL));
+    }
+
+    /// What the command wrote, up to kubelet's limit.
+    fn output(&self) -> Vec<u8> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; MAX_OUTPUT];
+        let mut n = 0;
+        while n < buf.len() {
+            match self.out.read_at(&mut buf[n..], n as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        buf.truncate(n);
+        buf
+    }
+}
+
+/// The result of an exec handler: Ok(output) on exit 0, else the output (or kubelet's
+/// message when there is none).
+fn exec_result(
+    exit: Option<i32>,
+    output: &[u8],
+    cmd: &[String],
+    deadline: Option<Instant>,
+) -> Result<String, String> {
+    let text = String::from_utf8_lossy(output).into_owned();
+    match exit {
+        Some(0) => Ok(text),
+        Some(code) => Err(if text.is_empty() {
+            format!("command {:?} exited with {code}", cmd.join(" "))
+        } else {
+            text
+        }),
+        None if deadline.is_some_and(|d| Instant::now() >= d) => {
+            Err(format!("command \"{}\" timed out", cmd.join(" ")))
+        }
+        None => Err("exec process lost".into()),
+    }
 }
 
 impl ExecProbe {
-    /// The descriptors to wait on (output pipe, pidfd).
-    pub fn fds(&self) -> Vec<i32> {
-        let mut v = Vec::new();
-        if let Some(f) = &self.out {
-            v.push(f.as_raw_fd());
-        }
-        if let (Some(p), None) = (&self.pidfd, &self.exit) {
-            v.push(p.as_raw_fd());
-        }
-        v
+    /// The descriptor to wait on (the pidfd, until the result is known).
+    pub fn fd(&self) -> Option<i32> {
+        self.exit.is_none().then(|| self.started.pidfd.as_raw_fd())
     }
 
-    fn drain(&mut self) {
-        let Some(f) = self.out.as_mut() else { return };
-        let mut buf = [0u8; 4096];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => {
-                    self.out = None;
-                    return;
-                }
-                Ok(n) => {
-                    if self.output.len() < 10240 {
-                        self.output.extend_from_slice(&buf[..n]);
-                    }
-                }
-                Err(_) => return,
-            }
-        }
+    pub fn pid(&self) -> i32 {
+        self.started.pid
     }
 
-    /// Reads what is there and reaps the process if it exited (without blocking);
-    /// a run past its deadline is killed. True when the result is known.
-    pub fn poll(&mut self, now: Instant) -> bool {
-        self.drain();
+    /// Records an exit status reaped elsewhere.
+    pub fn exited(&mut self, code: i32) {
         if self.exit.is_none() {
-            match waitpid(
-                Pid::from_raw(self.pid),
-                Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
-            ) {
-                Ok(WaitStatus::Exited(_, code)) => self.exit = Some(Some(code)),
-                Ok(WaitStatus::Signaled(_, sig, _)) => self.exit = Some(Some(128 + sig as i32)),
-                Ok(_) => {}
-                Err(_) => self.exit = Some(None),
+            self.exit = Some(Some(code));
+            self.output = self.started.output();
+        }
+    }
+
+    /// Reaps the process if it exited (without blocking); a run past its deadline is
+    /// killed. True when the result is known.
+    pub fn poll(&mut self, now: Instant) -> bool {
+        if self.exit.is_none() {
+            self.exit = self.started.poll(now, Some(self.deadline));
+            if self.exit.is_some() {
+                self.output = self.started.output();
             }
         }
-        if self.exit.is_some() {
-            // A background child of the command may hold the pipe: what is there now is
-            // the output.
-            self.drain();
-            self.out = None;
-            return true;
+        self.exit.is_some()
+    }
+
+    /// Ends a run still going (the pod is being torn down).
+    pub fn kill(&self) {
+        if self.exit.is_none() {
+            self.started.kill();
         }
-        if now >= self.deadline {
-            let _ =
-                nix::sys::signal::kill(Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(Pid::from_raw(self.pid), Some(WaitPidFlag::__WALL));
-            self.exit = Some(None);
-            self.out = None;
-            return true;
-        }
-        false
     }
 
     fn result(&self) -> Result<(), String> {
-        let text = String::from_utf8_lossy(&self.output).into_owned();
-        match self.exit {
-            Some(Some(0)) => Ok(()),
-            Some(Some(code)) => Err(if text.is_empty() {
-                format!("command {:?} exited with {code}", self.cmd.join(" "))
-            } else {
-                text
-            }),
-            _ if Instant::now() >= self.deadline => {
-                Err(format!("command \"{}\" timed out", self.cmd.join(" ")))
-            }
-            _ => Err("exec process lost".into()),
-        }
+        exec_result(
+            self.exit.flatten(),
+            &self.output,
+            &self.cmd,
+            Some(self.deadline),
+        )
+        .map(|_| ())
     }
 }
 
-/// Starts an exec probe's command; the caller waits for it with [`ExecProbe::poll`].
-fn start_exec(
-    w: &mut Worker,
-    c: usize,
-    e: &ExecAction,
-) -> Result<(i32, Option<OwnedFd>, std::fs::File), String> {
-    let cmd = e.command.clone().unwrap_or_default();
-    let (r, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-        .map_err(|e| e.to_string())?;
+/// Starts `cmd` in container `c`, stdin from /dev/null, stdout and stderr to a memfd.
+fn start_exec(w: &mut Worker, c: usize, cmd: &[String]) -> Result<Started, String> {
+    // SAFETY: memfd_create with a constant name; the fd is owned below.
+    let fd = unsafe { libc::memfd_create(c"exec-output".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh descriptor we own.
+    let out = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     let devnull = w.devnull().map_err(|e| e.to_string())?;
-    let (pid, pidfd) = spawn_in(w, c, &cmd, devnull, wr.as_raw_fd())?;
-    Ok((pid, pidfd, std::fs::File::from(r)))
+    let (pid, pidfd) = spawn_in(w, c, cmd, devnull, out.as_raw_fd())?;
+    Ok(Started { pid, pidfd, out })
 }
 
 /// Runs every probe of container `c` that is due, returning the outcomes. Exec probes
@@ -287,25 +328,23 @@ pub fn due(
         let timeout = secs(probe.timeout_seconds, 1).max(Duration::from_secs(1));
         if let Some(e) = &probe.exec {
             let cmd = e.command.clone().unwrap_or_default();
-            let started = start_exec(w, c, e);
+            let started = start_exec(w, c, &cmd);
             let p = &mut w.ctrs[c].probes.probes[i];
             p.probe = probe;
             p.next = Some(next_tick(next, period, Instant::now()));
             match started {
-                Ok((pid, pidfd, out_pipe)) => {
+                Ok(started) => {
                     p.in_flight = true;
                     started_execs.push(ExecProbe {
                         c,
                         probe: i,
                         run: w.ctrs[c].id.clone().unwrap_or_default(),
-                        pid,
-                        pidfd,
-                        out: Some(out_pipe),
-                        output: Vec::new(),
+                        started,
                         deadline: fired + timeout,
                         late: fired.saturating_duration_since(next),
                         cmd,
                         exit: None,
+                        output: Vec::new(),
                     });
                 }
                 Err(message) => {
@@ -700,124 +739,28 @@ pub fn run_exec(
     deadline: Option<Instant>,
 ) -> Result<String, String> {
     let cmd = e.command.clone().unwrap_or_default();
-    let (r, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
-    let devnull = w.devnull().map_err(|e| e.to_string())?;
-    let (pid, pidfd) = spawn_in(w, c, &cmd, devnull, wr.as_raw_fd())?;
-    drop(wr);
-    let _ = nix::fcntl::fcntl(
-        &r,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    );
-    let mut output = Vec::new();
-    let mut file = std::fs::File::from(r);
-    // Wait on the output pipe and the process (its pidfd) together: no polling.
-    let mut pipe_open = true;
-    let mut exited = false;
-    let mut status: Option<i32> = None;
-    while pipe_open || !exited {
-        let left = match deadline {
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    let _ = nix::sys::signal::kill(
-                        Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL));
-                    return Err(format!("command \"{}\" timed out", cmd.join(" ")));
-                }
-                (d - now).as_millis().min(i32::MAX as u128) as i32 + 1
-            }
-            None => -1,
+    let started = start_exec(w, c, &cmd)?;
+    let exit = loop {
+        let now = Instant::now();
+        if let Some(exit) = started.poll(now, deadline) {
+            break exit;
+        }
+        let ms = deadline.map_or(-1, |d| {
+            (d - now).as_millis().min(i32::MAX as u128 - 1) as i32 + 1
+        });
+        let mut pfd = libc::pollfd {
+            fd: started.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
         };
-        let mut pfds = [
-            libc::pollfd {
-                fd: if pipe_open { file.as_raw_fd() } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: match &pidfd {
-                    Some(p) if !exited => p.as_raw_fd(),
-                    _ => -1,
-                },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // Without a pidfd (general exec path) fall back to a short poll for the exit.
-        let timeout = if pidfd.is_none() && !exited {
-            if left < 0 {
-                10
-            } else {
-                left.min(10)
-            }
-        } else {
-            left
-        };
-        // SAFETY: two valid pollfd entries (negative fds are ignored).
-        unsafe { libc::poll(pfds.as_mut_ptr(), 2, timeout) };
-        if pipe_open && pfds[0].revents != 0 {
-            let mut buf = [0u8; 4096];
-            loop {
-                match file.read(&mut buf) {
-                    Ok(0) => {
-                        pipe_open = false;
-                        break;
-                    }
-                    Ok(n) => {
-                        if output.len() < 10240 {
-                            output.extend_from_slice(&buf[..n]);
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
-        if !exited && (pidfd.is_none() || pfds[1].revents != 0) {
-            match waitpid(
-                Pid::from_raw(pid),
-                Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
-            ) {
-                Ok(WaitStatus::Exited(_, code)) => {
-                    status = Some(code);
-                    exited = true;
-                }
-                Ok(WaitStatus::Signaled(_, sig, _)) => {
-                    status = Some(128 + sig as i32);
-                    exited = true;
-                }
-                Err(_) => exited = true,
-                Ok(_) => {}
-            }
-            if exited {
-                // The pipe may still be held by a background child of the command:
-                // what is there now is the output.
-                pipe_open = false;
-            }
-        }
-    }
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = file.read(&mut buf) {
-        if n == 0 || output.len() >= 10240 {
-            break;
-        }
-        output.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&output).into_owned();
-    match status {
-        Some(0) => Ok(text),
-        Some(code) => Err(if text.is_empty() {
-            format!("command {:?} exited with {code}", cmd.join(" "))
-        } else {
-            text
-        }),
-        None => Err("exec process lost".into()),
-    }
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, ms) };
+    };
+    exec_result(exit, &started.output(), &cmd, deadline)
 }
 
-/// Starts `cmd` in container `c` with stdin and stdout/stderr given; returns its pid and,
-/// from the prepared path, a pidfd. The prepared exec of the current run is made on first
+/// Starts `cmd` in container `c` with stdin and stdout/stderr given; returns its pid and
+/// a pidfd. The prepared exec of the current run is made on first
 /// use; a container it cannot serve (user namespace) goes through the general exec.
 fn spawn_in(
     w: &mut Worker,
@@ -825,10 +768,10 @@ fn spawn_in(
     cmd: &[String],
     stdin: i32,
     out: i32,
-) -> Result<(i32, Option<OwnedFd>), String> {
+) -> Result<(i32, OwnedFd), String> {
     if let Some(p) = w.ctrs[c].prepared_exec.as_mut() {
         let s = p.spawn(cmd, stdin, out, out).map_err(|e| e.to_string())?;
-        return Ok((s.pid, Some(s.pidfd)));
+        return Ok((s.pid, s.pidfd));
     }
     let Some(id) = w.ctrs[c].id.clone() else {
         return Err("container is not running".into());
@@ -842,7 +785,7 @@ fn spawn_in(
                 let s = p.spawn(cmd, stdin, out, out).map_err(|e| e.to_string());
                 w.ctrs[c].prepared_exec = Some(p);
                 let s = s?;
-                return Ok((s.pid, Some(s.pidfd)));
+                return Ok((s.pid, s.pidfd));
             }
             Err(_) => w.ctrs[c].prepared_exec_failed = true,
         }
@@ -854,7 +797,19 @@ fn spawn_in(
     opts.stdout = Some(out);
     opts.stderr = Some(out);
     let outcome = w.runtime().exec(&id, &opts).map_err(|e| e.to_string())?;
-    Ok((outcome.pid, None))
+    // SAFETY: pidfd_open(2) on our own child (not reaped yet, so the pid is its own).
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, outcome.pid, 0) };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        let _ = nix::sys::signal::kill(
+            Pid::from_raw(outcome.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = waitpid(Pid::from_raw(outcome.pid), Some(WaitPidFlag::__WALL));
+        return Err(format!("pidfd_open: {err}"));
+    }
+    // SAFETY: a fresh pidfd we own.
+    Ok((outcome.pid, unsafe { OwnedFd::from_raw_fd(fd as i32) }))
 }
 
 /// Runs a lifecycle hook to completion (postStart).

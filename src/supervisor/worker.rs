@@ -1582,8 +1582,8 @@ impl Worker {
     }
 
     fn child_exited(&mut self, pid: i32, code: i32, signal: Option<i32>) {
-        if let Some(e) = self.exec_probes.iter_mut().find(|e| e.pid == pid) {
-            e.exit = Some(Some(code));
+        if let Some(e) = self.exec_probes.iter_mut().find(|e| e.pid() == pid) {
+            e.exited(code);
             return;
         }
         if let Some(c) = self.ctrs.iter().position(|c| c.pid == Some(pid)) {
@@ -1598,11 +1598,7 @@ impl Worker {
     /// Removes everything the pod made on the host.
     fn teardown(&mut self) {
         for e in self.exec_probes.drain(..) {
-            if e.exit.is_none() {
-                let p = Pid::from_raw(e.pid);
-                let _ = nix::sys::signal::kill(p, Signal::SIGKILL);
-                let _ = waitpid(p, Some(WaitPidFlag::__WALL));
-            }
+            e.kill();
         }
         for c in 0..self.ctrs.len() {
             self.ctrs[c].prepared_exec = None;
@@ -1694,14 +1690,12 @@ impl Worker {
                 }
             }
             let logs_end = fds.len();
-            for e in &self.exec_probes {
-                for fd in e.fds() {
-                    fds.push(libc::pollfd {
-                        fd,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    });
-                }
+            for fd in self.exec_probes.iter().filter_map(|e| e.fd()) {
+                fds.push(libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
             }
             let ms = timeout
                 .map(|t| t.as_millis().min(60_000) as i32 + 1)
