@@ -9,6 +9,7 @@
 //! namespace) within a given time; this module never creates sockets itself.
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -275,48 +276,306 @@ const AWAITING_HEADERS: &str =
 /// Returns the last response (a 3xx when the chain stopped at a redirect to another
 /// host, or at a 3xx that is not followed), or the error as Go prints it.
 pub fn get(req: &Request, deadline: Instant, dial: &mut Dial) -> Result<Response, String> {
-    let first_host = req.target.hostname.clone();
-    let custom_host = header_value(&req.headers, "Host").map(String::from);
-    let mut target = req.target.clone();
-    let mut host_header = custom_host.clone();
-    let mut referer: Option<String> = None;
-    let mut requests = 0;
-    loop {
-        requests += 1;
-        let url = target.url();
-        let resp = get_once(
-            req,
-            &target,
-            host_header.as_deref(),
-            referer.as_deref(),
-            deadline,
-            dial,
-        )
-        .map_err(|e| format!("Get \"{url}\": {e}"))?;
-        if !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
-            return Ok(resp.response);
+    Chain::new(req).run(deadline, dial)
+}
+
+/// Where a redirect chain stands: the next URL to GET and what its request carries.
+struct Chain {
+    req: Request,
+    first_host: String,
+    custom_host: Option<String>,
+    target: Target,
+    host_header: Option<String>,
+    referer: Option<String>,
+    requests: usize,
+}
+
+impl Chain {
+    fn new(req: &Request) -> Chain {
+        let custom_host = header_value(&req.headers, "Host").map(String::from);
+        Chain {
+            req: req.clone(),
+            first_host: req.target.hostname.clone(),
+            host_header: custom_host.clone(),
+            custom_host,
+            target: req.target.clone(),
+            referer: None,
+            requests: 0,
         }
-        let Some(loc) = resp.location.clone().filter(|l| !l.is_empty()) else {
-            return Ok(resp.response);
+    }
+
+    fn request_bytes(&self) -> Vec<u8> {
+        request_bytes(
+            &self.req,
+            &self.target,
+            self.host_header.as_deref(),
+            self.referer.as_deref(),
+        )
+    }
+
+    /// The rest of the chain, one blocking request after the other.
+    fn run(&mut self, deadline: Instant, dial: &mut Dial) -> Result<Response, String> {
+        loop {
+            let url = self.target.url();
+            let hop = get_once(
+                &self.req,
+                &self.target,
+                self.host_header.as_deref(),
+                self.referer.as_deref(),
+                deadline,
+                dial,
+            )
+            .map_err(|e| format!("Get \"{url}\": {e}"))?;
+            if let Some(resp) = self.after(hop)? {
+                return Ok(resp);
+            }
+        }
+    }
+
+    /// After a response: Some(it) when it ends the chain; None when the chain follows
+    /// its redirect (`target` is then the next URL).
+    fn after(&mut self, hop: Hop) -> Result<Option<Response>, String> {
+        self.requests += 1;
+        let url = self.target.url();
+        if !matches!(hop.status, 301 | 302 | 303 | 307 | 308) {
+            return Ok(Some(hop.response));
+        }
+        let Some(loc) = hop.location.clone().filter(|l| !l.is_empty()) else {
+            return Ok(Some(hop.response));
         };
-        let next = target.resolve(&loc).map_err(|e| {
+        let next = self.target.resolve(&loc).map_err(|e| {
             format!("Get \"{url}\": failed to parse Location header \"{loc}\": {e}")
         })?;
         // kubelet's redirect checker: another hostname ends the chain with this response
         // (a Warning); otherwise Go's limit of 10 requests.
-        if next.hostname != first_host {
-            return Ok(resp.response);
+        if next.hostname != self.first_host {
+            return Ok(Some(hop.response));
         }
-        if requests >= MAX_REQUESTS {
+        if self.requests >= MAX_REQUESTS {
             return Err(format!("Get \"{loc}\": stopped after 10 redirects"));
         }
         // A custom Host survives only a relative Location (Go issue 22233).
-        if custom_host.is_some() && split_scheme(&loc).is_some() {
-            host_header = None;
+        if self.custom_host.is_some() && split_scheme(&loc).is_some() {
+            self.host_header = None;
         }
-        referer = (!(target.scheme == Scheme::Https && next.scheme == Scheme::Http)).then_some(url);
-        target = next;
+        self.referer =
+            (!(self.target.scheme == Scheme::Https && next.scheme == Scheme::Http)).then_some(url);
+        self.target = next;
+        Ok(None)
     }
+}
+
+/// Opens a TCP connection to `host:port`: with Some(time), blocking as [`Dial`]; with
+/// None, a non-blocking socket whose connect is started (not necessarily done). Errors
+/// as [`Dial`]'s.
+pub type DialAny<'a> = dyn FnMut(&str, u16, Option<Duration>) -> Result<TcpStream, String> + 'a;
+
+/// What a [`Pending`] GET needs next.
+#[derive(Debug)]
+pub enum Step {
+    /// Call `step` again once the socket has any of these poll(2) events (or at the
+    /// deadline).
+    Wait(RawFd, i16),
+    Done(Result<Response, String>),
+}
+
+/// A plain-HTTP GET driven by its caller's event loop: the same request, redirects and
+/// messages as [`get`], without blocking. Probes of many containers then overlap: each
+/// is sent, and the loop sleeps once for all their answers. An HTTPS hop (a redirect
+/// to https) finishes the chain with blocking requests.
+pub struct Pending {
+    chain: Chain,
+    deadline: Instant,
+    conn: Option<TcpStream>,
+    out: Vec<u8>,
+    sent: usize,
+    connected: bool,
+    inbuf: Vec<u8>,
+    eof: bool,
+    read_err: Option<std::io::Error>,
+}
+
+/// A response is read up to its headers' limit plus kubelet's body limit.
+const MAX_READ: usize = MAX_HEADER_BYTES + MAX_BODY + 64 * 1024;
+
+impl Pending {
+    pub fn new(req: &Request, deadline: Instant) -> Pending {
+        Pending {
+            chain: Chain::new(req),
+            deadline,
+            conn: None,
+            out: Vec::new(),
+            sent: 0,
+            connected: false,
+            inbuf: Vec::new(),
+            eof: false,
+            read_err: None,
+        }
+    }
+
+    /// Goes as far as it can without blocking.
+    pub fn step(&mut self, now: Instant, dial: &mut DialAny) -> Step {
+        loop {
+            if now >= self.deadline {
+                return Step::Done(Err(self.expired()));
+            }
+            let url = self.chain.target.url();
+            let Some(tcp) = self.conn.as_ref() else {
+                if self.chain.target.scheme == Scheme::Https {
+                    let mut blocking = |h: &str, p: u16, t: Duration| dial(h, p, Some(t));
+                    return Step::Done(self.chain.run(self.deadline, &mut blocking));
+                }
+                match dial(&self.chain.target.hostname, self.chain.target.port, None) {
+                    Ok(s) => {
+                        self.conn = Some(s);
+                        self.out = self.chain.request_bytes();
+                        self.sent = 0;
+                        self.connected = false;
+                        self.inbuf.clear();
+                        self.eof = false;
+                        self.read_err = None;
+                        continue;
+                    }
+                    Err(e) => return Step::Done(Err(format!("Get \"{url}\": {e}"))),
+                }
+            };
+            let fd = tcp.as_raw_fd();
+            if self.sent < self.out.len() {
+                // SAFETY: send(2) from a live buffer on our socket.
+                let n = unsafe {
+                    libc::send(
+                        fd,
+                        self.out[self.sent..].as_ptr().cast(),
+                        self.out.len() - self.sent,
+                        libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                    )
+                };
+                if n >= 0 {
+                    self.sent += n as usize;
+                    self.connected = true;
+                    continue;
+                }
+                let e = std::io::Error::last_os_error();
+                match e.kind() {
+                    // Still connecting (nothing sent yet) or a full send buffer.
+                    std::io::ErrorKind::WouldBlock => return Step::Wait(fd, libc::POLLOUT),
+                    std::io::ErrorKind::Interrupted => continue,
+                    _ if !self.connected => {
+                        let shown =
+                            join_host_port(&self.chain.target.hostname, self.chain.target.port);
+                        return Step::Done(Err(format!(
+                            "Get \"{url}\": {}",
+                            dial_error(&shown, &e)
+                        )));
+                    }
+                    _ => {
+                        return Step::Done(Err(format!(
+                            "Get \"{url}\": {}",
+                            io_text(&e, AWAITING_HEADERS)
+                        )))
+                    }
+                }
+            }
+            self.receive();
+            match self.parse() {
+                Ok(hop) => {
+                    self.conn = None;
+                    match self.chain.after(hop) {
+                        Ok(Some(resp)) => return Step::Done(Ok(resp)),
+                        Ok(None) => continue,
+                        Err(e) => return Step::Done(Err(e)),
+                    }
+                }
+                Err(None) => {
+                    if let Some(e) = &self.read_err {
+                        let text = io_text(e, AWAITING_HEADERS);
+                        return Step::Done(Err(format!("Get \"{url}\": {text}")));
+                    }
+                    return Step::Wait(fd, libc::POLLIN);
+                }
+                Err(Some(e)) => return Step::Done(Err(format!("Get \"{url}\": {e}"))),
+            }
+        }
+    }
+
+    /// Reads what has arrived (until it would block, or EOF).
+    fn receive(&mut self) {
+        let Some(tcp) = self.conn.as_mut() else {
+            return;
+        };
+        let mut chunk = [0u8; 8192];
+        while !self.eof && self.read_err.is_none() && self.inbuf.len() < MAX_READ {
+            match tcp.read(&mut chunk) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.inbuf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => self.read_err = Some(e),
+            }
+        }
+    }
+
+    /// The response in what was received: Err(None) while it is incomplete.
+    fn parse(&mut self) -> Result<Hop, Option<String>> {
+        let mut r = Reader {
+            conn: None,
+            buf: std::mem::take(&mut self.inbuf),
+            pos: 0,
+            deadline: self.deadline,
+            eof: self.eof,
+            starved: false,
+        };
+        let res = read_response(&mut r);
+        self.inbuf = r.buf;
+        match res {
+            Ok(hop) => Ok(hop),
+            Err(_) if r.starved => Err(None),
+            Err(e) => Err(Some(e)),
+        }
+    }
+
+    /// The error at the deadline, as Go words it for the stage the request was in.
+    pub fn expired(&mut self) -> String {
+        let url = self.chain.target.url();
+        let t = &self.chain.target;
+        let text = if self.conn.is_some() && !self.connected {
+            format!(
+                "dial tcp {}: i/o timeout (Client.Timeout exceeded while awaiting headers)",
+                join_host_port(&t.hostname, t.port)
+            )
+        } else if self.conn.is_some() && self.sent >= self.out.len() {
+            // Awaiting the headers or reading the body: the parse of what came says which.
+            let mut r = Reader {
+                conn: None,
+                buf: std::mem::take(&mut self.inbuf),
+                pos: 0,
+                deadline: self.deadline,
+                eof: false,
+                starved: false,
+            };
+            let res = read_response(&mut r);
+            self.inbuf = r.buf;
+            match res {
+                Err(e) => e,
+                Ok(_) => AWAITING_HEADERS.to_string(),
+            }
+        } else {
+            AWAITING_HEADERS.to_string()
+        };
+        self.conn = None;
+        format!("Get \"{url}\": {text}")
+    }
+}
+
+/// A failed dial as Go's dialer prints it (`dial tcp 10.0.0.5:80: connect: connection
+/// refused`).
+pub fn dial_error(shown: &str, e: &std::io::Error) -> String {
+    let why = match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "i/o timeout".to_string(),
+        _ => format!("connect: {e}"),
+    };
+    format!("dial tcp {shown}: {why}")
 }
 
 fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -414,11 +673,12 @@ fn get_once(
     conn.write_all_by(&request_bytes(req, t, host, referer), deadline)
         .map_err(|e| io_text(&e, AWAITING_HEADERS))?;
     let mut r = Reader {
-        conn,
+        conn: Some(conn),
         buf: Vec::new(),
         pos: 0,
         deadline,
         eof: false,
+        starved: false,
     };
     read_response(&mut r)
 }
@@ -496,13 +756,16 @@ pub fn arm(tcp: &TcpStream, deadline: Instant) -> std::io::Result<()> {
     tcp.set_write_timeout(Some(left))
 }
 
-/// Buffered reading of a response.
+/// Buffered reading of a response: from a connection, or (conn None) from the bytes
+/// received so far.
 struct Reader {
-    conn: Conn,
+    conn: Option<Conn>,
     buf: Vec<u8>,
     pos: usize,
     deadline: Instant,
     eof: bool,
+    /// Without a connection: the parse needed bytes that have not arrived yet.
+    starved: bool,
 }
 
 impl Reader {
@@ -511,12 +774,16 @@ impl Reader {
         if self.eof {
             return Ok(false);
         }
+        let Some(conn) = self.conn.as_mut() else {
+            self.starved = true;
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        };
         if self.pos > 0 && self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
         }
         let mut chunk = [0u8; 8192];
-        let n = self.conn.read_by(&mut chunk, self.deadline)?;
+        let n = conn.read_by(&mut chunk, self.deadline)?;
         if n == 0 {
             self.eof = true;
             return Ok(false);
@@ -981,6 +1248,178 @@ mod tests {
             Instant::now() + Duration::from_secs(5),
             &mut plain_dial,
         )
+    }
+
+    /// The dial a supervisor gives [`Pending`]: blocking with a time, else a
+    /// non-blocking socket with its connect started.
+    fn any_dial(host: &str, port: u16, t: Option<Duration>) -> Result<TcpStream, String> {
+        if let Some(t) = t {
+            return plain_dial(host, port, t);
+        }
+        let addr: std::net::SocketAddrV4 = format!("{host}:{port}").parse().unwrap();
+        // SAFETY: plain socket/connect calls on a fresh descriptor we then own.
+        unsafe {
+            let fd = libc::socket(
+                libc::AF_INET,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            );
+            assert!(fd >= 0);
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: addr.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(addr.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            let r = libc::connect(
+                fd,
+                (&sin as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            let s = <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd);
+            let e = std::io::Error::last_os_error();
+            if r < 0 && e.raw_os_error() != Some(libc::EINPROGRESS) {
+                return Err(dial_error(&addr.to_string(), &e));
+            }
+            Ok(s)
+        }
+    }
+
+    /// Drives a [`Pending`] GET as the supervisor's loop does; returns its result and
+    /// how many times it had to wait.
+    fn drive(port: u16, path: &str, within: Duration) -> (Result<Response, String>, usize) {
+        let req = Request {
+            target: Target::new(Scheme::Http, "127.0.0.1", port, path),
+            headers: vec![],
+            user_agent: "kube-probe/1.34".into(),
+        };
+        let deadline = Instant::now() + within;
+        let mut p = Pending::new(&req, deadline);
+        let mut waits = 0;
+        loop {
+            match p.step(Instant::now(), &mut any_dial) {
+                Step::Done(r) => return (r, waits),
+                Step::Wait(fd, events) => {
+                    waits += 1;
+                    let ms = deadline
+                        .saturating_duration_since(Instant::now())
+                        .as_millis() as i32
+                        + 1;
+                    let mut pfd = libc::pollfd {
+                        fd,
+                        events,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut pfd, 1, ms) };
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_pending_get_reads_as_the_blocking_one() {
+        let replies = || {
+            vec![
+                b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                    .to_vec(),
+            ]
+        };
+        let (port, h) = serve(replies());
+        let blocking = probe(port, "/start");
+        let first = h.join().unwrap();
+        let (port, h) = serve(replies());
+        let (pending, waits) = drive(port, "/start", Duration::from_secs(5));
+        let second = h.join().unwrap();
+        assert_eq!(pending, blocking);
+        assert_eq!(pending.unwrap().body, b"abcde");
+        assert!(waits >= 2, "one wait per hop at least, got {waits}");
+        // The same request bytes, but the port in Host and Referer.
+        assert_eq!(
+            first[1].replace(&format!(":{}", port_of(&first[1])), ":P"),
+            second[1].replace(&format!(":{port}"), ":P")
+        );
+
+        let mut big = b"HTTP/1.0 500 Oops\r\n\r\n".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 20000));
+        let (port, h) = serve(vec![big, Vec::new()]);
+        let (r, _) = drive(port, "/", Duration::from_secs(5));
+        assert_eq!(r.map(|r| (r.status, r.body.len())), Ok((500, MAX_BODY)));
+        let (r, _) = drive(port, "/", Duration::from_secs(5));
+        assert_eq!(r, Err(format!("Get \"http://127.0.0.1:{port}/\": EOF")));
+        h.join().unwrap();
+    }
+
+    fn port_of(request: &str) -> u16 {
+        let host = request
+            .lines()
+            .find_map(|l| l.strip_prefix("Host: "))
+            .unwrap_or_default();
+        host.rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_pending_get_waits_for_a_body_sent_later_and_times_out_as_go() {
+        // Headers first, the body 200 ms later: waits, then the whole body.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for step in 0..3 {
+                let (mut s, _) = l.accept().unwrap();
+                let mut b = [0u8; 4096];
+                let _ = s.read(&mut b);
+                match step {
+                    0 => {
+                        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+                            .unwrap();
+                        std::thread::sleep(Duration::from_millis(200));
+                        s.write_all(b"hello").unwrap();
+                    }
+                    // No answer at all, then half a body: held open past the deadline.
+                    1 => held.push(s),
+                    _ => {
+                        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+                            .unwrap();
+                        held.push(s);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        });
+        let (r, waits) = drive(port, "/", Duration::from_secs(5));
+        assert_eq!(r.map(|r| r.body), Ok(b"hello".to_vec()));
+        assert!(waits >= 2, "waited {waits} times");
+        let url = format!("http://127.0.0.1:{port}/");
+        let (r, _) = drive(port, "/", Duration::from_millis(300));
+        assert_eq!(r, Err(format!("Get \"{url}\": {AWAITING_HEADERS}")));
+        let (r, _) = drive(port, "/", Duration::from_millis(300));
+        assert_eq!(
+            r,
+            Err(format!("Get \"{url}\": context deadline exceeded (Client.Timeout or context cancellation while reading body)"))
+        );
+        h.join().unwrap();
+
+        // Nobody listening: Go's dial error.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (r, _) = drive(port, "/", Duration::from_secs(1));
+        assert_eq!(
+            r,
+            Err(format!(
+                "Get \"http://127.0.0.1:{port}/\": dial tcp 127.0.0.1:{port}: connect: connection refused"
+            ))
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ struct ProbeState {
     next: Option<Instant>,
     successes: i32,
     failures: i32,
-    /// An exec run of this probe is still going (see [`ExecProbe`]).
+    /// A run of this probe is still going (see [`ProbeRun`]).
     in_flight: bool,
 }
 
@@ -138,21 +138,35 @@ impl ProbeRunner {
     }
 }
 
-/// An exec probe whose process is running: the supervisor's loop waits on its pidfd
-/// with everything else, so a slow probe never holds up the pod (as kubelet runs each
-/// probe on its own worker).
-pub struct ExecProbe {
+/// A probe run still going: an exec probe's process, or an httpGet request waiting for
+/// its answer. The supervisor's loop waits on it with everything else, so a slow probe
+/// never holds up the pod (as kubelet runs each probe on its own worker), and the probes
+/// due together overlap: all are started, then one sleep waits for their results.
+pub struct ProbeRun {
     pub c: usize,
     probe: usize,
+    kind: ProbeKind,
     /// The container run it belongs to: a result for an older run is dropped.
     run: String,
-    started: Started,
     pub deadline: Instant,
     late: Duration,
-    cmd: Vec<String>,
-    /// Set once over: the exit code (None: killed at the deadline, or lost).
-    pub exit: Option<Option<i32>>,
-    output: Vec<u8>,
+    work: Work,
+}
+
+enum Work {
+    Exec {
+        started: Started,
+        cmd: Vec<String>,
+        /// Set once over: the exit code (None: killed at the deadline, or lost).
+        exit: Option<Option<i32>>,
+        output: Vec<u8>,
+    },
+    Http {
+        pending: Box<http_probe::Pending>,
+        /// What the request waits for (None: nothing, it has its result).
+        wait: Option<(i32, i16)>,
+        result: Option<Result<http_probe::Response, String>>,
+    },
 }
 
 /// A command started in a container: its pid and pidfd, and the memfd its stdout and
@@ -232,51 +246,88 @@ fn exec_result(
     }
 }
 
-impl ExecProbe {
-    /// The descriptor to wait on (the pidfd, until the result is known).
-    pub fn fd(&self) -> Option<i32> {
-        self.exit.is_none().then(|| self.started.pidfd.as_raw_fd())
+impl ProbeRun {
+    /// The descriptor and poll(2) events to wait for, until the result is known.
+    pub fn wait(&self) -> Option<(i32, i16)> {
+        match &self.work {
+            Work::Exec { started, exit, .. } => exit
+                .is_none()
+                .then(|| (started.pidfd.as_raw_fd(), libc::POLLIN)),
+            Work::Http { wait, result, .. } => wait.filter(|_| result.is_none()),
+        }
     }
 
-    pub fn pid(&self) -> i32 {
-        self.started.pid
+    /// The exec probe's process.
+    pub fn pid(&self) -> Option<i32> {
+        match &self.work {
+            Work::Exec { started, .. } => Some(started.pid),
+            Work::Http { .. } => None,
+        }
     }
 
     /// Records an exit status reaped elsewhere.
     pub fn exited(&mut self, code: i32) {
-        if self.exit.is_none() {
-            self.exit = Some(Some(code));
-            self.output = self.started.output();
+        if let Work::Exec {
+            started,
+            exit,
+            output,
+            ..
+        } = &mut self.work
+        {
+            if exit.is_none() {
+                *exit = Some(Some(code));
+                *output = started.output();
+            }
         }
     }
 
-    /// Reaps the process if it exited (without blocking); a run past its deadline is
-    /// killed. True when the result is known.
-    pub fn poll(&mut self, now: Instant) -> bool {
-        if self.exit.is_none() {
-            self.exit = self.started.poll(now, Some(self.deadline));
-            if self.exit.is_some() {
-                self.output = self.started.output();
+    /// Moves the run on as far as it goes without blocking (an exec probe's process is
+    /// reaped once it exited; a request is sent, read, redirected); a run past its
+    /// deadline ends. True when the result is known. `dial` opens connections for
+    /// redirects (see [`http_probe::DialAny`]).
+    pub fn advance(&mut self, now: Instant, dial: &mut http_probe::DialAny) -> bool {
+        let deadline = self.deadline;
+        match &mut self.work {
+            Work::Exec {
+                started,
+                exit,
+                output,
+                ..
+            } => {
+                if exit.is_none() {
+                    *exit = started.poll(now, Some(deadline));
+                    if exit.is_some() {
+                        *output = started.output();
+                    }
+                }
+                exit.is_some()
+            }
+            Work::Http {
+                pending,
+                wait,
+                result,
+            } => {
+                if result.is_none() {
+                    match pending.step(now, dial) {
+                        http_probe::Step::Wait(fd, ev) => *wait = Some((fd, ev)),
+                        http_probe::Step::Done(r) => *result = Some(r),
+                    }
+                }
+                result.is_some()
             }
         }
-        self.exit.is_some()
     }
 
     /// Ends a run still going (the pod is being torn down).
     pub fn kill(&self) {
-        if self.exit.is_none() {
-            self.started.kill();
+        if let Work::Exec {
+            started,
+            exit: None,
+            ..
+        } = &self.work
+        {
+            started.kill();
         }
-    }
-
-    fn result(&self) -> Result<(), String> {
-        exec_result(
-            self.exit.flatten(),
-            &self.output,
-            &self.cmd,
-            Some(self.deadline),
-        )
-        .map(|_| ())
     }
 }
 
@@ -294,13 +345,14 @@ fn start_exec(w: &mut Worker, c: usize, cmd: &[String]) -> Result<Started, Strin
     Ok(Started { pid, pidfd, out })
 }
 
-/// Runs every probe of container `c` that is due, returning the outcomes. Exec probes
-/// are started and handed to `started` instead: their outcome comes from [`finish_exec`].
+/// Runs every probe of container `c` that is due, returning the outcomes. Exec and plain
+/// httpGet probes are started and handed to `runs` instead: their outcome comes from
+/// [`finish_run`].
 pub fn due(
     w: &mut Worker,
     c: usize,
     now: Instant,
-    started_execs: &mut Vec<ExecProbe>,
+    runs: &mut Vec<ProbeRun>,
 ) -> Vec<(ProbeKind, ProbeOutcome)> {
     let started = w.ctrs[c].status.started == Some(true);
     let mut out = Vec::new();
@@ -326,31 +378,45 @@ pub fn due(
         let probe = std::mem::take(&mut w.ctrs[c].probes.probes[i].probe);
         let fired = Instant::now();
         let timeout = secs(probe.timeout_seconds, 1).max(Duration::from_secs(1));
-        if let Some(e) = &probe.exec {
+        let late = fired.saturating_duration_since(next);
+        let deadline = fired + timeout;
+        let work = if let Some(e) = &probe.exec {
             let cmd = e.command.clone().unwrap_or_default();
-            let started = start_exec(w, c, &cmd);
+            Some(start_exec(w, c, &cmd).map(|started| Work::Exec {
+                started,
+                cmd,
+                exit: None,
+                output: Vec::new(),
+            }))
+        } else {
+            match &probe.http_get {
+                Some(h) if !is_https(h) => Some(start_http(w, c, h, deadline)),
+                _ => None,
+            }
+        };
+        if let Some(work) = work {
             let p = &mut w.ctrs[c].probes.probes[i];
             p.probe = probe;
             p.next = Some(next_tick(next, period, Instant::now()));
-            match started {
-                Ok(started) => {
+            match work {
+                Ok(work) => {
                     p.in_flight = true;
-                    started_execs.push(ExecProbe {
+                    let mut run = ProbeRun {
                         c,
                         probe: i,
+                        kind,
                         run: w.ctrs[c].id.clone().unwrap_or_default(),
-                        started,
-                        deadline: fired + timeout,
-                        late: fired.saturating_duration_since(next),
-                        cmd,
-                        exit: None,
-                        output: Vec::new(),
-                    });
+                        deadline,
+                        late,
+                        work,
+                    };
+                    // A request goes out now, so that the probes due together overlap.
+                    if matches!(run.work, Work::Http { .. }) {
+                        run.advance(Instant::now(), &mut |h, port, t| dial(w, h, port, t));
+                    }
+                    runs.push(run);
                 }
-                Err(message) => {
-                    let late = fired.saturating_duration_since(next);
-                    out.push((kind, conclude(w, c, i, late, Err(message))));
-                }
+                Err(message) => out.push((kind, conclude(w, c, i, late, Err(message)))),
             }
             continue;
         }
@@ -378,8 +444,8 @@ fn next_tick(next: Instant, period: Duration, after: Instant) -> Instant {
     t
 }
 
-/// The outcome of a finished exec probe, or None when its container run is gone.
-pub fn finish_exec(w: &mut Worker, run: ExecProbe) -> Option<(usize, ProbeKind, ProbeOutcome)> {
+/// The outcome of a finished probe run, or None when its container run is gone.
+pub fn finish_run(w: &mut Worker, run: ProbeRun) -> Option<(usize, ProbeKind, ProbeOutcome)> {
     let c = run.c;
     if w.ctrs.get(c)?.id.as_deref() != Some(run.run.as_str()) {
         return None;
@@ -389,9 +455,19 @@ pub fn finish_exec(w: &mut Worker, run: ExecProbe) -> Option<(usize, ProbeKind, 
         return None;
     }
     p.in_flight = false;
-    let kind = p.kind;
-    let outcome = conclude(w, c, run.probe, run.late, run.result());
-    Some((c, kind, outcome))
+    let result = match run.work {
+        Work::Exec {
+            exit, output, cmd, ..
+        } => exec_result(exit.flatten(), &output, &cmd, Some(run.deadline)).map(|_| ()),
+        Work::Http { result, .. } => http_verdict(
+            w,
+            c,
+            run.kind,
+            result.unwrap_or_else(|| Err("probe run lost".into())),
+        ),
+    };
+    let outcome = conclude(w, c, run.probe, run.late, result);
+    Some((c, run.kind, outcome))
 }
 
 /// Applies one run's result to the probe's counters and thresholds.
@@ -518,31 +594,23 @@ fn connect(
     };
     let addr = SocketAddr::new(target_ip, port);
     let sock = match w.probe_netns() {
-        Some((target, own)) => crate::network::in_netns_fd(target, own, || new_socket(&addr))
+        Some((target, own)) => crate::network::in_netns_fd(target, own, || new_socket(&addr, 0))
             .map_err(|e| format!("dial tcp {shown}: {e}"))?,
-        None => new_socket(&addr).map_err(|e| format!("dial tcp {shown}: {e}"))?,
+        None => new_socket(&addr, 0).map_err(|e| format!("dial tcp {shown}: {e}"))?,
     };
-    let stream = connect_timeout(sock, &addr, timeout).map_err(|e| {
-        let why = match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                "i/o timeout".to_string()
-            }
-            _ => format!("connect: {e}"),
-        };
-        format!("dial tcp {shown}: {why}")
-    })?;
+    let stream =
+        connect_timeout(sock, &addr, timeout).map_err(|e| http_probe::dial_error(&shown, &e))?;
     Ok((stream, shown))
 }
 
-fn new_socket(addr: &SocketAddr) -> std::io::Result<OwnedFd> {
+fn new_socket(addr: &SocketAddr, flags: libc::c_int) -> std::io::Result<OwnedFd> {
     let family = if addr.is_ipv4() {
         libc::AF_INET
     } else {
         libc::AF_INET6
     };
     // SAFETY: socket(2) with constant arguments; the fd is owned below.
-    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | flags, 0) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -640,7 +708,18 @@ fn run_http(
     h: &HTTPGetAction,
     deadline: Instant,
 ) -> Result<(), String> {
-    let resp = http_get(w, c, h, "probe", deadline)?;
+    let resp = http_get(w, c, h, "probe", deadline);
+    http_verdict(w, c, kind, resp)
+}
+
+/// What an httpGet probe's response means.
+fn http_verdict(
+    w: &mut Worker,
+    c: usize,
+    kind: ProbeKind,
+    resp: Result<http_probe::Response, String>,
+) -> Result<(), String> {
+    let resp = resp?;
     match resp.status {
         200..=299 => Ok(()),
         300..=399 => {
@@ -670,6 +749,82 @@ fn http_get(
     purpose: &str,
     deadline: Instant,
 ) -> Result<http_probe::Response, String> {
+    let req = http_request(w, c, h, purpose)?;
+    let mut dial =
+        |host: &str, port: u16, t: Duration| connect(w, Some(host), port, t).map(|(s, _)| s);
+    http_probe::get(&req, deadline, &mut dial)
+}
+
+fn is_https(h: &HTTPGetAction) -> bool {
+    h.scheme
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+}
+
+/// Starts an httpGet probe's request (plain HTTP) without waiting for it.
+fn start_http(
+    w: &mut Worker,
+    c: usize,
+    h: &HTTPGetAction,
+    deadline: Instant,
+) -> Result<Work, String> {
+    let req = http_request(w, c, h, "probe")?;
+    Ok(Work::Http {
+        pending: Box::new(http_probe::Pending::new(&req, deadline)),
+        wait: None,
+        result: None,
+    })
+}
+
+/// Opens a connection inside the pod's network namespace: blocking within `timeout`, or
+/// (None) non-blocking with its connect started.
+pub fn dial(
+    w: &mut Worker,
+    host: &str,
+    port: u16,
+    timeout: Option<Duration>,
+) -> Result<TcpStream, String> {
+    if let Some(t) = timeout {
+        return connect(w, Some(host), port, t).map(|(s, _)| s);
+    }
+    let shown = http_probe::join_host_port(host, port);
+    let ip: std::net::IpAddr = host
+        .parse()
+        .map_err(|_| format!("dial tcp: lookup {host}: no such host"))?;
+    let addr = SocketAddr::new(ip, port);
+    let flags = libc::SOCK_NONBLOCK;
+    let sock = match w.probe_netns() {
+        Some((target, own)) => {
+            crate::network::in_netns_fd(target, own, || new_socket(&addr, flags))
+        }
+        None => new_socket(&addr, flags),
+    }
+    .map_err(|e| format!("dial tcp {shown}: {e}"))?;
+    let (raw, len) = sockaddr(&addr);
+    // SAFETY: raw is a valid sockaddr of `len` bytes.
+    let r = unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            (&raw as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(http_probe::dial_error(&shown, &e));
+        }
+    }
+    Ok(TcpStream::from(sock))
+}
+
+/// The request of an httpGet action (kubelet's NewRequestForHTTPGetAction).
+fn http_request(
+    w: &mut Worker,
+    c: usize,
+    h: &HTTPGetAction,
+    purpose: &str,
+) -> Result<http_probe::Request, String> {
     let port = resolve_port(&w.ctrs[c].spec, &h.port)?;
     let host = h
         .host
@@ -707,9 +862,7 @@ fn http_get(
             .collect(),
         user_agent: format!("kube-{purpose}/{KUBE_VERSION}"),
     };
-    let mut dial =
-        |host: &str, port: u16, t: Duration| connect(w, Some(host), port, t).map(|(s, _)| s);
-    http_probe::get(&req, deadline, &mut dial)
+    Ok(req)
 }
 
 /// The kubelet version podrun follows, in user agents.

@@ -157,7 +157,7 @@ pub struct Worker {
     /// NoExecute taints that would evict this pod once it runs.
     noexecute: NoExecuteWatch,
     /// Exec probes whose processes are running.
-    exec_probes: Vec<probes::ExecProbe>,
+    probe_runs: Vec<probes::ProbeRun>,
     /// /dev/null, opened once: the stdin of exec probes and hooks.
     devnull: Option<File>,
 }
@@ -277,7 +277,7 @@ impl Worker {
             log_dir,
             netns_files: None,
             noexecute,
-            exec_probes: Vec::new(),
+            probe_runs: Vec::new(),
             devnull: None,
         })
     }
@@ -1284,32 +1284,35 @@ impl Worker {
                 self.apply_probe(c, kind, outcome);
             }
         }
-        self.exec_probes.extend(started);
-        self.collect_exec_probes();
+        self.probe_runs.extend(started);
+        self.collect_probe_runs();
     }
 
-    /// Concludes the exec probes whose processes have exited (or timed out).
-    fn collect_exec_probes(&mut self) {
-        if self.exec_probes.is_empty() {
+    /// Moves the probe runs on and concludes those that finished (or timed out).
+    fn collect_probe_runs(&mut self) {
+        if self.probe_runs.is_empty() {
             return;
         }
         let now = Instant::now();
+        let mut runs = std::mem::take(&mut self.probe_runs);
         let mut i = 0;
-        while i < self.exec_probes.len() {
-            if !self.exec_probes[i].poll(now) {
+        while i < runs.len() {
+            if !runs[i].advance(now, &mut |h, port, t| probes::dial(self, h, port, t)) {
                 i += 1;
                 continue;
             }
-            let run = self.exec_probes.swap_remove(i);
+            let run = runs.swap_remove(i);
             if self.terminating.is_some() {
                 continue;
             }
-            if let Some((c, kind, outcome)) = probes::finish_exec(self, run) {
+            if let Some((c, kind, outcome)) = probes::finish_run(self, run) {
                 if self.ctrs[c].running() && self.ctrs[c].stop_deadline.is_none() {
                     self.apply_probe(c, kind, outcome);
                 }
             }
         }
+        runs.append(&mut self.probe_runs);
+        self.probe_runs = runs;
     }
 
     /// /dev/null for exec stdin, opened on first use.
@@ -1551,7 +1554,7 @@ impl Worker {
         if let Some(d) = self.active_deadline {
             consider(d);
         }
-        for e in &self.exec_probes {
+        for e in &self.probe_runs {
             consider(e.deadline);
         }
         if self.terminating.is_some() {
@@ -1566,7 +1569,7 @@ impl Worker {
     fn reap(&mut self) {
         loop {
             // __WALL: exec probes' children send no SIGCHLD; any left over is reaped
-            // here too (child_exited hands a probe's status to its ExecProbe).
+            // here too (child_exited hands a probe's status to its ProbeRun).
             match waitpid(
                 Pid::from_raw(-1),
                 Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
@@ -1582,7 +1585,7 @@ impl Worker {
     }
 
     fn child_exited(&mut self, pid: i32, code: i32, signal: Option<i32>) {
-        if let Some(e) = self.exec_probes.iter_mut().find(|e| e.pid() == pid) {
+        if let Some(e) = self.probe_runs.iter_mut().find(|e| e.pid() == Some(pid)) {
             e.exited(code);
             return;
         }
@@ -1597,7 +1600,7 @@ impl Worker {
 
     /// Removes everything the pod made on the host.
     fn teardown(&mut self) {
-        for e in self.exec_probes.drain(..) {
+        for e in self.probe_runs.drain(..) {
             e.kill();
         }
         for c in 0..self.ctrs.len() {
@@ -1690,10 +1693,10 @@ impl Worker {
                 }
             }
             let logs_end = fds.len();
-            for fd in self.exec_probes.iter().filter_map(|e| e.fd()) {
+            for (fd, events) in self.probe_runs.iter().filter_map(|e| e.wait()) {
                 fds.push(libc::pollfd {
                     fd,
-                    events: libc::POLLIN,
+                    events,
                     revents: 0,
                 });
             }
@@ -1734,7 +1737,7 @@ impl Worker {
                 self.run_probes();
                 self.reconcile();
             } else {
-                self.collect_exec_probes();
+                self.collect_probe_runs();
             }
             self.update_readiness();
             self.update_phase();
