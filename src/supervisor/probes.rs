@@ -46,7 +46,7 @@ pub enum ProbeOutcome {
     Pending,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct ProbeState {
     kind: ProbeKind,
     probe: Probe,
@@ -55,10 +55,12 @@ struct ProbeState {
     failures: i32,
     /// A run of this probe is still going (see [`ProbeRun`]).
     in_flight: bool,
+    /// An exec probe's output file, kept for its next run (lent to a run).
+    output: Option<std::fs::File>,
 }
 
 /// The probes of one container and when each runs next.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct ProbeRunner {
     probes: Vec<ProbeState>,
     started_at: Option<Instant>,
@@ -95,6 +97,7 @@ impl ProbeRunner {
                     successes: 0,
                     failures: 0,
                     in_flight: false,
+                    output: None,
                 });
             }
         }
@@ -331,8 +334,15 @@ impl ProbeRun {
     }
 }
 
-/// Starts `cmd` in container `c`, stdin from /dev/null, stdout and stderr to a memfd.
-fn start_exec(w: &mut Worker, c: usize, cmd: &[String]) -> Result<Started, String> {
+/// An empty output file for an exec handler: `reuse` (a probe's, from its last run)
+/// emptied, else a new memfd. Append-only, so that writers sharing its offset (the
+/// process's stdout and stderr) never leave a hole after it is emptied.
+fn output_file(reuse: Option<std::fs::File>) -> Result<std::fs::File, String> {
+    if let Some(f) = reuse {
+        if f.set_len(0).is_ok() {
+            return Ok(f);
+        }
+    }
     // SAFETY: memfd_create with a constant name; the fd is owned below.
     let fd = unsafe { libc::memfd_create(c"exec-output".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -340,6 +350,21 @@ fn start_exec(w: &mut Worker, c: usize, cmd: &[String]) -> Result<Started, Strin
     }
     // SAFETY: a fresh descriptor we own.
     let out = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    nix::fcntl::fcntl(
+        &out,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_APPEND),
+    )
+    .map_err(|e| format!("memfd: {e}"))?;
+    Ok(out)
+}
+
+/// Starts `cmd` in container `c`, stdin from /dev/null, stdout and stderr to `out`.
+fn start_exec(
+    w: &mut Worker,
+    c: usize,
+    cmd: &[String],
+    out: std::fs::File,
+) -> Result<Started, String> {
     let devnull = w.devnull().map_err(|e| e.to_string())?;
     let (pid, pidfd) = spawn_in(w, c, cmd, devnull, out.as_raw_fd())?;
     Ok(Started { pid, pidfd, out })
@@ -382,7 +407,9 @@ pub fn due(
         let deadline = fired + timeout;
         let work = if let Some(e) = &probe.exec {
             let cmd = e.command.clone().unwrap_or_default();
-            Some(start_exec(w, c, &cmd).map(|started| Work::Exec {
+            let reuse = w.ctrs[c].probes.probes[i].output.take();
+            let started = output_file(reuse).and_then(|out| start_exec(w, c, &cmd, out));
+            Some(started.map(|started| Work::Exec {
                 started,
                 cmd,
                 exit: None,
@@ -457,8 +484,14 @@ pub fn finish_run(w: &mut Worker, run: ProbeRun) -> Option<(usize, ProbeKind, Pr
     p.in_flight = false;
     let result = match run.work {
         Work::Exec {
-            exit, output, cmd, ..
-        } => exec_result(exit.flatten(), &output, &cmd, Some(run.deadline)).map(|_| ()),
+            exit,
+            output,
+            cmd,
+            started,
+        } => {
+            p.output = Some(started.out);
+            exec_result(exit.flatten(), &output, &cmd, Some(run.deadline)).map(|_| ())
+        }
         Work::Http { result, .. } => http_verdict(
             w,
             c,
@@ -892,7 +925,7 @@ pub fn run_exec(
     deadline: Option<Instant>,
 ) -> Result<String, String> {
     let cmd = e.command.clone().unwrap_or_default();
-    let started = start_exec(w, c, &cmd)?;
+    let started = start_exec(w, c, &cmd, output_file(None)?)?;
     let exit = loop {
         let now = Instant::now();
         if let Some(exit) = started.poll(now, deadline) {
