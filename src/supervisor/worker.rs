@@ -158,19 +158,19 @@ pub struct Worker {
     noexecute: NoExecuteWatch,
     /// Probe runs still going (exec processes, httpGet requests).
     probe_runs: Vec<probes::ProbeRun>,
-    /// Until then the loop does not wake for probe results: the runs started together
-    /// are collected in one wake-up (see [`PROBE_BATCH`]).
+    /// Until then the loop sleeps: the probe runs started together are collected in one
+    /// wake-up (see [`PROBE_BATCH`]).
     probe_batch: Option<Instant>,
     /// /dev/null, opened once: the stdin of exec probes and hooks.
     devnull: Option<File>,
 }
 
-/// How long after a pod's probes fire their results are first looked at. The exec
-/// probes' processes and the httpGet answers of one tick mostly arrive within a few
+/// How long after a pod's probes fire the supervisor looks again. The exec probes'
+/// processes and the httpGet answers of one tick mostly arrive within a few
 /// milliseconds of each other; each would wake the supervisor on its own (a context
-/// switch costs ~35 µs on a small VM). Gathered, one wake-up takes them all, and a
-/// result is seen at most this much later. Runs still going after it wake the loop as
-/// they finish.
+/// switch costs ~35 µs on a small VM). Gathered, one wake-up takes them all; a probe
+/// result, a container's exit or a signal is seen at most this much later. Runs still
+/// going after it wake the loop as they finish.
 const PROBE_BATCH: Duration = Duration::from_millis(10);
 
 fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
@@ -1725,22 +1725,26 @@ impl Worker {
                 }
             }
             let logs_end = fds.len();
-            let batching = self.probe_batch.is_some_and(|t| t > Instant::now());
-            for (fd, events) in self
-                .probe_runs
-                .iter()
-                .filter(|_| !batching)
-                .filter_map(|e| e.wait())
-            {
+            for (fd, events) in self.probe_runs.iter().filter_map(|e| e.wait()) {
                 fds.push(libc::pollfd {
                     fd,
                     events,
                     revents: 0,
                 });
             }
-            let ms = timeout
+            let mut ms = timeout
                 .map(|t| t.as_millis().min(60_000) as i32 + 1)
                 .unwrap_or(60_000);
+            // A batch of probe runs is out: sleep through its window whatever comes in
+            // (the probe processes' exits arrive as SIGCHLD too: exec resets their exit
+            // signal), then take everything that did at once.
+            if let Some(t) = self.probe_batch {
+                let left = t.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
+                    std::thread::sleep(left);
+                }
+                ms = 0;
+            }
             // SAFETY: fds is a valid array of pollfd for its length.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
             if n > 0 {
