@@ -1,20 +1,24 @@
 //! NoExecute taints for one running pod: notices node changes cheaply and says when the
 //! taint eviction controller would delete the pod.
 //!
-//! The worker polls [`NoExecuteWatch::poll`] from its main loop. A stat of node.json (at
-//! most once a second) tells whether the node changed; only then is node.json read and
-//! [`admission::taints::noexecute_evictions`] asked about this pod. A pod that tolerates
+//! The worker polls [`NoExecuteWatch::poll`] from its main loop. An inotify watch on
+//! node.json's directory says when the node may have changed (the loop waits on it with
+//! everything else, so an idle pod does not wake for it); without one, a stat at most
+//! once a second does. A stat then tells whether the node really changed; only then is
+//! node.json read and [`admission::taints::noexecute_evictions`] asked about this pod. A pod that tolerates
 //! the taint for tolerationSeconds gets a timer, re-checked when it fires, so removing the
 //! taint in time keeps the pod.
 use crate::admission::taints::{self, EvictionTime};
 use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How often node.json is looked at.
+/// How often node.json is looked at when it cannot be watched.
 pub const CHECK_PERIOD: Duration = Duration::from_secs(1);
 
 /// What identifies one version of node.json without reading it: atomic writes replace
@@ -39,6 +43,10 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 #[derive(Debug)]
 pub struct NoExecuteWatch {
     node_file: PathBuf,
+    /// Changes to node.json's directory (written atomically: a rename into it).
+    inotify: Option<Inotify>,
+    /// With a watch: a change was notified and not looked at yet.
+    changed: bool,
     next_check: Instant,
     seen: Option<FileStamp>,
     /// The pod tolerates the taints for a while: decide again at this instant.
@@ -46,21 +54,63 @@ pub struct NoExecuteWatch {
 }
 
 impl NoExecuteWatch {
-    /// A watch over `<data_dir>/node.json`; the first poll always reads it.
+    /// A watch over `<data_dir>/node.json`, notified by inotify where it can be; the
+    /// first poll always reads it.
     pub fn new(data_dir: &Path) -> NoExecuteWatch {
+        let mut w = NoExecuteWatch::polling(data_dir);
+        let node_dir = w.node_file.parent().map(Path::to_path_buf);
+        w.inotify = node_dir.and_then(|dir| {
+            let fd = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+            let mask = AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_CLOSE_WRITE
+                | AddWatchFlags::IN_DELETE;
+            fd.add_watch(&dir, mask).ok()?;
+            Some(fd)
+        });
+        w
+    }
+
+    /// A watch that looks at node.json once a second (where inotify is not available).
+    pub fn polling(data_dir: &Path) -> NoExecuteWatch {
         NoExecuteWatch {
             node_file: crate::node::NodeStore::new(data_dir).path(),
+            inotify: None,
+            changed: true,
             next_check: Instant::now(),
             seen: None,
             evict_at: None,
         }
     }
 
-    /// When the next poll has something to do.
-    pub fn next_due(&self) -> Instant {
-        match self.evict_at {
-            Some(t) => t.min(self.next_check),
-            None => self.next_check,
+    /// The inotify descriptor to wait on (readable: call [`Self::notified`]).
+    pub fn fd(&self) -> Option<RawFd> {
+        self.inotify.as_ref().map(|i| i.as_fd().as_raw_fd())
+    }
+
+    /// Takes the inotify events; a change to node.json makes the next poll look.
+    pub fn notified(&mut self) {
+        let Some(i) = &self.inotify else { return };
+        let name = self.node_file.file_name();
+        while let Ok(events) = i.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            if events.iter().any(|e| e.name.as_deref() == name) {
+                self.changed = true;
+            }
+        }
+    }
+
+    /// When the next poll has something to do (None: only when notified).
+    pub fn next_due(&self) -> Option<Instant> {
+        let check = match self.inotify {
+            Some(_) if !self.changed => None,
+            Some(_) => Some(Instant::now()),
+            None => Some(self.next_check),
+        };
+        match (self.evict_at, check) {
+            (Some(t), Some(c)) => Some(t.min(c)),
+            (t, c) => t.or(c),
         }
     }
 
@@ -76,9 +126,14 @@ impl NoExecuteWatch {
         wall: Timestamp,
     ) -> Option<String> {
         let timer_due = self.evict_at.is_some_and(|t| now >= t);
-        if now < self.next_check && !timer_due {
+        let check_due = match self.inotify {
+            Some(_) => self.changed,
+            None => now >= self.next_check,
+        };
+        if !check_due && !timer_due {
             return None;
         }
+        self.changed = false;
         self.next_check = now + CHECK_PERIOD;
         let current = stamp(&self.node_file);
         if current == self.seen && !timer_due {
@@ -225,7 +280,7 @@ mod tests {
         let d = dir("now");
         write_node(&d.0, vec![taint("NoSchedule")]);
         let p = pod(vec![]);
-        let mut w = NoExecuteWatch::new(&d.0);
+        let mut w = NoExecuteWatch::polling(&d.0);
         let c = Clock::new();
         assert_eq!(
             c.poll(&mut w, &p, None, Duration::ZERO),
@@ -235,7 +290,7 @@ mod tests {
         write_node(&d.0, vec![taint("NoExecute")]);
         // Within the second: not even looked at.
         assert_eq!(c.poll(&mut w, &p, None, Duration::from_millis(500)), None);
-        assert_eq!(w.next_due(), c.0 + CHECK_PERIOD);
+        assert_eq!(w.next_due(), Some(c.0 + CHECK_PERIOD));
         assert_eq!(c.poll(&mut w, &p, None, CHECK_PERIOD).as_deref(), EVICT);
     }
 
@@ -244,7 +299,7 @@ mod tests {
         let d = dir("forever");
         write_node(&d.0, vec![taint("NoExecute")]);
         let p = pod(vec![tolerate(None)]);
-        let mut w = NoExecuteWatch::new(&d.0);
+        let mut w = NoExecuteWatch::polling(&d.0);
         let c = Clock::new();
         assert_eq!(c.poll(&mut w, &p, None, Duration::ZERO), None);
         assert_eq!(w.evict_at, None);
@@ -258,18 +313,18 @@ mod tests {
         let d = dir("seconds");
         write_node(&d.0, vec![taint("NoExecute")]);
         let p = pod(vec![tolerate(Some(30))]);
-        let mut w = NoExecuteWatch::new(&d.0);
+        let mut w = NoExecuteWatch::polling(&d.0);
         let c = Clock::new();
         let start = Time(c.1);
         assert_eq!(c.poll(&mut w, &p, Some(&start), Duration::ZERO), None);
         let at = w.evict_at.expect("a timer");
         assert!(at > c.0 + Duration::from_secs(28) && at <= c.0 + Duration::from_secs(30));
-        assert_eq!(w.next_due(), c.0 + CHECK_PERIOD);
+        assert_eq!(w.next_due(), Some(c.0 + CHECK_PERIOD));
         // When the timer fires the pod goes, even though the node did not change.
         let fired = at - c.0;
         assert_eq!(c.poll(&mut w, &p, Some(&start), fired).as_deref(), EVICT);
         // Taint removed before the timer: no eviction, no timer.
-        let mut w = NoExecuteWatch::new(&d.0);
+        let mut w = NoExecuteWatch::polling(&d.0);
         let c = Clock::new();
         assert_eq!(c.poll(&mut w, &p, Some(&start), Duration::ZERO), None);
         assert!(w.evict_at.is_some());
@@ -280,9 +335,42 @@ mod tests {
     }
 
     #[test]
+    fn a_watched_node_is_looked_at_only_when_node_json_changes() {
+        let d = dir("inotify");
+        write_node(&d.0, vec![taint("NoSchedule")]);
+        let p = pod(vec![]);
+        let mut w = NoExecuteWatch::new(&d.0);
+        assert!(w.fd().is_some(), "inotify watch");
+        let c = Clock::new();
+        assert_eq!(c.poll(&mut w, &p, None, Duration::ZERO), None);
+        // Nothing to wake for: no periodic check.
+        assert_eq!(w.next_due(), None);
+        std::fs::write(d.0.join("other.json"), b"{}").unwrap();
+        w.notified();
+        assert_eq!(w.next_due(), None, "another file is no reason to look");
+        write_node(&d.0, vec![taint("NoExecute")]);
+        let fd = w.fd().unwrap();
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 1000) }, 1, "notified");
+        w.notified();
+        assert!(w.next_due().is_some());
+        // Looked at right away, not a second later.
+        assert_eq!(
+            c.poll(&mut w, &p, None, Duration::from_millis(1))
+                .as_deref(),
+            EVICT
+        );
+    }
+
+    #[test]
     fn missing_node_file_evicts_nothing() {
         let d = dir("missing");
-        let mut w = NoExecuteWatch::new(&d.0);
+        let mut w = NoExecuteWatch::polling(&d.0);
         let c = Clock::new();
         assert_eq!(c.poll(&mut w, &pod(vec![]), None, Duration::ZERO), None);
     }

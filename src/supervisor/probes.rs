@@ -648,7 +648,24 @@ fn new_socket(addr: &SocketAddr, flags: libc::c_int) -> std::io::Result<OwnedFd>
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh socket we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // kubelet's probe dialer (pkg/probe/dialer_others.go): linger 1 s, so that the many
+    // short connections of probes do not hold sockets in TIME-WAIT for a minute.
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 1,
+    };
+    // SAFETY: setsockopt with a valid linger struct on our socket.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    Ok(sock)
 }
 
 /// A blocking connect bounded by `timeout` (SO_SNDTIMEO bounds connect(2) too, and the

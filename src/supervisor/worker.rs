@@ -1591,8 +1591,8 @@ impl Worker {
         }
         if self.terminating.is_some() {
             consider(now + Duration::from_millis(200));
-        } else {
-            consider(self.noexecute.next_due());
+        } else if let Some(t) = self.noexecute.next_due() {
+            consider(t);
         }
         next
     }
@@ -1725,6 +1725,14 @@ impl Worker {
                 }
             }
             let logs_end = fds.len();
+            let node_watch = self.noexecute.fd().map(|fd| {
+                fds.push(libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+                fds.len() - 1
+            });
             for (fd, events) in self.probe_runs.iter().filter_map(|e| e.wait()) {
                 fds.push(libc::pollfd {
                     fd,
@@ -1752,6 +1760,9 @@ impl Worker {
                     if pfd.revents != 0 {
                         self.pump_logs(owners[k - 1], false);
                     }
+                }
+                if node_watch.is_some_and(|i| fds[i].revents != 0) {
+                    self.noexecute.notified();
                 }
                 if fds[0].revents != 0 {
                     while let Ok(Some(info)) = sigfd.read_signal() {
