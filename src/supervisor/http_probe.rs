@@ -10,6 +10,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -276,12 +277,30 @@ const AWAITING_HEADERS: &str =
 /// Returns the last response (a 3xx when the chain stopped at a redirect to another
 /// host, or at a 3xx that is not followed), or the error as Go prints it.
 pub fn get(req: &Request, deadline: Instant, dial: &mut Dial) -> Result<Response, String> {
-    Chain::new(req).run(deadline, dial)
+    Chain::new(Prepared::new(req.clone())).run(deadline, dial)
+}
+
+/// A request made ready once for many GETs (a probe's, every period): its first bytes
+/// are built here, not per run.
+#[derive(Debug)]
+pub struct Prepared {
+    req: Request,
+    first: Rc<[u8]>,
+}
+
+impl Prepared {
+    pub fn new(req: Request) -> Rc<Prepared> {
+        let first = request_bytes(&req, &req.target, header_value(&req.headers, "Host"), None);
+        Rc::new(Prepared {
+            first: first.into(),
+            req,
+        })
+    }
 }
 
 /// Where a redirect chain stands: the next URL to GET and what its request carries.
 struct Chain {
-    req: Request,
+    prepared: Rc<Prepared>,
     first_host: String,
     custom_host: Option<String>,
     target: Target,
@@ -291,26 +310,31 @@ struct Chain {
 }
 
 impl Chain {
-    fn new(req: &Request) -> Chain {
+    fn new(prepared: Rc<Prepared>) -> Chain {
+        let req = &prepared.req;
         let custom_host = header_value(&req.headers, "Host").map(String::from);
         Chain {
-            req: req.clone(),
             first_host: req.target.hostname.clone(),
             host_header: custom_host.clone(),
             custom_host,
             target: req.target.clone(),
             referer: None,
             requests: 0,
+            prepared,
         }
     }
 
-    fn request_bytes(&self) -> Vec<u8> {
+    fn request_bytes(&self) -> Rc<[u8]> {
+        if self.requests == 0 {
+            return self.prepared.first.clone();
+        }
         request_bytes(
-            &self.req,
+            &self.prepared.req,
             &self.target,
             self.host_header.as_deref(),
             self.referer.as_deref(),
         )
+        .into()
     }
 
     /// The rest of the chain, one blocking request after the other.
@@ -318,7 +342,7 @@ impl Chain {
         loop {
             let url = self.target.url();
             let hop = get_once(
-                &self.req,
+                &self.prepared.req,
                 &self.target,
                 self.host_header.as_deref(),
                 self.referer.as_deref(),
@@ -387,7 +411,7 @@ pub struct Pending {
     chain: Chain,
     deadline: Instant,
     conn: Option<TcpStream>,
-    out: Vec<u8>,
+    out: Rc<[u8]>,
     sent: usize,
     connected: bool,
     inbuf: Vec<u8>,
@@ -399,12 +423,12 @@ pub struct Pending {
 const MAX_READ: usize = MAX_HEADER_BYTES + MAX_BODY + 64 * 1024;
 
 impl Pending {
-    pub fn new(req: &Request, deadline: Instant) -> Pending {
+    pub fn new(prepared: Rc<Prepared>, deadline: Instant) -> Pending {
         Pending {
-            chain: Chain::new(req),
+            chain: Chain::new(prepared),
             deadline,
             conn: None,
-            out: Vec::new(),
+            out: Rc::from(&[][..]),
             sent: 0,
             connected: false,
             inbuf: Vec::new(),
@@ -419,7 +443,6 @@ impl Pending {
             if now >= self.deadline {
                 return Step::Done(Err(self.expired()));
             }
-            let url = self.chain.target.url();
             let Some(tcp) = self.conn.as_ref() else {
                 if self.chain.target.scheme == Scheme::Https {
                     let mut blocking = |h: &str, p: u16, t: Duration| dial(h, p, Some(t));
@@ -436,7 +459,9 @@ impl Pending {
                         self.read_err = None;
                         continue;
                     }
-                    Err(e) => return Step::Done(Err(format!("Get \"{url}\": {e}"))),
+                    Err(e) => {
+                        return Step::Done(Err(format!("Get \"{}\": {e}", self.chain.target.url())))
+                    }
                 }
             };
             let fd = tcp.as_raw_fd();
@@ -464,13 +489,15 @@ impl Pending {
                         let shown =
                             join_host_port(&self.chain.target.hostname, self.chain.target.port);
                         return Step::Done(Err(format!(
-                            "Get \"{url}\": {}",
+                            "Get \"{}\": {}",
+                            self.chain.target.url(),
                             dial_error(&shown, &e)
                         )));
                     }
                     _ => {
                         return Step::Done(Err(format!(
-                            "Get \"{url}\": {}",
+                            "Get \"{}\": {}",
+                            self.chain.target.url(),
                             io_text(&e, AWAITING_HEADERS)
                         )))
                     }
@@ -489,11 +516,14 @@ impl Pending {
                 Err(None) => {
                     if let Some(e) = &self.read_err {
                         let text = io_text(e, AWAITING_HEADERS);
+                        let url = self.chain.target.url();
                         return Step::Done(Err(format!("Get \"{url}\": {text}")));
                     }
                     return Step::Wait(fd, libc::POLLIN);
                 }
-                Err(Some(e)) => return Step::Done(Err(format!("Get \"{url}\": {e}"))),
+                Err(Some(e)) => {
+                    return Step::Done(Err(format!("Get \"{}\": {e}", self.chain.target.url())))
+                }
             }
         }
     }
@@ -1296,7 +1326,7 @@ mod tests {
             user_agent: "kube-probe/1.34".into(),
         };
         let deadline = Instant::now() + within;
-        let mut p = Pending::new(&req, deadline);
+        let mut p = Pending::new(Prepared::new(req), deadline);
         let mut waits = 0;
         loop {
             match p.step(Instant::now(), &mut any_dial) {

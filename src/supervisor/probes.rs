@@ -57,6 +57,9 @@ struct ProbeState {
     in_flight: bool,
     /// An exec probe's output file, kept for its next run (lent to a run).
     output: Option<std::fs::File>,
+    /// An httpGet probe's request, made on its first run (the pod IP and the container
+    /// do not change while the supervisor lives).
+    http: Option<std::rc::Rc<http_probe::Prepared>>,
 }
 
 /// The probes of one container and when each runs next.
@@ -98,6 +101,7 @@ impl ProbeRunner {
                     failures: 0,
                     in_flight: false,
                     output: None,
+                    http: None,
                 });
             }
         }
@@ -213,16 +217,16 @@ impl Started {
     /// What the command wrote, up to kubelet's limit.
     fn output(&self) -> Vec<u8> {
         use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; MAX_OUTPUT];
-        let mut n = 0;
-        while n < buf.len() {
-            match self.out.read_at(&mut buf[n..], n as u64) {
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while out.len() < MAX_OUTPUT {
+            let want = chunk.len().min(MAX_OUTPUT - out.len());
+            match self.out.read_at(&mut chunk[..want], out.len() as u64) {
                 Ok(0) | Err(_) => break,
-                Ok(k) => n += k,
+                Ok(k) => out.extend_from_slice(&chunk[..k]),
             }
         }
-        buf.truncate(n);
-        buf
+        out
     }
 }
 
@@ -417,7 +421,7 @@ pub fn due(
             }))
         } else {
             match &probe.http_get {
-                Some(h) if !is_https(h) => Some(start_http(w, c, h, deadline)),
+                Some(h) if !is_https(h) => Some(start_http(w, c, i, h, deadline)),
                 _ => None,
             }
         };
@@ -541,24 +545,43 @@ fn conclude(
 }
 
 /// With PODRUN_PROBE_TRACE=FILE in the supervisor's environment, one line per probe run:
-/// `<container> <kind> <lateness µs> <ok>` (for bench/probes.sh).
+/// `<container> <kind> <lateness µs> <ok>` (for bench/probes.sh). Lines are gathered and
+/// written by [`flush_trace`] once per pass of the loop, so that measuring adds little.
 fn trace_probe(container: &str, kind: ProbeKind, late: Duration, ok: bool) {
-    static TRACE: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
-    let Some(mut f) = TRACE
-        .get_or_init(|| {
-            let path = std::env::var_os("PODRUN_PROBE_TRACE")?;
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .ok()
-        })
-        .as_ref()
-    else {
-        return;
-    };
-    let line = format!("{container} {} {} {ok}\n", kind.title(), late.as_micros());
-    let _ = f.write_all(line.as_bytes());
+    TRACE.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.0.is_none() {
+            return;
+        }
+        let line = format!("{container} {} {} {ok}\n", kind.title(), late.as_micros());
+        t.1.extend_from_slice(line.as_bytes());
+    })
+}
+
+thread_local! {
+    static TRACE: std::cell::RefCell<(Option<std::fs::File>, Vec<u8>)> =
+        std::cell::RefCell::new((
+            std::env::var_os("PODRUN_PROBE_TRACE").and_then(|path| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .ok()
+            }),
+            Vec::new(),
+        ));
+}
+
+/// Writes the probe trace lines gathered so far (see [`trace_probe`]).
+pub fn flush_trace() {
+    TRACE.with(|t| {
+        let mut t = t.borrow_mut();
+        let (file, buf) = &mut *t;
+        if let (Some(f), false) = (file.as_mut(), buf.is_empty()) {
+            let _ = f.write_all(buf);
+            buf.clear();
+        }
+    })
 }
 
 fn run_probe(
@@ -815,12 +838,20 @@ fn is_https(h: &HTTPGetAction) -> bool {
 fn start_http(
     w: &mut Worker,
     c: usize,
+    i: usize,
     h: &HTTPGetAction,
     deadline: Instant,
 ) -> Result<Work, String> {
-    let req = http_request(w, c, h, "probe")?;
+    let prepared = match &w.ctrs[c].probes.probes[i].http {
+        Some(p) => p.clone(),
+        None => {
+            let p = http_probe::Prepared::new(http_request(w, c, h, "probe")?);
+            w.ctrs[c].probes.probes[i].http = Some(p.clone());
+            p
+        }
+    };
     Ok(Work::Http {
-        pending: Box::new(http_probe::Pending::new(&req, deadline)),
+        pending: Box::new(http_probe::Pending::new(prepared, deadline)),
         wait: None,
         result: None,
     })

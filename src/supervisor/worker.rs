@@ -1795,6 +1795,7 @@ impl Worker {
             self.update_readiness();
             self.update_phase();
             self.flush();
+            probes::flush_trace();
         }
         self.flush();
         self.teardown();
