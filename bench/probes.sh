@@ -76,4 +76,7 @@ print(f"supervisors' own CPU: {own:.2f} s = {100 * own / wall:.2f}% of one core 
 print(f"supervisors' context switches: {(x1 - x0) / max(n, 1):.2f} per probe")
 print(f"probe processes (exec probes, reaped children): {kids:.2f} s = {100 * kids / wall:.2f}% of one core")
 print(f"lateness vs period: p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms, max {late[-1] / 1000:.1f} ms (target every probe within 100 ms)")
+over = sorted((l for l in lines if int(l[2]) > 100_000), key=lambda l: -int(l[2]))
+if over:
+    print(f"{len(over)} probes later than 100 ms; the latest: " + ", ".join(f"{l[0]} {l[1]} {int(l[2]) / 1000:.0f} ms" for l in over[:5]))
 PY
