@@ -63,7 +63,8 @@ pub struct PreparedExec {
 }
 
 /// A process started by [`PreparedExec::spawn`]: a child of the caller, with a pidfd.
-/// It sends no SIGCHLD when it exits: wait on the pidfd, reap with `__WALL`.
+/// Its exit signal is 0, so only a `__WALL` wait reaps it; wait on the pidfd. (The kernel
+/// may still send SIGCHLD once it has exec'd: 6.18 here does. Rely on neither.)
 #[derive(Debug)]
 pub struct Spawned {
     pub pid: i32,
@@ -371,7 +372,7 @@ impl PreparedExec {
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
         let report = child.report.load(Ordering::SeqCst);
         if report != 0 {
-            // No SIGCHLD child: only __WALL waits for it (a zombie left here would
+            // A non-SIGCHLD child: only __WALL waits for it (a zombie left here would
             // keep a pid namespace's init from exiting).
             let _ = nix::sys::wait::waitpid(
                 nix::unistd::Pid::from_raw(pid),
@@ -416,8 +417,8 @@ fn clone_vfork(
         pidfd: pidfd as *mut libc::c_int as u64,
         child_tid: 0,
         parent_tid: 0,
-        // No SIGCHLD: the caller waits on the pidfd (and reaps with __WALL), so a probe's
-        // exit does not also wake its signal loop.
+        // Not SIGCHLD: the caller waits on the pidfd and reaps with __WALL (a SIGCHLD may
+        // still come once the child has exec'd; callers do not depend on it).
         exit_signal: 0,
         stack,
         stack_size,

@@ -1600,8 +1600,8 @@ impl Worker {
     /// Reaps exited children; maps them to containers.
     fn reap(&mut self) {
         loop {
-            // __WALL: exec probes' children send no SIGCHLD; any left over is reaped
-            // here too (child_exited hands a probe's status to its ProbeRun).
+            // __WALL: exec probes' children are not SIGCHLD children; they are reaped here
+            // too (child_exited hands a probe's status to its ProbeRun).
             match waitpid(
                 Pid::from_raw(-1),
                 Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
