@@ -168,6 +168,12 @@ enum Work {
         exit: Option<Option<i32>>,
         output: Vec<u8>,
     },
+    /// A tcpSocket probe's connect, under way.
+    Tcp {
+        sock: TcpStream,
+        addr: SocketAddr,
+        result: Option<Result<(), String>>,
+    },
     Http {
         pending: Box<http_probe::Pending>,
         /// What the request waits for (None: nothing, it has its result).
@@ -260,6 +266,9 @@ impl ProbeRun {
             Work::Exec { started, exit, .. } => exit
                 .is_none()
                 .then(|| (started.pidfd.as_raw_fd(), libc::POLLIN)),
+            Work::Tcp { sock, result, .. } => {
+                result.is_none().then(|| (sock.as_raw_fd(), libc::POLLOUT))
+            }
             Work::Http { wait, result, .. } => wait.filter(|_| result.is_none()),
         }
     }
@@ -268,7 +277,7 @@ impl ProbeRun {
     pub fn pid(&self) -> Option<i32> {
         match &self.work {
             Work::Exec { started, .. } => Some(started.pid),
-            Work::Http { .. } => None,
+            Work::Tcp { .. } | Work::Http { .. } => None,
         }
     }
 
@@ -308,6 +317,12 @@ impl ProbeRun {
                     }
                 }
                 exit.is_some()
+            }
+            Work::Tcp { sock, addr, result } => {
+                if result.is_none() {
+                    *result = connect_done(sock, addr, now >= deadline);
+                }
+                result.is_some()
             }
             Work::Http {
                 pending,
@@ -420,8 +435,9 @@ pub fn due(
                 output: Vec::new(),
             }))
         } else {
-            match &probe.http_get {
-                Some(h) if !is_https(h) => Some(start_http(w, c, i, h, deadline)),
+            match (&probe.http_get, &probe.tcp_socket) {
+                (Some(h), _) if !is_https(h) => Some(start_http(w, c, i, h, deadline)),
+                (None, Some(t)) => Some(start_tcp(w, c, t)),
                 _ => None,
             }
         };
@@ -442,7 +458,7 @@ pub fn due(
                         work,
                     };
                     // A request goes out now, so that the probes due together overlap.
-                    if matches!(run.work, Work::Http { .. }) {
+                    if !matches!(run.work, Work::Exec { .. }) {
                         run.advance(Instant::now(), &mut |h, port, t| dial(w, h, port, t));
                     }
                     runs.push(run);
@@ -496,6 +512,7 @@ pub fn finish_run(w: &mut Worker, run: ProbeRun) -> Option<(usize, ProbeKind, Pr
             p.output = Some(started.out);
             exec_result(exit.flatten(), &output, &cmd, Some(run.deadline)).map(|_| ())
         }
+        Work::Tcp { result, .. } => result.unwrap_or_else(|| Err("probe run lost".into())),
         Work::Http { result, .. } => http_verdict(
             w,
             c,
@@ -584,6 +601,8 @@ pub fn flush_trace() {
     })
 }
 
+/// The probes that run to completion in place: httpGet over HTTPS, grpc (exec, plain
+/// httpGet and tcpSocket probes are [`ProbeRun`]s).
 fn run_probe(
     w: &mut Worker,
     c: usize,
@@ -591,15 +610,8 @@ fn run_probe(
     p: &Probe,
     timeout: Duration,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    if let Some(e) = &p.exec {
-        return run_exec(w, c, e, Some(Instant::now() + timeout)).map(|_| ());
-    }
     if let Some(h) = &p.http_get {
-        return run_http(w, c, kind, h, deadline);
-    }
-    if let Some(t) = &p.tcp_socket {
-        return run_tcp(w, c, t, timeout);
+        return run_http(w, c, kind, h, Instant::now() + timeout);
     }
     if let Some(g) = &p.grpc {
         return run_grpc(w, g, timeout);
@@ -634,20 +646,8 @@ fn connect(
     port: u16,
     timeout: Duration,
 ) -> Result<(TcpStream, String), String> {
-    let shown_host = host
-        .map(String::from)
-        .or_else(|| w.pod_ip().map(String::from))
-        .unwrap_or_else(|| "127.0.0.1".into());
+    let (target_ip, shown_host) = probe_host(w, host)?;
     let shown = format!("{shown_host}:{port}");
-    let target_ip: std::net::IpAddr = match host {
-        Some(h) => h
-            .parse()
-            .map_err(|_| format!("dial tcp: lookup {h}: no such host"))?,
-        None => w
-            .pod_ip()
-            .and_then(|ip| ip.parse().ok())
-            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
-    };
     let addr = SocketAddr::new(target_ip, port);
     let sock = match w.probe_netns() {
         Some((target, own)) => crate::network::in_netns_fd(target, own, || new_socket(&addr, 0))
@@ -657,6 +657,21 @@ fn connect(
     let stream =
         connect_timeout(sock, &addr, timeout).map_err(|e| http_probe::dial_error(&shown, &e))?;
     Ok((stream, shown))
+}
+
+/// The address a probe connects to: `host`, else the pod IP, else loopback (all inside
+/// the pod's network namespace); and the host as messages show it.
+fn probe_host(w: &Worker, host: Option<&str>) -> Result<(std::net::IpAddr, String), String> {
+    match host {
+        Some(h) => h
+            .parse()
+            .map(|ip| (ip, h.to_string()))
+            .map_err(|_| format!("dial tcp: lookup {h}: no such host")),
+        None => Ok(match w.pod_ip().and_then(|ip| ip.parse().ok()) {
+            Some(ip) => (ip, w.pod_ip().unwrap_or_default().to_string()),
+            None => (std::net::IpAddr::from([127, 0, 0, 1]), "127.0.0.1".into()),
+        }),
+    }
 }
 
 fn new_socket(addr: &SocketAddr, flags: libc::c_int) -> std::io::Result<OwnedFd> {
@@ -766,9 +781,42 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     }
 }
 
-fn run_tcp(w: &mut Worker, c: usize, t: &TCPSocketAction, timeout: Duration) -> Result<(), String> {
+/// kubelet's tcpSocket probe started without waiting: the connect is under way.
+fn start_tcp(w: &mut Worker, c: usize, t: &TCPSocketAction) -> Result<Work, String> {
     let port = resolve_port(&w.ctrs[c].spec, &t.port)?;
-    connect(w, t.host.as_deref(), port, timeout).map(|_| ())
+    let (ip, _) = probe_host(w, t.host.as_deref())?;
+    let sock = dial(w, &ip.to_string(), port, None)?;
+    Ok(Work::Tcp {
+        sock,
+        addr: SocketAddr::new(ip, port),
+        result: None,
+    })
+}
+
+/// Where a non-blocking connect stands: asking connect(2) again says (EALREADY: still
+/// going; EISCONN or 0: done; else its error). None while it goes on; at the deadline,
+/// Go's dial timeout.
+fn connect_done(sock: &TcpStream, addr: &SocketAddr, expired: bool) -> Option<Result<(), String>> {
+    let shown = http_probe::join_host_port(&addr.ip().to_string(), addr.port());
+    let (raw, len) = sockaddr(addr);
+    // SAFETY: raw is a valid sockaddr of `len` bytes, on our socket.
+    let r = unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            (&raw as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        _ if r == 0 => Some(Ok(())),
+        Some(libc::EISCONN) => Some(Ok(())),
+        Some(libc::EALREADY | libc::EINPROGRESS | libc::EINTR) if expired => {
+            Some(Err(format!("dial tcp {shown}: i/o timeout")))
+        }
+        Some(libc::EALREADY | libc::EINPROGRESS | libc::EINTR) => None,
+        _ => Some(Err(http_probe::dial_error(&shown, &e))),
+    }
 }
 
 /// kubelet's httpGet probe (DoHTTPProbe): 2xx succeeds; a 3xx it did not follow (to
@@ -1124,5 +1172,88 @@ fn run_http_hook(
             Ok(())
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A non-blocking connect to `addr`, as [`dial`] starts one.
+    fn start(addr: &SocketAddr) -> TcpStream {
+        let sock = new_socket(addr, libc::SOCK_NONBLOCK).unwrap();
+        let (raw, len) = sockaddr(addr);
+        // SAFETY: a valid sockaddr on our socket.
+        unsafe {
+            libc::connect(
+                sock.as_raw_fd(),
+                (&raw as *const libc::sockaddr_storage).cast(),
+                len,
+            )
+        };
+        TcpStream::from(sock)
+    }
+
+    /// Asks until the connect is over (or `within` passed), waiting as the loop does.
+    fn settle(sock: &TcpStream, addr: &SocketAddr, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(r) = connect_done(sock, addr, Instant::now() >= deadline) {
+                return r;
+            }
+            let mut pfd = libc::pollfd {
+                fd: sock.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            let ms = deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as i32
+                + 1;
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, ms) };
+        }
+    }
+
+    #[test]
+    fn tcp_probe_connects_is_refused_and_times_out_as_kubelet_words_it() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        assert_eq!(settle(&start(&addr), &addr, Duration::from_secs(1)), Ok(()));
+
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert_eq!(
+            settle(&start(&closed), &closed, Duration::from_secs(1)),
+            Err(format!("dial tcp {closed}: connect: connection refused"))
+        );
+
+        // A listener whose accept queue is full drops further SYNs: the connect hangs,
+        // and the probe ends at its deadline without having blocked anything.
+        // SAFETY: listen(2) on the listener's own socket.
+        assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+        let mut held = Vec::new();
+        let hung = loop {
+            let s = start(&addr);
+            let mut pfd = libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, 200) } == 0 {
+                break s;
+            }
+            held.push(s);
+            assert!(held.len() < 16, "the accept queue never filled");
+        };
+        let began = Instant::now();
+        assert_eq!(
+            settle(&hung, &addr, Duration::from_millis(300)),
+            Err(format!("dial tcp {addr}: i/o timeout"))
+        );
+        assert!(began.elapsed() < Duration::from_secs(2));
     }
 }
