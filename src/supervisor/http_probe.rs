@@ -1286,35 +1286,10 @@ mod tests {
         if let Some(t) = t {
             return plain_dial(host, port, t);
         }
-        let addr: std::net::SocketAddrV4 = format!("{host}:{port}").parse().unwrap();
-        // SAFETY: plain socket/connect calls on a fresh descriptor we then own.
-        unsafe {
-            let fd = libc::socket(
-                libc::AF_INET,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            );
-            assert!(fd >= 0);
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: addr.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(addr.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            let r = libc::connect(
-                fd,
-                (&sin as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            );
-            let s = <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd);
-            let e = std::io::Error::last_os_error();
-            if r < 0 && e.raw_os_error() != Some(libc::EINPROGRESS) {
-                return Err(dial_error(&addr.to_string(), &e));
-            }
-            Ok(s)
-        }
+        use super::super::probes::{connect_started, new_socket};
+        let addr: std::net::SocketAddr = format!("{host}:{port}").parse().unwrap();
+        let sock = new_socket(&addr, libc::SOCK_NONBLOCK).unwrap();
+        connect_started(sock, &addr).map_err(|e| dial_error(&addr.to_string(), &e))
     }
 
     /// Drives a [`Pending`] GET as the supervisor's loop does; returns its result and

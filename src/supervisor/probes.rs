@@ -674,7 +674,7 @@ fn probe_host(w: &Worker, host: Option<&str>) -> Result<(std::net::IpAddr, Strin
     }
 }
 
-fn new_socket(addr: &SocketAddr, flags: libc::c_int) -> std::io::Result<OwnedFd> {
+pub(super) fn new_socket(addr: &SocketAddr, flags: libc::c_int) -> std::io::Result<OwnedFd> {
     let family = if addr.is_ipv4() {
         libc::AF_INET
     } else {
@@ -929,7 +929,12 @@ pub fn dial(
         None => new_socket(&addr, flags),
     }
     .map_err(|e| format!("dial tcp {shown}: {e}"))?;
-    let (raw, len) = sockaddr(&addr);
+    connect_started(sock, &addr).map_err(|e| http_probe::dial_error(&shown, &e))
+}
+
+/// Starts the connect of a non-blocking socket (EINPROGRESS is no error).
+pub(super) fn connect_started(sock: OwnedFd, addr: &SocketAddr) -> std::io::Result<TcpStream> {
+    let (raw, len) = sockaddr(addr);
     // SAFETY: raw is a valid sockaddr of `len` bytes.
     let r = unsafe {
         libc::connect(
@@ -941,7 +946,7 @@ pub fn dial(
     if r < 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(http_probe::dial_error(&shown, &e));
+            return Err(e);
         }
     }
     Ok(TcpStream::from(sock))
@@ -1182,16 +1187,7 @@ mod tests {
     /// A non-blocking connect to `addr`, as [`dial`] starts one.
     fn start(addr: &SocketAddr) -> TcpStream {
         let sock = new_socket(addr, libc::SOCK_NONBLOCK).unwrap();
-        let (raw, len) = sockaddr(addr);
-        // SAFETY: a valid sockaddr on our socket.
-        unsafe {
-            libc::connect(
-                sock.as_raw_fd(),
-                (&raw as *const libc::sockaddr_storage).cast(),
-                len,
-            )
-        };
-        TcpStream::from(sock)
+        connect_started(sock, addr).unwrap()
     }
 
     /// Asks until the connect is over (or `within` passed), waiting as the loop does.
