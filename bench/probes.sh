@@ -13,8 +13,18 @@ PODRUN=${PODRUN:-$PWD/target/release/podrun}
 work=$(mktemp -d /tmp/podrun-bench-probes.XXXXXX)
 export PODRUN_ROOT=$work/root PODRUN_DATA_DIR=$work/data PODRUN_POD_LOG_DIR=$work/logs PODRUN_PROBE_TRACE=$work/trace
 cleanup() {
+  local pids
+  pids=$(for f in "$PODRUN_ROOT"/pods/*/supervisor.pid; do [ -f "$f" ] && cat "$f"; echo; done)
   for i in $(seq "$PODS"); do "$PODRUN" delete pod "probe-$i" --grace-period 0 --force >/dev/null 2>&1 & done
   wait || true
+  # A forced delete returns before the supervisors finish tearing down (they still
+  # release their IPs under $work): wait for them, up to 30 s.
+  for _ in $(seq 300); do
+    alive=0
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
