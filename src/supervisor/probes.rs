@@ -13,7 +13,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -646,17 +646,47 @@ fn connect(
     port: u16,
     timeout: Duration,
 ) -> Result<(TcpStream, String), String> {
-    let (target_ip, shown_host) = probe_host(w, host)?;
-    let shown = format!("{shown_host}:{port}");
-    let addr = SocketAddr::new(target_ip, port);
-    let sock = match w.probe_netns() {
-        Some((target, own)) => crate::network::in_netns_fd(target, own, || new_socket(&addr, 0))
-            .map_err(|e| format!("dial tcp {shown}: {e}"))?,
-        None => new_socket(&addr, 0).map_err(|e| format!("dial tcp {shown}: {e}"))?,
-    };
+    let (sock, addr, shown) = pod_socket(w, host, port, 0)?;
     let stream =
         connect_timeout(sock, &addr, timeout).map_err(|e| http_probe::dial_error(&shown, &e))?;
     Ok((stream, shown))
+}
+
+/// A socket (with `flags`) made inside the pod's network namespace for a probe to
+/// host:port (see [`probe_host`]); its address, and host:port as Go's dialer shows it.
+fn pod_socket(
+    w: &mut Worker,
+    host: Option<&str>,
+    port: u16,
+    flags: libc::c_int,
+) -> Result<(OwnedFd, SocketAddr, String), String> {
+    let (ip, shown_host) = probe_host(w, host)?;
+    let shown = http_probe::join_host_port(&shown_host, port);
+    let addr = SocketAddr::new(ip, port);
+    let sock = match w.probe_netns() {
+        Some((target, own)) => {
+            crate::network::in_netns_fd(target, own, || new_socket(&addr, flags))
+        }
+        None => new_socket(&addr, flags),
+    }
+    .map_err(|e| format!("dial tcp {shown}: {e}"))?;
+    Ok((sock, addr, shown))
+}
+
+/// connect(2) on `fd`, retried when interrupted.
+fn raw_connect(fd: RawFd, addr: &SocketAddr) -> std::io::Result<()> {
+    let (raw, len) = sockaddr(addr);
+    loop {
+        // SAFETY: raw is a valid sockaddr of `len` bytes.
+        let r = unsafe { libc::connect(fd, (&raw as *const libc::sockaddr_storage).cast(), len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
 }
 
 /// The address a probe connects to: `host`, else the pod IP, else loopback (all inside
@@ -716,28 +746,13 @@ fn connect_timeout(
     let stream = TcpStream::from(sock);
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    let (raw, len) = sockaddr(addr);
-    loop {
-        // SAFETY: raw is a valid sockaddr of `len` bytes.
-        let r = unsafe {
-            libc::connect(
-                stream.as_raw_fd(),
-                (&raw as *const libc::sockaddr_storage).cast(),
-                len,
-            )
-        };
-        if r == 0 {
-            return Ok(stream);
+    match raw_connect(stream.as_raw_fd(), addr) {
+        Ok(()) => Ok(stream),
+        // The send timeout expired during the handshake.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EAGAIN)) => {
+            Err(std::io::ErrorKind::TimedOut.into())
         }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            // The send timeout expired during the handshake.
-            Some(libc::EINPROGRESS) | Some(libc::EAGAIN) => {
-                return Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
-            }
-            _ => return Err(err),
-        }
+        Err(e) => Err(e),
     }
 }
 
@@ -798,23 +813,16 @@ fn start_tcp(w: &mut Worker, c: usize, t: &TCPSocketAction) -> Result<Work, Stri
 /// Go's dial timeout.
 fn connect_done(sock: &TcpStream, addr: &SocketAddr, expired: bool) -> Option<Result<(), String>> {
     let shown = http_probe::join_host_port(&addr.ip().to_string(), addr.port());
-    let (raw, len) = sockaddr(addr);
-    // SAFETY: raw is a valid sockaddr of `len` bytes, on our socket.
-    let r = unsafe {
-        libc::connect(
-            sock.as_raw_fd(),
-            (&raw as *const libc::sockaddr_storage).cast(),
-            len,
-        )
+    let e = match raw_connect(sock.as_raw_fd(), addr) {
+        Ok(()) => return Some(Ok(())),
+        Err(e) => e,
     };
-    let e = std::io::Error::last_os_error();
     match e.raw_os_error() {
-        _ if r == 0 => Some(Ok(())),
         Some(libc::EISCONN) => Some(Ok(())),
-        Some(libc::EALREADY | libc::EINPROGRESS | libc::EINTR) if expired => {
+        Some(libc::EALREADY | libc::EINPROGRESS) if expired => {
             Some(Err(format!("dial tcp {shown}: i/o timeout")))
         }
-        Some(libc::EALREADY | libc::EINPROGRESS | libc::EINTR) => None,
+        Some(libc::EALREADY | libc::EINPROGRESS) => None,
         _ => Some(Err(http_probe::dial_error(&shown, &e))),
     }
 }
@@ -916,40 +924,16 @@ pub fn dial(
     if let Some(t) = timeout {
         return connect(w, Some(host), port, t).map(|(s, _)| s);
     }
-    let shown = http_probe::join_host_port(host, port);
-    let ip: std::net::IpAddr = host
-        .parse()
-        .map_err(|_| format!("dial tcp: lookup {host}: no such host"))?;
-    let addr = SocketAddr::new(ip, port);
-    let flags = libc::SOCK_NONBLOCK;
-    let sock = match w.probe_netns() {
-        Some((target, own)) => {
-            crate::network::in_netns_fd(target, own, || new_socket(&addr, flags))
-        }
-        None => new_socket(&addr, flags),
-    }
-    .map_err(|e| format!("dial tcp {shown}: {e}"))?;
+    let (sock, addr, shown) = pod_socket(w, Some(host), port, libc::SOCK_NONBLOCK)?;
     connect_started(sock, &addr).map_err(|e| http_probe::dial_error(&shown, &e))
 }
 
 /// Starts the connect of a non-blocking socket (EINPROGRESS is no error).
 pub(super) fn connect_started(sock: OwnedFd, addr: &SocketAddr) -> std::io::Result<TcpStream> {
-    let (raw, len) = sockaddr(addr);
-    // SAFETY: raw is a valid sockaddr of `len` bytes.
-    let r = unsafe {
-        libc::connect(
-            sock.as_raw_fd(),
-            (&raw as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(e);
-        }
+    match raw_connect(sock.as_raw_fd(), addr) {
+        Err(e) if e.raw_os_error() != Some(libc::EINPROGRESS) => Err(e),
+        _ => Ok(TcpStream::from(sock)),
     }
-    Ok(TcpStream::from(sock))
 }
 
 /// The request of an httpGet action (kubelet's NewRequestForHTTPGetAction).
