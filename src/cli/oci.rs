@@ -282,7 +282,18 @@ fn create_opts(a: &CreateArgs) -> CreateOptions {
         console_socket: a.console_socket.clone(),
         no_pivot: a.no_pivot,
         preserve_fds: a.preserve_fds,
+        listen_fds: listen_fds(),
         ..Default::default()
+    }
+}
+
+/// Socket-activation fds handed to us by systemd (LISTEN_PID is our pid), as runc
+/// passes them on.
+fn listen_fds() -> u32 {
+    let var = |k| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+    match var("LISTEN_PID") {
+        Some(pid) if pid == std::process::id() => var("LISTEN_FDS").unwrap_or(0),
+        _ => 0,
     }
 }
 

@@ -224,10 +224,18 @@ fn spawn_supervisor(g: &GlobalOpts, dir: &Path) -> anyhow::Result<String> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log);
-    // SAFETY: between fork and exec only async-signal-safe calls: setsid and fcntl.
+    // SAFETY: between fork and exec only async-signal-safe calls: setsid, close_range
+    // and fcntl. The supervisor outlives `up`: it inherits none of the caller's fds (a
+    // lock held by `flock F podrun up` would stay held for the pod's life), only wfd.
     unsafe {
         cmd.pre_exec(move || {
             libc::setsid();
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
             libc::fcntl(wfd, libc::F_SETFD, 0);
             Ok(())
         });

@@ -244,6 +244,9 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
             ));
         }
     }
+    super::sysctl::validate(spec)
+        .and_then(|()| super::lsm::validate(spec))
+        .map_err(|(f, msg)| field(&f, &msg))?;
     if let Some(hooks) = spec.hooks() {
         let all = [
             hooks.prestart(),

@@ -74,6 +74,22 @@ pub(crate) fn remove_cgroup(cg: &dyn CgroupManager) {
     }
 }
 
+/// The spec and options for socket activation: LISTEN_FDS/LISTEN_PID in the process env
+/// and the listen fds counted as preserved (they come first, at 3..).
+fn with_listen_fds(spec: &Spec, opts: &CreateOptions) -> (Spec, CreateOptions) {
+    let mut spec = spec.clone();
+    if let Some(p) = spec.process_mut() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.push(format!("LISTEN_FDS={}", opts.listen_fds));
+        env.push("LISTEN_PID=1".into());
+        p.set_env(Some(env));
+    }
+    let mut opts = opts.clone();
+    opts.preserve_fds += opts.listen_fds;
+    opts.listen_fds = 0;
+    (spec, opts)
+}
+
 /// The default cgroupsPath for a container without one.
 pub(crate) fn default_cgroups_path(id: &str) -> String {
     format!("/podrun/{id}")
@@ -313,7 +329,13 @@ impl Runtime {
 
     /// [`Runtime::create`] from an already loaded bundle.
     pub fn create_from(&self, id: &str, b: &Bundle, opts: &CreateOptions) -> Result<State> {
-        let spec = &b.spec;
+        let activated;
+        let (spec, opts) = if opts.listen_fds > 0 {
+            activated = with_listen_fds(&b.spec, opts);
+            (&activated.0, &activated.1)
+        } else {
+            (&b.spec, opts)
+        };
         // Compiled before anything touches the host: a bad profile fails cleanly.
         let filter = super::seccomp::of_spec(spec, Some(&self.root.join("seccomp-cache")))
             .map_err(|msg| RuntimeError::Config {

@@ -258,9 +258,10 @@ fn exec_child(c: &ExecChild) -> std::result::Result<(), String> {
         setup_console(console, p, false)?;
     }
     process::apply_oom_score_adj(p)?;
-    process::reset_signal_mask()?;
+    process::reset_signals()?;
     process::apply_rlimits(p)?;
     nix::unistd::chdir(p.cwd()).map_err(|e| format!("cwd {}: {}", p.cwd().display(), e.desc()))?;
+    super::lsm::apply_apparmor(p.apparmor_profile().as_deref().unwrap_or_default())?;
     process::apply_no_new_privs(p)?;
     super::init::load_seccomp_early(p, c.seccomp)?;
     process::apply_user_and_caps(p)?;

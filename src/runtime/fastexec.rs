@@ -57,6 +57,8 @@ pub struct PreparedExec {
     clear_caps: bool,
     ambient: Vec<libc::c_ulong>,
     umask: libc::mode_t,
+    /// Signals this process ignores or catches, put back to SIG_DFL in the child.
+    signals: sys::Signals,
     env: Vec<CString>,
     path_dirs: Vec<String>,
     stack: Vec<u128>,
@@ -125,6 +127,15 @@ impl Runtime {
             .as_ref()
             .and_then(|l| l.namespaces().clone())
             .unwrap_or_default();
+        if process
+            .apparmor_profile()
+            .as_ref()
+            .is_some_and(|a| !a.is_empty())
+        {
+            return Err(RuntimeError::Invalid(
+                "prepared exec: process.apparmorProfile is applied by the general path".into(),
+            ));
+        }
         for ns in namespaces {
             if ns.typ() == LinuxNamespaceType::User {
                 return Err(RuntimeError::Invalid(
@@ -254,6 +265,7 @@ impl Runtime {
             clear_caps: caps_cfg.is_none() && user.uid() != 0,
             ambient,
             umask: user.umask().unwrap_or(0o022) as libc::mode_t,
+            signals: sys::non_default_signals(),
             env,
             path_dirs,
             stack: vec![0u128; STACK_SIZE / 16],
@@ -520,6 +532,8 @@ fn child_steps(c: &Child) -> std::result::Result<(), (u32, i32)> {
     // SAFETY (whole body): raw syscalls on descriptors and buffers prepared by the caller,
     // alive and unchanged while it is suspended; nothing here allocates or takes a lock.
     unsafe {
+        // First: a handler of the caller's must not run in this child (shared memory).
+        sys::reset_signals(&p.signals);
         for t in &p.tasks {
             check(
                 0,

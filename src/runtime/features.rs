@@ -39,7 +39,7 @@ pub fn features() -> Value {
                     "SECCOMP_FILTER_FLAG_TSYNC"
                 ]
             },
-            "apparmor": {"enabled": false},
+            "apparmor": {"enabled": true},
             "selinux": {"enabled": false}
         },
         "annotations": {

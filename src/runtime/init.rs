@@ -146,7 +146,7 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
             .map_err(|e| format!("setresuid 0 in user namespace: {}", e.desc()))?;
     }
     process::apply_oom_score_adj(p)?;
-    process::reset_signal_mask()?;
+    process::reset_signals()?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     for (target, fd) in a.stdio.iter().enumerate() {
         if let Some(fd) = fd {
@@ -185,7 +185,7 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
         state_json = expect(a.sync, msg::HOOKS_DONE)?;
         run_hooks_in_child(spec, super::hooks::HookKind::CreateContainer, &state_json)?;
     }
-    rootfs::apply_sysctl(spec, a.rootfs)?;
+    super::sysctl::apply(spec, a.rootfs)?;
     rootfs::mask_and_protect(spec, a.rootfs)?;
     rootfs::enter_root(a.rootfs, a.no_pivot)?;
     rootfs::root_propagation(spec)?;
@@ -201,6 +201,7 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     process::apply_rlimits(p)?;
     nix::unistd::chdir(p.cwd())
         .map_err(|e| format!("process.cwd {}: {}", p.cwd().display(), e.desc()))?;
+    super::lsm::apply_apparmor(p.apparmor_profile().as_deref().unwrap_or_default())?;
     process::apply_no_new_privs(p)?;
     load_seccomp_early(p, a.seccomp)?;
     process::apply_user_and_caps(p)?;
@@ -214,6 +215,9 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
 /// After READY: wait for `start`, run startContainer hooks, exec.
 fn start_and_exec(a: &InitArgs, state_json: &[u8], prog: &process::Program) -> R<()> {
     let _ = nix::unistd::close(a.sync);
+    // Until `start` this process outlives `create`: keep only stdio, the preserved fds
+    // and the fifo, not whatever else the caller of `create` had open.
+    sys::close_from_except(3 + a.preserve_fds, a.fifo);
     if let Some(fifo) = a.fifo {
         wait_for_start(fifo)?;
         let _ = nix::unistd::close(fifo);

@@ -30,11 +30,13 @@ pub mod hooks;
 mod init;
 mod lifecycle;
 pub mod log;
+pub mod lsm;
 mod process;
 pub mod rootfs;
 mod seccomp;
 pub mod state;
 mod sys;
+pub mod sysctl;
 pub mod terminal;
 
 pub use error::{Result, RuntimeError};
@@ -58,6 +60,9 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// Pass fds 3..3+N to the container process.
     pub preserve_fds: u32,
+    /// systemd socket activation (runc): fds 3..3+N are passed before the preserved
+    /// ones, and the process gets LISTEN_FDS=N and LISTEN_PID=1.
+    pub listen_fds: u32,
     /// The container's stdin/stdout/stderr; `None` inherits the caller's.
     pub stdin: Option<RawFd>,
     pub stdout: Option<RawFd>,

@@ -55,9 +55,11 @@ pub fn apply_rlimits(p: &Process) -> R<()> {
     Ok(())
 }
 
-/// Unblocks every signal: a caller that takes signals through a signalfd (the pod
-/// supervisor) blocks them, and a blocked mask survives exec into the container.
-pub fn reset_signal_mask() -> R<()> {
+/// Puts every signal back to its default disposition and unblocks them all: exec keeps
+/// ignored signals (Rust's runtime ignores SIGPIPE) and the mask (the pod supervisor
+/// blocks signals it takes through a signalfd), and a container starts clean, as under runc.
+pub fn reset_signals() -> R<()> {
+    super::sys::reset_signals(&super::sys::non_default_signals());
     nix::sys::signal::SigSet::empty()
         .thread_set_mask()
         .map_err(|e| format!("resetting the signal mask: {}", e.desc()))

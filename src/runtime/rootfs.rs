@@ -657,18 +657,6 @@ pub fn mask_and_protect(spec: &Spec, root: &Path) -> R<()> {
     Ok(())
 }
 
-/// Writes linux.sysctl under `<root>/proc/sys` (the container's proc).
-pub fn apply_sysctl(spec: &Spec, root: &Path) -> R<()> {
-    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
-        return Ok(());
-    };
-    for (k, v) in map {
-        let path = resolve_in_root(root, &Path::new("/proc/sys").join(k.replace('.', "/")));
-        std::fs::write(&path, v.as_bytes()).map_err(|e| err(&format!("sysctl {k}"), &path, e))?;
-    }
-    Ok(())
-}
-
 /// Remounts the root read-only (root.readonly).
 pub fn readonly_root() -> R<()> {
     remount_bind(Path::new("/"), libc::MS_RDONLY)

@@ -139,6 +139,99 @@ pub fn mount(
     }
 }
 
+/// The signals whose disposition in this process is not SIG_DFL (ignored or caught),
+/// in a fixed array so a child can walk it without allocating. exec keeps SIG_IGN (Rust
+/// ignores SIGPIPE; a caller may ignore anything, glibc's own 32 and 33 included), so a
+/// child about to exec a container process puts them back.
+#[derive(Debug, Clone, Copy)]
+pub struct Signals {
+    list: [u8; 64],
+    len: usize,
+}
+
+/// The kernel's struct sigaction (x86-64 and aarch64 layout): raw rt_sigaction reaches
+/// the signals glibc's wrapper refuses.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// rt_sigaction(2) without glibc's filtering. Async-signal-safe.
+fn rt_sigaction(
+    sig: i32,
+    new: Option<&KernelSigaction>,
+    old: Option<&mut KernelSigaction>,
+) -> bool {
+    let new = new.map_or(std::ptr::null(), |n| n as *const KernelSigaction);
+    let old = old.map_or(std::ptr::null_mut(), |o| o as *mut KernelSigaction);
+    // SAFETY: both pointers are null or point at a live KernelSigaction; 8 is the
+    // kernel's sigset size.
+    unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, new, old, 8usize) == 0 }
+}
+
+/// Asks the kernel for every signal's disposition (SIGKILL and SIGSTOP have none).
+pub fn non_default_signals() -> Signals {
+    let mut s = Signals {
+        list: [0; 64],
+        len: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let mut old = KernelSigaction {
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        if rt_sigaction(sig, None, Some(&mut old)) && old.handler != libc::SIG_DFL {
+            s.list[s.len] = sig as u8;
+            s.len += 1;
+        }
+    }
+    s
+}
+
+/// Sets every signal in `s` back to SIG_DFL. Async-signal-safe (no allocation, no
+/// lock): usable in a vfork child.
+pub fn reset_signals(s: &Signals) {
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for &sig in &s.list[..s.len] {
+        rt_sigaction(libc::c_int::from(sig), Some(&dfl), None);
+    }
+}
+
+/// Closes every fd from `first` up except `keep`: a process that outlives the command
+/// that started it (a created container waiting for `start`) must not hold the caller's
+/// descriptors (a lock, a pipe end) meanwhile.
+pub fn close_from_except(first: u32, keep: Option<RawFd>) {
+    let close = |lo: u32, hi: u32| {
+        if lo <= hi {
+            // SAFETY: closes descriptors of this process only; none is used afterwards.
+            unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) };
+        }
+    };
+    match keep
+        .and_then(|k| u32::try_from(k).ok())
+        .filter(|k| *k >= first)
+    {
+        Some(k) => {
+            close(first, k - 1);
+            close(k + 1, u32::MAX);
+        }
+        None => close(first, u32::MAX),
+    }
+}
+
 /// Marks every fd from `first` up close-on-exec (kept usable until exec).
 pub fn cloexec_from(first: u32) {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own fds.
