@@ -9,6 +9,7 @@ pub mod image;
 pub mod manifest;
 pub mod network;
 pub mod node;
+pub mod node_config;
 pub mod runtime;
 pub mod spec;
 pub mod supervisor;

@@ -261,6 +261,10 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
         eprintln!("error: no Pod in {}", file.unwrap_or("-"));
         return Ok(1);
     }
+    if let Err(e) = crate::node_config::load(&g.data_dir) {
+        eprintln!("error: node configuration {e}");
+        return Ok(1);
+    }
     let store = PodStore::new(&g.root);
     events::prune_retained(&g.root, events::EVENT_TTL);
     let mut rc = 0;

@@ -167,6 +167,7 @@ impl Sandbox {
         write_file(&bundle.join("config.json"), &String::from_utf8_lossy(&data))?;
         // Pod-level limits on the pod cgroup (the sum of its containers').
         let pod_res = crate::spec::resources::pod_resources(pod).to_oci();
+        limit_pod_pids(&args.data_dir, &pod_cgroup)?;
         if let Ok(cg) = crate::runtime::cgroups::open(&pod_cgroup) {
             // The pod cgroup exists only through its children; set limits once created.
             let _ = cg.set(&pod_res);
@@ -313,6 +314,25 @@ impl Sandbox {
 }
 
 /// Removes the now-empty `/kubepods[/class]` parents the pods made (never the root).
+/// pids.max of the pod cgroup from the node's podPidsLimit, set before any of the pod's
+/// processes exists: a fork bomb stops there, not at the host's pid_max.
+fn limit_pod_pids(data_dir: &Path, pod_cgroup: &str) -> Result<(), String> {
+    let config = crate::node_config::load(data_dir).map_err(|e| e.to_string())?;
+    let limit = config.pod_pids_max().unwrap_or(-1);
+    let pids = oci_spec::runtime::LinuxPidsBuilder::default()
+        .limit(limit)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut res = oci_spec::runtime::LinuxResources::default();
+    res.set_pids(Some(pids));
+    let cg = crate::runtime::cgroups::open(pod_cgroup).map_err(|e| e.to_string())?;
+    cg.set(&res).map_err(|e| {
+        let _ = cg.remove();
+        remove_empty_cgroup_parents(pod_cgroup);
+        format!("podPidsLimit {limit} on the pod cgroup: {e}")
+    })
+}
+
 fn remove_empty_cgroup_parents(pod_cgroup: &str) {
     let mut parent = Path::new(pod_cgroup).parent().map(Path::to_path_buf);
     while let Some(p) = parent {
