@@ -328,7 +328,11 @@ fn delete(g: &GlobalOpts, rt: &Runtime, a: DeleteArgs) -> anyhow::Result<i32> {
         );
     }
     for id in &a.args {
-        rt.delete(id, a.force)?;
+        match rt.delete(id, a.force) {
+            // As runc: forcing the delete of a container that is gone is not an error.
+            Err(runtime::RuntimeError::NotFound(_)) if a.force => {}
+            r => r?,
+        }
     }
     Ok(0)
 }

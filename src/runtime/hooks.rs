@@ -52,15 +52,21 @@ pub fn hooks_of(spec: &Spec, kind: HookKind) -> &[Hook] {
         .unwrap_or_default()
 }
 
-/// Runs every hook of `kind` in order; the first failure stops the run.
+/// Runs every hook of `kind` in order. Before the container runs, the first failure
+/// stops the run (and fails the operation); a failing poststart or poststop hook is
+/// logged as a warning and the rest still run, as the runtime spec says.
 pub fn run_hooks(spec: &Spec, kind: HookKind, state: &State) -> Result<()> {
     let hooks = hooks_of(spec, kind);
     if hooks.is_empty() {
         return Ok(());
     }
     let json = serde_json::to_vec(state).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+    let fatal = !matches!(kind, HookKind::Poststart | HookKind::Poststop);
     for h in hooks {
-        run_hook(h, kind, &json)?;
+        match run_hook(h, kind, &json) {
+            Err(e) if !fatal => super::log::warn(&e.to_string()),
+            r => r?,
+        }
     }
     Ok(())
 }

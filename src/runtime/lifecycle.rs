@@ -99,7 +99,8 @@ impl Runtime {
         if status == Status::Stopped && !all {
             return Err(RuntimeError::BadState {
                 id: id.into(),
-                msg: "container is not running".into(),
+                // runc's words: containerd and podman match them to tell "already stopped".
+                msg: "container not running".into(),
             });
         }
         if all {

@@ -281,18 +281,19 @@ impl V1Manager {
     fn set_block_io(&self, bio: &LinuxBlockIo) -> Result<()> {
         let (_, d) = self.need("blkio", "blockIO")?;
         let f = |s: &str| format!("linux.resources.blockIO.{s}");
-        if let Some(w) = bio.weight() {
+        // A zero weight means "not set" (docker always sends weight 0), as runc reads it.
+        if let Some(w) = bio.weight().filter(|w| *w != 0) {
             fsio::write(&d, "blkio.weight", &w.to_string(), &f("weight"))?;
         }
-        if let Some(w) = bio.leaf_weight() {
+        if let Some(w) = bio.leaf_weight().filter(|w| *w != 0) {
             fsio::write(&d, "blkio.leaf_weight", &w.to_string(), &f("leafWeight"))?;
         }
         for dev in bio.weight_device().iter().flatten() {
-            if let Some(w) = dev.weight() {
+            if let Some(w) = dev.weight().filter(|w| *w != 0) {
                 let v = format!("{}:{} {w}", dev.major(), dev.minor());
                 fsio::write(&d, "blkio.weight_device", &v, &f("weightDevice"))?;
             }
-            if let Some(w) = dev.leaf_weight() {
+            if let Some(w) = dev.leaf_weight().filter(|w| *w != 0) {
                 let v = format!("{}:{} {w}", dev.major(), dev.minor());
                 fsio::write(&d, "blkio.leaf_weight_device", &v, &f("weightDevice"))?;
             }
