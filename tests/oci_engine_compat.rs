@@ -85,3 +85,79 @@ fn a_failing_poststart_or_poststop_hook_does_not_skip_the_rest() {
     );
     assert!(!env.container_dir(&id).exists());
 }
+
+#[test]
+fn hostname_is_set_in_a_joined_uts_namespace_and_refused_in_the_hosts() {
+    let env = Env::new();
+    env.set_args(&["sleep", "60"]);
+    let holder = unique("uts");
+    let out = env.podrun(&[
+        "run",
+        "-d",
+        "--bundle",
+        env.bundle.to_str().unwrap(),
+        &holder,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = env.state(&holder)["pid"].as_i64().unwrap();
+    env.edit_config(|c| {
+        c["hostname"] = "joined-host".into();
+        for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "uts" {
+                ns["path"] = format!("/proc/{pid}/ns/uts").into();
+            }
+        }
+    });
+    assert_eq!(env.sh("hostname").trim(), "joined-host");
+    let out = env.podrun(&["exec", &holder, "hostname"]);
+    assert_eq!(stdout(&out).trim(), "joined-host", "{}", stderr(&out));
+    env.edit_config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "uts");
+    });
+    let (code, _, err) = env.run(&unique("hostuts"));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("hostname: unable to set hostname without a private UTS namespace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kernel_tcp_memory_is_limited_on_cgroup_v1() {
+    let tcp_file = "memory.kmem.tcp.limit_in_bytes";
+    if !std::path::Path::new("/sys/fs/cgroup/memory")
+        .join(tcp_file)
+        .exists()
+    {
+        eprintln!("skipped: no v1 memory hierarchy with {tcp_file} (cgroup v2 has no kernelTCP)");
+        return;
+    }
+    let env = Env::new();
+    env.set_args(&["sleep", "60"]);
+    let id = unique("ktcp");
+    let cg = format!("/podrun-test/{id}");
+    env.edit_config(|c| {
+        c["linux"]["cgroupsPath"] = cg.clone().into();
+        c["linux"]["resources"]["memory"] = json!({"limit": 67108864, "kernelTCP": 16777216});
+    });
+    let out = env.podrun(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = std::path::Path::new("/sys/fs/cgroup/memory")
+        .join(cg.trim_start_matches('/'))
+        .join(tcp_file);
+    let v = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(v.trim(), "16777216");
+    let out = env.podrun(&["delete", "--force", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        cgroup_dirs(&cg).is_empty(),
+        "cgroup left: {:?}",
+        cgroup_dirs(&cg)
+    );
+    for d in cgroup_dirs("/podrun-test") {
+        let _ = std::fs::remove_dir(d);
+    }
+}

@@ -196,14 +196,21 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
     if !has_ns(LinuxNamespaceType::Mount) {
         return Err(field("linux.namespaces", "a mount namespace is required"));
     }
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !new_ns(LinuxNamespaceType::Uts)
+    // As runc: a joined UTS namespace is the container's too; only the host's is refused.
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(LinuxNamespaceType::Uts)
     {
-        return Err(field("hostname", "requires a new uts namespace"));
+        return Err(field(
+            "hostname",
+            "unable to set hostname without a private UTS namespace",
+        ));
     }
     if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
-        && !new_ns(LinuxNamespaceType::Uts)
+        && !has_ns(LinuxNamespaceType::Uts)
     {
-        return Err(field("domainname", "requires a new uts namespace"));
+        return Err(field(
+            "domainname",
+            "unable to set domainname without a private UTS namespace",
+        ));
     }
     if new_ns(LinuxNamespaceType::User) {
         if linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) {

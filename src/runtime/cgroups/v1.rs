@@ -231,7 +231,20 @@ impl V1Manager {
             c.disable_oom_killer()
                 .map_err(|e| rs_err(&d, "memory.oom_control", &field("disableOOMKiller"), e))?;
         }
-        // kernel / kernelTCP are deprecated in the spec and ignored, as runc does.
+        // `kernel` is deprecated and ignored, as runc does; runc still writes kernelTCP.
+        if let Some(tcp) = mem.kernel_tcp().filter(|v| *v != 0) {
+            let v = if tcp < 0 {
+                "-1".into()
+            } else {
+                tcp.to_string()
+            };
+            fsio::write(
+                &d,
+                "memory.kmem.tcp.limit_in_bytes",
+                &v,
+                &field("kernelTCP"),
+            )?;
+        }
         Ok(())
     }
 
