@@ -161,3 +161,58 @@ fn kernel_tcp_memory_is_limited_on_cgroup_v1() {
         let _ = std::fs::remove_dir(d);
     }
 }
+
+/// A host directory bind-mounted on itself and made shared (removed on drop).
+struct SharedDir(std::path::PathBuf);
+
+impl SharedDir {
+    fn new(path: std::path::PathBuf) -> SharedDir {
+        std::fs::create_dir_all(&path).unwrap();
+        let sh = |args: &[&str]| {
+            let st = std::process::Command::new("mount")
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "mount {args:?}");
+        };
+        let p = path.to_str().unwrap();
+        sh(&["--bind", p, p]);
+        sh(&["--make-shared", p]);
+        SharedDir(path)
+    }
+}
+
+impl Drop for SharedDir {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-R", "-l", self.0.to_str().unwrap()])
+            .status();
+    }
+}
+
+#[test]
+fn a_mount_under_an_rshared_volume_reaches_the_host_with_rootfs_propagation_rshared() {
+    let env = Env::new();
+    let vol = SharedDir::new(env.dir.join("shared-vol"));
+    let inner = vol.0.join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    env.edit_config(|c| {
+        c["linux"]["rootfsPropagation"] = "rshared".into();
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/vol", "type": "bind",
+            "source": vol.0.to_str().unwrap(), "options": ["rbind", "rshared"]
+        }));
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push("CAP_SYS_ADMIN".into());
+        }
+    });
+    env.sh("mount -t tmpfs -o size=1m from-container /vol/inner");
+    let seen = host_mounts_with(inner.to_str().unwrap());
+    assert!(
+        seen.iter().any(|l| l.contains("from-container")),
+        "the container's mount did not reach the host: {seen:?}"
+    );
+}

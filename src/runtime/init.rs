@@ -160,7 +160,7 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
         }
     }
 
-    rootfs::prepare_root(a.rootfs)?;
+    rootfs::prepare_root(spec, a.rootfs)?;
     let in_userns = a.new_userns
         || a.joins
             .iter()

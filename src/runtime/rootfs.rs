@@ -150,17 +150,74 @@ pub fn needs_dev(spec: &Spec) -> bool {
 }
 
 /// Makes the host's mounts invisible to changes we make, and the rootfs a mount point.
-pub fn prepare_root(rootfs: &Path) -> R<()> {
-    mount(
-        Path::new(""),
-        Path::new("/"),
-        "",
-        libc::MS_SLAVE | libc::MS_REC,
-        "",
-    )
-    .map_err(|e| err("make / rslave", Path::new("/"), e))?;
+pub fn prepare_root(spec: &Spec, rootfs: &Path) -> R<()> {
+    // As runc: `/` of the new mount namespace gets rootfsPropagation (rslave when unset)
+    // before any mount, so an rshared root keeps its peers and a mount made under an
+    // rshared volume reaches the host; applying it only after pivot_root is too late.
+    let flags = rootfs_propagation_flags(spec);
+    for f in flags.unwrap_or_else(|| vec![libc::MS_SLAVE | libc::MS_REC]) {
+        mount(Path::new(""), Path::new("/"), "", f, "")
+            .map_err(|e| err("set / propagation", Path::new("/"), e))?;
+    }
+    parent_mount_private(rootfs)?;
     mount(rootfs, rootfs, "", libc::MS_BIND | libc::MS_REC, "")
         .map_err(|e| err("bind rootfs", rootfs, e))
+}
+
+/// linux.rootfsPropagation as mount(2) propagation flags (None: unset).
+fn rootfs_propagation_flags(spec: &Spec) -> Option<Vec<libc::c_ulong>> {
+    let p = spec.linux().as_ref()?.rootfs_propagation().clone()?;
+    Some(parse_options(std::slice::from_ref(&p)).propagation)
+}
+
+/// pivot_root refuses a new root whose parent mount is shared: make that one mount (in
+/// this mount namespace only) private, as runc does; the rest keeps its propagation.
+fn parent_mount_private(rootfs: &Path) -> R<()> {
+    let parent = rootfs.parent().unwrap_or(Path::new("/"));
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| err("read", Path::new("/proc/self/mountinfo"), e))?;
+    let Some((mountpoint, shared)) = mount_of(&info, parent) else {
+        return Ok(());
+    };
+    if !shared {
+        return Ok(());
+    }
+    mount(Path::new(""), &mountpoint, "", libc::MS_PRIVATE, "")
+        .map_err(|e| err("make the rootfs parent mount private", &mountpoint, e))
+}
+
+/// The mount holding `path` in a mountinfo text (the last, i.e. topmost, of the longest
+/// matching mount points) and whether it is shared.
+fn mount_of(info: &str, path: &Path) -> Option<(PathBuf, bool)> {
+    let mut best: Option<(PathBuf, bool)> = None;
+    for line in info.lines() {
+        let Some((pre, _)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = pre.split(' ').collect();
+        let Some(mp) = fields.get(4).map(|m| PathBuf::from(unescape_mountinfo(m))) else {
+            continue;
+        };
+        if !path.starts_with(&mp) {
+            continue;
+        }
+        let longer = best
+            .as_ref()
+            .is_none_or(|(b, _)| mp.as_os_str().len() >= b.as_os_str().len());
+        if longer {
+            let shared = fields.iter().skip(6).any(|f| f.starts_with("shared:"));
+            best = Some((mp, shared));
+        }
+    }
+    best
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mountinfo(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// Performs every mount of config.json's `mounts`, in order.
@@ -566,8 +623,19 @@ pub fn enter_root(rootfs: &Path, no_pivot: bool) -> R<()> {
             .map_err(|e| err("move rootfs", rootfs, e))?;
         nix::unistd::chroot(".").map_err(|e| err("chroot", rootfs, e))?;
     } else {
-        // pivot_root(".", ".") stacks the old root under the new one; detach it.
+        // pivot_root(".", ".") stacks the old root on the new one; detach it. "." must
+        // name the old root when it is made rslave (as runc, through an fd of it): the
+        // cwd still names the new root, and making that rslave would cut every
+        // container mount from its host peers (rshared volumes).
+        let old_root = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| err("open old root", Path::new("/"), e))?;
         nix::unistd::pivot_root(".", ".").map_err(|e| err("pivot_root", rootfs, e))?;
+        nix::unistd::fchdir(&old_root).map_err(|e| err("fchdir old root", rootfs, e))?;
+        drop(old_root);
         mount(
             Path::new(""),
             Path::new("."),
@@ -665,6 +733,26 @@ pub fn readonly_root() -> R<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mount_of_a_path_is_the_topmost_longest_one() {
+        let info = "22 1 8:1 / / rw shared:1 - ext4 /dev/vda rw\n\
+                    30 22 0:5 / /run rw shared:7 - tmpfs tmpfs rw\n\
+                    31 30 0:6 / /run/podrun rw - tmpfs tmpfs rw\n\
+                    32 30 0:7 / /run/podrun rw shared:9 - tmpfs tmpfs rw\n";
+        assert_eq!(
+            mount_of(info, Path::new("/run/podrun/x")),
+            Some((PathBuf::from("/run/podrun"), true))
+        );
+        assert_eq!(
+            mount_of(info, Path::new("/var/lib")),
+            Some((PathBuf::from("/"), true))
+        );
+        assert_eq!(
+            mount_of(info, Path::new("/run/other")),
+            Some((PathBuf::from("/run"), true))
+        );
+    }
 
     #[test]
     fn options_split_into_flags_propagation_and_data() {
