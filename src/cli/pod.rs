@@ -446,15 +446,15 @@ fn delete_one(
             .spec
             .as_ref()
             .and_then(|s| s.termination_grace_period_seconds))
-        .unwrap_or(30)
-        .max(0) as u64;
+        .unwrap_or(30);
     match rec.supervisor_pid() {
         Some(pid) => {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGTERM,
             );
-            let deadline = Instant::now() + Duration::from_secs(grace_secs + 60);
+            let wait = crate::supervisor::pod_state::seconds(grace_secs.saturating_add(60));
+            let deadline = crate::supervisor::pod_state::deadline(Instant::now(), wait);
             while rec.dir.exists() && Instant::now() < deadline {
                 if read_alive(&rec).is_none() {
                     break;
