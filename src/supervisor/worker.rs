@@ -1879,7 +1879,8 @@ pub fn supervise(args: SuperviseArgs) -> Result<(), SupervisorError> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let pid_path = args.pod_dir.join(store::PID_FILE);
-    crate::util::write_atomic(&pid_path, std::process::id().to_string().as_bytes())
+    let me = std::process::id() as i32;
+    crate::util::write_atomic(&pid_path, store::pid_record(me).as_bytes())
         .map_err(io(pid_path.display().to_string()))?;
     let worker = Worker::load(args)?;
     worker.run()
