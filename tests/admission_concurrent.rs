@@ -3,8 +3,7 @@
 //! rest wait Pending with the scheduler's "Too many pods".
 mod pod_support;
 use pod_support::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 const MAX_PODS: usize = 5;
 const UPS: usize = 14;
@@ -19,21 +18,7 @@ fn concurrent_ups_admit_exactly_max_pods() {
     let children: Vec<_> = (0..UPS)
         .map(|i| {
             let manifest = format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [sleep, '3600']\n");
-            let mut c: Command = w.cmd();
-            let mut child = c
-                .args(["up", "-f", "-"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(manifest.as_bytes())
-                .unwrap();
-            child
+            w.spawn_up(&manifest, Stdio::null)
         })
         .collect();
     for mut c in children {

@@ -1105,7 +1105,7 @@ impl Worker {
         let views = self.views(Instant::now());
         if self.regular_done() {
             if let Some(c) = pod_state::next_sidecar_to_stop(&views) {
-                self.stop_sidecar(c, self.pod_grace());
+                self.stop_with_event(c, self.pod_grace());
             }
         } else {
             for action in pod_state::start_actions(&views) {
@@ -1154,9 +1154,10 @@ impl Worker {
         }
     }
 
-    /// Stops a sidecar (once), with the event kubelet records.
-    fn stop_sidecar(&mut self, c: usize, grace: Duration) {
-        if self.ctrs[c].stop_deadline.is_none() {
+    /// Stops a container with the event kubelet records (once, when it is running and
+    /// not already stopping).
+    fn stop_with_event(&mut self, c: usize, grace: Duration) {
+        if self.ctrs[c].running() && self.ctrs[c].stop_deadline.is_none() {
             let name = self.ctrs[c].spec.name.clone();
             self.kubelet_event(
                 c,
@@ -1372,16 +1373,7 @@ impl Worker {
         self.terminating = Some(deadline);
         for c in 0..self.ctrs.len() {
             if self.ctrs[c].kind == Kind::Regular || self.ctrs[c].kind == Kind::Init {
-                if self.ctrs[c].running() {
-                    let name = self.ctrs[c].spec.name.clone();
-                    self.kubelet_event(
-                        c,
-                        "Normal",
-                        "Killing",
-                        &format!("Stopping container {name}"),
-                    );
-                }
-                self.stop_container(c, grace, None);
+                self.stop_with_event(c, grace);
             }
         }
         self.dirty = true;
@@ -1426,7 +1418,7 @@ impl Worker {
         let now = Instant::now();
         if let Some(c) = pod_state::next_sidecar_to_stop(&self.views(now)) {
             let left = deadline.saturating_duration_since(now);
-            self.stop_sidecar(c, left.max(Duration::from_secs(2)));
+            self.stop_with_event(c, left.max(Duration::from_secs(2)));
         }
         for c in 0..self.ctrs.len() {
             if let Some(d) = self.ctrs[c].stop_deadline {

@@ -169,13 +169,25 @@ impl World {
 
     /// `podrun up -f -` with the manifest on stdin.
     pub fn up(&self, manifest: &str) -> Output {
+        self.spawn_up(manifest, std::process::Stdio::piped)
+            .wait_with_output()
+            .unwrap()
+    }
+
+    /// Starts `podrun up -f -` with the manifest written to its stdin; its output goes
+    /// where `out` says.
+    pub fn spawn_up(
+        &self,
+        manifest: &str,
+        out: impl Fn() -> std::process::Stdio,
+    ) -> std::process::Child {
         use std::io::Write;
         let mut child = self
             .cmd()
             .args(["up", "-f", "-"])
             .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdout(out())
+            .stderr(out())
             .spawn()
             .expect("spawn podrun up");
         child
@@ -184,7 +196,7 @@ impl World {
             .unwrap()
             .write_all(manifest.as_bytes())
             .unwrap();
-        child.wait_with_output().unwrap()
+        child
     }
 
     pub fn up_ok(&self, manifest: &str) -> String {
