@@ -539,7 +539,7 @@ impl Runtime {
             rootfs: b.rootfs.clone(),
             pid,
             pid_start: 0,
-            created: state::now_rfc3339(),
+            created: crate::util::now_rfc3339(),
             owner: owner(),
             cgroups_path,
             new_pid_ns: new_flags.contains(CloneFlags::CLONE_NEWPID),

@@ -82,14 +82,9 @@ impl PodRecord {
     }
 }
 
-/// When a process started (clock ticks after boot, field 22 of /proc/PID/stat): with
-/// the pid it names one process for good, whatever later reuses the pid.
-pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command (field 2) is in parentheses and may hold spaces: count after it.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
-}
+/// When a live process started: with the pid it names one process for good, whatever
+/// later reuses the pid.
+pub use crate::runtime::state::process_start_time as start_time;
 
 /// What a supervisor writes to its pid file: its pid and start time.
 pub fn pid_record(pid: i32) -> String {
