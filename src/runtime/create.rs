@@ -114,19 +114,42 @@ fn default_allowed_devices() -> Vec<LinuxDeviceCgroup> {
     .collect()
 }
 
-/// The resources to write: the config's, with linux.devices and runc's default device
-/// rules allowed after the config's device rules.
-fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
-    let linux = spec.linux().as_ref()?;
-    let mut res = linux.resources().clone()?;
-    if let Some(rules) = res.devices().clone() {
-        let mut rules = rules;
-        for d in linux.devices().as_deref().unwrap_or_default() {
+/// Where `update` keeps the device rules it applied on top of the config's (v1 writes
+/// each update on top of the current rules; v2 rebuilds the program from all of them).
+pub(crate) const DEVICE_UPDATES_FILE: &str = "device-updates.json";
+
+/// The container's device cgroup rules, as runc builds them: everything denied, then
+/// the config's rules, then linux.devices (fifos are no device cgroup rule), then runc's
+/// defaults. Always, as runc does: a config without rules gets only the defaults.
+pub(crate) fn device_rules(spec: &Spec) -> Vec<LinuxDeviceCgroup> {
+    let linux = spec.linux().as_ref();
+    let mut rules: Vec<LinuxDeviceCgroup> = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .ok()
+        .into_iter()
+        .collect();
+    if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+        rules.extend(r.devices().iter().flatten().cloned());
+    }
+    for d in linux
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default()
+    {
+        if d.typ() != LinuxDeviceType::P {
             rules.push(LinuxDeviceCgroup::from(d));
         }
-        rules.extend(default_allowed_devices());
-        res.set_devices(Some(rules));
     }
+    rules.extend(default_allowed_devices());
+    rules
+}
+
+/// The resources to write: the config's, with the device rules of [`device_rules`].
+fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
+    let linux = spec.linux().as_ref()?;
+    let mut res = linux.resources().clone().unwrap_or_default();
+    res.set_devices(Some(device_rules(spec)));
     Some(res)
 }
 

@@ -249,12 +249,36 @@ impl Runtime {
     /// Applies new resources to a running container's cgroup (`update`).
     pub fn update(&self, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
         let _lock = self.lock(id)?;
-        let (_, rec) = self.load(id)?;
+        let (dir, rec) = self.load(id)?;
         let cg = self.cgroup_of(&rec).ok_or_else(|| RuntimeError::BadState {
             id: id.into(),
             msg: "container has no cgroup".into(),
         })?;
-        cg.set(res)?;
+        let Some(new_rules) = res.devices().as_ref() else {
+            cg.set(res)?;
+            return Ok(());
+        };
+        // Device rules go on top of the current ones, as a v1 write would: the set
+        // written (v1) or compiled (v2) is the config's, every earlier update's, these.
+        let updates_path = dir.join(super::create::DEVICE_UPDATES_FILE);
+        let mut updates: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+            match std::fs::read(&updates_path) {
+                Ok(raw) => serde_json::from_slice(&raw).map_err(|e| {
+                    RuntimeError::Invalid(format!("{}: {e}", updates_path.display()))
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(RuntimeError::io("read", updates_path, e)),
+            };
+        updates.extend(new_rules.iter().cloned());
+        let mut all = super::create::device_rules(&self.spec_of(id)?);
+        all.extend(updates.iter().cloned());
+        let mut res = res.clone();
+        res.set_devices(Some(all));
+        cg.set(&res)?;
+        let json =
+            serde_json::to_vec(&updates).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        crate::util::write_atomic(&updates_path, &json)
+            .map_err(|e| RuntimeError::io("write", updates_path, e))?;
         Ok(())
     }
 
