@@ -545,6 +545,13 @@ fn detach(cg: &OwnedFd, id: u32, path: &Path) -> Result<()> {
     }
 }
 
+/// Whether a program with this id is still loaded (anywhere on the host).
+pub fn loaded(id: u32) -> bool {
+    let mut a = Attr::new();
+    a.u32(0, id);
+    bpf(BPF_PROG_GET_FD_BY_ID, &mut a).map(fd_of).is_ok()
+}
+
 /// Makes `rules` the device filter of the cgroup2 directory `dir`: the new program is
 /// attached before any old one is detached. Rules that allow everything need none.
 pub fn apply(dir: &Path, rules: &DeviceRules) -> Result<()> {
