@@ -424,6 +424,12 @@ mod tests {
                 .any(|r| r.allow() && r.major() == Some(136) && r.minor().is_none()),
             "pts"
         );
+        // containerd's CRI list: no tun (runc's built-in list adds it at run time).
+        assert!(
+            !rules.iter().any(|r| r.major() == Some(10)),
+            "no /dev/net/tun"
+        );
+        assert_eq!(rules.len(), 12, "deny-all, c/b mknod and nine devices");
         let p = device_rules(true);
         assert_eq!(p.len(), 1);
         assert!(p[0].allow());
