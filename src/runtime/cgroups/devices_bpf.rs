@@ -224,7 +224,8 @@ impl DeviceRules {
             Insn::ldx_w(R4, R1, 4),
             Insn::ldx_w(R5, R1, 8),
         ];
-        let encodable = |ma: u32, mi: u32| ma < (1 << 12) && mi < (1 << 20);
+        // Below 2^31, so the 64-bit compare's sign-extended immediate equals it.
+        let encodable = |ma: u32, mi: u32| ma < (1 << 11) && mi < (1 << 20);
         if self
             .exceptions
             .keys()
@@ -246,23 +247,28 @@ impl DeviceRules {
                     if self.default_allow {
                         // No requested bit the exception names: not this one.
                         block.push(Insn::alu32_imm(op::AND, R1, i32::from(bits)));
-                        block.push(Insn::jmp32_imm(op::JEQ, R1, 0));
+                        block.push(Insn::jmp_imm(op::JEQ, R1, 0));
                     } else {
                         // A requested bit the exception lacks: not this one.
                         block.push(Insn::alu32_imm(op::AND, R1, i32::from(ACC_ALL & !bits)));
-                        block.push(Insn::jmp32_imm(op::JNE, R1, 0));
+                        block.push(Insn::jmp_imm(op::JNE, R1, 0));
                     }
                 }
                 match (major, minor) {
                     (Some(ma), Some(mi)) if encodable(ma, mi) => {
-                        block.push(Insn::jmp32_imm(op::JNE, R6, ((ma << 20) | mi) as i32));
+                        block.push(Insn::jmp_imm(op::JNE, R6, ((ma << 20) | mi) as i32));
                     }
                     _ => {
-                        if let Some(m) = major {
-                            block.push(Insn::jmp32_imm(op::JNE, R4, m as i32));
-                        }
-                        if let Some(m) = minor {
-                            block.push(Insn::jmp32_imm(op::JNE, R5, m as i32));
+                        for (r, want) in [(R4, major), (R5, minor)] {
+                            let Some(m) = want else { continue };
+                            match i32::try_from(m) {
+                                Ok(imm) => block.push(Insn::jmp_imm(op::JNE, r, imm)),
+                                // No immediate holds it zero-extended: compare registers.
+                                Err(_) => {
+                                    block.push(Insn::mov32_imm(R1, m as i32));
+                                    block.push(Insn::jmp_reg(op::JNE, r, R1));
+                                }
+                            }
                         }
                     }
                 }
@@ -277,7 +283,7 @@ impl DeviceRules {
                 group.extend(block);
             }
             if !group.is_empty() {
-                let mut skip = Insn::jmp32_imm(op::JNE, R2, typ.bpf());
+                let mut skip = Insn::jmp_imm(op::JNE, R2, typ.bpf());
                 skip.off = group.len() as i16;
                 p.push(skip);
                 p.extend(group);
@@ -315,7 +321,6 @@ mod op {
     pub const LDX: u8 = 0x01;
     pub const ALU: u8 = 0x04;
     pub const JMP: u8 = 0x05;
-    pub const JMP32: u8 = 0x06;
     pub const ALU64: u8 = 0x07;
     pub const W: u8 = 0x00;
     pub const MEM: u8 = 0x60;
@@ -355,15 +360,24 @@ impl Insn {
     fn mov64_imm(dst: u8, imm: i32) -> Insn {
         Insn::new(op::ALU64 | op::MOV | op::K, dst, 0, 0, imm)
     }
-    /// A 32-bit compare with an immediate; the offset is filled in by the block.
-    fn jmp32_imm(o: u8, dst: u8, imm: i32) -> Insn {
-        Insn::new(op::JMP32 | o | op::K, dst, 0, 0, imm)
+    /// A compare with an immediate; the offset is filled in by the block. 64-bit jumps
+    /// (not JMP32, Linux 5.1+) so older kernels load it too: every register compared
+    /// holds a zero-extended u32 and every immediate is below 2^31 (larger numbers are
+    /// compared register to register).
+    fn jmp_imm(o: u8, dst: u8, imm: i32) -> Insn {
+        Insn::new(op::JMP | o | op::K, dst, 0, 0, imm)
+    }
+    fn mov32_imm(dst: u8, imm: i32) -> Insn {
+        Insn::new(op::ALU | op::MOV | op::K, dst, 0, 0, imm)
+    }
+    fn jmp_reg(o: u8, dst: u8, src: u8) -> Insn {
+        Insn::new(op::JMP | o | op::X, dst, src, 0, 0)
     }
     fn exit() -> Insn {
         Insn::new(op::JMP | op::EXIT, 0, 0, 0, 0)
     }
     fn is_jump(&self) -> bool {
-        self.code & 0x07 == op::JMP32
+        self.code & 0x07 == op::JMP && self.code & 0xf0 != op::EXIT
     }
     fn dst(&self) -> usize {
         usize::from(self.regs & 0x0f)
@@ -402,8 +416,14 @@ pub fn run(prog: &[Insn], typ: DevType, major: u32, minor: u32, access: u8) -> O
                 r[i.dst()] = u64::from(r[i.dst()] as u32 | r[i.src()] as u32)
             }
             c if c == op::ALU64 | op::MOV | op::K => r[i.dst()] = i64::from(i.imm) as u64,
-            c if c == op::JMP32 | op::JNE | op::K || c == op::JMP32 | op::JEQ | op::K => {
-                let eq = r[i.dst()] as u32 == imm32;
+            c if c == op::ALU | op::MOV | op::K => r[i.dst()] = u64::from(imm32),
+            c if c == op::JMP | op::JNE | op::X => {
+                if r[i.dst()] != r[i.src()] {
+                    pc = pc.checked_add_signed(isize::from(i.off))?;
+                }
+            }
+            c if c == op::JMP | op::JNE | op::K || c == op::JMP | op::JEQ | op::K => {
+                let eq = r[i.dst()] == i64::from(i.imm) as u64;
                 let jne = c & 0xf0 == op::JNE;
                 if eq != jne {
                     pc = pc.checked_add_signed(isize::from(i.off))?;
@@ -484,6 +504,34 @@ fn load_once(prog: &[Insn], log: Option<&mut Vec<u8>>) -> std::io::Result<OwnedF
     bpf(BPF_PROG_LOAD, &mut a).map(fd_of)
 }
 
+/// Before Linux 5.11 programs are charged to RLIMIT_MEMLOCK: on EPERM, try once more
+/// with it raised (as crun does), then put it back so the container does not inherit it.
+fn retry_with_memlock(prog: &[Insn], first: std::io::Error) -> std::io::Result<OwnedFd> {
+    if first.raw_os_error() != Some(libc::EPERM) {
+        return Err(first);
+    }
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut old) } != 0 {
+        return Err(first);
+    }
+    let raised = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit only reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) } != 0 {
+        return Err(first);
+    }
+    let res = load_once(prog, None);
+    // SAFETY: as above; restoring the limit read before.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &old) };
+    res.map_err(|_| first)
+}
+
 /// Loaded programs of this process, by their instructions: the verifier runs once per
 /// rule set (a supervisor starting many containers with the same rules loads one).
 static CACHE: OnceLock<Mutex<HashMap<Vec<Insn>, Arc<OwnedFd>>>> = OnceLock::new();
@@ -494,7 +542,7 @@ pub fn load(prog: &[Insn], path: &Path) -> Result<Arc<OwnedFd>> {
     if let Some(fd) = cache.lock().ok().and_then(|c| c.get(prog).cloned()) {
         return Ok(fd);
     }
-    let fd = match load_once(prog, None) {
+    let fd = match load_once(prog, None).or_else(|e| retry_with_memlock(prog, e)) {
         Ok(fd) => fd,
         Err(source) => {
             // Ask again with a log, for the verifier's words.
@@ -820,6 +868,30 @@ mod tests {
         assert!(e.to_string().contains("devices[0].major"), "{e}");
         let e = DeviceRules::from_oci(&[rule(true, "c", Some(1), None, "rx")]).unwrap_err();
         assert!(e.to_string().contains("devices[0].access"), "{e}");
+    }
+
+    #[test]
+    fn the_largest_device_numbers_match_exactly() {
+        // 4095:1048575 does not fit the one-compare encoding; 2047:x does.
+        let r = DeviceRules::from_oci(&[
+            rule(true, "c", Some(4095), Some(1_048_575), "rw"),
+            rule(true, "b", Some(2047), Some(7), "r"),
+            rule(true, "c", Some(4_000_000_000), None, "rwm"),
+        ])
+        .unwrap();
+        assert!(r.allows(Char, 4095, 1_048_575, RW));
+        assert!(!r.allows(Char, 4095, 1, RW));
+        assert!(r.allows(Block, 2047, 7, ACC_READ));
+        check(&r);
+        let prog = r.program();
+        for (typ, ma, mi, acc, want) in [
+            (Block, 2047, 7, ACC_READ, 1),
+            (Block, 2047, 8, ACC_READ, 0),
+            (Char, 4_000_000_000, 3, RW, 1),
+            (Char, 4_000_000_001, 3, RW, 0),
+        ] {
+            assert_eq!(run(&prog, typ, ma, mi, acc), Some(want), "{ma}:{mi}");
+        }
     }
 
     #[test]
