@@ -206,6 +206,7 @@ mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 if [ -e /brd.ko ]; then
     insmod /brd.ko rd_nr=1 rd_size=4096 || echo "vm: insmod brd failed"
 fi
+echo "vm: block devices: $(ls /sys/block | tr '\n' ' ')"
 echo "vm: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
     echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
