@@ -114,42 +114,45 @@ fn default_allowed_devices() -> Vec<LinuxDeviceCgroup> {
     .collect()
 }
 
-/// Where `update` keeps the device rules it applied on top of the config's (v1 writes
-/// each update on top of the current rules; v2 rebuilds the program from all of them).
-pub(crate) const DEVICE_UPDATES_FILE: &str = "device-updates.json";
-
 /// The container's device cgroup rules, as runc builds them: everything denied, then
-/// the config's rules, then linux.devices (fifos are no device cgroup rule), then runc's
-/// defaults. Always, as runc does: a config without rules gets only the defaults.
-pub(crate) fn device_rules(spec: &Spec) -> Vec<LinuxDeviceCgroup> {
+/// `rules` (the config's linux.resources.devices, or those of an `update`), then
+/// linux.devices (fifos are no device cgroup rule), then runc's defaults. Always, as
+/// runc does: a config without rules gets only the defaults.
+pub(crate) fn device_rules(
+    spec: &Spec,
+    rules: Option<&[LinuxDeviceCgroup]>,
+) -> Vec<LinuxDeviceCgroup> {
     let linux = spec.linux().as_ref();
-    let mut rules: Vec<LinuxDeviceCgroup> = LinuxDeviceCgroupBuilder::default()
+    let rules = rules.or_else(|| {
+        linux
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().as_deref())
+    });
+    let mut all: Vec<LinuxDeviceCgroup> = LinuxDeviceCgroupBuilder::default()
         .allow(false)
         .access("rwm")
         .build()
         .ok()
         .into_iter()
         .collect();
-    if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
-        rules.extend(r.devices().iter().flatten().cloned());
-    }
+    all.extend(rules.unwrap_or_default().iter().cloned());
     for d in linux
         .and_then(|l| l.devices().as_deref())
         .unwrap_or_default()
     {
         if d.typ() != LinuxDeviceType::P {
-            rules.push(LinuxDeviceCgroup::from(d));
+            all.push(LinuxDeviceCgroup::from(d));
         }
     }
-    rules.extend(default_allowed_devices());
-    rules
+    all.extend(default_allowed_devices());
+    all
 }
 
 /// The resources to write: the config's, with the device rules of [`device_rules`].
 fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
     let linux = spec.linux().as_ref()?;
     let mut res = linux.resources().clone().unwrap_or_default();
-    res.set_devices(Some(device_rules(spec)));
+    res.set_devices(Some(device_rules(spec, None)));
     Some(res)
 }
 

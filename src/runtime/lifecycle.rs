@@ -246,39 +246,28 @@ impl Runtime {
         rec.save(&dir)
     }
 
-    /// Applies new resources to a running container's cgroup (`update`).
+    /// Applies new resources to a running container's cgroup (`update`); device rules
+    /// given replace the config's (the program is swapped without a gap on v2).
     pub fn update(&self, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
         let _lock = self.lock(id)?;
-        let (dir, rec) = self.load(id)?;
+        let (_, rec) = self.load(id)?;
         let cg = self.cgroup_of(&rec).ok_or_else(|| RuntimeError::BadState {
             id: id.into(),
             msg: "container has no cgroup".into(),
         })?;
-        let Some(new_rules) = res.devices().as_ref() else {
+        let Some(new_rules) = res.devices().as_deref() else {
             cg.set(res)?;
             return Ok(());
         };
-        // Device rules go on top of the current ones, as a v1 write would: the set
-        // written (v1) or compiled (v2) is the config's, every earlier update's, these.
-        let updates_path = dir.join(super::create::DEVICE_UPDATES_FILE);
-        let mut updates: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
-            match std::fs::read(&updates_path) {
-                Ok(raw) => serde_json::from_slice(&raw).map_err(|e| {
-                    RuntimeError::Invalid(format!("{}: {e}", updates_path.display()))
-                })?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(RuntimeError::io("read", updates_path, e)),
-            };
-        updates.extend(new_rules.iter().cloned());
-        let mut all = super::create::device_rules(&self.spec_of(id)?);
-        all.extend(updates.iter().cloned());
+        // New device rules take the place of the config's, with linux.devices and runc's
+        // defaults around them as at create: containerd sends the spec's own list (a
+        // lone deny-all) with every resource update, which must not take /dev/null away.
         let mut res = res.clone();
-        res.set_devices(Some(all));
+        res.set_devices(Some(super::create::device_rules(
+            &self.spec_of(id)?,
+            Some(new_rules),
+        )));
         cg.set(&res)?;
-        let json =
-            serde_json::to_vec(&updates).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        crate::util::write_atomic(&updates_path, &json)
-            .map_err(|e| RuntimeError::io("write", updates_path, e))?;
         Ok(())
     }
 
