@@ -30,7 +30,7 @@ test: lint
 
 # cgroup tests inside a throw-away pure cgroup v2 VM (qemu, software emulation)
 test-cgroup-v2:
-    bash tests/vm/run.sh cgroups cgroups_oci oci_features oci_lifecycle
+    bash tests/vm/run.sh cgroups cgroups_oci oci_features oci_lifecycle security_devices
 
 # Formatting and clippy with warnings as errors
 lint:
@@ -64,3 +64,7 @@ bench-network: build
 # Security cost: container start bare vs default hardening vs hardening + RuntimeDefault seccomp
 bench-security runs="200": release
     PODRUN=$PWD/target/release/podrun bash bench/security.sh {{runs}}
+
+# Device filter cost: eBPF load + attach per container start (on a hybrid host: on its cgroup2 hierarchy)
+bench-devices runs="200": release
+    PODRUN=$PWD/target/release/podrun bash bench/devices.sh {{runs}}

@@ -130,19 +130,45 @@ fn default_allowed_devices() -> Vec<LinuxDeviceCgroup> {
     .collect()
 }
 
-/// The resources to write: the config's, with linux.devices and runc's default device
-/// rules allowed after the config's device rules.
+/// The container's device cgroup rules, as runc builds them: everything denied, then
+/// `rules` (the config's linux.resources.devices, or those of an `update`), then
+/// linux.devices (fifos are no device cgroup rule), then runc's defaults. Always, as
+/// runc does: a config without rules gets only the defaults.
+pub(crate) fn device_rules(
+    spec: &Spec,
+    rules: Option<&[LinuxDeviceCgroup]>,
+) -> Vec<LinuxDeviceCgroup> {
+    let linux = spec.linux().as_ref();
+    let rules = rules.or_else(|| {
+        linux
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().as_deref())
+    });
+    let mut all: Vec<LinuxDeviceCgroup> = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .ok()
+        .into_iter()
+        .collect();
+    all.extend(rules.unwrap_or_default().iter().cloned());
+    for d in linux
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default()
+    {
+        if d.typ() != LinuxDeviceType::P {
+            all.push(LinuxDeviceCgroup::from(d));
+        }
+    }
+    all.extend(default_allowed_devices());
+    all
+}
+
+/// The resources to write: the config's, with the device rules of [`device_rules`].
 fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
     let linux = spec.linux().as_ref()?;
-    let mut res = linux.resources().clone()?;
-    if let Some(rules) = res.devices().clone() {
-        let mut rules = rules;
-        for d in linux.devices().as_deref().unwrap_or_default() {
-            rules.push(LinuxDeviceCgroup::from(d));
-        }
-        rules.extend(default_allowed_devices());
-        res.set_devices(Some(rules));
-    }
+    let mut res = linux.resources().clone().unwrap_or_default();
+    res.set_devices(Some(device_rules(spec, None)));
     Some(res)
 }
 

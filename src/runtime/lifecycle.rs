@@ -247,7 +247,8 @@ impl Runtime {
         rec.save(&dir)
     }
 
-    /// Applies new resources to a running container's cgroup (`update`).
+    /// Applies new resources to a running container's cgroup (`update`); device rules
+    /// given replace the config's (the program is swapped without a gap on v2).
     pub fn update(&self, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
         let _lock = self.lock(id)?;
         let (_, rec) = self.load(id)?;
@@ -255,7 +256,19 @@ impl Runtime {
             id: id.into(),
             msg: "container has no cgroup".into(),
         })?;
-        cg.set(res)?;
+        let Some(new_rules) = res.devices().as_deref() else {
+            cg.set(res)?;
+            return Ok(());
+        };
+        // New device rules take the place of the config's, with linux.devices and runc's
+        // defaults around them as at create: containerd sends the spec's own list (a
+        // lone deny-all) with every resource update, which must not take /dev/null away.
+        let mut res = res.clone();
+        res.set_devices(Some(super::create::device_rules(
+            &self.spec_of(id)?,
+            Some(new_rules),
+        )));
+        cg.set(&res)?;
         Ok(())
     }
 
