@@ -30,7 +30,7 @@ test: lint
 
 # cgroup tests inside a throw-away pure cgroup v2 VM (qemu, software emulation)
 test-cgroup-v2:
-    bash tests/vm/run.sh cgroups cgroups_oci oci_features oci_lifecycle security_devices
+    bash tests/vm/run.sh cgroups cgroups_oci oci_features oci_lifecycle security_devices security_pids security_process oci_engine_compat
 
 # Formatting and clippy with warnings as errors
 lint:

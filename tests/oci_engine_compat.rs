@@ -184,8 +184,9 @@ impl SharedDir {
 
 impl Drop for SharedDir {
     fn drop(&mut self) {
+        // Lazily detaches the bind and everything mounted under it.
         let _ = std::process::Command::new("umount")
-            .args(["-R", "-l", self.0.to_str().unwrap()])
+            .args(["-l", self.0.to_str().unwrap()])
             .status();
     }
 }

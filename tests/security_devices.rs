@@ -347,18 +347,10 @@ try blk '<' /dev/test2"
 /// A world with its own store holding a busybox image made from /bin/busybox (no
 /// fixtures needed, so this runs in the VM too).
 fn pod_world(tag: &str, lane: &Lane) -> World {
-    let mut w = World::empty_store(tag);
+    let mut w = World::with_imported_busybox(tag, oci_support::make_busybox_rootfs);
     for (k, v) in lane.env {
         w.extra_env.push((k.to_string(), v.to_string()));
     }
-    let rootfs = w.data.join("busybox-rootfs");
-    oci_support::make_busybox_rootfs(&rootfs);
-    w.ok(&[
-        "import",
-        rootfs.to_str().unwrap(),
-        "--tag",
-        "devtest/busybox:1",
-    ]);
     w
 }
 

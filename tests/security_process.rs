@@ -7,6 +7,14 @@ mod oci_support;
 mod pod_support;
 use oci_support::{stderr, stdout, unique, Env, PODRUN};
 use pod_support::{text, World};
+
+/// Pods here use busybox imported from the host and no network, so this file also runs
+/// in the cgroup v2 VM.
+fn world(tag: &str) -> World {
+    let mut w = World::with_imported_busybox(tag, oci_support::make_busybox_rootfs);
+    w.extra_env.push(("PODRUN_NETWORK".into(), "none".into()));
+    w
+}
 use std::process::Command;
 
 /// A program that prints its own `SigIgn`/`SigBlk` (run directly, not by a shell: busybox
@@ -168,11 +176,11 @@ fn lsm_labels_the_host_cannot_honour_are_refused() {
     }
 }
 
-const SIGNAL_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sigs\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: check\n    image: busybox:1.30\n    command: [grep, -E, '^Sig(Ign|Blk):', /proc/self/status]\n  - name: main\n    image: busybox:1.30\n    command: [sh, -c, \"YES; echo DONE; sleep 3600\"]\n    livenessProbe:\n      exec:\n        command: [cp, /proc/self/status, /tmp/probe]\n      periodSeconds: 1\n";
+const SIGNAL_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sigs\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: check\n    image: devtest/busybox:1\n    imagePullPolicy: Never\n    command: [grep, -E, '^Sig(Ign|Blk):', /proc/self/status]\n  - name: main\n    image: devtest/busybox:1\n    imagePullPolicy: Never\n    command: [sh, -c, \"YES; echo DONE; sleep 3600\"]\n    livenessProbe:\n      exec:\n        command: [cp, /proc/self/status, /tmp/probe]\n      periodSeconds: 1\n";
 
 #[test]
 fn pod_containers_exec_and_probes_start_with_default_signals() {
-    let w = World::new("sec-sigs");
+    let w = world("sec-sigs");
     w.up_ok(&SIGNAL_POD.replace("YES", YES_HEAD));
     let logs = w.wait_for(60, "DONE", || {
         let t = text(&w.run(&["logs", "sigs", "-c", "main"]).stdout);
@@ -193,13 +201,13 @@ fn pod_containers_exec_and_probes_start_with_default_signals() {
 
 #[test]
 fn a_lock_held_by_the_caller_of_up_is_released_when_up_returns() {
-    let w = World::new("sec-flock");
+    let w = world("sec-flock");
     let dir = w.root.parent().unwrap().to_path_buf();
     let lock = dir.join("lock");
     let manifest = dir.join("pod.yaml");
     std::fs::write(
         &manifest,
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: locked\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [\"sleep\", \"3600\"]\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: locked\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: devtest/busybox:1\n    imagePullPolicy: Never\n    command: [\"sleep\", \"3600\"]\n",
     )
     .unwrap();
     // `flock LOCK podrun up`: flock's fd is podrun's fd 3, inherited by anything podrun

@@ -138,6 +138,22 @@ impl World {
         w
     }
 
+    /// A world with its own store holding `devtest/busybox:1`, imported from the rootfs
+    /// `make_rootfs` builds (the host's busybox): no fixtures needed, so it also works in
+    /// the cgroup v2 VM. Pair it with hostNetwork or PODRUN_NETWORK=none there.
+    pub fn with_imported_busybox(tag: &str, make_rootfs: impl FnOnce(&Path)) -> World {
+        let w = World::empty_store(tag);
+        let rootfs = w.data.join("busybox-rootfs");
+        make_rootfs(&rootfs);
+        w.ok(&[
+            "import",
+            rootfs.to_str().unwrap(),
+            "--tag",
+            "devtest/busybox:1",
+        ]);
+        w
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(PODRUN);
         c.env("PODRUN_ROOT", &self.root)
