@@ -207,7 +207,8 @@ impl V2Manager {
     }
 
     fn set_block_io(&self, bio: &LinuxBlockIo) -> Result<()> {
-        if bio.leaf_weight().is_some() {
+        // Zero is "unset" (docker sends zeros), as on v1.
+        if bio.leaf_weight().is_some_and(|w| w != 0) {
             return Err(unsupported(
                 "blockIO.leafWeight",
                 "no leaf weight in cgroup v2",
