@@ -8,11 +8,6 @@ use std::process::Command;
 
 const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: rec\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [sleep, '3600']\n";
 
-fn supervisor_pid(w: &World) -> i32 {
-    let text = std::fs::read_to_string(w.root.join("pods/default_rec/supervisor.pid")).unwrap();
-    text.split_whitespace().next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_reused_supervisor_pid_is_never_signalled() {
     let w = World::new("rec-pid");
@@ -23,7 +18,7 @@ fn a_reused_supervisor_pid_is_never_signalled() {
         .unwrap()
         .to_string();
     // The supervisor dies without cleaning up; its pid now "belongs" to a stranger.
-    let sup = supervisor_pid(&w);
+    let sup = w.supervisor_pid("default", "rec");
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(sup),
         nix::sys::signal::Signal::SIGKILL,
@@ -84,7 +79,7 @@ fn a_truncated_status_json_shows_unknown_not_pending() {
     w.up_ok(POD);
     w.wait_status("default", "rec", "Running", 60);
     // Stop the supervisor from rewriting it (SIGSTOP), then break it.
-    let sup = supervisor_pid(&w);
+    let sup = w.supervisor_pid("default", "rec");
     let stop = |s| nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup), s);
     let _ = stop(nix::sys::signal::Signal::SIGSTOP);
     let path = w.root.join("pods/default_rec/status.json");

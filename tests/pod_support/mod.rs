@@ -154,6 +154,17 @@ impl World {
         w
     }
 
+    /// The pid of pod `ns/name`'s supervisor, from its pid file ("PID STARTTIME").
+    pub fn supervisor_pid(&self, ns: &str, name: &str) -> i32 {
+        let path = self.root.join(format!("pods/{ns}_{name}/supervisor.pid"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text.split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{}: no pid in {text:?}", path.display()))
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(PODRUN);
         c.env("PODRUN_ROOT", &self.root)
