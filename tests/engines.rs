@@ -1,0 +1,494 @@
+//! podrun under real engines, each a private daemon started by the test: docker 20.10,
+//! podman 4.3 and containerd 1.6's CRI plugin, with the same scenarios run with runc
+//! (the control: a failure with podrun alone is podrun's) and with podrun. The runtime
+//! commands the engines called are logged through wrappers and printed per test.
+mod engine_support;
+use engine_support::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(120);
+
+/// A docker or podman command line (they share the scenario list).
+struct Cli {
+    engine: &'static str,
+    base: Command,
+    runtime: Runtime,
+}
+
+impl Cli {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.base.get_program());
+        c.args(self.base.get_args());
+        for (k, v) in self.base.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        run(self.cmd(args), None, T)
+    }
+
+    fn run_in(&self, args: &[&str], input: &str) -> Out {
+        run(self.cmd(args), Some(input), T)
+    }
+
+    /// Runs and insists on success, naming the engine and runtime.
+    fn must(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.ok(),
+            "{} {args:?} with {}: {out}",
+            self.engine,
+            self.runtime.name()
+        );
+        out.stdout
+    }
+
+    fn runtime_flag(&self) -> String {
+        match (self.engine, self.runtime) {
+            ("docker", Runtime::Runc) => "--runtime=runc-logged".into(),
+            _ => format!("--runtime={}", self.runtime.name()),
+        }
+    }
+
+    fn state(&self, name: &str) -> String {
+        let fmt = if self.engine == "docker" {
+            "{{.State.Status}}"
+        } else {
+            "{{.State.Status}}"
+        };
+        self.must(&["inspect", "-f", fmt, name]).trim().to_string()
+    }
+}
+
+/// The shared scenarios: run to an exit code with output, -d, exec (-i, -t), top,
+/// stats, pause/unpause, update (docker), stop/start/kill/rm.
+fn scenarios(cli: &Cli) {
+    let rt = cli.runtime_flag();
+    let rt = rt.as_str();
+    let who = format!("{} with {}", cli.engine, cli.runtime.name());
+    // Run to completion: output and exit code come back.
+    let out = cli.run(&[
+        "run",
+        rt,
+        "--rm",
+        "--network",
+        "none",
+        BUSYBOX_REF,
+        "sh",
+        "-c",
+        "echo hello from $(hostname); exit 3",
+    ]);
+    assert_eq!(out.code, 3, "{who}: run: {out}");
+    assert!(out.stdout.contains("hello from"), "{who}: run: {out}");
+
+    // Detached.
+    let name = format!("c-{}", cli.runtime.name());
+    cli.must(&[
+        "run",
+        rt,
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "--memory",
+        "128m",
+        BUSYBOX_REF,
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(cli.state(&name), "running", "{who}");
+
+    // exec, exec -i, exec -t.
+    let out = cli.must(&["exec", &name, "sh", "-c", "echo $((6*7))"]);
+    assert_eq!(out.trim(), "42", "{who}: exec");
+    let out = cli.run_in(&["exec", "-i", &name, "cat"], "through stdin\n");
+    assert!(
+        out.ok() && out.stdout.contains("through stdin"),
+        "{who}: exec -i: {out}"
+    );
+    let out = cli.must(&["exec", "-t", &name, "tty"]);
+    assert!(out.contains("/dev/pts/"), "{who}: exec -t: {out}");
+    let out = cli.run(&["exec", &name, "sh", "-c", "exit 5"]);
+    assert_eq!(out.code, 5, "{who}: exec exit code: {out}");
+
+    // The container's own cgroup view, with its limit.
+    let out = cli.must(&[
+        "exec",
+        &name,
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
+    assert_eq!(out.trim(), "134217728", "{who}: memory limit inside");
+
+    // top and stats.
+    let out = cli.must(&["top", &name]);
+    assert!(out.contains("sleep"), "{who}: top: {out}");
+    let out = cli.must(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.MemUsage}} {{.PIDs}}",
+        &name,
+    ]);
+    assert!(
+        out.contains("128MiB") || out.contains("128MB") || out.contains("134.2MB"),
+        "{who}: stats shows no memory limit: {out}"
+    );
+
+    // pause / unpause.
+    cli.must(&["pause", &name]);
+    assert_eq!(cli.state(&name), "paused", "{who}: pause");
+    cli.must(&["unpause", &name]);
+    assert_eq!(cli.state(&name), "running", "{who}: unpause");
+    cli.must(&["exec", &name, "true"]);
+
+    // update (docker): new limits reach the cgroup.
+    if cli.engine == "docker" {
+        cli.must(&[
+            "update",
+            "--memory",
+            "64m",
+            "--memory-swap",
+            "128m",
+            "--pids-limit",
+            "77",
+            "--cpu-shares",
+            "512",
+            &name,
+        ]);
+        let out = cli.must(&[
+            "exec",
+            &name,
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/pids/pids.max",
+            "/sys/fs/cgroup/cpu/cpu.shares",
+        ]);
+        let v: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(v, ["67108864", "77", "512"], "{who}: update");
+    }
+
+    // stop, start, kill, rm.
+    cli.must(&["stop", "-t", "2", &name]);
+    assert_eq!(cli.state(&name), "exited", "{who}: stop");
+    cli.must(&["start", &name]);
+    assert_eq!(cli.state(&name), "running", "{who}: start again");
+    cli.must(&["kill", &name]);
+    assert!(
+        eventually(Duration::from_secs(20), || cli.state(&name) == "exited"),
+        "{who}: kill"
+    );
+    let code = cli.must(&["inspect", "-f", "{{.State.ExitCode}}", &name]);
+    assert_eq!(code.trim(), "137", "{who}: killed exit code");
+    cli.must(&["rm", &name]);
+    let out = cli.run(&["inspect", &name]);
+    assert!(!out.ok(), "{who}: still there after rm");
+}
+
+// ---- docker ----
+
+struct Docker {
+    world: World,
+}
+
+impl Docker {
+    fn start() -> Docker {
+        let mut w = World::new("d");
+        for d in ["data", "exec", "cli"] {
+            std::fs::create_dir_all(w.path(d)).unwrap();
+        }
+        std::fs::write(w.path("daemon.json"), "{}").unwrap();
+        let sock = w.path("docker.sock");
+        let mut c = Command::new("/usr/sbin/dockerd");
+        c.arg("--data-root")
+            .arg(w.path("data"))
+            .arg("--exec-root")
+            .arg(w.path("exec"))
+            .arg("--pidfile")
+            .arg(w.path("docker.pid"))
+            .arg("--config-file")
+            .arg(w.path("daemon.json"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .args(["--bridge=none", "--iptables=false", "--ip-masq=false"])
+            .args(["--ip-forward=false", "--storage-driver=overlay2"])
+            .arg(format!(
+                "--add-runtime=podrun={}",
+                w.wrapper(Runtime::Podrun).display()
+            ))
+            .arg(format!(
+                "--add-runtime=runc-logged={}",
+                w.wrapper(Runtime::Runc).display()
+            ));
+        w.spawn_daemon("dockerd", c);
+        w.wait_for("dockerd", &sock, Duration::from_secs(60));
+        let d = Docker { world: w };
+        // The socket appears a little before the API answers.
+        assert!(
+            eventually(Duration::from_secs(30), || d
+                .cli(Runtime::Runc)
+                .run(&["version"])
+                .ok()),
+            "dockerd never answered:\n{}",
+            d.world.daemon_log("dockerd")
+        );
+        skopeo_copy(
+            &fixture("busybox"),
+            "1.30",
+            &format!("docker-daemon:{BUSYBOX_REF}"),
+            &["--dest-daemon-host", &format!("unix://{}", sock.display())],
+        );
+        d
+    }
+
+    fn cli(&self, runtime: Runtime) -> Cli {
+        let mut base = Command::new("/usr/bin/docker");
+        base.env("DOCKER_CONFIG", self.world.path("cli")).arg("-H").arg(format!(
+            "unix://{}",
+            self.world.path("docker.sock").display()
+        ));
+        Cli {
+            engine: "docker",
+            base,
+            runtime,
+        }
+    }
+}
+
+fn docker_scenarios(rt: Runtime) {
+    if !have(&["/usr/sbin/dockerd", "/usr/bin/docker", "/usr/bin/skopeo"]) {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let d = Docker::start();
+    scenarios(&d.cli(rt));
+    d.world.report_calls("docker", rt);
+    eprintln!("docker with {} took {:?}", rt.name(), started.elapsed());
+}
+
+#[test]
+fn docker_scenarios_with_runc() {
+    docker_scenarios(Runtime::Runc);
+}
+
+#[test]
+fn docker_scenarios_with_podrun() {
+    docker_scenarios(Runtime::Podrun);
+}
+
+// ---- podman ----
+
+struct Podman {
+    world: World,
+}
+
+impl Podman {
+    fn start() -> Podman {
+        let w = World::new("p");
+        for d in ["storage", "run", "tmp", "volumes"] {
+            std::fs::create_dir_all(w.path(d)).unwrap();
+        }
+        // crun 1.8.1 refuses this hybrid host, so runc is the default; nofile/nproc
+        // ulimits as podman's defaults would set them beyond this host's hard limits.
+        std::fs::write(
+            w.path("containers.conf"),
+            format!(
+                r#"[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+netns = "none"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{dir}/events.log"
+tmp_dir = "{dir}/tmp"
+volume_path = "{dir}/volumes"
+infra_image = "{PAUSE_REF}"
+infra_command = "/pause"
+
+[engine.runtimes]
+runc = ["{runc}"]
+podrun = ["{podrun}"]
+"#,
+                dir = w.dir.display(),
+                runc = w.wrapper(Runtime::Runc).display(),
+                podrun = w.wrapper(Runtime::Podrun).display(),
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            w.path("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"overlay\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/storage\"\n",
+                w.dir.display()
+            ),
+        )
+        .unwrap();
+        let p = Podman { world: w };
+        let dest = format!(
+            "containers-storage:[overlay@{}+{}]",
+            p.world.path("storage").display(),
+            p.world.path("run").display()
+        );
+        skopeo_copy(
+            &fixture("busybox"),
+            "1.30",
+            &format!("{dest}{BUSYBOX_REF}"),
+            &[],
+        );
+        let pause = pause_image(&p.world);
+        skopeo_copy(&pause, "podrun", &format!("{dest}{PAUSE_REF}"), &[]);
+        p
+    }
+
+    fn cli(&self, runtime: Runtime) -> Cli {
+        let mut base = Command::new("/usr/bin/podman");
+        base.env("CONTAINERS_CONF", self.world.path("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", self.world.path("storage.conf"))
+            .arg("--root")
+            .arg(self.world.path("storage"))
+            .arg("--runroot")
+            .arg(self.world.path("run"))
+            .arg("--tmpdir")
+            .arg(self.world.path("tmp"));
+        Cli {
+            engine: "podman",
+            base,
+            runtime,
+        }
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // podman has no daemon: what is left is containers (conmon) and mounts.
+        let cli = self.cli(Runtime::Runc);
+        let _ = run(cli.cmd(&["rm", "-af", "-t", "0"]), None, T);
+        let _ = run(cli.cmd(&["pod", "rm", "-af"]), None, T);
+        let _ = run(cli.cmd(&["system", "prune", "-f"]), None, T);
+        unmount_below(&self.world.dir);
+    }
+}
+
+/// A pod (podman pod create + run --pod) and a kube play manifest, then removal.
+fn podman_pods(cli: &Cli, w: &World) {
+    let rt = cli.runtime_flag();
+    let rt = rt.as_str();
+    let who = format!("podman pods with {}", cli.runtime.name());
+    let pod = format!("pod-{}", cli.runtime.name());
+    cli.must(&["pod", "create", "--name", &pod, "--network", "none"]);
+    cli.must(&[
+        "run",
+        rt,
+        "-d",
+        "--pod",
+        &pod,
+        "--name",
+        &format!("{pod}-a"),
+        BUSYBOX_REF,
+        "sleep",
+        "600",
+    ]);
+    // Containers of one pod share its IPC, UTS and network namespaces.
+    let out = cli.must(&[
+        "run",
+        rt,
+        "--rm",
+        "--pod",
+        &pod,
+        BUSYBOX_REF,
+        "sh",
+        "-c",
+        "hostname",
+    ]);
+    assert!(out.trim() == pod, "{who}: hostname in the pod is {out:?}");
+    let out = cli.must(&["pod", "ps", "--format", "{{.Name}} {{.Status}}"]);
+    assert!(out.contains(&format!("{pod} Running")), "{who}: {out}");
+    cli.must(&["pod", "stop", "-t", "2", &pod]);
+    cli.must(&["pod", "rm", &pod]);
+
+    // kube play: a Pod manifest, run by this runtime.
+    let yaml = w.path(&format!("kube-{}.yaml", cli.runtime.name()));
+    let kpod = format!("kube-{}", cli.runtime.name());
+    std::fs::write(
+        &yaml,
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {kpod}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {BUSYBOX_REF}
+    command: ["sh", "-c", "echo kube says hi; sleep 600"]
+    resources:
+      limits:
+        memory: 96Mi
+"#
+        ),
+    )
+    .unwrap();
+    cli.must(&[
+        "kube",
+        "play",
+        rt,
+        "--network",
+        "none",
+        yaml.to_str().unwrap(),
+    ]);
+    let c = format!("{kpod}-main");
+    assert!(
+        eventually(Duration::from_secs(20), || cli
+            .run(&["logs", &c])
+            .stdout
+            .contains("kube says hi")),
+        "{who}: kube play container never logged"
+    );
+    let out = cli.must(&[
+        "exec",
+        &c,
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
+    assert_eq!(out.trim(), "100663296", "{who}: kube play memory limit");
+    cli.must(&["kube", "down", yaml.to_str().unwrap()]);
+    let out = cli.must(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!out.contains(&kpod), "{who}: left after kube down: {out}");
+}
+
+fn podman_scenarios(rt: Runtime) {
+    if !have(&["/usr/bin/podman", "/usr/bin/conmon", "/usr/bin/skopeo"]) {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let p = Podman::start();
+    let cli = p.cli(rt);
+    scenarios(&cli);
+    podman_pods(&cli, &p.world);
+    p.world.report_calls("podman", rt);
+    eprintln!("podman with {} took {:?}", rt.name(), started.elapsed());
+}
+
+#[test]
+fn podman_scenarios_with_runc() {
+    podman_scenarios(Runtime::Runc);
+}
+
+#[test]
+fn podman_scenarios_with_podrun() {
+    podman_scenarios(Runtime::Podrun);
+}
+
+#[allow(dead_code)]
+fn unused(_: &Path) {}
