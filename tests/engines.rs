@@ -251,10 +251,12 @@ impl Docker {
 
     fn cli(&self, runtime: Runtime) -> Cli {
         let mut base = Command::new("/usr/bin/docker");
-        base.env("DOCKER_CONFIG", self.world.path("cli")).arg("-H").arg(format!(
-            "unix://{}",
-            self.world.path("docker.sock").display()
-        ));
+        base.env("DOCKER_CONFIG", self.world.path("cli"))
+            .arg("-H")
+            .arg(format!(
+                "unix://{}",
+                self.world.path("docker.sock").display()
+            ));
         Cli {
             engine: "docker",
             base,
@@ -490,5 +492,170 @@ fn podman_scenarios_with_podrun() {
     podman_scenarios(Runtime::Podrun);
 }
 
-#[allow(dead_code)]
-fn unused(_: &Path) {}
+// ---- containerd's CRI plugin ----
+
+struct Containerd {
+    world: World,
+    sock: std::path::PathBuf,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        let mut w = World::new("c");
+        let d = w.dir.clone();
+        let sock = w.path("c.sock");
+        for rt in [Runtime::Runc, Runtime::Podrun] {
+            std::fs::create_dir_all(w.path(&format!("{}-root", rt.name()))).unwrap();
+        }
+        let runtime = |rt: Runtime| {
+            format!(
+                r#"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}.options]
+        BinaryName = "{bin}"
+        Root = "{dir}/{name}-root"
+"#,
+                name = rt.name(),
+                bin = w.wrapper(rt).display(),
+                dir = d.display()
+            )
+        };
+        // This host withholds CAP_SYS_RESOURCE: oom_score_adj below containerd's own is
+        // clamped (restrict_oom_score_adj), or every sandbox start fails.
+        let config = format!(
+            r#"version = 2
+root = "{dir}/root"
+state = "{dir}/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "{sock}"
+[ttrpc]
+  address = "{sock}.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{dir}/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_REF}"
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{dir}/cni/bin"
+    conf_dir = "{dir}/cni/conf"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+{runc}{podrun}"#,
+            dir = d.display(),
+            sock = sock.display(),
+            runc = runtime(Runtime::Runc),
+            podrun = runtime(Runtime::Podrun),
+        );
+        std::fs::write(w.path("config.toml"), config).unwrap();
+        let mut c = Command::new("/usr/bin/containerd");
+        c.arg("--config").arg(w.path("config.toml"));
+        w.spawn_daemon("containerd", c);
+        w.wait_for("containerd", &sock, Duration::from_secs(60));
+        let c = Containerd { world: w, sock };
+        for layout in [fixture("busybox"), pause_image(&c.world)] {
+            let tar = c.world.path("image.tar");
+            let mut t = Command::new("tar");
+            t.arg("-C").arg(&layout).arg("-cf").arg(&tar).arg(".");
+            assert!(run(t, None, T).ok());
+            let out = run(c.ctr(&["images", "import", tar.to_str().unwrap()]), None, T);
+            assert!(out.ok(), "ctr import {}: {out}", layout.display());
+        }
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("/usr/bin/ctr");
+        c.arg("--address")
+            .arg(&self.sock)
+            .args(["-n", "k8s.io"])
+            .args(args);
+        c
+    }
+
+    fn cri(&self, args: &[&str]) -> Out {
+        let mut c = Command::new("/usr/bin/python3");
+        c.arg(repo().join("tests/engine_support/cri.py"))
+            .arg(&self.sock)
+            .args(args);
+        run(c, None, Duration::from_secs(300))
+    }
+}
+
+fn cri_scenario(rt: Runtime) {
+    if !have(&["/usr/bin/containerd", "/usr/bin/ctr", "/usr/bin/python3"]) {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let c = Containerd::start();
+    let out = c.cri(&["scenario", rt.name(), BUSYBOX_REF]);
+    assert!(
+        out.ok(),
+        "CRI with {}: {out}\ncontainerd log:\n{}",
+        rt.name(),
+        c.world.daemon_log("containerd")
+    );
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let who = format!("CRI with {}", rt.name());
+    assert_eq!(r["sandbox_state"], 0, "{who}: sandbox not ready: {r}");
+    assert_eq!(r["sandbox_handler"], rt.name(), "{who}: {r}");
+    assert_eq!(r["exec"]["stdout"], "out\n", "{who}: {r}");
+    assert_eq!(r["exec"]["stderr"], "err\n", "{who}: {r}");
+    assert_eq!(r["exec"]["exit_code"], 7, "{who}: {r}");
+    let ps = r["ps"].as_str().unwrap_or("");
+    assert!(
+        ps.contains("1 /pause") && ps.contains("sleep 600"),
+        "{who}: {ps}"
+    );
+    assert_eq!(r["container_state"], 1, "{who}: not running: {r}");
+    assert_eq!(r["stopped_state"], 2, "{who}: not exited: {r}");
+    assert_eq!(r["sandboxes_after"], serde_json::json!([]), "{who}: {r}");
+    // Nothing left: no shim of this containerd, no mount, no container in the runtime.
+    let sb = r["sandbox"].as_str().unwrap_or("").to_string();
+    assert!(
+        eventually(Duration::from_secs(20), || processes_with(&sb).is_empty()),
+        "{who}: left running: {:?}",
+        processes_with(&sb)
+    );
+    assert!(
+        mounts_below(&c.world.dir).is_empty(),
+        "{who}: mounts left: {:?}",
+        mounts_below(&c.world.dir)
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&sb), "{who}: a mount of {sb} is left");
+    // runc keeps <root>/<id>/, podrun <root>/containers/<id>/.
+    let root = c.world.path(&format!("{}-root/k8s.io", rt.name()));
+    let ids = |d: &Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.len() == 64)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut left = ids(&root);
+    left.extend(ids(&root.join("containers")));
+    assert!(left.is_empty(), "{who}: runtime state left: {left:?}");
+    c.world.report_calls("containerd CRI", rt);
+    eprintln!("CRI with {} took {:?}", rt.name(), started.elapsed());
+}
+
+#[test]
+fn containerd_cri_runtime_class_with_runc() {
+    cri_scenario(Runtime::Runc);
+}
+
+#[test]
+fn containerd_cri_runtime_class_with_podrun() {
+    cri_scenario(Runtime::Podrun);
+}

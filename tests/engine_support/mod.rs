@@ -362,7 +362,7 @@ pub fn pause_image(w: &World) -> PathBuf {
     std::fs::copy(concat!(env!("OUT_DIR"), "/pause"), &bin).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = w.path("pause-oci");
-    let st = Command::new("python3")
+    let st = Command::new("/usr/bin/python3")
         .arg(repo().join("rootfs-fixtures/mkoci.py"))
         .args(["--out", out.to_str().unwrap()])
         .args(["--name", PAUSE_REF])
