@@ -294,6 +294,25 @@ struct Podman {
 
 impl Podman {
     fn start() -> Podman {
+        let p = Podman::bare();
+        let dest = format!(
+            "containers-storage:[overlay@{}+{}]",
+            p.world.path("storage").display(),
+            p.world.path("run").display()
+        );
+        skopeo_copy(
+            &fixture("busybox"),
+            "1.30",
+            &format!("{dest}{BUSYBOX_REF}"),
+            &[],
+        );
+        let pause = pause_image(&p.world);
+        skopeo_copy(&pause, "podrun", &format!("{dest}{PAUSE_REF}"), &[]);
+        p
+    }
+
+    /// The private podman without images (for --rootfs containers).
+    fn bare() -> Podman {
         let w = World::new("p");
         for d in ["storage", "run", "tmp", "volumes"] {
             std::fs::create_dir_all(w.path(d)).unwrap();
@@ -335,21 +354,7 @@ podrun = ["{podrun}"]
             ),
         )
         .unwrap();
-        let p = Podman { world: w };
-        let dest = format!(
-            "containers-storage:[overlay@{}+{}]",
-            p.world.path("storage").display(),
-            p.world.path("run").display()
-        );
-        skopeo_copy(
-            &fixture("busybox"),
-            "1.30",
-            &format!("{dest}{BUSYBOX_REF}"),
-            &[],
-        );
-        let pause = pause_image(&p.world);
-        skopeo_copy(&pause, "podrun", &format!("{dest}{PAUSE_REF}"), &[]);
-        p
+        Podman { world: w }
     }
 
     fn cli(&self, runtime: Runtime) -> Cli {
@@ -658,4 +663,155 @@ fn containerd_cri_runtime_class_with_runc() {
 #[test]
 fn containerd_cri_runtime_class_with_podrun() {
     cri_scenario(Runtime::Podrun);
+}
+
+// ---- nested: podrun inside a privileged container ----
+
+/// A root filesystem with busybox, /etc/passwd and, when `podrun` is set, the podrun
+/// binary and the shared libraries it links (no nft: `up` must say it is missing).
+fn busybox_rootfs(dir: &Path, podrun: bool) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+    }
+    for d in [
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "run",
+        "var/lib",
+        "usr/local/bin",
+    ] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
+    if !podrun {
+        return;
+    }
+    std::fs::copy(PODRUN, dir.join("usr/local/bin/podrun")).unwrap();
+    let ldd = Command::new("ldd").arg(PODRUN).output().unwrap();
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let lib = line
+            .split_whitespace()
+            .find(|w| w.starts_with('/'))
+            .map(std::path::PathBuf::from);
+        if let Some(lib) = lib {
+            let dest = dir.join(lib.strip_prefix("/").unwrap());
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&lib, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn podrun_run_and_up_inside_a_privileged_podman_container_see_their_own_cgroups() {
+    if !have(&["/usr/bin/podman", "/usr/bin/conmon"]) {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let p = Podman::bare();
+    let outer = p.world.path("outer");
+    busybox_rootfs(&outer, true);
+    // A bundle for `podrun run` inside, its config from `podrun spec` with limits.
+    let bundle = outer.join("bundle");
+    busybox_rootfs(&bundle.join("rootfs"), false);
+    let st = Command::new(PODRUN)
+        .args(["spec", "--bundle", bundle.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["process"]["terminal"] = false.into();
+    cfg["process"]["args"] = serde_json::json!([
+        "sh",
+        "-c",
+        "echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes) \
+         pids=$(cat /sys/fs/cgroup/pids/pids.max) \
+         procs=$(wc -l < /sys/fs/cgroup/memory/cgroup.procs)"
+    ]);
+    // No cgroup namespace (as docker's and podman's configs on cgroup v1): the container's
+    // cgroups are binds of its own directories in the outer container's hierarchies.
+    if let Some(ns) = cfg["linux"]["namespaces"].as_array_mut() {
+        ns.retain(|n| n["type"] != "cgroup");
+    }
+    cfg["linux"]["resources"] = serde_json::json!({
+        "memory": {"limit": 50331648},
+        "pids": {"limit": 33}
+    });
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let pod = |name: &str, host_network: bool| {
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  hostNetwork: {host_network}
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {BUSYBOX_REF}
+    command: ["sh", "-c", "echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes) procs=$(wc -l < /sys/fs/cgroup/memory/cgroup.procs); sleep 600"]
+    resources:
+      limits:
+        memory: 40Mi
+"#
+        )
+    };
+    std::fs::write(outer.join("pod-net.yaml"), pod("needs-net", false)).unwrap();
+    std::fs::write(outer.join("pod.yaml"), pod("nested", true)).unwrap();
+    let fixtures = fixture("busybox");
+    let script = r#"
+podrun run --bundle /bundle inner 2>/tmp/run.err; echo "run rc=$?"
+echo "run stderr: $(cat /tmp/run.err)"
+podrun up /pod-net.yaml 2>&1; echo "up-net rc=$?"
+podrun import /fixture >/dev/null 2>&1 || echo "import failed"
+podrun up --wait --timeout 60s /pod.yaml 2>&1; echo "up rc=$?"
+for i in $(seq 50); do podrun logs nested 2>/dev/null | grep -q mem= && break; sleep 0.2; done
+echo "pod: $(podrun logs nested 2>&1)"
+podrun delete pod nested --grace-period 0 >/dev/null 2>&1; echo "delete rc=$?"
+"#;
+    let cli = p.cli(Runtime::Runc);
+    let out = cli.run(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--runtime=runc",
+        "--network",
+        "none",
+        "-v",
+        &format!("{}:/fixture:ro", fixtures.display()),
+        "--rootfs",
+        outer.to_str().unwrap(),
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert!(out.ok(), "nested: {out}");
+    let o = &out.stdout;
+    // podrun run inside: its own limits, its own (non-empty) cgroup, no mount warnings.
+    assert!(o.contains("run rc=0"), "{o}");
+    assert!(o.contains("mem=50331648 pids=33 procs="), "{o}");
+    assert!(o.contains("run stderr: \n"), "podrun run warned: {o}");
+    // up without nft says so before admitting anything.
+    assert!(o.contains("up-net rc=1"), "{o}");
+    assert!(o.contains("needs the nft program from nftables"), "{o}");
+    assert!(!o.contains("pod/needs-net created"), "{o}");
+    // up of a host-network pod inside: the container sees its own limit.
+    assert!(o.contains("up rc=0"), "{o}");
+    assert!(o.contains("pod: mem=41943040 procs="), "{o}");
+    assert!(!o.contains("procs=0"), "{o}");
+    assert!(o.contains("delete rc=0"), "{o}");
+    eprintln!("nested took {:?}", started.elapsed());
 }
