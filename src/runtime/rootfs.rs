@@ -755,7 +755,10 @@ mod tests {
     #[test]
     fn a_cgroup_path_is_taken_below_the_outer_containers_mount_root() {
         // podrun in a container (no cgroupns): the mount shows /libpod-1 at its top.
-        assert_eq!(below_mount_root("/libpod-1/podrun/c1", "/libpod-1"), "podrun/c1");
+        assert_eq!(
+            below_mount_root("/libpod-1/podrun/c1", "/libpod-1"),
+            "podrun/c1"
+        );
         assert_eq!(below_mount_root("/libpod-1", "/libpod-1/"), "");
         // On a host, or in a cgroup namespace, the path is already relative.
         assert_eq!(below_mount_root("/podrun/c1", "/"), "podrun/c1");
