@@ -58,12 +58,9 @@ impl Cli {
     }
 
     fn state(&self, name: &str) -> String {
-        let fmt = if self.engine == "docker" {
-            "{{.State.Status}}"
-        } else {
-            "{{.State.Status}}"
-        };
-        self.must(&["inspect", "-f", fmt, name]).trim().to_string()
+        self.must(&["inspect", "-f", "{{.State.Status}}", name])
+            .trim()
+            .to_string()
     }
 }
 

@@ -216,3 +216,99 @@ fn a_mount_under_an_rshared_volume_reaches_the_host_with_rootfs_propagation_rsha
         "the container's mount did not reach the host: {seen:?}"
     );
 }
+
+/// A config whose linux.namespaces has no "mount": the container inherits the runtime's.
+fn without_mount_namespace(env: &Env) {
+    env.edit_config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "mount");
+    });
+}
+
+/// podrun run in a private mount namespace of the test's own (`unshare -m`, private
+/// propagation): whatever a runtime did to "its" mount namespace stays there.
+fn in_private_mount_ns(env: &Env, script: &str) -> std::process::Output {
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "sh", "-c", script])
+        .env("PODRUN", PODRUN)
+        .env("ROOT", &env.root)
+        .env("BUNDLE", &env.bundle);
+    run_to_files(c, &env.dir)
+}
+
+#[test]
+fn without_a_mount_namespace_masked_paths_are_refused_in_runcs_words() {
+    let env = Env::new();
+    without_mount_namespace(&env);
+    let id = unique("nomnt");
+    let out = in_private_mount_ns(
+        &env,
+        &format!("$PODRUN --root $ROOT run --bundle $BUNDLE {id}"),
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("unable to restrict sys entries without a private MNT namespace")
+            && err.contains("linux.maskedPaths"),
+        "{err}"
+    );
+    assert!(!env.container_dir(&id).exists(), "state left behind");
+}
+
+#[test]
+fn without_a_mount_namespace_mounts_are_refused_naming_the_field() {
+    let env = Env::new();
+    without_mount_namespace(&env);
+    env.edit_config(|c| {
+        c["linux"]["maskedPaths"] = json!([]);
+        c["linux"]["readonlyPaths"] = json!([]);
+    });
+    let id = unique("nomnt");
+    let out = in_private_mount_ns(
+        &env,
+        &format!("$PODRUN --root $ROOT run --bundle $BUNDLE {id}"),
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("mounts")
+            && err.contains("mount of /proc")
+            && err.contains("\"mount\" namespace"),
+        "{err}"
+    );
+    assert!(!env.container_dir(&id).exists(), "state left behind");
+}
+
+#[test]
+fn without_a_mount_namespace_the_container_shares_the_runtimes_chrooted_into_its_rootfs() {
+    let env = Env::new();
+    without_mount_namespace(&env);
+    env.edit_config(|c| {
+        c["linux"]["maskedPaths"] = json!([]);
+        c["linux"]["readonlyPaths"] = json!([]);
+        c["mounts"] = json!([]);
+        c["root"]["readonly"] = false.into();
+    });
+    std::fs::write(env.bundle.join("rootfs/marker"), "in the rootfs\n").unwrap();
+    env.set_args(&["sleep", "30"]);
+    let id = unique("nomnt");
+    // The runtime's namespace is the shell's; the container's must be the same one, with
+    // no mount added to it, and the container's root must be its rootfs.
+    let script = format!(
+        "before=$(wc -l < /proc/self/mountinfo)
+         $PODRUN --root $ROOT run -d --bundle $BUNDLE {id} || exit 9
+         pid=$($PODRUN --root $ROOT state {id} | sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p')
+         echo ns-same=$([ \"$(readlink /proc/$pid/ns/mnt)\" = \"$(readlink /proc/self/ns/mnt)\" ] && echo yes || echo no)
+         echo mounts-added=$(( $(wc -l < /proc/self/mountinfo) - before ))
+         echo root=$(cat /proc/$pid/root/marker)
+         $PODRUN --root $ROOT delete --force {id}"
+    );
+    let out = in_private_mount_ns(&env, &script);
+    let o = stdout(&out);
+    assert!(out.status.success(), "{o} {}", stderr(&out));
+    assert!(o.contains("ns-same=yes"), "{o}");
+    assert!(o.contains("mounts-added=0"), "{o}");
+    assert!(o.contains("root=in the rootfs"), "{o}");
+}

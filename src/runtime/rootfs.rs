@@ -668,6 +668,14 @@ pub fn enter_root(rootfs: &Path, no_pivot: bool) -> R<()> {
     nix::unistd::chdir("/").map_err(|e| err("chdir", Path::new("/"), e))
 }
 
+/// Enters the rootfs by chroot alone, for a container without a mount namespace (runc
+/// does the same): no mount is made or moved in the namespace it shares with its caller.
+pub fn chroot_root(rootfs: &Path) -> R<()> {
+    nix::unistd::chdir(rootfs).map_err(|e| err("chdir", rootfs, e))?;
+    nix::unistd::chroot(".").map_err(|e| err("chroot", rootfs, e))?;
+    nix::unistd::chdir("/").map_err(|e| err("chdir", Path::new("/"), e))
+}
+
 /// Applies rootfsPropagation to the new root.
 pub fn root_propagation(spec: &Spec) -> R<()> {
     let Some(p) = spec
