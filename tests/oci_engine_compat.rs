@@ -303,6 +303,7 @@ fn without_a_mount_namespace_the_container_shares_the_runtimes_chrooted_into_its
          echo ns-same=$([ \"$(readlink /proc/$pid/ns/mnt)\" = \"$(readlink /proc/self/ns/mnt)\" ] && echo yes || echo no)
          echo mounts-added=$(( $(wc -l < /proc/self/mountinfo) - before ))
          echo root=$(cat /proc/$pid/root/marker)
+         $PODRUN --root $ROOT exec {id} cat /marker 2>&1 | grep -q 'has no mount namespace' && echo exec-refused
          $PODRUN --root $ROOT delete --force {id}"
     );
     let out = in_private_mount_ns(&env, &script);
@@ -311,4 +312,6 @@ fn without_a_mount_namespace_the_container_shares_the_runtimes_chrooted_into_its
     assert!(o.contains("ns-same=yes"), "{o}");
     assert!(o.contains("mounts-added=0"), "{o}");
     assert!(o.contains("root=in the rootfs"), "{o}");
+    // An exec would start at the caller's root, not the container's: refused.
+    assert!(o.contains("exec-refused"), "{o}");
 }
