@@ -315,3 +315,101 @@ fn without_a_mount_namespace_the_container_shares_the_runtimes_chrooted_into_its
     // An exec would start at the caller's root, not the container's: refused.
     assert!(o.contains("exec-refused"), "{o}");
 }
+
+/// Every key path of a JSON value ("data.memory.usage.limit"; array items as "[]").
+fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let p = format!("{prefix}.{k}");
+                out.insert(p.clone());
+                key_paths(x, &p, out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for x in a {
+                key_paths(x, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn events_stats_has_runcs_fields_and_figures() {
+    let env = Env::new();
+    env.set_args(&["sleep", "60"]);
+    env.edit_config(|c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});
+    });
+    let runc_root = env.dir.join("runc-root");
+    let runc = |args: &[&str]| {
+        let mut c = std::process::Command::new("runc");
+        c.arg("--root").arg(&runc_root).args(args);
+        run_to_files(c, &env.dir)
+    };
+    let (a, b) = (unique("ev-runc"), unique("ev-podrun"));
+    let bundle = env.bundle.to_str().unwrap();
+    let out = runc(&["run", "-d", "--bundle", bundle, &a]);
+    assert!(out.status.success(), "runc run: {}", stderr(&out));
+    let out = env.podrun(&["run", "-d", "--bundle", bundle, &b]);
+    assert!(out.status.success(), "podrun run: {}", stderr(&out));
+    let theirs = runc(&["events", "--stats", &a]);
+    let ours = env.podrun(&["events", "--stats", &b]);
+    let _ = runc(&["delete", "--force", &a]);
+    assert!(theirs.status.success(), "{}", stderr(&theirs));
+    assert!(ours.status.success(), "{}", stderr(&ours));
+    let theirs: serde_json::Value = serde_json::from_slice(&theirs.stdout).unwrap();
+    let ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
+    assert_eq!(ours["type"], "stats");
+    assert_eq!(ours["id"], b.as_str());
+    for v in [&theirs, &ours] {
+        let d = &v["data"];
+        assert_eq!(d["memory"]["usage"]["limit"], 67108864, "{v}");
+        assert_eq!(d["pids"]["limit"], 50, "{v}");
+        assert_eq!(d["pids"]["current"], 1, "{v}");
+        assert!(d["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0, "{v}");
+        assert!(
+            d["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+            "{v}"
+        );
+    }
+    let (mut k_theirs, mut k_ours) = (Default::default(), Default::default());
+    key_paths(&theirs, "", &mut k_theirs);
+    key_paths(&ours, "", &mut k_ours);
+    let missing: Vec<_> = k_theirs.difference(&k_ours).collect();
+    let extra: Vec<_> = k_ours.difference(&k_theirs).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "keys runc has and podrun lacks: {missing:?}\nkeys only podrun has: {extra:?}"
+    );
+    // A stopped container has no events, in runc's words.
+    let _ = env.podrun(&["kill", &b, "KILL"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = env.podrun(&["events", "--stats", &b]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
+    let out = env.podrun(&["events", "--interval", "0s", &b]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn events_streams_stats_at_the_interval_until_the_container_stops() {
+    let env = Env::new();
+    env.set_args(&["sleep", "1"]);
+    let id = unique("ev-stream");
+    let out = env.podrun(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let started = std::time::Instant::now();
+    let out = env.podrun(&["events", "--interval", "200ms", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert!(lines
+        .iter()
+        .all(|l| l["type"] == "stats" && l["id"] == id.as_str()));
+}

@@ -59,6 +59,17 @@ pub enum OciCommand {
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
+    /// Print a container's events as runc does: a stats line every --interval and an
+    /// "oom" line per OOM kill, until it stops; with --stats one stats line.
+    Events {
+        /// Print the statistics once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// How often to print statistics (a Go duration, e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
     /// Change a running container's resources (JSON linux.resources from -r FILE or stdin).
     Update {
         #[arg(short = 'r', long)]
@@ -228,6 +239,11 @@ fn dispatch(g: &GlobalOpts, cmd: OciCommand) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
+        OciCommand::Events {
+            stats,
+            interval,
+            id,
+        } => events(&rt, stats, &interval, &id),
         OciCommand::Pause { id } => {
             rt.set_paused(&id, true)?;
             Ok(0)
@@ -472,6 +488,88 @@ fn print_table<const N: usize>(rows: &[[String; N]]) {
         }
         println!("{}", line.trim_end());
     }
+}
+
+/// `events`: one JSON object per line (runc's format); streaming ends when the
+/// container stops (or is deleted).
+fn events(rt: &Runtime, once: bool, interval: &str, id: &str) -> anyhow::Result<i32> {
+    use std::io::Write;
+    let every = parse_go_duration(interval).with_context(|| format!("--interval {interval:?}"))?;
+    if every.is_zero() {
+        bail!("--interval {interval:?}: duration must be greater than 0");
+    }
+    let ev = rt.runc_stats(id)?;
+    let mut out = std::io::stdout().lock();
+    if once {
+        writeln!(out, "{}", serde_json::to_string(&ev)?)?;
+        return Ok(0);
+    }
+    let mut ooms = rt.oom_kills(id).unwrap_or(0);
+    let step = std::time::Duration::from_millis(100).min(every);
+    let mut next = std::time::Instant::now();
+    loop {
+        let now = std::time::Instant::now();
+        if now >= next {
+            match rt.runc_stats(id) {
+                Ok(ev) => writeln!(out, "{}", serde_json::to_string(&ev)?)?,
+                Err(_) => return Ok(0),
+            }
+            out.flush()?;
+            next = now + every;
+        }
+        let n = match rt.oom_kills(id) {
+            Ok(n) => n,
+            Err(_) => return Ok(0),
+        };
+        for _ in ooms..n {
+            writeln!(out, "{}", serde_json::json!({"type": "oom", "id": id}))?;
+            out.flush()?;
+        }
+        ooms = ooms.max(n);
+        if !matches!(
+            rt.state(id).map(|s| s.status),
+            Ok(runtime::Status::Running | runtime::Status::Paused | runtime::Status::Created)
+        ) {
+            return Ok(0);
+        }
+        std::thread::sleep(step);
+    }
+}
+
+/// A Go time.Duration string ("5s", "1m30s", "250ms", "1.5h").
+fn parse_go_duration(s: &str) -> anyhow::Result<std::time::Duration> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        bail!("empty duration");
+    }
+    if rest == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| anyhow::anyhow!("missing unit in duration {s:?}"))?;
+        let n: f64 = rest[..num_end]
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid duration {s:?}"))?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            u => bail!("unknown unit {u:?} in duration {s:?}"),
+        };
+        total += n * mult;
+        rest = &rest[unit_end..];
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
 }
 
 fn ps(rt: &Runtime, format: &str, id: &str, ps_args: &[String]) -> anyhow::Result<i32> {

@@ -23,6 +23,7 @@ pub mod cgroups;
 pub mod config;
 mod create;
 mod error;
+pub mod events;
 mod exec;
 mod fastexec;
 pub mod features;
