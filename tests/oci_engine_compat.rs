@@ -413,3 +413,58 @@ fn events_streams_stats_at_the_interval_until_the_container_stops() {
         .iter()
         .all(|l| l["type"] == "stats" && l["id"] == id.as_str()));
 }
+
+#[test]
+fn systemd_cgroup_without_systemd_falls_back_to_cgroupfs_at_systemds_path_and_says_so() {
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        eprintln!("skipped: systemd runs here (the test pins the no-systemd fallback)");
+        return;
+    }
+    let env = Env::new();
+    let id = unique("sd");
+    env.set_args(&["sleep", "30"]);
+    env.edit_config(|c| {
+        c["linux"]["cgroupsPath"] = format!("podruntest.slice:podrun:{id}").into();
+        c["linux"]["resources"] = json!({"pids": {"limit": 21}});
+    });
+    let out = env.podrun(&[
+        "--systemd-cgroup",
+        "run",
+        "-d",
+        "--bundle",
+        env.bundle.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("systemd is not running")
+            && stderr(&out).contains(&format!("podrun-{id}.scope")),
+        "{}",
+        stderr(&out)
+    );
+    let scope = format!("/sys/fs/cgroup/pids/podruntest.slice/podrun-{id}.scope");
+    let max = std::fs::read_to_string(format!("{scope}/pids.max"));
+    let _ = env.podrun(&["delete", "--force", &id]);
+    for h in [
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
+        "unified",
+    ] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{h}/podruntest.slice"));
+    }
+    assert_eq!(max.unwrap_or_default().trim(), "21", "scope cgroup {scope}");
+    // A cgroupfs path is not systemd's form: refused as runc refuses it.
+    env.edit_config(|c| c["linux"]["cgroupsPath"] = "/podrun/plain".into());
+    let out = env.podrun(&[
+        "--systemd-cgroup",
+        "run",
+        "--bundle",
+        env.bundle.to_str().unwrap(),
+        &unique("sd"),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("expected cgroupsPath to be of format \"slice:prefix:name\""),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -196,7 +196,7 @@ fn dispatch(g: &GlobalOpts, cmd: OciCommand) -> anyhow::Result<i32> {
     let rt = Runtime::new(&g.root);
     match cmd {
         OciCommand::Create(a) => {
-            rt.create(&a.id, &a.bundle, &create_opts(&a))?;
+            rt.create(&a.id, &a.bundle, &create_opts(g, &a))?;
             Ok(0)
         }
         OciCommand::Start { id } => {
@@ -214,7 +214,7 @@ fn dispatch(g: &GlobalOpts, cmd: OciCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         OciCommand::Delete(a) => delete(g, &rt, *a),
-        OciCommand::Run(a) => run_container(&rt, *a),
+        OciCommand::Run(a) => run_container(g, &rt, *a),
         OciCommand::List { format, quiet } => list(&rt, &format, quiet),
         OciCommand::Ps {
             format,
@@ -292,8 +292,9 @@ fn dispatch(g: &GlobalOpts, cmd: OciCommand) -> anyhow::Result<i32> {
     }
 }
 
-fn create_opts(a: &CreateArgs) -> CreateOptions {
+fn create_opts(g: &GlobalOpts, a: &CreateArgs) -> CreateOptions {
     CreateOptions {
+        systemd_cgroup: g.systemd_cgroup,
         pid_file: a.pid_file.as_ref().map(|p| absolute(p)),
         console_socket: a.console_socket.clone(),
         no_pivot: a.no_pivot,
@@ -387,9 +388,9 @@ pub(crate) fn recv_master(sock: &OwnedFd) -> anyhow::Result<OwnedFd> {
     bail!("no pty received from the container")
 }
 
-fn run_container(rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
+fn run_container(g: &GlobalOpts, rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
     let id = a.create.id.clone();
-    let mut opts = create_opts(&a.create);
+    let mut opts = create_opts(g, &a.create);
     if a.detach {
         opts.start_immediately = true;
         rt.create(&id, &a.create.bundle, &opts)?;

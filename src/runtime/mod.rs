@@ -38,6 +38,7 @@ mod seccomp;
 pub mod state;
 mod sys;
 pub mod sysctl;
+pub mod systemd;
 pub mod terminal;
 
 pub use error::{Result, RuntimeError};
@@ -71,6 +72,8 @@ pub struct CreateOptions {
     /// Skip the `created` state: the process runs as soon as it is set up (what `run`
     /// does), poststart hooks run before `create` returns, and no `start` is needed.
     pub start_immediately: bool,
+    /// runc's --systemd-cgroup: cgroupsPath is "slice:prefix:name" (see [`systemd`]).
+    pub systemd_cgroup: bool,
 }
 
 /// A state root holding containers (`<root>/containers/<id>/`).
