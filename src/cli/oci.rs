@@ -70,6 +70,10 @@ pub enum OciCommand {
         interval: String,
         id: String,
     },
+    /// Checkpoint a running container with CRIU (runc's flags).
+    Checkpoint(Box<CheckpointArgs>),
+    /// Restore a container from a CRIU checkpoint (runc's flags).
+    Restore(Box<RestoreArgs>),
     /// Change a running container's resources (JSON linux.resources from -r FILE or stdin).
     Update {
         #[arg(short = 'r', long)]
@@ -86,6 +90,72 @@ pub enum OciCommand {
         cpu_shares: Option<u64>,
         id: String,
     },
+}
+
+/// CRIU flags shared by checkpoint and restore, as runc names them.
+#[derive(Args, Debug)]
+pub struct CriuArgs {
+    /// Where CRIU's images are (default ./checkpoint, as runc).
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// Where CRIU writes its logs (default: the image path).
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// soft, full, strict or ignore.
+    #[arg(long = "manage-cgroups-mode")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Namespaces left out of the images ("network").
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// Not supported (runc: lazy migration through a page server).
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// Not supported (runc: dump to a remote CRIU page server).
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    #[arg(short, long)]
+    pub detach: bool,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Accepted for runc compatibility (the restored process is restored detached).
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    pub id: String,
 }
 
 #[derive(Args, Debug)]
@@ -244,6 +314,8 @@ fn dispatch(g: &GlobalOpts, cmd: OciCommand) -> anyhow::Result<i32> {
             interval,
             id,
         } => events(&rt, stats, &interval, &id),
+        OciCommand::Checkpoint(a) => checkpoint(&rt, *a),
+        OciCommand::Restore(a) => restore(&rt, *a),
         OciCommand::Pause { id } => {
             rt.set_paused(&id, true)?;
             Ok(0)
@@ -489,6 +561,72 @@ fn print_table<const N: usize>(rows: &[[String; N]]) {
         }
         println!("{}", line.trim_end());
     }
+}
+
+fn image_path(a: &CriuArgs) -> anyhow::Result<PathBuf> {
+    if a.lazy_pages {
+        bail!("--lazy-pages: lazy migration is not supported by podrun");
+    }
+    Ok(absolute(
+        a.image_path
+            .as_deref()
+            .unwrap_or(std::path::Path::new("checkpoint")),
+    ))
+}
+
+fn checkpoint(rt: &Runtime, a: CheckpointArgs) -> anyhow::Result<i32> {
+    if a.page_server.is_some() {
+        bail!("--page-server: dumping to a CRIU page server is not supported by podrun");
+    }
+    let opts = runtime::checkpoint::CheckpointOptions {
+        image_path: image_path(&a.criu)?,
+        work_path: a.criu.work_path.as_deref().map(absolute),
+        parent_path: a.parent_path.clone(),
+        leave_running: a.leave_running,
+        tcp_established: a.criu.tcp_established,
+        ext_unix_sk: a.criu.ext_unix_sk,
+        shell_job: a.criu.shell_job,
+        file_locks: a.criu.file_locks,
+        pre_dump: a.pre_dump,
+        auto_dedup: a.criu.auto_dedup,
+        manage_cgroups_mode: a.criu.manage_cgroups_mode.clone(),
+        empty_ns: a.criu.empty_ns.clone(),
+    };
+    rt.checkpoint(&a.id, &opts)?;
+    Ok(0)
+}
+
+fn restore(rt: &Runtime, a: RestoreArgs) -> anyhow::Result<i32> {
+    let opts = runtime::checkpoint::RestoreOptions {
+        image_path: image_path(&a.criu)?,
+        work_path: a.criu.work_path.as_deref().map(absolute),
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.as_deref().map(absolute),
+        tcp_established: a.criu.tcp_established,
+        ext_unix_sk: a.criu.ext_unix_sk,
+        shell_job: a.criu.shell_job,
+        file_locks: a.criu.file_locks,
+        auto_dedup: a.criu.auto_dedup,
+        manage_cgroups_mode: a.criu.manage_cgroups_mode.clone(),
+        empty_ns: a.criu.empty_ns.clone(),
+    };
+    let st = rt.restore(&a.id, &opts)?;
+    if a.detach {
+        return Ok(0);
+    }
+    // Attached: the restored process is our child (CRIU restores it as a sibling).
+    let pid = nix::unistd::Pid::from_raw(st.pid);
+    let code = loop {
+        match nix::sys::wait::waitpid(pid, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c,
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("waiting for restored container {}: {e}", a.id),
+        }
+    };
+    let _ = rt.delete(&a.id, true);
+    Ok(code)
 }
 
 /// `events`: one JSON object per line (runc's format); streaming ends when the

@@ -20,6 +20,7 @@
 //! PR_SET_CHILD_SUBREAPER to be able to wait for it. A pid namespace given by path is
 //! entered for the clone only and left again before `create`/`exec` return.
 pub mod cgroups;
+pub mod checkpoint;
 pub mod config;
 mod create;
 mod error;
