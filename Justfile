@@ -32,6 +32,10 @@ test: lint
 test-cgroup-v2:
     bash tests/vm/run.sh cgroups cgroups_oci oci_features oci_lifecycle
 
+# podrun under docker, podman and containerd's CRI (private daemons), runc as the control
+test-engines:
+    PODRUN_ENGINE_TESTS_REQUIRED=1 {{cargo}} test --test engines -- --test-threads=2 --nocapture
+
 # Formatting and clippy with warnings as errors
 lint:
     {{cargo}} fmt --all -- --check
