@@ -102,6 +102,14 @@ fn scenarios(cli: &Cli) {
         "600",
     ]);
     assert_eq!(cli.state(&name), "running", "{who}");
+    // The engine really used the runtime under test.
+    let fmt = if cli.engine == "docker" {
+        "{{.HostConfig.Runtime}}"
+    } else {
+        "{{.OCIRuntime}}"
+    };
+    let used = cli.must(&["inspect", "-f", fmt, &name]);
+    assert_eq!(used.trim(), rt.trim_start_matches("--runtime="), "{who}");
 
     // exec, exec -i, exec -t.
     let out = cli.must(&["exec", &name, "sh", "-c", "echo $((6*7))"]);
@@ -452,6 +460,12 @@ spec:
         yaml.to_str().unwrap(),
     ]);
     let c = format!("{kpod}-main");
+    let used = cli.must(&["inspect", "-f", "{{.OCIRuntime}}", &c]);
+    assert_eq!(
+        used.trim(),
+        cli.runtime.name(),
+        "{who}: kube play's runtime"
+    );
     assert!(
         eventually(Duration::from_secs(20), || cli
             .run(&["logs", &c])

@@ -110,15 +110,17 @@ impl World {
     }
 
     /// A wrapper named after the runtime that logs each call's arguments, then execs it.
+    /// podman passes no --root: PODRUN_ROOT keeps podrun's state in this world's dir.
     fn write_wrapper(&self, rt: Runtime) {
         use std::os::unix::fs::PermissionsExt;
         let p = self.wrapper(rt);
         std::fs::write(
             &p,
             format!(
-                "#!/bin/sh\necho \"{} $*\" >> {}\nexec {} \"$@\"\n",
+                "#!/bin/sh\necho \"{} $*\" >> {}\nexport PODRUN_ROOT={}\nexec {} \"$@\"\n",
                 rt.name(),
                 self.calls.display(),
+                self.dir.join("podrun-state").display(),
                 rt.binary().display()
             ),
         )
