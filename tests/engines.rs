@@ -335,6 +335,9 @@ netns = "none"
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+# Locks as files in tmp_dir: the default shm segment (/dev/shm/libpod_lock) is shared by
+# every podman on the host, so two private podmans would hand out the same lock numbers.
+lock_type = "file"
 events_logfile_path = "{dir}/events.log"
 tmp_dir = "{dir}/tmp"
 volume_path = "{dir}/volumes"
