@@ -576,14 +576,24 @@ fn a_failing_criu_leaves_the_container_running_and_names_its_log() {
         "{err}"
     );
     assert_eq!(env.status(&id), "running");
-    // Bad flags are refused before CRIU runs.
-    let out = env.podrun(&["checkpoint", "--manage-cgroups-mode", "bogus", &id]);
+    // Bad flags are refused before CRIU runs, and before anything is written.
+    let fresh = env.dir.join("fresh-images");
+    let img = fresh.to_str().unwrap();
+    let out = env.podrun(&[
+        "checkpoint",
+        "--image-path",
+        img,
+        "--manage-cgroups-mode",
+        "bogus",
+        &id,
+    ]);
     assert!(
         stderr(&out).contains("--manage-cgroups-mode"),
         "{}",
         stderr(&out)
     );
-    let out = env.podrun(&["checkpoint", "--lazy-pages", &id]);
+    let out = env.podrun(&["checkpoint", "--image-path", img, "--lazy-pages", &id]);
     assert!(stderr(&out).contains("--lazy-pages"), "{}", stderr(&out));
+    assert!(!fresh.exists(), "bad flags left {}", fresh.display());
     let _ = env.podrun(&["delete", "--force", &id]);
 }

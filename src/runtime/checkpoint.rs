@@ -168,6 +168,9 @@ impl Runtime {
                 msg: "container not running".into(),
             });
         }
+        // Flags are checked before anything is written: bad input leaves nothing behind.
+        let cgroups_flag = manage_cgroups(&opts.manage_cgroups_mode)?;
+        empty_ns(&opts.empty_ns, &mut Command::new(criu()))?;
         let images = &opts.image_path;
         let work = opts.work_path.clone().unwrap_or_else(|| images.clone());
         for d in [images, &work] {
@@ -201,7 +204,7 @@ impl Runtime {
             .arg(&work)
             .arg("--log-file")
             .arg(&log)
-            .args(["-v4", &manage_cgroups(&opts.manage_cgroups_mode)?]);
+            .args(["-v4", &cgroups_flag]);
         for (dest, _) in bind_mounts(&spec) {
             c.args(["--ext-mount-map", &format!("{dest}:{dest}")]);
         }
