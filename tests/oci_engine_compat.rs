@@ -396,15 +396,46 @@ fn events_stats_has_runcs_fields_and_figures() {
 #[test]
 fn events_streams_stats_at_the_interval_until_the_container_stops() {
     let env = Env::new();
-    env.set_args(&["sleep", "1"]);
+    env.set_args(&["sleep", "600"]);
     let id = unique("ev-stream");
     let out = env.podrun(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let started = std::time::Instant::now();
-    let out = env.podrun(&["events", "--interval", "200ms", &id]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
-    let lines: Vec<serde_json::Value> = stdout(&out)
+    let log = env.dir.join("events.out");
+    let mut events = env.cmd(&["events", "--interval", "200ms", &id]);
+    events.stdout(std::fs::File::create(&log).unwrap());
+    let mut child = events.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than 2 stats lines"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The stream ends by itself once the container stops.
+    let _ = env.podrun(&["kill", &id, "KILL"]);
+    let ended = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        ended.is_some_and(|s| s.success()),
+        "events did not end: {ended:?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -442,7 +473,13 @@ fn systemd_cgroup_without_systemd_falls_back_to_cgroupfs_at_systemds_path_and_sa
         "{}",
         stderr(&out)
     );
-    let scope = format!("/sys/fs/cgroup/pids/podruntest.slice/podrun-{id}.scope");
+    let v2 = std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok();
+    let pids = if v2 {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/pids"
+    };
+    let scope = format!("{pids}/podruntest.slice/podrun-{id}.scope");
     let max = std::fs::read_to_string(format!("{scope}/pids.max"));
     let _ = env.podrun(&["delete", "--force", &id]);
     for h in [
@@ -451,6 +488,7 @@ fn systemd_cgroup_without_systemd_falls_back_to_cgroupfs_at_systemds_path_and_sa
     ] {
         let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{h}/podruntest.slice"));
     }
+    let _ = std::fs::remove_dir("/sys/fs/cgroup/podruntest.slice");
     assert_eq!(max.unwrap_or_default().trim(), "21", "scope cgroup {scope}");
     // A cgroupfs path is not systemd's form: refused as runc refuses it.
     env.edit_config(|c| c["linux"]["cgroupsPath"] = "/podrun/plain".into());
@@ -470,11 +508,17 @@ fn systemd_cgroup_without_systemd_falls_back_to_cgroupfs_at_systemds_path_and_sa
 }
 
 /// Does this host's CRIU work at all? (Debian 12's 3.17 cannot read kernel 6.18's vDSO.)
-fn criu_works() -> bool {
-    std::process::Command::new("criu")
-        .arg("check")
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// Err holds `criu check`'s last error line.
+fn criu_works() -> Result<(), String> {
+    match std::process::Command::new("criu").arg("check").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .rfind(|l| l.contains("Error"))
+            .unwrap_or("failed")
+            .to_string()),
+        Err(e) => Err(format!("criu: {e}")),
+    }
 }
 
 fn counter_env() -> Env {
@@ -498,8 +542,8 @@ fn count(env: &Env) -> u64 {
 
 #[test]
 fn checkpoint_and_restore_continue_a_busybox_counter() {
-    if !criu_works() {
-        eprintln!("skipped: `criu check` fails on this host (criu 3.17 vs this kernel's vDSO)");
+    if let Err(e) = criu_works() {
+        eprintln!("skipped: `criu check` fails on this host: {e}");
         return;
     }
     let env = counter_env();
@@ -548,7 +592,7 @@ fn checkpoint_and_restore_continue_a_busybox_counter() {
 
 #[test]
 fn a_failing_criu_leaves_the_container_running_and_names_its_log() {
-    if criu_works() {
+    if criu_works().is_ok() {
         eprintln!("skipped: CRIU works here (this test pins the failure path)");
         return;
     }

@@ -205,7 +205,8 @@ impl V2Manager {
     }
 
     fn set_block_io(&self, bio: &LinuxBlockIo) -> Result<()> {
-        if bio.leaf_weight().is_some() {
+        // A zero leaf weight is "unset" (docker always sends one); any other is refused.
+        if bio.leaf_weight().is_some_and(|w| w != 0) {
             return Err(unsupported(
                 "blockIO.leafWeight",
                 "no leaf weight in cgroup v2",
