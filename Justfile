@@ -30,7 +30,12 @@ test: lint
 
 # cgroup tests inside a throw-away pure cgroup v2 VM (qemu, software emulation)
 test-cgroup-v2:
-    bash tests/vm/run.sh cgroups cgroups_oci oci_features oci_lifecycle security_devices security_pids security_process oci_engine_compat
+    bash tests/vm/run.sh cgroups cgroups_oci oci_features oci_lifecycle security_devices security_pids security_process
+    PODRUN_VM_EXTRA_BINS="/usr/sbin/runc /usr/bin/unshare /usr/sbin/criu" bash tests/vm/run.sh oci_engine_compat
+
+# podrun under docker, podman and containerd's CRI (private daemons), runc as the control
+test-engines:
+    PODRUN_ENGINE_TESTS_REQUIRED=1 {{cargo}} test --test engines -- --test-threads=2 --nocapture
 
 # Formatting and clippy with warnings as errors
 lint:

@@ -102,6 +102,17 @@ pub fn ensure_private_dir(dir: &Path, tighten: bool) -> std::io::Result<()> {
     }
 }
 
+/// The first executable file named `prog` in the directories of $PATH (as a shell finds it).
+pub fn find_in_path(prog: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,7 +42,8 @@ pub struct GlobalOpts {
     /// Verbose logging.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Accepted for runc compatibility; podrun manages cgroupfs directly.
+    /// runc's: cgroupsPath is "slice:prefix:name" and the cgroup systemd's scope; made
+    /// through cgroupfs at systemd's path (no D-Bus yet; see runtime::systemd).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
 }

@@ -265,6 +265,10 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
         eprintln!("error: node configuration {e}");
         return Ok(1);
     }
+    if let Err(e) = crate::network::preflight(&g.data_dir, &m.pods) {
+        eprintln!("error: {e}");
+        return Ok(1);
+    }
     let store = PodStore::new(&g.root);
     events::prune_retained(&g.root, events::EVENT_TTL);
     let mut rc = 0;

@@ -197,13 +197,18 @@ fn cgroups_required(spec: &Spec) -> bool {
 pub(crate) fn open_cgroup(
     spec: &Spec,
     id: &str,
+    systemd: bool,
 ) -> Result<Option<(String, Box<dyn CgroupManager>)>> {
-    let path = spec
+    let given = spec
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone())
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| default_cgroups_path(id));
+        .map(|p| p.to_string_lossy().into_owned());
+    let path = if systemd {
+        super::systemd::resolve(given.as_deref(), id)?
+    } else {
+        given.unwrap_or_else(|| default_cgroups_path(id))
+    };
     match cgroups::open(&path) {
         Ok(m) => Ok(Some((path, m))),
         Err(e) if !cgroups_required(spec) => {
@@ -493,7 +498,7 @@ impl Runtime {
 
         // The cgroup exists, with its limits, before the child does: the child joins it
         // at birth (cgroup2) or first thing (v1), never by a slow migration.
-        let cg = open_cgroup(spec, id)?;
+        let cg = open_cgroup(spec, id, opts.systemd_cgroup)?;
         let cgroups_path = cg.as_ref().map(|(p, _)| p.clone());
         guard.cgroup = cg.map(|(_, m)| m);
         let mut join = CgroupJoin::default();

@@ -12,7 +12,7 @@ use oci_spec::runtime::Spec;
 use std::path::PathBuf;
 
 impl Runtime {
-    fn load(&self, id: &str) -> Result<(PathBuf, ContainerRecord)> {
+    pub(super) fn load(&self, id: &str) -> Result<(PathBuf, ContainerRecord)> {
         config::validate_id(id).map_err(|_| RuntimeError::NotFound(id.to_string()))?;
         let dir = self.container_dir(id);
         let rec = ContainerRecord::load(&dir, id)?;
@@ -81,7 +81,7 @@ impl Runtime {
         Ok(())
     }
 
-    fn cgroup_of(&self, rec: &ContainerRecord) -> Option<Box<dyn CgroupManager>> {
+    pub(super) fn cgroup_of(&self, rec: &ContainerRecord) -> Option<Box<dyn CgroupManager>> {
         let p = rec.cgroups_path.as_ref()?;
         match cgroups::open(p) {
             Ok(m) => Some(m),

@@ -172,6 +172,12 @@ pack() {
 for b in "${BINS[@]}"; do
     pack "${b#*=}" "/tests/${b%%=*}"
 done
+# Extra host programs the tests call (PODRUN_VM_EXTRA_BINS="/usr/sbin/criu /usr/sbin/runc"),
+# at their own paths with their libraries.
+for x in ${PODRUN_VM_EXTRA_BINS:-}; do
+    mkdir -p "$IR$(dirname "$x")"
+    pack "$x" "$x"
+done
 # podrun itself, for tests that drive the binary (built by cargo test with them).
 if [ -x "$ROOT/target/debug/podrun" ]; then
     mkdir -p "$IR$ROOT/target/debug"

@@ -207,7 +207,7 @@ impl V2Manager {
     }
 
     fn set_block_io(&self, bio: &LinuxBlockIo) -> Result<()> {
-        // Zero is "unset" (docker sends zeros), as on v1.
+        // A zero leaf weight is "unset" (docker always sends one); any other is refused.
         if bio.leaf_weight().is_some_and(|w| w != 0) {
             return Err(unsupported(
                 "blockIO.leafWeight",
