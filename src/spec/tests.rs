@@ -370,7 +370,11 @@ fn privileged_gets_everything_and_no_masks() {
 
 #[test]
 fn security_context_switches() {
-    let f = Fixture::new(&pod_yaml("    securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, procMount: Unmasked, capabilities: {drop: [ALL]}}\n"));
+    // procMount: Unmasked needs a user namespace (the API server says so).
+    let f = Fixture::new(
+        &pod_yaml("    securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, procMount: Unmasked, capabilities: {drop: [ALL]}}\n")
+            .replace("spec:\n", "spec:\n  hostUsers: false\n"),
+    );
     let s = f.spec(0);
     let p = s.process().as_ref().unwrap();
     assert_eq!(p.no_new_privileges(), Some(true));
