@@ -36,6 +36,8 @@ pub(crate) struct InitArgs<'a> {
     pub hooks_needed: bool,
     /// linux.seccomp compiled by the parent; loaded last (see [`load_seccomp_early`]).
     pub seccomp: Option<&'a super::seccomp::Compiled>,
+    /// Detached idmapped trees by mount index (see idmounts.rs), attached in mount_all.
+    pub idmapped: Vec<(usize, RawFd)>,
 }
 
 /// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
@@ -104,15 +106,36 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     let spec = a.spec;
     let p = process_of(spec)?;
     sys::join_cgroup_tasks(a.cgroup_tasks)?;
+    // Lowering oom_score_adj needs CAP_SYS_RESOURCE in the host's user namespace: set it
+    // before entering another one. A child cloned into a new user namespace has it set
+    // by the parent instead.
+    let cloned_into_userns =
+        a.new_userns && !a.unshare.contains(nix::sched::CloneFlags::CLONE_NEWUSER);
+    if !cloned_into_userns {
+        process::apply_oom_score_adj(p)?;
+    }
     if a.wait_go {
         expect(a.sync, msg::GO)?;
     }
+    let joins_userns = a
+        .joins
+        .iter()
+        .any(|(_, f)| *f == nix::sched::CloneFlags::CLONE_NEWUSER);
     for (fd, flag) in &a.joins {
         // SAFETY: fd is an open namespace file inherited from the parent.
         let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
         nix::sched::setns(bfd, *flag)
             .map_err(|e| format!("join namespace {flag:?}: {}", e.desc()))?;
         let _ = nix::unistd::close(*fd);
+    }
+    if joins_userns {
+        // Our ids are the host's root, unmapped in the joined namespace: become its root
+        // so that what we create (mount points) has a mapped owner.
+        let (root, rootg) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+        nix::unistd::setresgid(rootg, rootg, rootg)
+            .map_err(|e| format!("setresgid 0 in the joined user namespace: {}", e.desc()))?;
+        nix::unistd::setresuid(root, root, root)
+            .map_err(|e| format!("setresuid 0 in the joined user namespace: {}", e.desc()))?;
     }
     if !a.unshare.is_empty() {
         nix::sched::unshare(a.unshare)
@@ -145,7 +168,6 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
         nix::unistd::setresuid(root, root, root)
             .map_err(|e| format!("setresuid 0 in user namespace: {}", e.desc()))?;
     }
-    process::apply_oom_score_adj(p)?;
     process::reset_signal_mask()?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     for (target, fd) in a.stdio.iter().enumerate() {
@@ -161,11 +183,8 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     }
 
     rootfs::prepare_root(a.rootfs)?;
-    let in_userns = a.new_userns
-        || a.joins
-            .iter()
-            .any(|(_, f)| *f == nix::sched::CloneFlags::CLONE_NEWUSER);
-    rootfs::mount_all(spec, a.rootfs, in_userns, a.new_cgroupns)?;
+    let in_userns = a.new_userns || joins_userns;
+    rootfs::mount_all(spec, a.rootfs, in_userns, a.new_cgroupns, &a.idmapped)?;
     if rootfs::needs_dev(spec) {
         rootfs::setup_dev(spec, a.rootfs, in_userns)?;
     }

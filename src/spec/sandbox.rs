@@ -28,6 +28,9 @@ pub struct SandboxSpecInput<'a> {
     pub hostname: String,
     /// A network namespace prepared beforehand (e.g. by CNI); a new one when None.
     pub net_ns: Option<PathBuf>,
+    /// hostUsers: false: the pod's id mapping; pause makes the user namespace, which
+    /// then owns the pod's network, IPC and UTS namespaces.
+    pub userns: Option<super::PodIdMapping>,
 }
 
 /// The pause container: new network/IPC/UTS namespaces (PID too, always: pause is PID 1
@@ -59,6 +62,13 @@ pub fn sandbox_spec(input: &SandboxSpecInput<'_>) -> Result<Spec, SpecError> {
     let mut namespaces = vec![LinuxNamespaceBuilder::default()
         .typ(LinuxNamespaceType::Mount)
         .build()?];
+    if input.userns.is_some() {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .build()?,
+        );
+    }
     let mut add = |t: LinuxNamespaceType, path: Option<&PathBuf>| -> Result<(), SpecError> {
         let mut b = LinuxNamespaceBuilder::default().typ(t);
         if let Some(p) = path {
@@ -100,6 +110,9 @@ pub fn sandbox_spec(input: &SandboxSpecInput<'_>) -> Result<Spec, SpecError> {
         .rootfs_propagation("rprivate");
     if !sysctl.is_empty() {
         lb = lb.sysctl(sysctl);
+    }
+    if let Some(m) = input.userns {
+        lb = lb.uid_mappings(m.to_oci()?).gid_mappings(m.to_oci()?);
     }
     let meta = &input.pod.metadata;
     let annotations: HashMap<String, String> = [
@@ -152,6 +165,7 @@ mod tests {
             cgroups_path: "/kubepods/besteffort/podx/sandbox".into(),
             hostname: "web".into(),
             net_ns,
+            userns: None,
         })
         .unwrap()
     }

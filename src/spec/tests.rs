@@ -87,6 +87,7 @@ impl Fixture {
                 ipc: Some("/proc/4242/ns/ipc".into()),
                 uts: Some("/proc/4242/ns/uts".into()),
                 pid: Some("/proc/4242/ns/pid".into()),
+                user: None,
             },
             cgroups_path: container_cgroup_path(pod, "ctr1"),
             mounts,
