@@ -49,6 +49,8 @@ fn cstr(p: &Path) -> std::io::Result<std::ffi::CString> {
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+/// Follow a symlink at the target: the runtime passes /proc/self/fd/N of a pinned dir.
+const MOVE_MOUNT_T_SYMLINKS: libc::c_uint = 0x10;
 
 #[repr(C)]
 struct MountAttr {
@@ -60,7 +62,7 @@ struct MountAttr {
 
 /// A detached, idmapped clone of the tree at `source` (all of it with `recursive`).
 /// EINVAL from the kernel means the filesystem cannot be idmapped (see
-/// [`unsupported_reason`]); ENOSYS a kernel older than 5.12.
+/// [`idmap_error`]); ENOSYS a kernel older than 5.12.
 pub fn idmapped_tree(
     source: &Path,
     userns: BorrowedFd<'_>,
@@ -114,7 +116,7 @@ pub fn attach(tree: BorrowedFd<'_>, target: &Path) -> std::io::Result<()> {
             c"".as_ptr(),
             libc::AT_FDCWD,
             t.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS,
         )
     };
     if r < 0 {
@@ -123,14 +125,18 @@ pub fn attach(tree: BorrowedFd<'_>, target: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Why a tree cannot be idmapped, in words, from the error [`idmapped_tree`] returned.
-pub fn unsupported_reason(e: &std::io::Error) -> String {
+/// runc's words for a tree that could not be idmapped (what kubelet then shows as the
+/// container's CreateContainerError): EINVAL is a filesystem without idmap support.
+pub fn idmap_error(source: &Path, e: &std::io::Error) -> String {
     match e.raw_os_error() {
-        Some(libc::ENOSYS) => {
-            "the kernel has no idmapped mounts (Linux 5.12 or later needed)".into()
-        }
-        Some(libc::EINVAL) => "its filesystem does not support idmapped mounts".into(),
-        _ => e.to_string(),
+        Some(libc::ENOSYS) => format!(
+            "failed to set MOUNT_ATTR_IDMAP on {}: {e} (idmapped mounts need Linux 5.12 or later)",
+            source.display()
+        ),
+        _ => format!(
+            "failed to set MOUNT_ATTR_IDMAP on {}: {e} (maybe the filesystem used doesn't support idmap mounts on this kernel?)",
+            source.display()
+        ),
     }
 }
 

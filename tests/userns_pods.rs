@@ -53,15 +53,20 @@ fn host_base(pid: i32) -> u32 {
     f[1]
 }
 
+/// The range leases this world's pods hold (the store is shared by the tests of this
+/// binary; a lease names its owner's pod dir).
 fn leases(w: &World) -> Vec<String> {
-    match std::fs::read_dir(w.data.join("userns")) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.parse::<u32>().is_ok())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    let Ok(rd) = std::fs::read_dir(w.data.join("userns")) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            std::fs::read_to_string(e.path())
+                .is_ok_and(|o| o.starts_with(&*w.root.to_string_lossy()))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 #[test]
@@ -96,4 +101,235 @@ fn root_in_the_pod_is_an_unprivileged_range_of_the_host() {
     let made = std::fs::metadata(format!("/proc/{pid}/root/made-by-root")).unwrap();
     assert_eq!((made.uid(), made.gid()), (base, base));
     assert_eq!(leases(&w), [base.to_string()]);
+}
+
+#[test]
+fn volumes_keep_their_owners_through_the_pods_idmap() {
+    let w = World::new("userns-vols");
+    let host = w.root.parent().unwrap().join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("from-host"), "host").unwrap();
+    // Writable by the container's uid 1000 too (who is not root's group).
+    std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let spec = format!(
+        "  volumes:\n  - name: h\n    hostPath: {{path: {}}}\n  - name: e\n    emptyDir: {{}}\n",
+        host.display()
+    );
+    let manifest = pod(
+        "vols",
+        &spec,
+        "stat -c 'host-file %u %g' /h/from-host; echo x > /h/by-root && stat -c 'h %u %g' /h/by-root; su -s /bin/sh nobody -c true; touch /e/f && stat -c 'e %u %g' /e/f; echo term > /dev/termination-log && echo term-ok",
+    )
+    .replace(
+        "    command:",
+        "    volumeMounts:\n    - {name: h, mountPath: /h}\n    - {name: e, mountPath: /e}\n    command:",
+    );
+    // A second container writes as uid 1000 of the pod.
+    let manifest = format!(
+        "{manifest}  - name: u\n    image: busybox:1.30\n    securityContext: {{runAsUser: 1000, runAsGroup: 1000}}\n    volumeMounts:\n    - {{name: h, mountPath: /h}}\n    command: [\"sh\", \"-c\", \"touch /h/by-1000 && stat -c 'u %u %g' /h/by-1000; echo DONE; sleep 3600\"]\n"
+    );
+    w.up_ok(&manifest);
+    let log = log_when_done(&w, "vols");
+    let log_u = w.wait_for(60, "u DONE", || {
+        let t = text(&w.run(&["logs", "vols", "-c", "u"]).stdout);
+        t.contains("DONE").then_some(t)
+    });
+    let pid = container_pid(&w, "vols");
+    let base = host_base(pid);
+    // Inside, every owner is as on disk: the host's root file is root's, not nobody's.
+    assert!(log.contains("host-file 0 0"), "{log}");
+    assert!(log.contains("h 0 0"), "{log}");
+    assert!(log.contains("e 0 0"), "{log}");
+    assert!(log.contains("term-ok"), "{log}");
+    assert!(log_u.contains("u 1000 1000"), "{log_u}");
+    // From the host through the container's own mount: the pod's host ids.
+    let via = |f: &str| {
+        let m = std::fs::metadata(format!("/proc/{pid}/root/h/{f}")).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(via("by-root"), (base, base));
+    assert_eq!(via("by-1000"), (base + 1000, base + 1000));
+    // On disk nothing was chowned: the ids the pod used, as KEP-127's idmapped volumes.
+    let disk = |f: &str| {
+        let m = std::fs::metadata(host.join(f)).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(disk("from-host"), (0, 0));
+    assert_eq!(disk("by-root"), (0, 0));
+    assert_eq!(disk("by-1000"), (1000, 1000));
+}
+
+#[test]
+fn an_escaped_process_holds_no_privilege_on_the_host() {
+    let w = World::new("userns-escape");
+    // A root-only host file, and a host dir only root may write.
+    let secret_dir = w.root.parent().unwrap().join("secret");
+    std::fs::create_dir_all(&secret_dir).unwrap();
+    let secret = secret_dir.join("key");
+    std::fs::write(&secret, "host secret").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    w.up_ok(&pod("esc", "", "grep CapEff /proc/self/status"));
+    let log = log_when_done(&w, "esc");
+    let pid = container_pid(&w, "esc");
+    let base = host_base(pid);
+    // Full capabilities inside its own namespace...
+    assert!(log.contains("CapEff:\t00000000a80425fb"), "{log}");
+    // ...but a process with the container's credentials that reaches the host's files
+    // (its user namespace, the host's mount namespace) is the unprivileged uid base:
+    // no DAC override, no chown, no write to root's dirs.
+    let escaped = |cmd: &str| {
+        std::process::Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-U", "--", "sh", "-c", cmd])
+            .output()
+            .unwrap()
+    };
+    let o = escaped(&format!("id -u; cat {}", secret.display()));
+    assert!(!o.status.success(), "read the secret: {}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("Permission denied"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = escaped(&format!("touch {}/planted", secret_dir.display()));
+    assert!(!o.status.success());
+    assert!(!secret_dir.join("planted").exists());
+    let o = escaped(&format!("chown 0 {}", secret.display()));
+    assert!(!o.status.success());
+    // And its host uid is the pod's, ≥ 65536.
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid: u32 = status_field(&st, "Uid")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(uid, base);
+    assert!(uid >= 65536);
+}
+
+#[test]
+fn live_pods_get_disjoint_ranges_and_fifty_pods_leave_none_behind() {
+    let w = World::new("userns-many");
+    // Two pods side by side: ranges that do not overlap.
+    w.up_ok(&pod("a", "", "true"));
+    w.up_ok(&pod("b", "", "true"));
+    log_when_done(&w, "a");
+    log_when_done(&w, "b");
+    let (ba, bb) = (
+        host_base(container_pid(&w, "a")),
+        host_base(container_pid(&w, "b")),
+    );
+    assert!(ba.abs_diff(bb) >= 65536, "{ba} {bb}");
+    let mut l = leases(&w);
+    l.sort();
+    let mut want = vec![ba.to_string(), bb.to_string()];
+    want.sort();
+    assert_eq!(l, want);
+    w.ok(&["delete", "pod", "a", "b", "--grace-period", "0"]);
+    assert!(leases(&w).is_empty(), "{:?}", leases(&w));
+
+    // Fifty at once, then all gone: each had a range of its own, none is left.
+    let many: String = (0..50)
+        .map(|i| {
+            format!(
+                "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: m{i}\nspec:\n  hostUsers: false\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [\"sleep\", \"3600\"]\n"
+            )
+        })
+        .collect();
+    w.up_ok(&many);
+    w.wait_for(120, "50 pods Running", || {
+        let out = w.ok(&["get", "pods"]);
+        (out.lines().filter(|l| l.contains("Running")).count() == 50).then_some(())
+    });
+    let l = leases(&w);
+    assert_eq!(l.len(), 50, "{l:?}");
+    let mut uniq = l.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), 50);
+    let names: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+    let mut args = vec!["delete", "pod"];
+    args.extend(names.iter().map(|s| s.as_str()));
+    args.extend(["--grace-period", "0"]);
+    w.ok(&args);
+    assert!(leases(&w).is_empty(), "left: {:?}", leases(&w));
+}
+
+#[test]
+fn host_namespaces_with_host_users_false_are_refused_as_the_api_server_does() {
+    let w = World::new("userns-invalid");
+    let o = w.up(&pod("hn", "  hostNetwork: true\n  hostPID: true\n", "true"));
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("spec.hostNetwork: Forbidden: when `pod.Spec.HostUsers` is false"),
+        "{err}"
+    );
+    assert!(
+        err.contains("spec.HostPID: Forbidden: when `pod.Spec.HostUsers` is false"),
+        "{err}"
+    );
+    assert!(leases(&w).is_empty());
+}
+
+#[test]
+fn a_volume_that_cannot_be_idmapped_fails_the_container_with_runcs_words() {
+    let w = World::new("userns-noidmap");
+    // procfs has no idmapped mounts: a hostPath of /proc/driver cannot be given the
+    // pod's ids, and is not chowned instead.
+    let manifest = pod(
+        "noid",
+        "  volumes:\n  - name: p\n    hostPath: {path: /proc/driver}\n",
+        "true",
+    )
+    .replace(
+        "    command:",
+        "    volumeMounts:\n    - {name: p, mountPath: /p}\n    command:",
+    );
+    w.up_ok(&manifest);
+    let waiting = w.wait_for(60, "CreateContainerError", || {
+        let p = w.pod("default", "noid");
+        let s = p["status"]["containerStatuses"][0]["state"]["waiting"].clone();
+        (s["reason"] == "CreateContainerError").then_some(s)
+    });
+    let msg = waiting["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("failed to set MOUNT_ATTR_IDMAP on /proc/driver: Invalid argument (os error 22) (maybe the filesystem used doesn't support idmap mounts on this kernel?)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_failed_up_leaves_no_lease_mount_cgroup_or_process() {
+    let mut w = World::new("userns-fail");
+    // A node network that cannot be set up: the sandbox fails after pause started.
+    w.extra_env
+        .push(("PODRUN_POD_CIDR".into(), "not-a-cidr".into()));
+    let o = w.up(&pod("fail", "", "true"));
+    assert!(!o.status.success(), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("failed to start"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(leases(&w).is_empty(), "{:?}", leases(&w));
+    let pod_dir = w.root.join("pods").join("default_fail");
+    let uid = w.pod("default", "fail")["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(mounts_containing(&pod_dir.to_string_lossy()).is_empty());
+    if !uid.is_empty() {
+        let needle: String = uid
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(8)
+            .collect();
+        assert!(
+            mounts_containing(&needle).is_empty(),
+            "{:?}",
+            mounts_containing(&needle)
+        );
+        assert!(processes_in_cgroup(&needle).is_empty());
+    }
 }

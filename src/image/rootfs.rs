@@ -299,16 +299,8 @@ fn mount_overlay(
         use std::os::fd::{AsFd, AsRawFd};
         let ns = std::fs::File::open(&m.userns)?;
         for l in lowers.iter_mut() {
-            let tree = crate::idmap::idmapped_tree(l, ns.as_fd(), false).map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!(
-                        "idmapping layer {}: {}",
-                        l.display(),
-                        crate::idmap::unsupported_reason(&e)
-                    ),
-                )
-            })?;
+            let tree = crate::idmap::idmapped_tree(l, ns.as_fd(), false)
+                .map_err(|e| std::io::Error::new(e.kind(), crate::idmap::idmap_error(l, &e)))?;
             *l = PathBuf::from(format!("/proc/self/fd/{}", tree.as_raw_fd()));
             trees.push(tree);
         }

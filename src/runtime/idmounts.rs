@@ -146,16 +146,8 @@ pub(crate) fn prepare(spec: &Spec, config: &Path) -> Result<Vec<(usize, OwnedFd)
                     .ok_or_else(|| bad(i, "no user namespace".into()))?
             }
         };
-        let tree = idmap::idmapped_tree(&source, userns.as_fd(), req.recursive).map_err(|e| {
-            bad(
-                i,
-                format!(
-                    "idmapped mount of {}: {}",
-                    source.display(),
-                    idmap::unsupported_reason(&e)
-                ),
-            )
-        })?;
+        let tree = idmap::idmapped_tree(&source, userns.as_fd(), req.recursive)
+            .map_err(|e| bad(i, idmap::idmap_error(&source, &e)))?;
         out.push((i, tree));
     }
     Ok(out)
