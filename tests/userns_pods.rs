@@ -333,3 +333,52 @@ fn a_failed_up_leaves_no_lease_mount_cgroup_or_process() {
         assert!(processes_in_cgroup(&needle).is_empty());
     }
 }
+
+#[test]
+fn unmasked_proc_is_for_pods_with_their_own_user_namespace() {
+    let w = World::new("userns-unmasked");
+    let manifest = pod("um", "", "echo tl=$(wc -c < /proc/timer_list)").replace(
+        "    command:",
+        "    securityContext: {procMount: Unmasked}\n    command:",
+    );
+    w.up_ok(&manifest);
+    let log = log_when_done(&w, "um");
+    // procMount: Unmasked leaves /proc/timer_list readable.
+    assert!(!log.contains("tl=0") && log.contains("tl="), "{log}");
+    // Without hostUsers: false the API server refuses it.
+    let o = w.up(&manifest
+        .replace("  hostUsers: false\n", "")
+        .replace("name: um", "name: um2"));
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("spec.containers[0].securityContext.procMount: Invalid value: \"Unmasked\": `hostUsers` must be false to use `Unmasked`"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn sysctls_hostname_exec_probes_and_hooks_work_in_the_pods_namespace() {
+    let w = World::new("userns-rest");
+    let manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: rest\nspec:\n  hostUsers: false\n  hostname: inside\n  terminationGracePeriodSeconds: 0\n  securityContext:\n    sysctls:\n    - {name: kernel.shm_rmid_forced, value: \"1\"}\n    - {name: net.ipv4.ip_unprivileged_port_start, value: \"0\"}\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [\"sh\", \"-c\", \"mkdir -p /www && echo ok > /www/index.html && httpd -f -p 8080 -h /www\"]\n    lifecycle:\n      postStart:\n        exec: {command: [\"sh\", \"-c\", \"id -u > /hooked\"]}\n    livenessProbe:\n      exec: {command: [\"test\", \"-f\", \"/hooked\"]}\n      periodSeconds: 1\n    readinessProbe:\n      httpGet: {path: /, port: 8080}\n      periodSeconds: 1\n";
+    w.up_ok(manifest);
+    w.wait_for(60, "rest Ready", || {
+        let (ready, status, _) = w.columns("default", "rest");
+        (ready == "1/1" && status == "Running").then_some(())
+    });
+    let out = w.ok(&[
+        "exec",
+        "rest",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; hostname; cat /proc/sys/kernel/shm_rmid_forced /proc/sys/net/ipv4/ip_unprivileged_port_start; cat /hooked",
+    ]);
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f[0], "0", "{out}");
+    assert!(f[1].parse::<u32>().unwrap() >= 65536, "{out}");
+    assert_eq!(&f[2..], ["65536", "inside", "1", "0", "0"], "{out}");
+    // No restarts: the liveness probe found what the hook wrote.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(w.columns("default", "rest").2, "0");
+}
