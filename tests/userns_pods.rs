@@ -80,7 +80,7 @@ fn root_in_the_pod_is_an_unprivileged_range_of_the_host() {
     let log = log_when_done(&w, "maps");
     let pid = container_pid(&w, "maps");
     let base = host_base(pid);
-    assert!(base >= 65536 && base % 65536 == 0, "base {base}");
+    assert!(base >= 65536 && base.is_multiple_of(65536), "base {base}");
     // Inside: the pod's range, root of it; the image's files are root's.
     let maps: Vec<&str> = log.lines().take(2).collect();
     for m in maps {

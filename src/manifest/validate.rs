@@ -727,6 +727,14 @@ enum ContainerKind {
     Init,
 }
 
+/// The pod-level settings a container's validation depends on.
+#[derive(Clone, Copy)]
+struct PodHostFlags {
+    host_network: bool,
+    /// hostUsers, true unless set to false.
+    host_users: bool,
+}
+
 fn validate_container(
     e: &mut Errs,
     field: &str,
@@ -734,9 +742,12 @@ fn validate_container(
     kind: ContainerKind,
     names: &mut HashSet<String>,
     volumes: &HashSet<&str>,
-    host_network: bool,
-    host_users: bool,
+    pod: PodHostFlags,
 ) {
+    let PodHostFlags {
+        host_network,
+        host_users,
+    } = pod;
     if c.name.is_empty() {
         e.required(&format!("{field}.name"), "");
     } else {
@@ -1286,6 +1297,10 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
     let host_network = spec.host_network == Some(true);
     // hostUsers defaults to true: unset means the host's user namespace.
     let host_users = spec.host_users != Some(false);
+    let flags = PodHostFlags {
+        host_network,
+        host_users,
+    };
     let mut names = HashSet::new();
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
         validate_container(
@@ -1295,8 +1310,7 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
             ContainerKind::Init,
             &mut names,
             &volumes,
-            host_network,
-            host_users,
+            flags,
         );
     }
     if spec.containers.is_empty() {
@@ -1310,8 +1324,7 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
             ContainerKind::Regular,
             &mut names,
             &volumes,
-            host_network,
-            host_users,
+            flags,
         );
     }
     // One host port per hostIP/protocol across the whole pod (AccumulateUniqueHostPorts).

@@ -18,11 +18,14 @@ fn to_maps(m: &[LinuxIdMapping]) -> Vec<IdMap> {
         .collect()
 }
 
+/// A uid map and a gid map.
+type Maps = (Vec<IdMap>, Vec<IdMap>);
+
 /// What an idmapped mount asks for: recursive or not, and its own mapping if it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct IdmapRequest {
     pub recursive: bool,
-    pub maps: Option<(Vec<IdMap>, Vec<IdMap>)>,
+    pub maps: Option<Maps>,
 }
 
 /// The idmap a mount asks for, if any (runtime-spec: `idmap`, `ridmap`, or mappings).
@@ -48,7 +51,7 @@ pub(crate) fn request_of(m: &Mount) -> Option<IdmapRequest> {
 /// when known (new: linux.uidMappings; joined /proc/N/ns/user: N's maps).
 struct ContainerUserns {
     path: Option<PathBuf>,
-    maps: Option<(Vec<IdMap>, Vec<IdMap>)>,
+    maps: Option<Maps>,
 }
 
 fn container_userns(spec: &Spec) -> Option<ContainerUserns> {
@@ -100,7 +103,7 @@ pub(crate) fn prepare(spec: &Spec, config: &Path) -> Result<Vec<(usize, OwnedFd)
         msg: format!("mounts[{i}]: {msg}"),
     };
     // One user namespace per distinct mapping, opened or made once.
-    let mut made: Vec<((Vec<IdMap>, Vec<IdMap>), OwnedFd)> = Vec::new();
+    let mut made: Vec<(Maps, OwnedFd)> = Vec::new();
     let mut own_fd: Option<OwnedFd> = None;
     let mut out = Vec::with_capacity(wanted.len());
     for (i, m, req) in wanted {
