@@ -382,3 +382,71 @@ fn sysctls_hostname_exec_probes_and_hooks_work_in_the_pods_namespace() {
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(w.columns("default", "rest").2, "0");
 }
+
+mod oci_support;
+
+#[test]
+fn the_oci_runtime_idmaps_binds_with_the_containers_or_the_mounts_own_mapping() {
+    let env = oci_support::Env::new();
+    let vol = env.dir.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("f"), "x").unwrap();
+    // The bundle's rootfs is the host's root's: its mount points are made beforehand
+    // (the runtime does not chown a rootfs to fit a mapping).
+    for d in ["own", "shifted", "plain"] {
+        std::fs::create_dir_all(env.bundle.join("rootfs").join(d)).unwrap();
+    }
+    let map = |inside: u32, outside: u32, size: u32| serde_json::json!([{"containerID": inside, "hostID": outside, "size": size}]);
+    let base = 3_000_000_000u32;
+    env.edit_config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "user");
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        c["linux"]["uidMappings"] = map(0, base, 65536);
+        c["linux"]["gidMappings"] = map(0, base, 65536);
+        let bind = |dest: &str, extra: serde_json::Value| {
+            let mut m = serde_json::json!({
+                "destination": dest, "type": "bind", "source": vol,
+                "options": ["rbind", "rw"]
+            });
+            for (k, v) in extra.as_object().unwrap() {
+                m[k] = v.clone();
+            }
+            m
+        };
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        // The container's own mapping (idmap without mappings).
+        mounts.push(bind("/own", serde_json::json!({"options": ["rbind", "rw", "idmap"]})));
+        // A mapping of its own: disk 0 is host base+1000, so 1000 inside.
+        mounts.push(bind(
+            "/shifted",
+            serde_json::json!({"uidMappings": map(0, base + 1000, 1), "gidMappings": map(0, base + 1000, 1)}),
+        ));
+        // No idmap: the host's root is nobody here.
+        mounts.push(bind("/plain", serde_json::json!({})));
+    });
+    let out = env.sh("stat -c '%u' /own/f /shifted/f /plain/f; cat /proc/self/uid_map");
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(&f[..3], ["0", "1000", "65534"], "{out}");
+    assert_eq!(&f[3..], ["0", &base.to_string(), "65536"], "{out}");
+    // idmap needs a user namespace to take the mapping from.
+    env.edit_config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "user");
+        c["linux"].as_object_mut().unwrap().remove("uidMappings");
+        c["linux"].as_object_mut().unwrap().remove("gidMappings");
+    });
+    let (code, _, err) = env.run(&oci_support::unique("noidmap"));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("idmap without uidMappings/gidMappings needs a user namespace"),
+        "{err}"
+    );
+}
