@@ -68,18 +68,7 @@ pub fn idmapped_tree(
     userns: BorrowedFd<'_>,
     recursive: bool,
 ) -> std::io::Result<OwnedFd> {
-    let src = cstr(source)?;
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    // SAFETY: a NUL-terminated path and integer flags; the result is checked.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, src.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: open_tree returned a fresh descriptor that we now own.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let tree = cloned_tree(source, recursive)?;
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         attr_clr: 0,
@@ -103,6 +92,23 @@ pub fn idmapped_tree(
         return Err(std::io::Error::last_os_error());
     }
     Ok(tree)
+}
+
+/// A detached clone of the tree at `source` (a bind mount not yet attached), made
+/// where the source can be reached, for a process that cannot walk to it.
+pub fn cloned_tree(source: &Path, recursive: bool) -> std::io::Result<OwnedFd> {
+    let src = cstr(source)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: a NUL-terminated path and integer flags; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, src.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: open_tree returned a fresh descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// Attaches a detached mount (from [`idmapped_tree`]) at `target`.

@@ -23,6 +23,17 @@ fn pod(name: &str, extra_spec: &str, script: &str) -> String {
     )
 }
 
+/// A world whose state and data dirs are root's alone (0700), as podrun makes its
+/// default /run/podrun and /var/lib/podrun: the pod's root must not need to walk them.
+fn private_world(tag: &str) -> World {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new(tag);
+    for d in [&w.root, &w.data] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    w
+}
+
 fn log_when_done(w: &World, name: &str) -> String {
     w.wait_for(60, &format!("{name} DONE"), || {
         let o = w.run(&["logs", name]);
@@ -71,7 +82,7 @@ fn leases(w: &World) -> Vec<String> {
 
 #[test]
 fn root_in_the_pod_is_an_unprivileged_range_of_the_host() {
-    let w = World::new("userns-maps");
+    let w = private_world("userns-maps");
     w.up_ok(&pod(
         "maps",
         "",
@@ -105,7 +116,7 @@ fn root_in_the_pod_is_an_unprivileged_range_of_the_host() {
 
 #[test]
 fn volumes_keep_their_owners_through_the_pods_idmap() {
-    let w = World::new("userns-vols");
+    let w = private_world("userns-vols");
     let host = w.root.parent().unwrap().join("hostdir");
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("from-host"), "host").unwrap();
@@ -161,7 +172,7 @@ fn volumes_keep_their_owners_through_the_pods_idmap() {
 
 #[test]
 fn an_escaped_process_holds_no_privilege_on_the_host() {
-    let w = World::new("userns-escape");
+    let w = private_world("userns-escape");
     // A root-only host file, and a host dir only root may write.
     let secret_dir = w.root.parent().unwrap().join("secret");
     std::fs::create_dir_all(&secret_dir).unwrap();
@@ -209,7 +220,7 @@ fn an_escaped_process_holds_no_privilege_on_the_host() {
 
 #[test]
 fn live_pods_get_disjoint_ranges_and_fifty_pods_leave_none_behind() {
-    let w = World::new("userns-many");
+    let w = private_world("userns-many");
     // Two pods side by side: ranges that do not overlap.
     w.up_ok(&pod("a", "", "true"));
     w.up_ok(&pod("b", "", "true"));
@@ -257,7 +268,7 @@ fn live_pods_get_disjoint_ranges_and_fifty_pods_leave_none_behind() {
 
 #[test]
 fn host_namespaces_with_host_users_false_are_refused_as_the_api_server_does() {
-    let w = World::new("userns-invalid");
+    let w = private_world("userns-invalid");
     let o = w.up(&pod("hn", "  hostNetwork: true\n  hostPID: true\n", "true"));
     assert!(!o.status.success());
     let err = text(&o.stderr);
@@ -274,7 +285,7 @@ fn host_namespaces_with_host_users_false_are_refused_as_the_api_server_does() {
 
 #[test]
 fn a_volume_that_cannot_be_idmapped_fails_the_container_with_runcs_words() {
-    let w = World::new("userns-noidmap");
+    let w = private_world("userns-noidmap");
     // procfs has no idmapped mounts: a hostPath of /proc/driver cannot be given the
     // pod's ids, and is not chowned instead.
     let manifest = pod(
@@ -301,7 +312,7 @@ fn a_volume_that_cannot_be_idmapped_fails_the_container_with_runcs_words() {
 
 #[test]
 fn a_failed_up_leaves_no_lease_mount_cgroup_or_process() {
-    let mut w = World::new("userns-fail");
+    let mut w = private_world("userns-fail");
     // A node network that cannot be set up: the sandbox fails after pause started.
     w.extra_env
         .push(("PODRUN_POD_CIDR".into(), "not-a-cidr".into()));
@@ -336,7 +347,7 @@ fn a_failed_up_leaves_no_lease_mount_cgroup_or_process() {
 
 #[test]
 fn unmasked_proc_is_for_pods_with_their_own_user_namespace() {
-    let w = World::new("userns-unmasked");
+    let w = private_world("userns-unmasked");
     let manifest = pod("um", "", "echo tl=$(wc -c < /proc/timer_list)").replace(
         "    command:",
         "    securityContext: {procMount: Unmasked}\n    command:",
@@ -359,7 +370,7 @@ fn unmasked_proc_is_for_pods_with_their_own_user_namespace() {
 
 #[test]
 fn sysctls_hostname_exec_probes_and_hooks_work_in_the_pods_namespace() {
-    let w = World::new("userns-rest");
+    let w = private_world("userns-rest");
     let manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: rest\nspec:\n  hostUsers: false\n  hostname: inside\n  terminationGracePeriodSeconds: 0\n  securityContext:\n    sysctls:\n    - {name: kernel.shm_rmid_forced, value: \"1\"}\n    - {name: net.ipv4.ip_unprivileged_port_start, value: \"0\"}\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [\"sh\", \"-c\", \"mkdir -p /www && echo ok > /www/index.html && httpd -f -p 8080 -h /www\"]\n    lifecycle:\n      postStart:\n        exec: {command: [\"sh\", \"-c\", \"id -u > /hooked\"]}\n    livenessProbe:\n      exec: {command: [\"test\", \"-f\", \"/hooked\"]}\n      periodSeconds: 1\n    readinessProbe:\n      httpGet: {path: /, port: 8080}\n      periodSeconds: 1\n";
     w.up_ok(manifest);
     w.wait_for(60, "rest Ready", || {

@@ -86,18 +86,47 @@ fn container_userns(spec: &Spec) -> Option<ContainerUserns> {
     }
 }
 
+fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
 /// Makes the detached idmapped tree of every mount that asks for one, by mount index.
+/// In a user namespace every other bind is cloned here too: its init, no longer the
+/// host's root, may not walk to the source (podrun's state dirs are root's alone).
 pub(crate) fn prepare(spec: &Spec, config: &Path) -> Result<Vec<(usize, OwnedFd)>> {
     let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let own = container_userns(spec);
+    let mut out = Vec::new();
+    if own.is_some() {
+        for (i, m) in mounts.iter().enumerate() {
+            if request_of(m).is_some() || !is_bind(m) {
+                continue;
+            }
+            let source = m.source().clone().unwrap_or_default();
+            let rec = m
+                .options()
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o == "rbind");
+            let tree = idmap::cloned_tree(&source, rec)
+                .map_err(|e| RuntimeError::io("bind source", source.clone(), e))?;
+            out.push((i, tree));
+        }
+    }
     let wanted: Vec<(usize, &Mount, IdmapRequest)> = mounts
         .iter()
         .enumerate()
         .filter_map(|(i, m)| request_of(m).map(|r| (i, m, r)))
         .collect();
     if wanted.is_empty() {
-        return Ok(Vec::new());
+        return Ok(out);
     }
-    let own = container_userns(spec);
     let bad = |i: usize, msg: String| RuntimeError::Config {
         path: config.to_path_buf(),
         msg: format!("mounts[{i}]: {msg}"),
@@ -105,7 +134,6 @@ pub(crate) fn prepare(spec: &Spec, config: &Path) -> Result<Vec<(usize, OwnedFd)
     // One user namespace per distinct mapping, opened or made once.
     let mut made: Vec<(Maps, OwnedFd)> = Vec::new();
     let mut own_fd: Option<OwnedFd> = None;
-    let mut out = Vec::with_capacity(wanted.len());
     for (i, m, req) in wanted {
         let source = m.source().clone().unwrap_or_default();
         if req.maps.is_none() && own.is_none() {

@@ -128,15 +128,6 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
             .map_err(|e| format!("join namespace {flag:?}: {}", e.desc()))?;
         let _ = nix::unistd::close(*fd);
     }
-    if joins_userns {
-        // Our ids are the host's root, unmapped in the joined namespace: become its root
-        // so that what we create (mount points) has a mapped owner.
-        let (root, rootg) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
-        nix::unistd::setresgid(rootg, rootg, rootg)
-            .map_err(|e| format!("setresgid 0 in the joined user namespace: {}", e.desc()))?;
-        nix::unistd::setresuid(root, root, root)
-            .map_err(|e| format!("setresuid 0 in the joined user namespace: {}", e.desc()))?;
-    }
     if !a.unshare.is_empty() {
         nix::sched::unshare(a.unshare)
             .map_err(|e| format!("unshare {:?}: {}", a.unshare, e.desc()))?;
@@ -160,14 +151,6 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| format!("unshare cgroup namespace: {}", e.desc()))?;
     }
-    if a.new_userns {
-        let root = nix::unistd::Uid::from_raw(0);
-        let rootg = nix::unistd::Gid::from_raw(0);
-        nix::unistd::setresgid(rootg, rootg, rootg)
-            .map_err(|e| format!("setresgid 0 in user namespace: {}", e.desc()))?;
-        nix::unistd::setresuid(root, root, root)
-            .map_err(|e| format!("setresuid 0 in user namespace: {}", e.desc()))?;
-    }
     process::reset_signal_mask()?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     for (target, fd) in a.stdio.iter().enumerate() {
@@ -184,9 +167,33 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
 
     rootfs::prepare_root(a.rootfs)?;
     let in_userns = a.new_userns || joins_userns;
-    rootfs::mount_all(spec, a.rootfs, in_userns, a.new_cgroupns, &a.idmapped)?;
+    // In a user namespace we are still the host's root by id (unmapped there), which
+    // lets us walk podrun's root-only (0700) directories to the rootfs: pin it now, then
+    // become the namespace's root, whose files are mapped (mount points in its tmpfs).
+    // Bind sources need no walk: the runtime cloned them before the clone.
+    let pinned_root = if in_userns {
+        Some(pin_rootfs(a.rootfs)?)
+    } else {
+        None
+    };
+    let via_fd = pinned_root.as_ref().map(|fd| {
+        std::path::PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(fd)
+        ))
+    });
+    let rootfs: &Path = via_fd.as_deref().unwrap_or(a.rootfs);
+    if in_userns {
+        let root = nix::unistd::Uid::from_raw(0);
+        let rootg = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(rootg, rootg, rootg)
+            .map_err(|e| format!("setresgid 0 in user namespace: {}", e.desc()))?;
+        nix::unistd::setresuid(root, root, root)
+            .map_err(|e| format!("setresuid 0 in user namespace: {}", e.desc()))?;
+    }
+    rootfs::mount_all(spec, rootfs, in_userns, a.new_cgroupns, &a.idmapped)?;
     if rootfs::needs_dev(spec) {
-        rootfs::setup_dev(spec, a.rootfs, in_userns)?;
+        rootfs::setup_dev(spec, rootfs, in_userns)?;
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| format!("hostname {h:?}: {}", e.desc()))?;
@@ -204,9 +211,10 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
         state_json = expect(a.sync, msg::HOOKS_DONE)?;
         run_hooks_in_child(spec, super::hooks::HookKind::CreateContainer, &state_json)?;
     }
-    rootfs::apply_sysctl(spec, a.rootfs)?;
-    rootfs::mask_and_protect(spec, a.rootfs)?;
-    rootfs::enter_root(a.rootfs, a.no_pivot)?;
+    rootfs::apply_sysctl(spec, rootfs)?;
+    rootfs::mask_and_protect(spec, rootfs)?;
+    rootfs::enter_root(rootfs, a.no_pivot)?;
+    drop(pinned_root);
     rootfs::root_propagation(spec)?;
     if p.terminal() == Some(true) {
         let console = a
@@ -228,6 +236,17 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     let prog = process::prepare_program(p)?;
     sys::send_msg(a.sync, msg::READY, b"").map_err(|e| e.desc().to_string())?;
     Ok((state_json, prog))
+}
+
+/// An O_PATH descriptor of the (bind-mounted) rootfs in our mount namespace.
+fn pin_rootfs(rootfs: &Path) -> R<std::os::fd::OwnedFd> {
+    use nix::fcntl::OFlag;
+    nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open rootfs {}: {}", rootfs.display(), e.desc()))
 }
 
 /// After READY: wait for `start`, run startContainer hooks, exec.

@@ -223,8 +223,21 @@ fn mount_one(
         return mount_cgroups(&dest, &opts, new_cgroupns);
     }
     if is_bind {
-        let meta = std::fs::metadata(&source).map_err(|e| err("bind source", &source, e))?;
-        make_mountpoint(&dest, !meta.is_dir())?;
+        // A tree the runtime cloned is asked, not the source path (which we may no
+        // longer be allowed to walk to, in a user namespace).
+        let is_dir = match idmapped {
+            Some(fd) => {
+                // SAFETY: fd is the runtime's detached tree, open for this call.
+                let tree = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                nix::sys::stat::fstat(tree)
+                    .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                    .map_err(|e| err("bind source", &source, e))?
+            }
+            None => std::fs::metadata(&source)
+                .map_err(|e| err("bind source", &source, e))?
+                .is_dir(),
+        };
+        make_mountpoint(&dest, !is_dir)?;
         let rec = opts.flags & libc::MS_REC;
         let pinned = pin_in_root(rootfs, &dest)?;
         match idmapped {
