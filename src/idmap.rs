@@ -94,6 +94,29 @@ pub fn idmapped_tree(
     Ok(tree)
 }
 
+/// Does the kernel have mount_setattr (idmapped mounts, Linux 5.12)? Asked with a
+/// descriptor that cannot exist: EBADF means the call is there, ENOSYS that it is not.
+pub fn kernel_has_idmap() -> bool {
+    let attr = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a valid mount_attr; fd -1 makes the call fail before it touches anything.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    !(r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS))
+}
+
 /// A detached clone of the tree at `source` (a bind mount not yet attached), made
 /// where the source can be reached, for a process that cannot walk to it.
 pub fn cloned_tree(source: &Path, recursive: bool) -> std::io::Result<OwnedFd> {

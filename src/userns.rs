@@ -140,6 +140,32 @@ pub fn host_range() -> Result<IdRange, UsernsError> {
     node_range(subuid.as_deref(), subgid.as_deref(), uid)
 }
 
+/// kubelet's words when a pod asks for `hostUsers: false` and the node cannot give it.
+pub const UNSUPPORTED: &str =
+    "can't set `spec.hostUsers: false`, runtime does not support user namespaces";
+
+/// Whether this node can run pods in user namespaces, from what the kernel offers:
+/// idmapped mounts (mount_setattr exists) and user namespaces (user.max_user_namespaces).
+pub fn check_support(has_idmap: bool, max_user_namespaces: Option<u64>) -> Result<(), String> {
+    if max_user_namespaces == Some(0) {
+        return Err(format!("{UNSUPPORTED}: user.max_user_namespaces is 0"));
+    }
+    if !has_idmap {
+        return Err(format!(
+            "{UNSUPPORTED}: the kernel has no idmapped mounts (Linux 5.12 or later needed)"
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_support`] on this host.
+pub fn host_support() -> Result<(), String> {
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    check_support(crate::idmap::kernel_has_idmap(), max)
+}
+
 /// The lease store.
 pub struct UsernsLeases {
     dir: PathBuf,
@@ -344,6 +370,22 @@ mod tests {
         );
         assert!(e("kubelet:65536:7208960", "kubelet:131072:7208960")
             .contains("uids and gids mappings differ"));
+    }
+
+    #[test]
+    fn a_node_without_user_namespaces_or_idmapped_mounts_gets_kubelets_words() {
+        assert!(check_support(true, Some(15000)).is_ok());
+        assert!(check_support(true, None).is_ok());
+        let e = check_support(true, Some(0)).unwrap_err();
+        assert!(
+            e.starts_with(
+                "can't set `spec.hostUsers: false`, runtime does not support user namespaces"
+            ),
+            "{e}"
+        );
+        assert!(e.ends_with("user.max_user_namespaces is 0"));
+        let e = check_support(false, Some(15000)).unwrap_err();
+        assert!(e.contains("no idmapped mounts"), "{e}");
     }
 
     fn store(name: &str, range: IdRange) -> (PathBuf, UsernsLeases) {

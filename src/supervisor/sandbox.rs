@@ -159,6 +159,7 @@ impl Sandbox {
         // hostUsers: false: a range of the node's ids for this pod, released by destroy
         // (or below, if the sandbox cannot be made).
         let userns = if spec.host_users == Some(false) {
+            crate::userns::host_support()?;
             let leases =
                 crate::userns::UsernsLeases::for_host(&args.data_dir).map_err(|e| e.to_string())?;
             let base = leases.allocate(&args.pod_dir).map_err(|e| e.to_string())?;
