@@ -66,6 +66,10 @@ bench-probes pods="50" secs="300": release
 bench-network: build
     bash bench/network.sh
 
+# User-namespace cost: `up` of a hostUsers=false pod against a plain one
+bench-userns rounds="30": release
+    PODRUN=$PWD/target/release/podrun bash bench/userns.sh {{rounds}}
+
 # Security cost: container start bare vs default hardening vs hardening + RuntimeDefault seccomp
 bench-security runs="200": release
     PODRUN=$PWD/target/release/podrun bash bench/security.sh {{runs}}

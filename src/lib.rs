@@ -5,6 +5,7 @@
 //! image (`image`), and run by the OCI runtime (`runtime`) under a per-pod `supervisor`.
 pub mod admission;
 pub mod cli;
+pub mod idmap;
 pub mod image;
 pub mod manifest;
 pub mod network;
@@ -13,4 +14,5 @@ pub mod node_config;
 pub mod runtime;
 pub mod spec;
 pub mod supervisor;
+pub mod userns;
 pub mod util;

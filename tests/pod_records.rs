@@ -93,3 +93,34 @@ fn a_truncated_status_json_shows_unknown_not_pending() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn a_pod_whose_sandbox_fails_leaves_no_cgroup_after_delete() {
+    let w = World::new("rec-sbfail");
+    let o = w.up("apiVersion: v1\nkind: Pod\nmetadata:\n  name: tiny\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [sleep, '3600']\n    resources:\n      limits: {memory: '1'}\n");
+    let uid = w.pod("default", "tiny")["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!uid.is_empty(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("failed to start"),
+        "the sandbox was expected to fail: {}",
+        text(&o.stderr)
+    );
+    w.ok(&["delete", "pod", "tiny", "--grace-period", "0", "--force"]);
+    w.wait_for(30, "the pod gone", || {
+        (!w.root.join("pods/default_tiny").exists()).then_some(())
+    });
+    let left: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .flat_map(|h| {
+            ["", "burstable", "besteffort"]
+                .map(|q| h.path().join("kubepods").join(q).join(format!("pod{uid}")))
+        })
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(left.is_empty(), "pod cgroups left: {left:?}");
+}

@@ -359,6 +359,7 @@ fn container_joins_the_sandbox(runtime: &Path, with_cgroups: bool) {
         cgroups_path: format!("/{}", run.ids[0]),
         hostname: pod_hostname(&ctx),
         net_ns: None,
+        userns: None,
     })
     .unwrap();
     write_bundle(&sandbox_bundle, &sspec, with_cgroups);
@@ -401,6 +402,7 @@ fn container_joins_the_sandbox(runtime: &Path, with_cgroups: bool) {
             ipc: Some(ns("ipc")),
             uts: Some(ns("uts")),
             pid: Some(ns("pid")),
+            user: None,
         },
         cgroups_path: format!("/{}", run.ids[1]),
         mounts: &[],

@@ -502,6 +502,8 @@ fn cleanup_orphan(g: &GlobalOpts, rec: &PodRecord) {
         }
     }
     let _ = crate::spec::volumes::cleanup_volumes(&rec.dir);
+    // Its pause is gone with its containers: the pod's id range is free again.
+    let _ = crate::userns::release_pod(&g.data_dir, &rec.dir);
     let shm = rec.dir.join("shm");
     let _ = nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH);
     let cg = crate::spec::resources::pod_cgroup_path(&rec.pod);

@@ -28,5 +28,5 @@ pub use error::{ImageError, Result};
 pub use import::{ImportFormat, ImportOptions};
 pub use reference::Reference;
 pub use registry::{PullOptions, RegistriesConfig};
-pub use rootfs::{PreparedRootfs, RootfsMode};
+pub use rootfs::{PreparedRootfs, RootfsIdmap, RootfsMode};
 pub use store::{Image, ImageStore, Layer};

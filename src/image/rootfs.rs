@@ -73,6 +73,18 @@ impl ImageStore {
     /// dirs = layers, top first) or a copy when overlay fails. Records the image as used,
     /// so `rmi` refuses it until `release_rootfs`. Idempotent for the same image.
     pub fn prepare_rootfs(&self, image: &Image, container_id: &str) -> Result<PreparedRootfs> {
+        self.prepare_rootfs_mapped(image, container_id, None)
+    }
+
+    /// [`Self::prepare_rootfs`] for a container in a user namespace: the image's layers
+    /// are idmapped through `idmap` (as containerd 2's overlay snapshotter does) and only
+    /// the new, empty upper dir is chowned to the namespace's root. No layer is chowned.
+    pub fn prepare_rootfs_mapped(
+        &self,
+        image: &Image,
+        container_id: &str,
+        idmap: Option<&RootfsIdmap>,
+    ) -> Result<PreparedRootfs> {
         validate_id(container_id)?;
         let dir = self.container_dir(container_id);
         let rootfs = dir.join("rootfs");
@@ -101,7 +113,7 @@ impl ImageStore {
             if rec.image == image.manifest_digest && mode == RootfsMode::Overlay && rootfs.is_dir()
             {
                 let lowers = self.lower_dirs(image, container_id)?;
-                mount_overlay(&dir, &rootfs, &lowers)
+                mount_overlay(&dir, &rootfs, &lowers, idmap)
                     .map_err(|e| rootfs_err(container_id, format!("remounting overlay: {e}")))?;
                 return Ok(PreparedRootfs {
                     path: rootfs,
@@ -141,11 +153,21 @@ impl ImageStore {
         let (mode, fallback_reason) = if forced_copy {
             (RootfsMode::Copy, Some(format!("{ROOTFS_MODE_ENV}=copy")))
         } else {
-            match mount_overlay(&dir, &rootfs, &lowers) {
+            match mount_overlay(&dir, &rootfs, &lowers, idmap) {
                 Ok(()) => (RootfsMode::Overlay, None),
                 Err(e) => (RootfsMode::Copy, Some(format!("overlay mount failed: {e}"))),
             }
         };
+        if mode == RootfsMode::Copy && idmap.is_some() {
+            // A copy would have to be chowned file by file: refused instead.
+            return Err(rootfs_err(
+                container_id,
+                format!(
+                    "the image cannot be idmapped for a user namespace: {}",
+                    fallback_reason.unwrap_or_default()
+                ),
+            ));
+        }
         if mode == RootfsMode::Copy {
             for l in lowers.iter().rev() {
                 copy_layer(l, &rootfs).map_err(|e| rootfs_err(container_id, e))?;
@@ -239,9 +261,24 @@ impl Drop for DirGuard {
     }
 }
 
+/// How a container's layers are idmapped: through `userns` (a user namespace file such as
+/// `/proc/<pid>/ns/user`), whose root is host id `root`.
+#[derive(Debug, Clone)]
+pub struct RootfsIdmap {
+    pub userns: PathBuf,
+    pub root: u32,
+}
+
 /// Mounts overlayfs at `target`. Uses mount(2) when the options fit in a page, else the
-/// new mount API, which takes lower dirs one at a time (`lowerdir+`, Linux 6.8+).
-fn mount_overlay(dir: &Path, target: &Path, lowers: &[PathBuf]) -> std::io::Result<()> {
+/// new mount API, which takes lower dirs one at a time (`lowerdir+`, Linux 6.8+). With
+/// `idmap`, every lower dir is an idmapped clone (overlayfs takes idmapped layers since
+/// Linux 5.19; an overlay mount itself cannot be idmapped), passed as /proc/self/fd/N.
+fn mount_overlay(
+    dir: &Path,
+    target: &Path,
+    lowers: &[PathBuf],
+    idmap: Option<&RootfsIdmap>,
+) -> std::io::Result<()> {
     let upper = dir.join("upper");
     let work = dir.join("work");
     for d in [&upper, &work] {
@@ -256,6 +293,21 @@ fn mount_overlay(dir: &Path, target: &Path, lowers: &[PathBuf]) -> std::io::Resu
     // The upper dir's root takes the mode of the top layer's root through overlay anyway;
     // keep it traversable.
     std::fs::set_permissions(&upper, std::fs::Permissions::from_mode(0o755))?;
+    // Held until the overlay is mounted; it keeps its own references to the layers.
+    let mut trees: Vec<std::os::fd::OwnedFd> = Vec::new();
+    if let Some(m) = idmap {
+        use std::os::fd::{AsFd, AsRawFd};
+        let ns = std::fs::File::open(&m.userns)?;
+        for l in lowers.iter_mut() {
+            let tree = crate::idmap::idmapped_tree(l, ns.as_fd(), false)
+                .map_err(|e| std::io::Error::new(e.kind(), crate::idmap::idmap_error(l, &e)))?;
+            *l = PathBuf::from(format!("/proc/self/fd/{}", tree.as_raw_fd()));
+            trees.push(tree);
+        }
+        // The upper dir is new and empty: its root becomes the namespace's root, so "/"
+        // belongs to root in the container. Nothing below it exists yet.
+        std::os::unix::fs::chown(&upper, Some(m.root), Some(m.root))?;
+    }
     let lower_str: Vec<String> = lowers.iter().map(|p| escape_opt(p)).collect();
     let opts = format!(
         "lowerdir={},upperdir={},workdir={}",

@@ -108,6 +108,7 @@ const POD_FIELDS: &[&str] = &[
     "spec.hostNetwork",
     "spec.hostPID",
     "spec.hostIPC",
+    "spec.hostUsers",
     "spec.enableServiceLinks",
     "spec.serviceAccountName",
     "spec.serviceAccount",

@@ -747,6 +747,14 @@ enum ContainerKind {
     Init,
 }
 
+/// The pod-level settings a container's validation depends on.
+#[derive(Clone, Copy)]
+struct PodHostFlags {
+    host_network: bool,
+    /// hostUsers, true unless set to false.
+    host_users: bool,
+}
+
 fn validate_container(
     e: &mut Errs,
     field: &str,
@@ -754,8 +762,12 @@ fn validate_container(
     kind: ContainerKind,
     names: &mut HashSet<String>,
     volumes: &HashSet<&str>,
-    host_network: bool,
+    pod: PodHostFlags,
 ) {
+    let PodHostFlags {
+        host_network,
+        host_users,
+    } = pod;
     if c.name.is_empty() {
         e.required(&format!("{field}.name"), "");
     } else {
@@ -887,6 +899,13 @@ fn validate_container(
         if let Some(pm) = sc.proc_mount.as_deref() {
             if !matches!(pm, "Default" | "Unmasked") {
                 e.not_supported(&format!("{f}.procMount"), pm, &["Default", "Unmasked"]);
+            }
+            if host_users && pm == "Unmasked" {
+                e.invalid(
+                    &format!("{f}.procMount"),
+                    q(pm),
+                    "`hostUsers` must be false to use `Unmasked`",
+                );
             }
         }
     }
@@ -1296,6 +1315,12 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
     };
     let volumes = validate_volumes(&mut e, spec.volumes.as_deref().unwrap_or_default());
     let host_network = spec.host_network == Some(true);
+    // hostUsers defaults to true: unset means the host's user namespace.
+    let host_users = spec.host_users != Some(false);
+    let flags = PodHostFlags {
+        host_network,
+        host_users,
+    };
     let mut names = HashSet::new();
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
         validate_container(
@@ -1305,7 +1330,7 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
             ContainerKind::Init,
             &mut names,
             &volumes,
-            host_network,
+            flags,
         );
     }
     if spec.containers.is_empty() {
@@ -1319,7 +1344,7 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
             ContainerKind::Regular,
             &mut names,
             &volumes,
-            host_network,
+            flags,
         );
     }
     // One host port per hostIP/protocol across the whole pod (AccumulateUniqueHostPorts).
@@ -1390,6 +1415,18 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
     if let Some(s) = spec.subdomain.as_deref() {
         for m in dns1123_label_errors(s) {
             e.invalid("spec.subdomain", q(s), &m);
+        }
+    }
+    // validateHostUsers: its field paths are the API server's, capitals included.
+    if spec.host_users == Some(false) {
+        for (field, set) in [
+            ("spec.hostNetwork", spec.host_network),
+            ("spec.HostPID", spec.host_pid),
+            ("spec.HostIPC", spec.host_ipc),
+        ] {
+            if set == Some(true) {
+                e.forbidden(field, "when `pod.Spec.HostUsers` is false");
+            }
         }
     }
     if spec.share_process_namespace == Some(true) && spec.host_pid == Some(true) {
@@ -1630,6 +1667,29 @@ mod tests {
     fn containers_are_required() {
         let e = err_of("  restartPolicy: Never\n");
         assert!(e.contains("spec.containers: Required value"), "{e}");
+    }
+
+    #[test]
+    fn host_users_false_forbids_the_host_namespaces() {
+        let e = err_of("  hostUsers: false\n  hostNetwork: true\n  hostPID: true\n  hostIPC: true\n  containers: [{name: c, image: i}]\n");
+        for f in ["spec.hostNetwork", "spec.HostPID", "spec.HostIPC"] {
+            assert!(
+                e.contains(&format!(
+                    "{f}: Forbidden: when `pod.Spec.HostUsers` is false"
+                )),
+                "{f}: {e}"
+            );
+        }
+        ok("  hostUsers: false\n  containers: [{name: c, image: i}]\n");
+        ok("  hostUsers: true\n  hostNetwork: true\n  containers: [{name: c, image: i}]\n");
+    }
+
+    #[test]
+    fn unmasked_proc_needs_a_user_namespace() {
+        let c = "  containers: [{name: c, image: i, securityContext: {procMount: Unmasked}}]\n";
+        let e = err_of(c);
+        assert!(e.contains("spec.containers[0].securityContext.procMount: Invalid value: \"Unmasked\": `hostUsers` must be false to use `Unmasked`"), "{e}");
+        ok(&format!("  hostUsers: false\n{c}"));
     }
 
     #[test]

@@ -301,6 +301,27 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
                 "must be an absolute path",
             ));
         }
+        if super::idmounts::request_of(m).is_some() {
+            // As runc: idmapped mounts are binds, with both mappings or neither.
+            let opts = m.options().as_deref().unwrap_or_default();
+            let bind = m.typ().as_deref() == Some("bind")
+                || opts.iter().any(|o| o == "bind" || o == "rbind");
+            if !bind {
+                return Err(field(
+                    &format!("mounts[{i}]"),
+                    "idmapped mounts (idmap, ridmap, uidMappings) must be bind mounts",
+                ));
+            }
+            let has = |v: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+                v.as_ref().is_some_and(|v| !v.is_empty())
+            };
+            if has(m.uid_mappings()) != has(m.gid_mappings()) {
+                return Err(field(
+                    &format!("mounts[{i}]"),
+                    "uidMappings and gidMappings must be given together",
+                ));
+            }
+        }
     }
     super::sysctl::validate(spec)
         .and_then(|()| super::lsm::validate(spec))

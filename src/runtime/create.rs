@@ -510,6 +510,12 @@ impl Runtime {
             join = CgroupJoin::prepare(cg, low);
         }
 
+        // Idmapped binds are made here, on the host side (see idmounts.rs).
+        let idmapped: Vec<(usize, OwnedFd)> = super::idmounts::prepare(spec, &b.config_path)?
+            .into_iter()
+            .map(|(i, fd)| lift(fd).map(|fd| (i, fd)))
+            .collect::<Result<_>>()?;
+
         let mut args = InitArgs {
             cgroup_tasks: &join.tasks,
             spec,
@@ -528,6 +534,7 @@ impl Runtime {
             new_cgroupns,
             hooks_needed,
             seccomp: filter.as_ref(),
+            idmapped: idmapped.iter().map(|(i, f)| (*i, f.as_raw_fd())).collect(),
         };
         // CVE-2019-5736: until execve the init is this binary; non-dumpable, its
         // /proc/<pid>/exe cannot be opened from inside the container.
@@ -547,6 +554,7 @@ impl Runtime {
         drop(args);
         drop(sync_child);
         drop(joins);
+        drop(idmapped);
         drop(stdio_owned);
         drop(console_owned);
         let sp = sync_parent.as_raw_fd();
@@ -559,6 +567,13 @@ impl Runtime {
         }
         if fast && new_userns {
             write_id_maps(spec, pid)?;
+            // The child is already in its user namespace, where lowering its
+            // oom_score_adj is not allowed: set it from here.
+            if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+                let path = PathBuf::from(format!("/proc/{pid}/oom_score_adj"));
+                std::fs::write(&path, adj.to_string())
+                    .map_err(|e| RuntimeError::io("process.oomScoreAdj", path, e))?;
+            }
         }
         if need_apply || (fast && new_userns) {
             sys::send_msg(sp, msg::GO, b"").map_err(|e| RuntimeError::sys("sync", e))?;

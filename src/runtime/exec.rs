@@ -240,6 +240,8 @@ fn exec_child_main(c: &ExecChild) -> ! {
 fn exec_child(c: &ExecChild) -> std::result::Result<(), String> {
     sys::join_cgroup_tasks(c.cgroup_tasks)?;
     expect(c.sync, msg::GO)?;
+    // Before a user namespace is joined: lowering it needs the host's CAP_SYS_RESOURCE.
+    process::apply_oom_score_adj(c.process)?;
     for (fd, flag) in &c.joins {
         // SAFETY: fd is an open namespace file inherited from the parent.
         let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
@@ -265,7 +267,6 @@ fn exec_child(c: &ExecChild) -> std::result::Result<(), String> {
             .ok_or_else(|| "terminal: no console socket".to_string())?;
         setup_console(console, p, false)?;
     }
-    process::apply_oom_score_adj(p)?;
     process::reset_signals()?;
     process::apply_rlimits(p)?;
     nix::unistd::chdir(p.cwd()).map_err(|e| format!("cwd {}: {}", p.cwd().display(), e.desc()))?;

@@ -17,12 +17,14 @@ pub fn features() -> Value {
             "noexec", "noiversion", "nolazytime", "nomand", "norelatime", "nostrictatime",
             "nosuid", "nosymfollow", "private", "rbind", "relatime", "remount", "ro", "rprivate",
             "rro", "rrw", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave",
+            "idmap", "ridmap",
             "strictatime", "suid", "symfollow", "sync", "tmpcopyup", "unbindable"
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "mountExtensions": {"idmap": {"enabled": true}},
             "seccomp": {
                 "enabled": true,
                 "actions": [

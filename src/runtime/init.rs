@@ -36,6 +36,8 @@ pub(crate) struct InitArgs<'a> {
     pub hooks_needed: bool,
     /// linux.seccomp compiled by the parent; loaded last (see [`load_seccomp_early`]).
     pub seccomp: Option<&'a super::seccomp::Compiled>,
+    /// Detached idmapped trees by mount index (see idmounts.rs), attached in mount_all.
+    pub idmapped: Vec<(usize, RawFd)>,
 }
 
 /// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
@@ -114,9 +116,21 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     let spec = a.spec;
     let p = process_of(spec)?;
     sys::join_cgroup_tasks(a.cgroup_tasks)?;
+    // Lowering oom_score_adj needs CAP_SYS_RESOURCE in the host's user namespace: set it
+    // before entering another one. A child cloned into a new user namespace has it set
+    // by the parent instead.
+    let cloned_into_userns =
+        a.new_userns && !a.unshare.contains(nix::sched::CloneFlags::CLONE_NEWUSER);
+    if !cloned_into_userns {
+        process::apply_oom_score_adj(p)?;
+    }
     if a.wait_go {
         expect(a.sync, msg::GO)?;
     }
+    let joins_userns = a
+        .joins
+        .iter()
+        .any(|(_, f)| *f == nix::sched::CloneFlags::CLONE_NEWUSER);
     for (fd, flag) in &a.joins {
         // SAFETY: fd is an open namespace file inherited from the parent.
         let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
@@ -147,15 +161,6 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| format!("unshare cgroup namespace: {}", e.desc()))?;
     }
-    if a.new_userns {
-        let root = nix::unistd::Uid::from_raw(0);
-        let rootg = nix::unistd::Gid::from_raw(0);
-        nix::unistd::setresgid(rootg, rootg, rootg)
-            .map_err(|e| format!("setresgid 0 in user namespace: {}", e.desc()))?;
-        nix::unistd::setresuid(root, root, root)
-            .map_err(|e| format!("setresuid 0 in user namespace: {}", e.desc()))?;
-    }
-    process::apply_oom_score_adj(p)?;
     process::reset_signals()?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     for (target, fd) in a.stdio.iter().enumerate() {
@@ -175,13 +180,36 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     let own_mounts = has_mount_namespace(spec);
     if own_mounts {
         rootfs::prepare_root(spec, a.rootfs)?;
-        let in_userns = a.new_userns
-            || a.joins
-                .iter()
-                .any(|(_, f)| *f == nix::sched::CloneFlags::CLONE_NEWUSER);
-        rootfs::mount_all(spec, a.rootfs, in_userns, a.new_cgroupns)?;
+    }
+    let in_userns = a.new_userns || joins_userns;
+    // In a user namespace we are still the host's root by id (unmapped there), which
+    // lets us walk podrun's root-only (0700) directories to the rootfs: pin it now, then
+    // become the namespace's root, whose files are mapped (mount points in its tmpfs).
+    // Bind sources need no walk: the runtime cloned them before the clone.
+    let pinned_root = if in_userns {
+        Some(pin_rootfs(a.rootfs)?)
+    } else {
+        None
+    };
+    let via_fd = pinned_root.as_ref().map(|fd| {
+        std::path::PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(fd)
+        ))
+    });
+    let rootfs: &Path = via_fd.as_deref().unwrap_or(a.rootfs);
+    if in_userns {
+        let root = nix::unistd::Uid::from_raw(0);
+        let rootg = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(rootg, rootg, rootg)
+            .map_err(|e| format!("setresgid 0 in user namespace: {}", e.desc()))?;
+        nix::unistd::setresuid(root, root, root)
+            .map_err(|e| format!("setresuid 0 in user namespace: {}", e.desc()))?;
+    }
+    if own_mounts {
+        rootfs::mount_all(spec, rootfs, in_userns, a.new_cgroupns, &a.idmapped)?;
         if rootfs::needs_dev(spec) {
-            rootfs::setup_dev(spec, a.rootfs, in_userns)?;
+            rootfs::setup_dev(spec, rootfs, in_userns)?;
         }
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -200,13 +228,14 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
         state_json = expect(a.sync, msg::HOOKS_DONE)?;
         run_hooks_in_child(spec, super::hooks::HookKind::CreateContainer, &state_json)?;
     }
-    super::sysctl::apply(spec, a.rootfs)?;
+    super::sysctl::apply(spec, rootfs)?;
     if own_mounts {
-        rootfs::mask_and_protect(spec, a.rootfs)?;
-        rootfs::enter_root(a.rootfs, a.no_pivot)?;
+        rootfs::mask_and_protect(spec, rootfs)?;
+        rootfs::enter_root(rootfs, a.no_pivot)?;
+        drop(pinned_root);
         rootfs::root_propagation(spec)?;
     } else {
-        rootfs::chroot_root(a.rootfs)?;
+        rootfs::chroot_root(rootfs)?;
     }
     if p.terminal() == Some(true) {
         let console = a
@@ -229,6 +258,17 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     let prog = process::prepare_program(p)?;
     sys::send_msg(a.sync, msg::READY, b"").map_err(|e| e.desc().to_string())?;
     Ok((state_json, prog))
+}
+
+/// An O_PATH descriptor of the (bind-mounted) rootfs in our mount namespace.
+fn pin_rootfs(rootfs: &Path) -> R<std::os::fd::OwnedFd> {
+    use nix::fcntl::OFlag;
+    nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open rootfs {}: {}", rootfs.display(), e.desc()))
 }
 
 /// After READY: wait for `start`, run startContainer hooks, exec.

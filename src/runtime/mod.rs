@@ -29,6 +29,7 @@ mod exec;
 mod fastexec;
 pub mod features;
 pub mod hooks;
+mod idmounts;
 mod init;
 mod lifecycle;
 pub mod log;

@@ -73,7 +73,8 @@ pub fn parse_options(options: &[String]) -> MountOpts {
                 o.propagation.push(base | rec);
                 continue;
             }
-            "tmpcopyup" => continue,
+            // Idmapped mounts are made before the clone (runtime/idmounts.rs).
+            "tmpcopyup" | "idmap" | "ridmap" => continue,
             other => {
                 data.push(other.to_string());
                 continue;
@@ -220,15 +221,35 @@ fn unescape_mountinfo(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
-/// Performs every mount of config.json's `mounts`, in order.
-pub fn mount_all(spec: &Spec, rootfs: &Path, in_userns: bool, new_cgroupns: bool) -> R<()> {
-    for m in spec.mounts().as_deref().unwrap_or_default() {
-        mount_one(m, rootfs, in_userns, new_cgroupns)?;
+/// Performs every mount of config.json's `mounts`, in order. `idmapped` holds, by mount
+/// index, the detached idmapped trees the runtime made for binds that asked for one.
+pub fn mount_all(
+    spec: &Spec,
+    rootfs: &Path,
+    in_userns: bool,
+    new_cgroupns: bool,
+    idmapped: &[(usize, std::os::fd::RawFd)],
+) -> R<()> {
+    for (i, m) in spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let tree = idmapped.iter().find(|(j, _)| *j == i).map(|(_, fd)| *fd);
+        mount_one(m, rootfs, in_userns, new_cgroupns, tree)?;
     }
     Ok(())
 }
 
-fn mount_one(m: &Mount, rootfs: &Path, in_userns: bool, new_cgroupns: bool) -> R<()> {
+fn mount_one(
+    m: &Mount,
+    rootfs: &Path,
+    in_userns: bool,
+    new_cgroupns: bool,
+    idmapped: Option<std::os::fd::RawFd>,
+) -> R<()> {
     let dest = resolve_in_root(rootfs, m.destination());
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
@@ -259,12 +280,35 @@ fn mount_one(m: &Mount, rootfs: &Path, in_userns: bool, new_cgroupns: bool) -> R
         return mount_cgroups(&dest, &opts, new_cgroupns);
     }
     if is_bind {
-        let meta = std::fs::metadata(&source).map_err(|e| err("bind source", &source, e))?;
-        make_mountpoint(&dest, !meta.is_dir())?;
+        // A tree the runtime cloned is asked, not the source path (which we may no
+        // longer be allowed to walk to, in a user namespace).
+        let is_dir = match idmapped {
+            Some(fd) => {
+                // SAFETY: fd is the runtime's detached tree, open for this call.
+                let tree = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                nix::sys::stat::fstat(tree)
+                    .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                    .map_err(|e| err("bind source", &source, e))?
+            }
+            None => std::fs::metadata(&source)
+                .map_err(|e| err("bind source", &source, e))?
+                .is_dir(),
+        };
+        make_mountpoint(&dest, !is_dir)?;
         let rec = opts.flags & libc::MS_REC;
         let pinned = pin_in_root(rootfs, &dest)?;
-        mount(&source, pinned.path(&dest), "", libc::MS_BIND | rec, "")
-            .map_err(|e| err("bind mount", &dest, e))?;
+        match idmapped {
+            Some(fd) => {
+                // SAFETY: fd is the detached tree the runtime made for this mount,
+                // inherited and open until exec; borrowed for this call only.
+                let tree = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                crate::idmap::attach(tree, pinned.path(&dest))
+                    .map_err(|e| err("attach idmapped mount", &dest, e))?;
+                let _ = nix::unistd::close(fd);
+            }
+            None => mount(&source, pinned.path(&dest), "", libc::MS_BIND | rec, "")
+                .map_err(|e| err("bind mount", &dest, e))?,
+        }
         let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
         if extra != 0 {
             remount_bind(&dest, extra)?;

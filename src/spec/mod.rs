@@ -82,6 +82,35 @@ pub struct SandboxNamespaces {
     pub uts: Option<PathBuf>,
     /// The pause process' PID namespace, joined when shareProcessNamespace is true.
     pub pid: Option<PathBuf>,
+    /// The pod's own user namespace (hostUsers: false), joined by every container.
+    pub user: Option<PodUserNamespace>,
+}
+
+/// A pod's user namespace: container ids 0..size are host ids host_base.., for uids and
+/// gids alike (kubelet's single mapping per pod).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodIdMapping {
+    pub host_base: u32,
+    pub size: u32,
+}
+
+impl PodIdMapping {
+    /// As OCI linux.uidMappings / gidMappings (and mount-level mappings).
+    pub fn to_oci(self) -> Result<Vec<oci_spec::runtime::LinuxIdMapping>, SpecError> {
+        Ok(vec![oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(self.host_base)
+            .size(self.size)
+            .build()?])
+    }
+}
+
+/// The pod user namespace a container joins: where it is, and what it maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodUserNamespace {
+    /// e.g. `/proc/<pause pid>/ns/user`.
+    pub path: PathBuf,
+    pub mapping: PodIdMapping,
 }
 
 /// Per-pod files bind-mounted into every container.
@@ -139,6 +168,17 @@ fn bind(dest: &str, source: &Path, read_only: bool) -> Result<Mount, SpecError> 
             if read_only { "ro" } else { "rw" }.to_string(),
         ])
         .build()?)
+}
+
+/// Makes a bind mount idmapped with `mapping` (runtime-spec: `idmap` and the mount's
+/// uidMappings/gidMappings).
+fn idmapped(m: &mut Mount, mapping: PodIdMapping) -> Result<(), SpecError> {
+    let mut opts = m.options().clone().unwrap_or_default();
+    opts.push("idmap".into());
+    m.set_options(Some(opts));
+    m.set_uid_mappings(Some(mapping.to_oci()?));
+    m.set_gid_mappings(Some(mapping.to_oci()?));
+    Ok(())
 }
 
 /// The filesystems every container gets: /proc, /dev, /dev/pts, /dev/mqueue, /sys and
@@ -356,10 +396,17 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
     }
     let mut vol: Vec<&ResolvedMount> = input.mounts.iter().collect();
     vol.sort_by_key(|m| Path::new(&m.destination).components().count());
+    let userns = input.namespaces.user.as_ref();
     for m in vol {
         let dest = Path::new(&m.destination);
         mounts.retain(|existing| existing.destination() != dest);
-        mounts.push(bind(&m.destination, &m.source, m.read_only)?);
+        let mut b = bind(&m.destination, &m.source, m.read_only)?;
+        if let Some(u) = userns {
+            // Volumes appear with the pod's ids: an idmapped bind with the pod's own
+            // mapping (what kubelet asks of the runtime in the CRI Mount), no chown.
+            idmapped(&mut b, u.mapping)?;
+        }
+        mounts.push(b);
     }
 
     // Namespaces: a new mount namespace; pid new unless shared with the pod or the host;
@@ -373,6 +420,9 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
             Ok(b.build()?)
         };
     let mut namespaces = vec![ns(LinuxNamespaceType::Mount, None)?];
+    if let Some(u) = userns {
+        namespaces.push(ns(LinuxNamespaceType::User, Some(&u.path))?);
+    }
     if spec.host_pid != Some(true) {
         let share = spec.share_process_namespace == Some(true);
         namespaces.push(ns(

@@ -28,6 +28,9 @@ pub struct SandboxSpecInput<'a> {
     pub hostname: String,
     /// A network namespace prepared beforehand (e.g. by CNI); a new one when None.
     pub net_ns: Option<PathBuf>,
+    /// hostUsers: false: the pod's id mapping; pause makes the user namespace, which
+    /// then owns the pod's network, IPC and UTS namespaces.
+    pub userns: Option<super::PodIdMapping>,
 }
 
 /// The pause container: new network/IPC/UTS namespaces (PID too, always: pause is PID 1
@@ -59,6 +62,13 @@ pub fn sandbox_spec(input: &SandboxSpecInput<'_>) -> Result<Spec, SpecError> {
     let mut namespaces = vec![LinuxNamespaceBuilder::default()
         .typ(LinuxNamespaceType::Mount)
         .build()?];
+    if input.userns.is_some() {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .build()?,
+        );
+    }
     let mut add = |t: LinuxNamespaceType, path: Option<&PathBuf>| -> Result<(), SpecError> {
         let mut b = LinuxNamespaceBuilder::default().typ(t);
         if let Some(p) = path {
@@ -100,6 +110,9 @@ pub fn sandbox_spec(input: &SandboxSpecInput<'_>) -> Result<Spec, SpecError> {
         .rootfs_propagation("rprivate");
     if !sysctl.is_empty() {
         lb = lb.sysctl(sysctl);
+    }
+    if let Some(m) = input.userns {
+        lb = lb.uid_mappings(m.to_oci()?).gid_mappings(m.to_oci()?);
     }
     let meta = &input.pod.metadata;
     let annotations: HashMap<String, String> = [
@@ -145,6 +158,14 @@ mod tests {
     }
 
     fn spec_of(p: &Pod, net_ns: Option<PathBuf>) -> Spec {
+        spec_in(p, net_ns, None)
+    }
+
+    fn spec_in(
+        p: &Pod,
+        net_ns: Option<PathBuf>,
+        userns: Option<super::super::PodIdMapping>,
+    ) -> Spec {
         sandbox_spec(&SandboxSpecInput {
             pod: p,
             rootfs: Path::new("/var/lib/podrun/pause"),
@@ -152,6 +173,7 @@ mod tests {
             cgroups_path: "/kubepods/besteffort/podx/sandbox".into(),
             hostname: "web".into(),
             net_ns,
+            userns,
         })
         .unwrap()
     }
@@ -238,5 +260,29 @@ mod tests {
         let s = spec_of(&p, None);
         let sysctl = s.linux().as_ref().unwrap().sysctl().clone().unwrap();
         assert_eq!(sysctl["net.ipv4.ping_group_range"], "0 2147483647");
+    }
+
+    #[test]
+    fn pause_makes_the_pods_user_namespace_with_its_mapping() {
+        let m = super::super::PodIdMapping {
+            host_base: 196608,
+            size: 65536,
+        };
+        let s = spec_in(&pod("  hostUsers: false\n"), None, Some(m));
+        assert!(ns_types(&s).contains(&(LinuxNamespaceType::User, None)));
+        let linux = s.linux().as_ref().unwrap();
+        for maps in [linux.uid_mappings(), linux.gid_mappings()] {
+            let m = &maps.as_ref().unwrap()[0];
+            assert_eq!(
+                (m.container_id(), m.host_id(), m.size()),
+                (0, 196608, 65536)
+            );
+        }
+        // Without it, no user namespace and no mappings.
+        let s = spec_of(&pod(""), None);
+        assert!(!ns_types(&s)
+            .iter()
+            .any(|(t, _)| *t == LinuxNamespaceType::User));
+        assert!(s.linux().as_ref().unwrap().uid_mappings().is_none());
     }
 }

@@ -75,6 +75,16 @@ impl Fixture {
         img: &ImageConfiguration,
         mounts: &[ResolvedMount],
     ) -> Result<Spec, SpecError> {
+        self.spec_in(idx, img, mounts, None)
+    }
+
+    fn spec_in(
+        &self,
+        idx: usize,
+        img: &ImageConfiguration,
+        mounts: &[ResolvedMount],
+        user: Option<PodUserNamespace>,
+    ) -> Result<Spec, SpecError> {
         let pod = &self.m.pods[0];
         let c = &pod.spec.as_ref().unwrap().containers[idx];
         let input = ContainerSpecInput {
@@ -87,6 +97,7 @@ impl Fixture {
                 ipc: Some("/proc/4242/ns/ipc".into()),
                 uts: Some("/proc/4242/ns/uts".into()),
                 pid: Some("/proc/4242/ns/pid".into()),
+                user,
             },
             cgroups_path: container_cgroup_path(pod, "ctr1"),
             mounts,
@@ -370,7 +381,11 @@ fn privileged_gets_everything_and_no_masks() {
 
 #[test]
 fn security_context_switches() {
-    let f = Fixture::new(&pod_yaml("    securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, procMount: Unmasked, capabilities: {drop: [ALL]}}\n"));
+    // procMount: Unmasked needs a user namespace (the API server says so).
+    let f = Fixture::new(
+        &pod_yaml("    securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, procMount: Unmasked, capabilities: {drop: [ALL]}}\n")
+            .replace("spec:\n", "spec:\n  hostUsers: false\n"),
+    );
     let s = f.spec(0);
     let p = s.process().as_ref().unwrap();
     assert_eq!(p.no_new_privileges(), Some(true));
@@ -568,4 +583,56 @@ fn containers_never_rename_the_pod_and_inherit_rlimits() {
     assert_eq!(s.process().as_ref().unwrap().rlimits(), &None);
     let json = serde_json::to_string(&s).unwrap();
     assert!(!json.contains("youki"), "no library defaults leak: {json}");
+}
+
+#[test]
+fn a_pod_user_namespace_is_joined_and_volumes_are_idmapped_with_its_mapping() {
+    let f = Fixture::new(&pod_yaml("").replace("spec:\n", "spec:\n  hostUsers: false\n"));
+    let mapping = PodIdMapping {
+        host_base: 131072,
+        size: 65536,
+    };
+    let user = PodUserNamespace {
+        path: "/proc/4242/ns/user".into(),
+        mapping,
+    };
+    let mounts = [ResolvedMount {
+        destination: "/data".into(),
+        source: "/tmp/a".into(),
+        read_only: false,
+    }];
+    let s = f.spec_in(0, &nginx_image(), &mounts, Some(user)).unwrap();
+    let linux = s.linux().as_ref().unwrap();
+    let ns = linux.namespaces().as_ref().unwrap();
+    assert!(ns.iter().any(|n| n.typ() == LinuxNamespaceType::User
+        && n.path().as_deref() == Some(Path::new("/proc/4242/ns/user"))));
+    // Joined by path: the mappings are the namespace's, not the container's to set.
+    assert!(linux.uid_mappings().is_none());
+    let data = s
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.destination() == Path::new("/data"))
+        .unwrap();
+    assert!(data
+        .options()
+        .as_ref()
+        .unwrap()
+        .contains(&"idmap".to_string()));
+    let m = &data.uid_mappings().as_ref().unwrap()[0];
+    assert_eq!(
+        (m.container_id(), m.host_id(), m.size()),
+        (0, 131072, 65536)
+    );
+    assert_eq!(data.gid_mappings(), data.uid_mappings());
+    // The pod's own files are not volumes: plain binds.
+    let hosts = s
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.destination() == Path::new("/etc/hosts"))
+        .unwrap();
+    assert!(hosts.uid_mappings().is_none());
 }

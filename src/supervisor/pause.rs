@@ -10,6 +10,11 @@ pub const PAUSE_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pause"
 /// returns its path.
 pub fn install(dir: &Path) -> io::Result<PathBuf> {
     let path = dir.join("pause");
+    // Mount points made here, as root: a pause in a user namespace could not make them
+    // in this root-owned directory.
+    for d in ["proc", "dev", "sys"] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
     if let Ok(existing) = std::fs::read(&path) {
         if existing == PAUSE_BINARY {
             return Ok(path);

@@ -3,7 +3,7 @@
 //! shared /dev/shm, and the per-pod /etc/hosts, /etc/hostname and /etc/resolv.conf.
 use super::worker::SuperviseArgs;
 use crate::runtime::{CreateOptions, Runtime};
-use crate::spec::{PodFiles, SandboxNamespaces};
+use crate::spec::{PodFiles, PodIdMapping, PodUserNamespace, SandboxNamespaces};
 use k8s_openapi::api::core::v1::Pod;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
@@ -23,6 +23,10 @@ pub struct Sandbox {
     shm: Option<PathBuf>,
     pod_cgroup: String,
     network: Option<crate::network::PodNetwork>,
+    /// hostUsers: false: the pod's id range, leased from the node range.
+    pub userns: Option<PodIdMapping>,
+    data_dir: PathBuf,
+    pod_dir: PathBuf,
 }
 
 /// Brings the loopback interface of the network namespace at `ns` up (a fresh network
@@ -152,6 +156,25 @@ impl Sandbox {
             })
         };
         let pod_cgroup = crate::spec::resources::pod_cgroup_path(pod);
+        // hostUsers: false: a range of the node's ids for this pod, released by destroy
+        // (or below, if the sandbox cannot be made).
+        let userns = if spec.host_users == Some(false) {
+            crate::userns::host_support()?;
+            let leases =
+                crate::userns::UsernsLeases::for_host(&args.data_dir).map_err(|e| e.to_string())?;
+            let base = leases.allocate(&args.pod_dir).map_err(|e| e.to_string())?;
+            Some(PodIdMapping {
+                host_base: base,
+                size: crate::userns::IDS_PER_POD,
+            })
+        } else {
+            None
+        };
+        let release_userns = || {
+            if userns.is_some() {
+                let _ = crate::userns::release_pod(&args.data_dir, &args.pod_dir);
+            }
+        };
         let config = crate::spec::sandbox_spec(&crate::spec::SandboxSpecInput {
             pod,
             rootfs: &pause_root,
@@ -159,20 +182,44 @@ impl Sandbox {
             cgroups_path: format!("{pod_cgroup}/{id}"),
             hostname: hostname.clone(),
             net_ns: None,
+            userns,
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            release_userns();
+            e.to_string()
+        })?;
         let bundle = args.pod_dir.join("sandbox");
-        std::fs::create_dir_all(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
-        let data = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
-        write_file(&bundle.join("config.json"), &String::from_utf8_lossy(&data))?;
+        let written = std::fs::create_dir_all(&bundle)
+            .map_err(|e| format!("{}: {e}", bundle.display()))
+            .and_then(|()| serde_json::to_vec(&config).map_err(|e| e.to_string()))
+            .and_then(|data| {
+                write_file(&bundle.join("config.json"), &String::from_utf8_lossy(&data))
+            });
+        if let Err(e) = written {
+            release_userns();
+            return Err(e);
+        }
         // Pod-level limits on the pod cgroup (the sum of its containers').
         let pod_res = crate::spec::resources::pod_resources(pod).to_oci();
-        limit_pod_pids(&args.data_dir, &pod_cgroup)?;
+        if let Err(e) = limit_pod_pids(&args.data_dir, &pod_cgroup) {
+            release_userns();
+            return Err(e);
+        }
         if let Ok(cg) = crate::runtime::cgroups::open(&pod_cgroup) {
             // The pod cgroup exists only through its children; set limits once created.
             let _ = cg.set(&pod_res);
         }
-        let devnull = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+        // Until the Sandbox exists (its destroy undoes all), a failure undoes by hand: the
+        // id lease and the pod cgroup made above (a sandbox refused for a bad sysctl or
+        // memory limit left it in every hierarchy).
+        let undo = || {
+            release_userns();
+            remove_pod_cgroup(&pod_cgroup);
+        };
+        let devnull = File::open("/dev/null").map_err(|e| {
+            undo();
+            format!("/dev/null: {e}")
+        })?;
         let fd = devnull.as_fd().as_raw_fd();
         let opts = CreateOptions {
             stdin: Some(fd),
@@ -182,6 +229,7 @@ impl Sandbox {
         };
         let state = runtime.create(&id, &bundle, &opts).map_err(|e| {
             let _ = runtime.delete(&id, true);
+            undo();
             e.to_string()
         })?;
         let mut sb = Sandbox {
@@ -196,6 +244,9 @@ impl Sandbox {
             shm: None,
             pod_cgroup: pod_cgroup.clone(),
             network: None,
+            userns,
+            data_dir: args.data_dir.clone(),
+            pod_dir: args.pod_dir.clone(),
         };
         if let Err(e) = runtime.start(&id) {
             sb.destroy(runtime);
@@ -252,6 +303,14 @@ impl Sandbox {
         }
         write_file(&hostname_file, &format!("{hostname}\n"))?;
         write_file(&resolv, &resolv_conf(pod))?;
+        if let Some(m) = self.userns {
+            // Per-pod files podrun made (not volume contents): the pod's root owns them,
+            // as root owns them in a pod without a user namespace.
+            for f in [&hosts, &hostname_file, &resolv] {
+                std::os::unix::fs::chown(f, Some(m.host_base), Some(m.host_base))
+                    .map_err(|e| format!("{}: {e}", f.display()))?;
+            }
+        }
         // One /dev/shm for the pod: its containers share the IPC namespace, so they share it.
         let shm = args.pod_dir.join("shm");
         if !self.host_ipc {
@@ -288,6 +347,10 @@ impl Sandbox {
             ipc: (!self.host_ipc).then(|| self.ns_path("ipc")),
             uts: (!self.host_network).then(|| self.ns_path("uts")),
             pid: self.share_pid.then(|| self.ns_path("pid")),
+            user: self.userns.map(|mapping| PodUserNamespace {
+                path: self.ns_path("user"),
+                mapping,
+            }),
         }
     }
 
@@ -305,12 +368,22 @@ impl Sandbox {
             let _ = nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH);
             let _ = std::fs::remove_dir(&shm);
         }
-        // The pod cgroup, then its QoS parent when no other pod uses it.
-        if let Ok(cg) = crate::runtime::cgroups::open(&self.pod_cgroup) {
-            let _ = cg.remove();
+        if self.userns.is_some() {
+            // After pause is gone: no process of the pod holds the range any more.
+            if let Err(e) = crate::userns::release_pod(&self.data_dir, &self.pod_dir) {
+                eprintln!("releasing the pod's user namespace range: {e}");
+            }
         }
-        remove_empty_cgroup_parents(&self.pod_cgroup);
+        remove_pod_cgroup(&self.pod_cgroup);
     }
+}
+
+/// Removes the pod cgroup, then its QoS parent when no other pod uses it.
+fn remove_pod_cgroup(pod_cgroup: &str) {
+    if let Ok(cg) = crate::runtime::cgroups::open(pod_cgroup) {
+        let _ = cg.remove();
+    }
+    remove_empty_cgroup_parents(pod_cgroup);
 }
 
 /// Removes the now-empty `/kubepods[/class]` parents the pods made (never the root).
@@ -327,8 +400,7 @@ fn limit_pod_pids(data_dir: &Path, pod_cgroup: &str) -> Result<(), String> {
     res.set_pids(Some(pids));
     let cg = crate::runtime::cgroups::open(pod_cgroup).map_err(|e| e.to_string())?;
     cg.set(&res).map_err(|e| {
-        let _ = cg.remove();
-        remove_empty_cgroup_parents(pod_cgroup);
+        remove_pod_cgroup(pod_cgroup);
         format!("podPidsLimit {limit} on the pod cgroup: {e}")
     })
 }

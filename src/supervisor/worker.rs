@@ -649,8 +649,15 @@ impl Worker {
             .and_then(|c| c.stop_signal().clone())
             .and_then(|s| parse_signal(&s))
             .unwrap_or(Signal::SIGTERM);
+        // A pod with its own user namespace sees the image's layers through it.
+        let idmap = self.sandbox.as_ref().and_then(|sb| {
+            sb.userns.map(|m| crate::image::RootfsIdmap {
+                userns: PathBuf::from(format!("/proc/{}/ns/user", sb.pid)),
+                root: m.host_base,
+            })
+        });
         let rootfs = store
-            .prepare_rootfs(image, &id)
+            .prepare_rootfs_mapped(image, &id, idmap.as_ref())
             .map_err(|e| run_err(e.to_string()))?;
         let cleanup_rootfs = |store: &ImageStore| {
             let _ = store.release_rootfs(&id);
@@ -732,8 +739,14 @@ impl Worker {
             .termination_message_path
             .clone()
             .unwrap_or_else(|| "/dev/termination-log".into());
+        let pod_root = idmap.as_ref().map(|m| m.root);
         if std::fs::create_dir_all(self.args.pod_dir.join("termination"))
             .and_then(|_| std::fs::write(&term_file, b""))
+            // The pod's root writes it, as root does in a pod without a user namespace.
+            .and_then(|_| match pod_root {
+                Some(r) => std::os::unix::fs::chown(&term_file, Some(r), Some(r)),
+                None => Ok(()),
+            })
             .is_ok()
         {
             if let Ok(m) = oci_spec::runtime::MountBuilder::default()
