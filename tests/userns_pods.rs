@@ -312,11 +312,14 @@ fn a_volume_that_cannot_be_idmapped_fails_the_container_with_runcs_words() {
 
 #[test]
 fn a_failed_up_leaves_no_lease_mount_cgroup_or_process() {
-    let mut w = private_world("userns-fail");
-    // A node network that cannot be set up: the sandbox fails after pause started.
-    w.extra_env
-        .push(("PODRUN_POD_CIDR".into(), "not-a-cidr".into()));
-    let o = w.up(&pod("fail", "", "true"));
+    let w = private_world("userns-fail");
+    // A pod memory limit of one byte: the sandbox fails once its id range is leased and
+    // its cgroup made (a bad node network is now refused before that, by `up`).
+    let manifest = pod("fail", "", "true").replace(
+        "    command:",
+        "    resources:\n      limits: {memory: '1'}\n    command:",
+    );
+    let o = w.up(&manifest);
     assert!(!o.status.success(), "{}", text(&o.stdout));
     assert!(
         text(&o.stderr).contains("failed to start"),
