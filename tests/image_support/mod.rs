@@ -56,6 +56,8 @@ pub fn podrun_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     c.env_remove("PODRUN_DATA_DIR");
     c.env_remove("PODRUN_ROOTFS_MODE");
     c.env_remove("PODRUN_REGISTRIES_CONFIG");
+    // The host's registries.conf is not read (a test writes DATA/registries.conf to use one).
+    c.env("CONTAINERS_REGISTRIES_CONF", data.join("registries.conf"));
     for (k, v) in env {
         c.env(k, v);
     }
