@@ -482,7 +482,7 @@ fn write_doc(path: &Path, doc: &serde_json::Value) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(io_err("rename", path))
 }
 
-pub(crate) fn base64_encode(data: &[u8]) -> String {
+pub fn base64_encode(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for c in data.chunks(3) {
@@ -500,7 +500,7 @@ pub(crate) fn base64_encode(data: &[u8]) -> String {
 }
 
 /// Standard base64 with or without padding; None on any other byte.
-pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0u32);
     for c in s.trim().bytes() {
