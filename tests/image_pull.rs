@@ -611,3 +611,62 @@ fn mirror_only_pull_of_an_image_no_mirror_has_names_the_mirror_and_never_looks_u
     );
     assert!(!ns.queries().lines().any(|q| q != "registry-1.docker.io"));
 }
+
+#[test]
+fn registries_conf_remaps_mirrors_searches_and_blocks() {
+    let busybox = fixture("busybox");
+    let t = TempDir::new("pull-registries-conf");
+    let reg = Registry::start(t.path());
+    reg.push(&busybox, "1.30", "hub/library/busybox:1.30");
+    reg.push(&busybox, "1.30", "team/tools:1");
+    let data = t.path().join("data");
+    std::fs::create_dir_all(data.join("registries.conf.d")).unwrap();
+    let dead = free_port();
+    // docker.io is remapped to the loopback registry (so never asked itself), with a dead
+    // mirror tried first; quay.io is blocked; example.internal/tools is remapped too.
+    std::fs::write(
+        data.join("registries.conf"),
+        format!(
+            "unqualified-search-registries = [\"docker.io\"]\n\
+             [[registry]]\nprefix = \"docker.io\"\nlocation = \"{host}/hub\"\n\
+             [[registry.mirror]]\nlocation = \"127.0.0.1:{dead}\"\n",
+            host = reg.host()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("registries.conf.d/50-block.conf"),
+        format!(
+            "[[registry]]\nlocation = \"quay.io\"\nblocked = true\n\
+             [[registry]]\nprefix = \"example.internal/tools\"\nlocation = \"{}/team/tools\"\n",
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let out = ok(&data, &["pull", "-q", "busybox:1.30"]);
+    assert_eq!(out.trim(), "docker.io/library/busybox:1.30");
+    ok(&data, &["pull", "-q", "example.internal/tools:1"]);
+    let o = podrun(&data, &["pull", "-q", "quay.io/x/y:1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("blocked") && err.contains("50-block.conf"),
+        "{err}"
+    );
+    // An empty search list refuses short names, saying what to write instead.
+    std::fs::write(
+        data.join("registries.conf.d/60-search.conf"),
+        "unqualified-search-registries = []\n",
+    )
+    .unwrap();
+    let o = podrun(&data, &["pull", "-q", "busybox:1.30"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("unqualified-search-registries"), "{err}");
+    // A bad file is named.
+    std::fs::write(data.join("registries.conf.d/70-bad.conf"), "[[registry]\n").unwrap();
+    let o = podrun(&data, &["pull", "-q", "127.0.0.1:1/a:1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("70-bad.conf"), "{err}");
+}
