@@ -111,7 +111,7 @@ impl DockerConfig {
                 keys.push((path.len(), k, e));
             }
         }
-        keys.sort_by(|a, b| b.0.cmp(&a.0));
+        keys.sort_by_key(|k| std::cmp::Reverse(k.0));
         for (_, k, e) in keys {
             if let Some(c) = decode_entry(e, &format!("{what} auths[{k:?}]"))? {
                 return Ok(Some(Found {

@@ -844,9 +844,9 @@ mod tests {
 
     #[test]
     fn registries_conf_mirrors_remaps_and_blocks() {
-        let mut cfg = RegistriesConfig::default();
-        cfg.conf = registries_conf::parse(
-            r#"
+        let cfg = RegistriesConfig {
+            conf: registries_conf::parse(
+                r#"
 [[registry]]
 prefix = "docker.io"
 location = "127.0.0.1:6000"
@@ -859,9 +859,11 @@ blocked = true
 location = "reg.example:5000"
 insecure = true
 "#,
-            Path::new("t.conf"),
-        )
-        .unwrap();
+                Path::new("t.conf"),
+            )
+            .unwrap(),
+            ..Default::default()
+        };
         let s = sources(&Reference::parse("nginx:1").unwrap(), &cfg, false).unwrap();
         let got: Vec<(String, String)> = s
             .iter()
