@@ -164,6 +164,11 @@ impl ImageStore {
             let client = Client::new(&src.endpoint, &src.repository, creds);
             let (mt, bytes) = match client.fetch_manifest(r) {
                 Ok(m) => m,
+                // The registry is named once, in the error built below.
+                Err(ImageError::Registry { reason, .. }) => {
+                    errors.push(reason);
+                    continue;
+                }
                 Err(e) => {
                     errors.push(e.to_string());
                     continue;
@@ -174,7 +179,7 @@ impl ImageStore {
         }
         let mut reason = format!("pulling {r}: {}", errors.join("; "));
         if let Some(why) = mirror_only_reason(r, cfg) {
-            reason.push_str(&format!(" ({why}: it is not asked itself)"));
+            reason.push_str(&format!("; {why}, so it is not asked itself"));
         }
         Err(ImageError::Registry {
             registry: tried.join(", "),
