@@ -160,7 +160,15 @@ impl ImageStore {
         let srcs = sources(r, cfg, opts.insecure)?;
         for src in &srcs {
             tried.push(src.label.clone());
-            let creds = credentials(opts, cfg, &src.host, &src.repository)?;
+            // The host spoken to first; a mirror falls back to the image's own registry's
+            // credentials (as containerd uses kubelet's for its mirrors).
+            let creds = match credentials(opts, cfg, &src.host, &src.repository)? {
+                Some(c) => Some(c),
+                None if src.host != r.registry => {
+                    credentials(opts, cfg, &r.registry, &r.repository)?
+                }
+                None => None,
+            };
             let client = Client::new(&src.endpoint, &src.repository, creds);
             let (mt, bytes) = match client.fetch_manifest(r) {
                 Ok(m) => m,
