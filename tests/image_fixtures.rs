@@ -169,7 +169,11 @@ fn every_tag_the_examples_and_tests_name_is_loaded_and_served() {
         .env("PODRUN_DATA_DIR", &data)
         .output()
         .unwrap();
-    assert!(o.status.success(), "load.sh: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "load.sh: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     for name in &wanted {
         let o = podrun(&data, &["image", "inspect", name]);
         assert!(o.status.success(), "{name} is not loaded by load.sh");
