@@ -35,7 +35,12 @@ test-package:
 
 # cgroup tests inside a throw-away pure cgroup v2 VM (qemu, software emulation)
 test-cgroup-v2:
-    bash tests/vm/run.sh cgroups cgroups_oci oci_features oci_lifecycle
+    bash tests/vm/run.sh cgroups cgroups_oci oci_features oci_lifecycle security_devices security_pids security_process
+    PODRUN_VM_EXTRA_BINS="/usr/sbin/runc /usr/bin/unshare /usr/sbin/criu" bash tests/vm/run.sh oci_engine_compat
+
+# podrun under docker, podman and containerd's CRI (private daemons), runc as the control
+test-engines:
+    PODRUN_ENGINE_TESTS_REQUIRED=1 {{cargo}} test --test engines -- --test-threads=2 --nocapture
 
 # Formatting and clippy with warnings as errors
 lint:
@@ -69,3 +74,7 @@ bench-network: build
 # Security cost: container start bare vs default hardening vs hardening + RuntimeDefault seccomp
 bench-security runs="200": release
     PODRUN=$PWD/target/release/podrun bash bench/security.sh {{runs}}
+
+# Device filter cost: eBPF load + attach per container start (on a hybrid host: on its cgroup2 hierarchy)
+bench-devices runs="200": release
+    PODRUN=$PWD/target/release/podrun bash bench/devices.sh {{runs}}

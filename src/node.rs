@@ -21,8 +21,6 @@ use thiserror::Error;
 pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
 pub const LABEL_OS: &str = "kubernetes.io/os";
 pub const LABEL_ARCH: &str = "kubernetes.io/arch";
-/// kubelet's default `--max-pods`.
-pub const MAX_PODS: i64 = 110;
 /// kubelet's default hard eviction threshold `memory.available<100Mi`.
 pub const EVICTION_MEMORY_BYTES: i128 = 100 << 20;
 /// kubelet's default hard eviction threshold `nodefs.available<10%`, in percent.
@@ -334,11 +332,15 @@ pub fn host_status(node: &Node, data_dir: &Path) -> NodeStatus {
     let disk = fs_capacity_bytes(data_dir).unwrap_or(0);
     let huge = hugepages();
     let huge_total: i128 = huge.iter().map(|(_, b)| b).sum();
+    // A broken file fails `up` with its name; here it only falls back to the default.
+    let max_pods = crate::node_config::load(data_dir)
+        .map(|c| c.max_pods)
+        .unwrap_or(crate::node_config::DEFAULT_MAX_PODS);
     let mut capacity: BTreeMap<String, Quantity> = [
         ("cpu", format_cpu(cpu)),
         ("ephemeral-storage", format_binary(disk)),
         ("memory", format_binary(mem)),
-        ("pods", MAX_PODS.to_string()),
+        ("pods", max_pods.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), q(v)))
@@ -349,7 +351,7 @@ pub fn host_status(node: &Node, data_dir: &Path) -> NodeStatus {
         ("cpu", format_cpu(cpu)),
         ("ephemeral-storage", format_binary(alloc_disk)),
         ("memory", format_binary(alloc_mem)),
-        ("pods", MAX_PODS.to_string()),
+        ("pods", max_pods.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), q(v)))

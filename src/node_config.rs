@@ -1,13 +1,16 @@
 //! The node's settings, as kubelet reads them from a KubeletConfiguration file: kubelet's
 //! field names, podrun's defaults. The file is `<data dir>/config.yaml` (kubelet's is
 //! /var/lib/kubelet/config.yaml), or the path in PODRUN_NODE_CONFIG; no file means the
-//! defaults.
+//! defaults. Honoured: podPidsLimit, maxPods.
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Pids a pod may hold when the file does not say (kubelet: unlimited; podman: 2048):
 /// enough for any real pod, few enough that a fork bomb leaves the host usable.
 pub const DEFAULT_POD_PIDS_LIMIT: i64 = 4096;
+
+/// kubelet's default maxPods.
+pub const DEFAULT_MAX_PODS: i64 = 110;
 
 const API_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
 const KIND: &str = "KubeletConfiguration";
@@ -32,6 +35,7 @@ struct KubeletConfiguration {
     api_version: Option<String>,
     kind: Option<String>,
     pod_pids_limit: Option<i64>,
+    max_pods: Option<i64>,
 }
 
 /// The node's settings, defaults filled in.
@@ -39,12 +43,15 @@ struct KubeletConfiguration {
 pub struct NodeConfig {
     /// pids.max of every pod's cgroup; -1 (or 0) is unlimited, as in kubelet.
     pub pod_pids_limit: i64,
+    /// The node's pods capacity (and allocatable): pods past it are "Too many pods".
+    pub max_pods: i64,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             pod_pids_limit: DEFAULT_POD_PIDS_LIMIT,
+            max_pods: DEFAULT_MAX_PODS,
         }
     }
 }
@@ -93,7 +100,16 @@ pub fn parse(text: &str) -> Result<NodeConfig, String> {
             "podPidsLimit: invalid value {pod_pids_limit}: must be -1 (unlimited) or a number of pids"
         ));
     }
-    Ok(NodeConfig { pod_pids_limit })
+    let max_pods = file.max_pods.unwrap_or(DEFAULT_MAX_PODS);
+    if max_pods < 0 {
+        return Err(format!(
+            "maxPods: invalid value {max_pods}: must be a non-negative number of pods"
+        ));
+    }
+    Ok(NodeConfig {
+        pod_pids_limit,
+        max_pods,
+    })
 }
 
 #[cfg(test)]
@@ -119,6 +135,13 @@ mod tests {
         assert_eq!(parse("podPidsLimit: -1").unwrap().pod_pids_max(), None);
         let e = parse("podPidsLimit: -5").unwrap_err();
         assert!(e.starts_with("podPidsLimit: invalid value -5"), "{e}");
+    }
+
+    #[test]
+    fn max_pods_defaults_to_kubelets_110() {
+        assert_eq!(parse("").unwrap().max_pods, 110);
+        assert_eq!(parse("maxPods: 5").unwrap().max_pods, 5);
+        assert!(parse("maxPods: -1").is_err());
     }
 
     #[test]

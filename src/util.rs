@@ -55,6 +55,24 @@ pub fn now() -> k8s_openapi::jiff::Timestamp {
         .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
 }
 
+/// The current time in RFC 3339 as Go's RFC3339Nano prints it (UTC; the fraction's
+/// trailing zeros dropped): runc's state `created`, log lines, image `created`.
+pub fn now_rfc3339() -> String {
+    now().to_string()
+}
+
+/// Unix seconds of an RFC 3339 time; a time with no offset is read as UTC.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    use k8s_openapi::jiff::{civil::DateTime, tz::TimeZone, Timestamp};
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Some(t.as_second());
+    }
+    let dt: DateTime = s.get(..19)?.parse().ok()?;
+    dt.to_zoned(TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp().as_second())
+}
+
 /// The current time as a Kubernetes `Time`.
 pub fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now())
@@ -81,5 +99,37 @@ pub fn ensure_private_dir(dir: &Path, tighten: bool) -> std::io::Result<()> {
                 r => r,
             }
         }
+    }
+}
+
+/// The first executable file named `prog` in the directories of $PATH (as a shell finds it).
+pub fn find_in_path(prog: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_is_read_with_or_without_an_offset() {
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20+01:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_rfc3339("2000-02-29T00:00:00"), Some(951_782_400));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        let now = now_rfc3339();
+        assert!(now.ends_with('Z') && parse_rfc3339(&now).is_some(), "{now}");
     }
 }

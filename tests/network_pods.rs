@@ -392,11 +392,7 @@ fn delete_after_a_killed_supervisor_releases_the_pod_network() {
             .count(),
         1
     );
-    let pid: i32 = std::fs::read_to_string(w.root.join("pods/default_web/supervisor.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = w.supervisor_pid("default", "web");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,

@@ -184,8 +184,9 @@ impl SharedDir {
 
 impl Drop for SharedDir {
     fn drop(&mut self) {
+        // Lazily detaches the bind and everything mounted under it.
         let _ = std::process::Command::new("umount")
-            .args(["-R", "-l", self.0.to_str().unwrap()])
+            .args(["-l", self.0.to_str().unwrap()])
             .status();
     }
 }
@@ -215,4 +216,429 @@ fn a_mount_under_an_rshared_volume_reaches_the_host_with_rootfs_propagation_rsha
         seen.iter().any(|l| l.contains("from-container")),
         "the container's mount did not reach the host: {seen:?}"
     );
+}
+
+/// A config whose linux.namespaces has no "mount": the container inherits the runtime's.
+fn without_mount_namespace(env: &Env) {
+    env.edit_config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "mount");
+    });
+}
+
+/// podrun run in a private mount namespace of the test's own (`unshare -m`, private
+/// propagation): whatever a runtime did to "its" mount namespace stays there.
+fn in_private_mount_ns(env: &Env, script: &str) -> std::process::Output {
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "sh", "-c", script])
+        .env("PODRUN", PODRUN)
+        .env("ROOT", &env.root)
+        .env("BUNDLE", &env.bundle);
+    run_to_files(c, &env.dir)
+}
+
+#[test]
+fn without_a_mount_namespace_masked_paths_are_refused_in_runcs_words() {
+    let env = Env::new();
+    without_mount_namespace(&env);
+    let id = unique("nomnt");
+    let out = in_private_mount_ns(
+        &env,
+        &format!("$PODRUN --root $ROOT run --bundle $BUNDLE {id}"),
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("unable to restrict sys entries without a private MNT namespace")
+            && err.contains("linux.maskedPaths"),
+        "{err}"
+    );
+    assert!(!env.container_dir(&id).exists(), "state left behind");
+}
+
+#[test]
+fn without_a_mount_namespace_mounts_are_refused_naming_the_field() {
+    let env = Env::new();
+    without_mount_namespace(&env);
+    env.edit_config(|c| {
+        c["linux"]["maskedPaths"] = json!([]);
+        c["linux"]["readonlyPaths"] = json!([]);
+    });
+    let id = unique("nomnt");
+    let out = in_private_mount_ns(
+        &env,
+        &format!("$PODRUN --root $ROOT run --bundle $BUNDLE {id}"),
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("mounts")
+            && err.contains("mount of /proc")
+            && err.contains("\"mount\" namespace"),
+        "{err}"
+    );
+    assert!(!env.container_dir(&id).exists(), "state left behind");
+}
+
+#[test]
+fn without_a_mount_namespace_the_container_shares_the_runtimes_chrooted_into_its_rootfs() {
+    let env = Env::new();
+    without_mount_namespace(&env);
+    env.edit_config(|c| {
+        c["linux"]["maskedPaths"] = json!([]);
+        c["linux"]["readonlyPaths"] = json!([]);
+        c["mounts"] = json!([]);
+        c["root"]["readonly"] = false.into();
+    });
+    std::fs::write(env.bundle.join("rootfs/marker"), "in the rootfs\n").unwrap();
+    env.set_args(&["sleep", "30"]);
+    let id = unique("nomnt");
+    // The runtime's namespace is the shell's; the container's must be the same one, with
+    // no mount added to it, and the container's root must be its rootfs.
+    let script = format!(
+        "before=$(wc -l < /proc/self/mountinfo)
+         $PODRUN --root $ROOT run -d --bundle $BUNDLE {id} || exit 9
+         pid=$($PODRUN --root $ROOT state {id} | sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p')
+         echo ns-same=$([ \"$(readlink /proc/$pid/ns/mnt)\" = \"$(readlink /proc/self/ns/mnt)\" ] && echo yes || echo no)
+         echo mounts-added=$(( $(wc -l < /proc/self/mountinfo) - before ))
+         echo root=$(cat /proc/$pid/root/marker)
+         $PODRUN --root $ROOT exec {id} cat /marker 2>&1 | grep -q 'has no mount namespace' && echo exec-refused
+         $PODRUN --root $ROOT delete --force {id}"
+    );
+    let out = in_private_mount_ns(&env, &script);
+    let o = stdout(&out);
+    assert!(out.status.success(), "{o} {}", stderr(&out));
+    assert!(o.contains("ns-same=yes"), "{o}");
+    assert!(o.contains("mounts-added=0"), "{o}");
+    assert!(o.contains("root=in the rootfs"), "{o}");
+    // An exec would start at the caller's root, not the container's: refused.
+    assert!(o.contains("exec-refused"), "{o}");
+}
+
+/// Every key path of a JSON value ("data.memory.usage.limit"; array items as "[]").
+fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let p = format!("{prefix}.{k}");
+                out.insert(p.clone());
+                key_paths(x, &p, out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for x in a {
+                key_paths(x, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn events_stats_has_runcs_fields_and_figures() {
+    let env = Env::new();
+    env.set_args(&["sleep", "60"]);
+    env.edit_config(|c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});
+    });
+    let runc_root = env.dir.join("runc-root");
+    let runc = |args: &[&str]| {
+        let mut c = std::process::Command::new("runc");
+        c.arg("--root").arg(&runc_root).args(args);
+        run_to_files(c, &env.dir)
+    };
+    let (a, b) = (unique("ev-runc"), unique("ev-podrun"));
+    let bundle = env.bundle.to_str().unwrap();
+    let out = runc(&["run", "-d", "--bundle", bundle, &a]);
+    assert!(out.status.success(), "runc run: {}", stderr(&out));
+    let out = env.podrun(&["run", "-d", "--bundle", bundle, &b]);
+    assert!(out.status.success(), "podrun run: {}", stderr(&out));
+    let theirs = runc(&["events", "--stats", &a]);
+    let ours = env.podrun(&["events", "--stats", &b]);
+    let _ = runc(&["delete", "--force", &a]);
+    assert!(theirs.status.success(), "{}", stderr(&theirs));
+    assert!(ours.status.success(), "{}", stderr(&ours));
+    let theirs: serde_json::Value = serde_json::from_slice(&theirs.stdout).unwrap();
+    let ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
+    assert_eq!(ours["type"], "stats");
+    assert_eq!(ours["id"], b.as_str());
+    for v in [&theirs, &ours] {
+        let d = &v["data"];
+        assert_eq!(d["memory"]["usage"]["limit"], 67108864, "{v}");
+        assert_eq!(d["pids"]["limit"], 50, "{v}");
+        assert_eq!(d["pids"]["current"], 1, "{v}");
+        assert!(d["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0, "{v}");
+        assert!(
+            d["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+            "{v}"
+        );
+    }
+    let (mut k_theirs, mut k_ours) = (Default::default(), Default::default());
+    key_paths(&theirs, "", &mut k_theirs);
+    key_paths(&ours, "", &mut k_ours);
+    let missing: Vec<_> = k_theirs.difference(&k_ours).collect();
+    let extra: Vec<_> = k_ours.difference(&k_theirs).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "keys runc has and podrun lacks: {missing:?}\nkeys only podrun has: {extra:?}"
+    );
+    // A stopped container has no events, in runc's words.
+    let _ = env.podrun(&["kill", &b, "KILL"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = env.podrun(&["events", "--stats", &b]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
+    let out = env.podrun(&["events", "--interval", "0s", &b]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn events_streams_stats_at_the_interval_until_the_container_stops() {
+    let env = Env::new();
+    env.set_args(&["sleep", "600"]);
+    let id = unique("ev-stream");
+    let out = env.podrun(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = env.dir.join("events.out");
+    let mut events = env.cmd(&["events", "--interval", "200ms", &id]);
+    events.stdout(std::fs::File::create(&log).unwrap());
+    let mut child = events.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than 2 stats lines"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The stream ends by itself once the container stops.
+    let _ = env.podrun(&["kill", &id, "KILL"]);
+    let ended = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        ended.is_some_and(|s| s.success()),
+        "events did not end: {ended:?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert!(lines
+        .iter()
+        .all(|l| l["type"] == "stats" && l["id"] == id.as_str()));
+}
+
+#[test]
+fn systemd_cgroup_without_systemd_falls_back_to_cgroupfs_at_systemds_path_and_says_so() {
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        eprintln!("skipped: systemd runs here (the test pins the no-systemd fallback)");
+        return;
+    }
+    let env = Env::new();
+    let id = unique("sd");
+    env.set_args(&["sleep", "30"]);
+    env.edit_config(|c| {
+        c["linux"]["cgroupsPath"] = format!("podruntest.slice:podrun:{id}").into();
+        c["linux"]["resources"] = json!({"pids": {"limit": 21}});
+    });
+    let out = env.podrun(&[
+        "--systemd-cgroup",
+        "run",
+        "-d",
+        "--bundle",
+        env.bundle.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("systemd is not running")
+            && stderr(&out).contains(&format!("podrun-{id}.scope")),
+        "{}",
+        stderr(&out)
+    );
+    let v2 = std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok();
+    let pids = if v2 {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/pids"
+    };
+    let scope = format!("{pids}/podruntest.slice/podrun-{id}.scope");
+    let max = std::fs::read_to_string(format!("{scope}/pids.max"));
+    let _ = env.podrun(&["delete", "--force", &id]);
+    for h in [
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
+        "unified",
+    ] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{h}/podruntest.slice"));
+    }
+    let _ = std::fs::remove_dir("/sys/fs/cgroup/podruntest.slice");
+    assert_eq!(max.unwrap_or_default().trim(), "21", "scope cgroup {scope}");
+    // A cgroupfs path is not systemd's form: refused as runc refuses it.
+    env.edit_config(|c| c["linux"]["cgroupsPath"] = "/podrun/plain".into());
+    let out = env.podrun(&[
+        "--systemd-cgroup",
+        "run",
+        "--bundle",
+        env.bundle.to_str().unwrap(),
+        &unique("sd"),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("expected cgroupsPath to be of format \"slice:prefix:name\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Does this host's CRIU work at all? (Debian 12's 3.17 cannot read kernel 6.18's vDSO.)
+/// Err holds `criu check`'s last error line.
+fn criu_works() -> Result<(), String> {
+    match std::process::Command::new("criu").arg("check").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .rfind(|l| l.contains("Error"))
+            .unwrap_or("failed")
+            .to_string()),
+        Err(e) => Err(format!("criu: {e}")),
+    }
+}
+
+fn counter_env() -> Env {
+    let env = Env::new();
+    env.set_args(&[
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; done",
+    ]);
+    env.edit_config(|c| c["root"]["readonly"] = false.into());
+    env
+}
+
+fn count(env: &Env) -> u64 {
+    std::fs::read_to_string(env.bundle.join("rootfs/count"))
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn checkpoint_and_restore_continue_a_busybox_counter() {
+    if let Err(e) = criu_works() {
+        eprintln!("skipped: `criu check` fails on this host: {e}");
+        return;
+    }
+    let env = counter_env();
+    let id = unique("cr");
+    let bundle = env.bundle.to_str().unwrap();
+    let out = env.podrun(&["run", "-d", "--bundle", bundle, &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let images = env.dir.join("images");
+    let img = images.to_str().unwrap();
+    let out = env.podrun(&["checkpoint", "--image-path", img, &id]);
+    assert!(out.status.success(), "checkpoint: {}", stderr(&out));
+    let at_dump = count(&env);
+    assert!(at_dump > 0);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        count(&env),
+        at_dump,
+        "the counter ran on after the checkpoint"
+    );
+    let out = env.podrun(&["state", &id]);
+    assert!(!out.status.success(), "container left after checkpoint");
+    let out = env.podrun(&[
+        "restore",
+        "-d",
+        "--image-path",
+        img,
+        "--bundle",
+        bundle,
+        &id,
+    ]);
+    assert!(out.status.success(), "restore: {}", stderr(&out));
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let after = count(&env);
+    assert!(
+        after > at_dump,
+        "counter did not continue: {at_dump} then {after}"
+    );
+    assert!(
+        after < at_dump + 50,
+        "counter restarted from 0? {at_dump} then {after}"
+    );
+    assert_eq!(env.status(&id), "running");
+    let _ = env.podrun(&["delete", "--force", &id]);
+}
+
+#[test]
+fn a_failing_criu_leaves_the_container_running_and_names_its_log() {
+    if criu_works().is_ok() {
+        eprintln!("skipped: CRIU works here (this test pins the failure path)");
+        return;
+    }
+    let env = counter_env();
+    let id = unique("crfail");
+    let out = env.podrun(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let work = env.dir.join("work");
+    let out = env.podrun(&[
+        "checkpoint",
+        "--image-path",
+        env.dir.join("images").to_str().unwrap(),
+        "--work-path",
+        work.to_str().unwrap(),
+        "--leave-running",
+        "--tcp-established",
+        "--file-locks",
+        &id,
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("criu failed: type DUMP"), "{err}");
+    assert!(
+        err.contains(&work.join("dump.log").display().to_string()),
+        "{err}"
+    );
+    assert_eq!(env.status(&id), "running");
+    // Bad flags are refused before CRIU runs, and before anything is written.
+    let fresh = env.dir.join("fresh-images");
+    let img = fresh.to_str().unwrap();
+    let out = env.podrun(&[
+        "checkpoint",
+        "--image-path",
+        img,
+        "--manage-cgroups-mode",
+        "bogus",
+        &id,
+    ]);
+    assert!(
+        stderr(&out).contains("--manage-cgroups-mode"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.podrun(&["checkpoint", "--image-path", img, "--lazy-pages", &id]);
+    assert!(stderr(&out).contains("--lazy-pages"), "{}", stderr(&out));
+    assert!(!fresh.exists(), "bad flags left {}", fresh.display());
+    let _ = env.podrun(&["delete", "--force", &id]);
 }

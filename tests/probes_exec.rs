@@ -209,12 +209,7 @@ spec:
     assert_eq!(w.columns("dev", "missing").0, "0/1");
     // Failed probe starts leave nothing behind: the pod deletes cleanly and its
     // supervisor exits (a zombie probe child would keep the container's init waiting).
-    let pid_file = w.root.join("pods/dev_missing/supervisor.pid");
-    let sup: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let sup = w.supervisor_pid("dev", "missing");
     w.ok(&[
         "delete",
         "pod",

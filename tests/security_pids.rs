@@ -1,8 +1,17 @@
 //! The node's podPidsLimit caps every pod's cgroup (pids.max), so a fork bomb in a
 //! default pod stops there and the host keeps forking; deleting the pod leaves nothing.
+//! Runs on this host and in the cgroup v2 VM (tests/vm): the image is imported from the
+//! host's busybox and the pods need no network.
+mod oci_support;
 mod pod_support;
 use pod_support::*;
 use std::path::PathBuf;
+
+fn world(tag: &str) -> World {
+    let mut w = World::with_imported_busybox(tag, oci_support::make_busybox_rootfs);
+    w.extra_env.push(("PODRUN_NETWORK".into(), "none".into()));
+    w
+}
 
 fn pod_pids_dir(w: &World, name: &str) -> PathBuf {
     let uid = w.pod("default", name)["metadata"]["uid"]
@@ -20,12 +29,12 @@ fn read(dir: &std::path::Path, file: &str) -> String {
 }
 
 fn pod(name: &str, command: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [sh, -c, '{command}']\n")
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: devtest/busybox:1\n    imagePullPolicy: Never\n    command: [sh, -c, '{command}']\n")
 }
 
 #[test]
 fn a_default_pod_gets_the_default_pod_pids_limit() {
-    let w = World::new("pids-default");
+    let w = world("pids-default");
     w.up_ok(&pod("plain", "sleep 3600"));
     w.wait_status("default", "plain", "Running", 60);
     assert_eq!(read(&pod_pids_dir(&w, "plain"), "pids.max"), "4096");
@@ -33,7 +42,7 @@ fn a_default_pod_gets_the_default_pod_pids_limit() {
 
 #[test]
 fn a_fork_bomb_stops_at_pod_pids_limit_and_the_host_keeps_forking() {
-    let mut w = World::new("pids-bomb");
+    let mut w = world("pids-bomb");
     let config = w.root.parent().unwrap().join("config.yaml");
     std::fs::write(
         &config,
@@ -71,7 +80,7 @@ fn a_fork_bomb_stops_at_pod_pids_limit_and_the_host_keeps_forking() {
 
 #[test]
 fn a_bad_node_configuration_fails_up_naming_the_file() {
-    let mut w = World::new("pids-badcfg");
+    let mut w = world("pids-badcfg");
     let config = w.root.parent().unwrap().join("config.yaml");
     std::fs::write(&config, "podPidLimit: 10\n").unwrap();
     w.extra_env

@@ -7,6 +7,14 @@ mod oci_support;
 mod pod_support;
 use oci_support::{stderr, stdout, unique, Env, PODRUN};
 use pod_support::{text, World};
+
+/// Pods here use busybox imported from the host and no network, so this file also runs
+/// in the cgroup v2 VM.
+fn world(tag: &str) -> World {
+    let mut w = World::with_imported_busybox(tag, oci_support::make_busybox_rootfs);
+    w.extra_env.push(("PODRUN_NETWORK".into(), "none".into()));
+    w
+}
 use std::process::Command;
 
 /// A program that prints its own `SigIgn`/`SigBlk` (run directly, not by a shell: busybox
@@ -14,6 +22,44 @@ use std::process::Command;
 const SIGNALS_OF_SELF: &[&str] = &["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"];
 /// Ends at once only when SIGPIPE kills `yes` (runc's behaviour); 143 when it hangs.
 const YES_HEAD: &str = "timeout 10 sh -c 'yes | head -1 >/dev/null'; echo yes-rc=$?";
+
+/// Locks `path` through an fd that [`pass_fd`] hands to one child, as `flock FILE cmd`
+/// hands its lock to `cmd` (close-on-exec otherwise: the other tests' children running
+/// meanwhile must not inherit it).
+fn inheritable_lock(path: &std::path::Path) -> std::os::fd::OwnedFd {
+    let fd = nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }, 0);
+    fd
+}
+
+/// Makes `cmd`'s process inherit `fd`.
+fn pass_fd(cmd: &mut Command, fd: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let raw = fd.as_raw_fd();
+    // SAFETY: only fcntl (async-signal-safe) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::fcntl(raw, libc::F_SETFD, 0);
+            Ok(())
+        });
+    }
+}
+
+/// Whether another open of `path` can take the lock now.
+fn lock_is_free(path: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
 
 fn assert_clean_signals(out: &str) {
     assert!(out.contains("SigIgn:\t0000000000000000"), "{out}");
@@ -45,22 +91,19 @@ fn a_created_container_does_not_hold_the_callers_fds() {
     env.set_args(&["true"]);
     let id = unique("fdlock");
     let lock = env.dir.join("lock");
-    // The caller holds a lock on fd 7 while it runs `create`; once `create` has
-    // returned, the waiting init must not keep the lock.
-    let script = format!(
-        "exec 7>{lock}; flock 7; {PODRUN} --root {root} create --bundle {bundle} {id} </dev/null >/dev/null 2>&1 || exit 9",
-        lock = lock.display(),
-        root = env.root.display(),
-        bundle = env.bundle.display(),
-    );
-    let st = Command::new("bash").args(["-c", &script]).status().unwrap();
-    assert!(st.success(), "create failed: {st:?}");
+    // The caller holds a lock while it runs `create`; once `create` has returned and
+    // the caller let go, the waiting init must not keep the lock.
+    let held = inheritable_lock(&lock);
+    let mut cmd = env.cmd(&["create", "--bundle", env.bundle.to_str().unwrap(), &id]);
+    pass_fd(&mut cmd, &held);
+    let out = oci_support::run_to_files(cmd, &env.dir);
+    drop(held);
+    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(env.status(&id), "created");
-    let free = Command::new("flock")
-        .args(["-n", lock.to_str().unwrap(), "true"])
-        .status()
-        .unwrap();
-    assert!(free.success(), "the created container still holds the lock");
+    assert!(
+        lock_is_free(&lock),
+        "the created container still holds the lock"
+    );
     let out = env.podrun(&["delete", "--force", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
@@ -76,14 +119,14 @@ fn socket_activation_fds_are_passed_with_listen_fds_and_listen_pid() {
     let id = unique("listen");
     let sock = env.dir.join("sock-standin");
     std::fs::write(&sock, "from-fd-3\n").unwrap();
-    // LISTEN_PID names the process that gets the fds: bash execs into podrun, same pid.
+    // LISTEN_PID names the process that gets the fds: sh execs into podrun, same pid.
     let script = format!(
         "exec 3<{sock}; export LISTEN_FDS=1 LISTEN_PID=$$; exec {PODRUN} --root {root} run --bundle {bundle} {id}",
         sock = sock.display(),
         root = env.root.display(),
         bundle = env.bundle.display(),
     );
-    let mut c = Command::new("bash");
+    let mut c = Command::new("sh");
     c.args(["-c", &script]);
     let out = oci_support::run_to_files(c, &env.dir);
     let o = stdout(&out);
@@ -168,11 +211,11 @@ fn lsm_labels_the_host_cannot_honour_are_refused() {
     }
 }
 
-const SIGNAL_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sigs\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: check\n    image: busybox:1.30\n    command: [grep, -E, '^Sig(Ign|Blk):', /proc/self/status]\n  - name: main\n    image: busybox:1.30\n    command: [sh, -c, \"YES; echo DONE; sleep 3600\"]\n    livenessProbe:\n      exec:\n        command: [cp, /proc/self/status, /tmp/probe]\n      periodSeconds: 1\n";
+const SIGNAL_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sigs\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: check\n    image: devtest/busybox:1\n    imagePullPolicy: Never\n    command: [grep, -E, '^Sig(Ign|Blk):', /proc/self/status]\n  - name: main\n    image: devtest/busybox:1\n    imagePullPolicy: Never\n    command: [sh, -c, \"YES; echo DONE; sleep 3600\"]\n    livenessProbe:\n      exec:\n        command: [cp, /proc/self/status, /tmp/probe]\n      periodSeconds: 1\n";
 
 #[test]
 fn pod_containers_exec_and_probes_start_with_default_signals() {
-    let w = World::new("sec-sigs");
+    let w = world("sec-sigs");
     w.up_ok(&SIGNAL_POD.replace("YES", YES_HEAD));
     let logs = w.wait_for(60, "DONE", || {
         let t = text(&w.run(&["logs", "sigs", "-c", "main"]).stdout);
@@ -193,32 +236,27 @@ fn pod_containers_exec_and_probes_start_with_default_signals() {
 
 #[test]
 fn a_lock_held_by_the_caller_of_up_is_released_when_up_returns() {
-    let w = World::new("sec-flock");
+    let w = world("sec-flock");
     let dir = w.root.parent().unwrap().to_path_buf();
     let lock = dir.join("lock");
     let manifest = dir.join("pod.yaml");
     std::fs::write(
         &manifest,
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: locked\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [\"sleep\", \"3600\"]\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: locked\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: devtest/busybox:1\n    imagePullPolicy: Never\n    command: [\"sleep\", \"3600\"]\n",
     )
     .unwrap();
-    // `flock LOCK podrun up`: flock's fd is podrun's fd 3, inherited by anything podrun
-    // leaves behind. The lock must be free as soon as `up` has returned.
-    let mut c = Command::new("flock");
-    c.arg(&lock)
-        .arg(PODRUN)
-        .args(["up", "-f", manifest.to_str().unwrap()]);
-    for (k, v) in w.cmd().get_envs() {
-        if let Some(v) = v {
-            c.env(k, v);
-        }
-    }
-    let out = c.output().unwrap();
+    // As `flock LOCK podrun up`: the lock's fd is inherited by podrun and by anything
+    // podrun leaves behind. It must be free as soon as `up` has returned.
+    let held = inheritable_lock(&lock);
+    let mut cmd = w.cmd();
+    cmd.args(["up", "-f", manifest.to_str().unwrap()]);
+    pass_fd(&mut cmd, &held);
+    let out = cmd.output().unwrap();
+    drop(held);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let free = Command::new("flock")
-        .args(["-n", lock.to_str().unwrap(), "true"])
-        .status()
-        .unwrap();
-    assert!(free.success(), "the lock is still held after up returned");
+    assert!(
+        lock_is_free(&lock),
+        "the lock is still held after up returned"
+    );
     w.wait_status("default", "locked", "Running", 60);
 }

@@ -1,8 +1,6 @@
 //! Image commands: pull, import, images, rmi, image inspect/mount/unmount, login, logout.
 use super::GlobalOpts;
-use crate::image::{
-    import::parse_rfc3339, progress::human_size, ImageStore, ImportOptions, PullOptions, Reference,
-};
+use crate::image::{progress::human_size, ImageStore, ImportOptions, PullOptions, Reference};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -318,7 +316,7 @@ fn repo_tag(reference: &str) -> (String, String) {
 
 /// "2 days ago" as Docker prints CREATED.
 fn created_ago(created: Option<&str>) -> String {
-    let Some(t) = created.and_then(parse_rfc3339) else {
+    let Some(t) = created.and_then(crate::util::parse_rfc3339) else {
         return "N/A".into();
     };
     let now = std::time::SystemTime::now()

@@ -42,7 +42,8 @@ pub struct GlobalOpts {
     /// Verbose logging.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Accepted for runc compatibility; podrun manages cgroupfs directly.
+    /// runc's: cgroupsPath is "slice:prefix:name" and the cgroup systemd's scope; made
+    /// through cgroupfs at systemd's path (no D-Bus yet; see runtime::systemd).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
 }
@@ -60,6 +61,8 @@ Environment:
   PODRUN_POD_CIDR            pod subnet, default 10.88.0.0/16
   PODRUN_CNI_CONF_DIR        CNI configs, default /etc/cni/net.d
   PODRUN_ROOTFS_MODE         copy: copy image layers instead of an overlay mount
+  PODRUN_DEVICES_BPF         1: device rules as eBPF on a hybrid host's cgroup2 too
+  PODRUN_CRIU                criu program for checkpoint/restore, default criu
   PODRUN_REGISTRIES_CONFIG   registries.json, default <data-dir>/ then /etc/podrun/
   CONTAINERS_REGISTRIES_CONF registries.conf, default /etc/containers/registries.conf
   PODRUN_REGISTRIES_CONF_D   drop-ins, default registries.conf.d beside registries.conf

@@ -59,6 +59,21 @@ pub enum OciCommand {
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
+    /// Print a container's events as runc does: a stats line every --interval and an
+    /// "oom" line per OOM kill, until it stops; with --stats one stats line.
+    Events {
+        /// Print the statistics once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// How often to print statistics (a Go duration, e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// Checkpoint a running container with CRIU (runc's flags).
+    Checkpoint(Box<CheckpointArgs>),
+    /// Restore a container from a CRIU checkpoint (runc's flags).
+    Restore(Box<RestoreArgs>),
     /// Change a running container's resources (JSON linux.resources from -r FILE or stdin).
     Update {
         #[arg(short = 'r', long)]
@@ -75,6 +90,72 @@ pub enum OciCommand {
         cpu_shares: Option<u64>,
         id: String,
     },
+}
+
+/// CRIU flags shared by checkpoint and restore, as runc names them.
+#[derive(Args, Debug)]
+pub struct CriuArgs {
+    /// Where CRIU's images are (default ./checkpoint, as runc).
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// Where CRIU writes its logs (default: the image path).
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// soft, full, strict or ignore.
+    #[arg(long = "manage-cgroups-mode")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Namespaces left out of the images ("network").
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// Not supported (runc: lazy migration through a page server).
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// Not supported (runc: dump to a remote CRIU page server).
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    #[arg(short, long)]
+    pub detach: bool,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Accepted for runc compatibility (the restored process is restored detached).
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    pub id: String,
 }
 
 #[derive(Args, Debug)]
@@ -185,7 +266,7 @@ fn dispatch(g: &GlobalOpts, cmd: OciCommand) -> anyhow::Result<i32> {
     let rt = Runtime::new(&g.root);
     match cmd {
         OciCommand::Create(a) => {
-            rt.create(&a.id, &a.bundle, &create_opts(&a))?;
+            rt.create(&a.id, &a.bundle, &create_opts(g, &a))?;
             Ok(0)
         }
         OciCommand::Start { id } => {
@@ -203,7 +284,7 @@ fn dispatch(g: &GlobalOpts, cmd: OciCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         OciCommand::Delete(a) => delete(g, &rt, *a),
-        OciCommand::Run(a) => run_container(&rt, *a),
+        OciCommand::Run(a) => run_container(g, &rt, *a),
         OciCommand::List { format, quiet } => list(&rt, &format, quiet),
         OciCommand::Ps {
             format,
@@ -228,6 +309,13 @@ fn dispatch(g: &GlobalOpts, cmd: OciCommand) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
+        OciCommand::Events {
+            stats,
+            interval,
+            id,
+        } => events(&rt, stats, &interval, &id),
+        OciCommand::Checkpoint(a) => checkpoint(&rt, *a),
+        OciCommand::Restore(a) => restore(&rt, *a),
         OciCommand::Pause { id } => {
             rt.set_paused(&id, true)?;
             Ok(0)
@@ -276,8 +364,9 @@ fn dispatch(g: &GlobalOpts, cmd: OciCommand) -> anyhow::Result<i32> {
     }
 }
 
-fn create_opts(a: &CreateArgs) -> CreateOptions {
+fn create_opts(g: &GlobalOpts, a: &CreateArgs) -> CreateOptions {
     CreateOptions {
+        systemd_cgroup: g.systemd_cgroup,
         pid_file: a.pid_file.as_ref().map(|p| absolute(p)),
         console_socket: a.console_socket.clone(),
         no_pivot: a.no_pivot,
@@ -371,9 +460,9 @@ pub(crate) fn recv_master(sock: &OwnedFd) -> anyhow::Result<OwnedFd> {
     bail!("no pty received from the container")
 }
 
-fn run_container(rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
+fn run_container(g: &GlobalOpts, rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
     let id = a.create.id.clone();
-    let mut opts = create_opts(&a.create);
+    let mut opts = create_opts(g, &a.create);
     if a.detach {
         opts.start_immediately = true;
         rt.create(&id, &a.create.bundle, &opts)?;
@@ -472,6 +561,154 @@ fn print_table<const N: usize>(rows: &[[String; N]]) {
         }
         println!("{}", line.trim_end());
     }
+}
+
+fn image_path(a: &CriuArgs) -> anyhow::Result<PathBuf> {
+    if a.lazy_pages {
+        bail!("--lazy-pages: lazy migration is not supported by podrun");
+    }
+    Ok(absolute(
+        a.image_path
+            .as_deref()
+            .unwrap_or(std::path::Path::new("checkpoint")),
+    ))
+}
+
+fn checkpoint(rt: &Runtime, a: CheckpointArgs) -> anyhow::Result<i32> {
+    if a.page_server.is_some() {
+        bail!("--page-server: dumping to a CRIU page server is not supported by podrun");
+    }
+    let opts = runtime::checkpoint::CheckpointOptions {
+        image_path: image_path(&a.criu)?,
+        work_path: a.criu.work_path.as_deref().map(absolute),
+        parent_path: a.parent_path.clone(),
+        leave_running: a.leave_running,
+        tcp_established: a.criu.tcp_established,
+        ext_unix_sk: a.criu.ext_unix_sk,
+        shell_job: a.criu.shell_job,
+        file_locks: a.criu.file_locks,
+        pre_dump: a.pre_dump,
+        auto_dedup: a.criu.auto_dedup,
+        manage_cgroups_mode: a.criu.manage_cgroups_mode.clone(),
+        empty_ns: a.criu.empty_ns.clone(),
+    };
+    rt.checkpoint(&a.id, &opts)?;
+    Ok(0)
+}
+
+fn restore(rt: &Runtime, a: RestoreArgs) -> anyhow::Result<i32> {
+    let opts = runtime::checkpoint::RestoreOptions {
+        image_path: image_path(&a.criu)?,
+        work_path: a.criu.work_path.as_deref().map(absolute),
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.as_deref().map(absolute),
+        tcp_established: a.criu.tcp_established,
+        ext_unix_sk: a.criu.ext_unix_sk,
+        shell_job: a.criu.shell_job,
+        file_locks: a.criu.file_locks,
+        auto_dedup: a.criu.auto_dedup,
+        manage_cgroups_mode: a.criu.manage_cgroups_mode.clone(),
+        empty_ns: a.criu.empty_ns.clone(),
+    };
+    let st = rt.restore(&a.id, &opts)?;
+    if a.detach {
+        return Ok(0);
+    }
+    // Attached: the restored process is our child (CRIU restores it as a sibling).
+    let pid = nix::unistd::Pid::from_raw(st.pid);
+    let code = loop {
+        match nix::sys::wait::waitpid(pid, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c,
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("waiting for restored container {}: {e}", a.id),
+        }
+    };
+    let _ = rt.delete(&a.id, true);
+    Ok(code)
+}
+
+/// `events`: one JSON object per line (runc's format); streaming ends when the
+/// container stops (or is deleted).
+fn events(rt: &Runtime, once: bool, interval: &str, id: &str) -> anyhow::Result<i32> {
+    use std::io::Write;
+    let every = parse_go_duration(interval).with_context(|| format!("--interval {interval:?}"))?;
+    if every.is_zero() {
+        bail!("--interval {interval:?}: duration must be greater than 0");
+    }
+    let ev = rt.runc_stats(id)?;
+    let mut out = std::io::stdout().lock();
+    if once {
+        writeln!(out, "{}", serde_json::to_string(&ev)?)?;
+        return Ok(0);
+    }
+    let mut ooms = rt.oom_kills(id).unwrap_or(0);
+    let step = std::time::Duration::from_millis(100).min(every);
+    let mut next = std::time::Instant::now();
+    loop {
+        let now = std::time::Instant::now();
+        if now >= next {
+            match rt.runc_stats(id) {
+                Ok(ev) => writeln!(out, "{}", serde_json::to_string(&ev)?)?,
+                Err(_) => return Ok(0),
+            }
+            out.flush()?;
+            next = now + every;
+        }
+        let n = match rt.oom_kills(id) {
+            Ok(n) => n,
+            Err(_) => return Ok(0),
+        };
+        for _ in ooms..n {
+            writeln!(out, "{}", serde_json::json!({"type": "oom", "id": id}))?;
+            out.flush()?;
+        }
+        ooms = ooms.max(n);
+        if !matches!(
+            rt.state(id).map(|s| s.status),
+            Ok(runtime::Status::Running | runtime::Status::Paused | runtime::Status::Created)
+        ) {
+            return Ok(0);
+        }
+        std::thread::sleep(step);
+    }
+}
+
+/// A Go time.Duration string ("5s", "1m30s", "250ms", "1.5h").
+fn parse_go_duration(s: &str) -> anyhow::Result<std::time::Duration> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        bail!("empty duration");
+    }
+    if rest == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| anyhow::anyhow!("missing unit in duration {s:?}"))?;
+        let n: f64 = rest[..num_end]
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid duration {s:?}"))?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            u => bail!("unknown unit {u:?} in duration {s:?}"),
+        };
+        total += n * mult;
+        rest = &rest[unit_end..];
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
 }
 
 fn ps(rt: &Runtime, format: &str, id: &str, ps_args: &[String]) -> anyhow::Result<i32> {

@@ -265,6 +265,10 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
         eprintln!("error: node configuration {e}");
         return Ok(1);
     }
+    if let Err(e) = crate::network::preflight(&g.data_dir, &m.pods) {
+        eprintln!("error: {e}");
+        return Ok(1);
+    }
     let store = PodStore::new(&g.root);
     events::prune_retained(&g.root, events::EVENT_TTL);
     let mut rc = 0;
@@ -446,26 +450,22 @@ fn delete_one(
             .spec
             .as_ref()
             .and_then(|s| s.termination_grace_period_seconds))
-        .unwrap_or(30)
-        .max(0) as u64;
-    match rec.supervisor_pid() {
-        Some(pid) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = Instant::now() + Duration::from_secs(grace_secs + 60);
-            while rec.dir.exists() && Instant::now() < deadline {
-                if read_alive(&rec).is_none() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        .unwrap_or(30);
+    let pid_file = rec.dir.join(store::PID_FILE);
+    if store::signal_pid_file(&pid_file, nix::sys::signal::Signal::SIGTERM) {
+        let wait = crate::supervisor::pod_state::seconds(grace_secs.saturating_add(60));
+        let deadline = crate::supervisor::pod_state::deadline(Instant::now(), wait);
+        while rec.dir.exists() && Instant::now() < deadline {
+            if read_alive(&rec).is_none() {
+                break;
             }
-            if rec.dir.exists() {
-                cleanup_orphan(g, &rec);
-            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        None => cleanup_orphan(g, &rec),
+        if rec.dir.exists() {
+            cleanup_orphan(g, &rec);
+        }
+    } else {
+        cleanup_orphan(g, &rec);
     }
     println!("pod {name:?} deleted");
     Ok(0)
@@ -544,20 +544,27 @@ fn select_pods(
 ) -> (Vec<PodRecord>, Vec<String>) {
     let store = PodStore::new(&g.root);
     let ns = ns.unwrap_or("default");
-    if names.is_empty() {
+    let (found, missing) = if names.is_empty() {
         let pods = store
             .list()
             .into_iter()
             .filter(|r| all || r.namespace() == ns)
             .collect();
-        return (pods, Vec::new());
-    }
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    for n in names {
-        match store.load(ns, n) {
-            Some(r) => found.push(r),
-            None => missing.push(n.clone()),
+        (pods, Vec::new())
+    } else {
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for n in names {
+            match store.load(ns, n) {
+                Some(r) => found.push(r),
+                None => missing.push(n.clone()),
+            }
+        }
+        (found, missing)
+    };
+    for r in &found {
+        if let Some(why) = &r.damaged {
+            eprintln!("Warning: pod {}/{}: {why}", r.namespace(), r.name());
         }
     }
     (found, missing)

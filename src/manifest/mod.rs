@@ -10,6 +10,7 @@ pub mod quantity;
 mod strict;
 pub mod unsupported;
 pub mod validate;
+pub mod yaml;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 
@@ -79,6 +80,8 @@ pub enum ManifestError {
     },
     #[error("{source_name:?}: no objects passed to create")]
     Empty { source_name: String },
+    #[error("Error from server (RequestEntityTooLarge): error when creating {source_name:?}: Request entity too large: limit is {limit}")]
+    TooLarge { source_name: String, limit: usize },
 }
 
 /// One document before typing: its kind, the raw JSON value.
@@ -87,16 +90,39 @@ struct RawDoc {
     value: serde_json::Value,
 }
 
+/// The 1-based document of a manifest that `line` falls in.
+fn document_at(text: &str, line: usize) -> usize {
+    let seps = text
+        .lines()
+        .take(line.saturating_sub(1))
+        .enumerate()
+        .filter(|(i, l)| *i > 0 && l.starts_with("---"))
+        .count();
+    seps + 1
+}
+
 fn split_documents(text: &str, source: &str) -> Result<Vec<RawDoc>, ManifestError> {
-    use serde::Deserialize;
+    if let Some((line, col)) = yaml::too_deep(text) {
+        return Err(ManifestError::Yaml {
+            source_name: source.to_string(),
+            doc: document_at(text, line),
+            message: format!("recursion limit exceeded at line {line} column {col}"),
+        });
+    }
     let mut docs = Vec::new();
     for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
-        let mut value = serde_json::Value::deserialize(de).map_err(|e| ManifestError::Yaml {
+        let mut value = yaml::value(de).map_err(|e| ManifestError::Yaml {
             source_name: source.to_string(),
             doc: index,
             message: e.to_string(),
         })?;
+        if serde_json::to_vec(&value).map_or(0, |b| b.len()) > yaml::MAX_DOCUMENT_BYTES {
+            return Err(ManifestError::TooLarge {
+                source_name: source.to_string(),
+                limit: yaml::MAX_DOCUMENT_BYTES,
+            });
+        }
         octal_modes(&mut value);
         if value.is_null() {
             continue; // an empty document (`---` at the end) is no object
@@ -317,6 +343,49 @@ pub(crate) mod tests {
     pub(crate) fn seed(name: &str) -> String {
         let path = format!("{}/tests/seed-examples/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("seed example {path}: {e}"))
+    }
+
+    #[test]
+    fn a_key_given_twice_refuses_the_manifest() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n  - name: c\n    image: busybox\n    image: nginx\n";
+        let e = load_str(text).unwrap_err().to_string();
+        assert!(e.contains("mapping key \"image\" already defined"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_at_once() {
+        let d = 100_000;
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  x: {}{}\n",
+            "[".repeat(d),
+            "]".repeat(d)
+        );
+        let t0 = std::time::Instant::now();
+        let e = load_str(&text).unwrap_err().to_string();
+        assert!(e.contains("recursion limit exceeded at line 6"), "{e}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn documents_and_annotations_are_bounded_as_the_api_server_bounds_them() {
+        let pod = |ann: &str| {
+            format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  annotations:\n    big: \"{ann}\"\nspec:\n  containers:\n  - name: c\n    image: busybox\n")
+        };
+        let e = load_str(&pod(&"x".repeat(300 * 1024)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("metadata.annotations: Too long: must have at most 262144 bytes"),
+            "{e}"
+        );
+        let e = load_str(&pod(&"x".repeat(3 * 1024 * 1024)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("Request entity too large: limit is 3145728"),
+            "{e}"
+        );
+        assert!(load_str(&pod(&"x".repeat(1024))).is_ok());
     }
 
     fn load_str(text: &str) -> Result<Manifest, ManifestError> {

@@ -19,6 +19,7 @@ pub enum ErrorType {
     NotFound,
     NotSupported,
     Forbidden,
+    TooLong,
 }
 
 impl ErrorType {
@@ -30,6 +31,7 @@ impl ErrorType {
             ErrorType::NotFound => "Not found",
             ErrorType::NotSupported => "Unsupported value",
             ErrorType::Forbidden => "Forbidden",
+            ErrorType::TooLong => "Too long",
         }
     }
 }
@@ -218,7 +220,25 @@ fn validate_meta(e: &mut Errs, meta: &ObjectMeta, name_is_label: bool) {
     for k in meta.annotations.iter().flat_map(|a| a.keys()) {
         validate_qualified_name(e, "metadata.annotations", k);
     }
+    // The API server's TotalAnnotationSizeLimitB: keys and values together.
+    let total: usize = meta
+        .annotations
+        .iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if total > ANNOTATIONS_MAX_BYTES {
+        e.push(
+            "metadata.annotations",
+            ErrorType::TooLong,
+            None,
+            &format!("must have at most {ANNOTATIONS_MAX_BYTES} bytes"),
+        );
+    }
 }
+
+/// The API server's limit on one object's annotations, keys and values together.
+const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
 
 fn is_config_key(k: &str) -> bool {
     !k.is_empty()

@@ -272,6 +272,34 @@ impl BridgeAttachment {
     }
 }
 
+/// Checks, before any pod is admitted, that what the node network needs for `pods` is
+/// installed: the bridge backend drives NAT through `nft`, which a minimal CI image (a
+/// container running podrun) often lacks; without this check `up` failed only inside
+/// the pod's supervisor.
+pub fn preflight(data_dir: &Path, pods: &[Pod]) -> Result<(), NetworkError> {
+    let cfg = NetworkConfig::load(data_dir)?;
+    let needs_bridge = pods.iter().any(|p| {
+        !p.spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
+    });
+    if cfg.network != Backend::Bridge || !needs_bridge {
+        return Ok(());
+    }
+    if crate::util::find_in_path("nft").is_none() {
+        return Err(NetworkError::Nft {
+            reason: format!(
+                "the pod network (bridge backend) needs the nft program from nftables, \
+                 which is not on PATH: install nftables (apt-get install nftables), or set \
+                 \"network\": \"none\" in {} for loopback-only pods",
+                data_dir.join(CONFIG_FILE).display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Attaches the pod's network namespace `netns` to the node network.
 pub fn setup_pod(
     args: &SuperviseArgs,

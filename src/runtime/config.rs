@@ -19,6 +19,57 @@ const NAMESPACE_TYPES: &[&str] = &[
     "pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time",
 ];
 
+/// A config without a mount namespace: the container inherits the runtime's (the
+/// spec), so nothing may be mounted for it. runc refuses masked/readonly paths in runc's
+/// words; it makes the other mounts (and / propagation) in its caller's namespace and
+/// leaves them there, which podrun never does to its caller: those are refused too,
+/// naming the field. What remains runs chrooted into the rootfs, as runc does.
+fn without_mount_namespace(spec: &Spec, field: &dyn Fn(&str, &str) -> RuntimeError) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let masked = linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .is_some_and(|v| !v.is_empty());
+    let readonly = linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .is_some_and(|v| !v.is_empty());
+    if masked || readonly {
+        let f = if masked {
+            "linux.maskedPaths"
+        } else {
+            "linux.readonlyPaths"
+        };
+        return Err(field(
+            f,
+            "unable to restrict sys entries without a private MNT namespace",
+        ));
+    }
+    let why = "would be made in the runtime's own mount namespace (the container has no \
+               \"mount\" namespace in linux.namespaces); podrun does not alter its caller's \
+               mounts";
+    if let Some(m) = spec.mounts().as_deref().and_then(|m| m.first()) {
+        return Err(field(
+            "mounts",
+            &format!("mount of {} {why}", m.destination().display()),
+        ));
+    }
+    if linux
+        .and_then(|l| l.rootfs_propagation().as_ref())
+        .is_some()
+    {
+        return Err(field(
+            "linux.rootfsPropagation",
+            &format!("the propagation of / {why}"),
+        ));
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        return Err(field(
+            "root.readonly",
+            &format!("a read-only remount of the rootfs {why}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads `<bundle>/config.json` and checks what the runtime relies on.
 pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     let dir = std::path::absolute(bundle)
@@ -194,7 +245,7 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
     let new_ns = |t: LinuxNamespaceType| nss.iter().any(|n| n.typ() == t && n.path().is_none());
     let has_ns = |t: LinuxNamespaceType| nss.iter().any(|n| n.typ() == t);
     if !has_ns(LinuxNamespaceType::Mount) {
-        return Err(field("linux.namespaces", "a mount namespace is required"));
+        without_mount_namespace(spec, &field)?;
     }
     // As runc: a joined UTS namespace is the container's too; only the host's is refused.
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(LinuxNamespaceType::Uts)

@@ -130,19 +130,45 @@ fn default_allowed_devices() -> Vec<LinuxDeviceCgroup> {
     .collect()
 }
 
-/// The resources to write: the config's, with linux.devices and runc's default device
-/// rules allowed after the config's device rules.
+/// The container's device cgroup rules, as runc builds them: everything denied, then
+/// `rules` (the config's linux.resources.devices, or those of an `update`), then
+/// linux.devices (fifos are no device cgroup rule), then runc's defaults. Always, as
+/// runc does: a config without rules gets only the defaults.
+pub(crate) fn device_rules(
+    spec: &Spec,
+    rules: Option<&[LinuxDeviceCgroup]>,
+) -> Vec<LinuxDeviceCgroup> {
+    let linux = spec.linux().as_ref();
+    let rules = rules.or_else(|| {
+        linux
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().as_deref())
+    });
+    let mut all: Vec<LinuxDeviceCgroup> = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .ok()
+        .into_iter()
+        .collect();
+    all.extend(rules.unwrap_or_default().iter().cloned());
+    for d in linux
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default()
+    {
+        if d.typ() != LinuxDeviceType::P {
+            all.push(LinuxDeviceCgroup::from(d));
+        }
+    }
+    all.extend(default_allowed_devices());
+    all
+}
+
+/// The resources to write: the config's, with the device rules of [`device_rules`].
 fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
     let linux = spec.linux().as_ref()?;
-    let mut res = linux.resources().clone()?;
-    if let Some(rules) = res.devices().clone() {
-        let mut rules = rules;
-        for d in linux.devices().as_deref().unwrap_or_default() {
-            rules.push(LinuxDeviceCgroup::from(d));
-        }
-        rules.extend(default_allowed_devices());
-        res.set_devices(Some(rules));
-    }
+    let mut res = linux.resources().clone().unwrap_or_default();
+    res.set_devices(Some(device_rules(spec, None)));
     Some(res)
 }
 
@@ -171,13 +197,18 @@ fn cgroups_required(spec: &Spec) -> bool {
 pub(crate) fn open_cgroup(
     spec: &Spec,
     id: &str,
+    systemd: bool,
 ) -> Result<Option<(String, Box<dyn CgroupManager>)>> {
-    let path = spec
+    let given = spec
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone())
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| default_cgroups_path(id));
+        .map(|p| p.to_string_lossy().into_owned());
+    let path = if systemd {
+        super::systemd::resolve(given.as_deref(), id)?
+    } else {
+        given.unwrap_or_else(|| default_cgroups_path(id))
+    };
     match cgroups::open(&path) {
         Ok(m) => Ok(Some((path, m))),
         Err(e) if !cgroups_required(spec) => {
@@ -467,7 +498,7 @@ impl Runtime {
 
         // The cgroup exists, with its limits, before the child does: the child joins it
         // at birth (cgroup2) or first thing (v1), never by a slow migration.
-        let cg = open_cgroup(spec, id)?;
+        let cg = open_cgroup(spec, id, opts.systemd_cgroup)?;
         let cgroups_path = cg.as_ref().map(|(p, _)| p.clone());
         guard.cgroup = cg.map(|(_, m)| m);
         let mut join = CgroupJoin::default();
@@ -539,7 +570,7 @@ impl Runtime {
             rootfs: b.rootfs.clone(),
             pid,
             pid_start: 0,
-            created: state::now_rfc3339(),
+            created: crate::util::now_rfc3339(),
             owner: owner(),
             cgroups_path,
             new_pid_ns: new_flags.contains(CloneFlags::CLONE_NEWPID),

@@ -101,6 +101,14 @@ impl Runtime {
             .as_ref()
             .and_then(|l| l.namespaces().clone())
             .unwrap_or_default();
+        // Without a mount namespace the container is only chrooted into its rootfs:
+        // joining its namespaces would leave the new process at the caller's root.
+        if !types.iter().any(|n| n.typ() == LinuxNamespaceType::Mount) {
+            return Err(RuntimeError::Invalid(format!(
+                "exec: container {id} has no mount namespace (it shares the runtime's and \
+                 is chrooted into its rootfs); podrun does not exec into it"
+            )));
+        }
         for ns in types {
             let Some((name, flag)) = ns_file(ns.typ()) else {
                 continue;

@@ -94,6 +94,16 @@ pub(crate) fn expect(sync: RawFd, want: u8) -> R<Vec<u8>> {
     }
 }
 
+fn has_mount_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount)
+        })
+}
+
 fn process_of(spec: &Spec) -> R<&Process> {
     spec.process()
         .as_ref()
@@ -160,14 +170,19 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
         }
     }
 
-    rootfs::prepare_root(spec, a.rootfs)?;
-    let in_userns = a.new_userns
-        || a.joins
-            .iter()
-            .any(|(_, f)| *f == nix::sched::CloneFlags::CLONE_NEWUSER);
-    rootfs::mount_all(spec, a.rootfs, in_userns, a.new_cgroupns)?;
-    if rootfs::needs_dev(spec) {
-        rootfs::setup_dev(spec, a.rootfs, in_userns)?;
+    // Without a mount namespace the container shares the runtime's: nothing is mounted
+    // (config.rs refused what would need it) and the root is entered by chroot, as runc.
+    let own_mounts = has_mount_namespace(spec);
+    if own_mounts {
+        rootfs::prepare_root(spec, a.rootfs)?;
+        let in_userns = a.new_userns
+            || a.joins
+                .iter()
+                .any(|(_, f)| *f == nix::sched::CloneFlags::CLONE_NEWUSER);
+        rootfs::mount_all(spec, a.rootfs, in_userns, a.new_cgroupns)?;
+        if rootfs::needs_dev(spec) {
+            rootfs::setup_dev(spec, a.rootfs, in_userns)?;
+        }
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| format!("hostname {h:?}: {}", e.desc()))?;
@@ -186,9 +201,13 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
         run_hooks_in_child(spec, super::hooks::HookKind::CreateContainer, &state_json)?;
     }
     super::sysctl::apply(spec, a.rootfs)?;
-    rootfs::mask_and_protect(spec, a.rootfs)?;
-    rootfs::enter_root(a.rootfs, a.no_pivot)?;
-    rootfs::root_propagation(spec)?;
+    if own_mounts {
+        rootfs::mask_and_protect(spec, a.rootfs)?;
+        rootfs::enter_root(a.rootfs, a.no_pivot)?;
+        rootfs::root_propagation(spec)?;
+    } else {
+        rootfs::chroot_root(a.rootfs)?;
+    }
     if p.terminal() == Some(true) {
         let console = a
             .console

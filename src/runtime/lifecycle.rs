@@ -12,7 +12,7 @@ use oci_spec::runtime::Spec;
 use std::path::PathBuf;
 
 impl Runtime {
-    fn load(&self, id: &str) -> Result<(PathBuf, ContainerRecord)> {
+    pub(super) fn load(&self, id: &str) -> Result<(PathBuf, ContainerRecord)> {
         config::validate_id(id).map_err(|_| RuntimeError::NotFound(id.to_string()))?;
         let dir = self.container_dir(id);
         let rec = ContainerRecord::load(&dir, id)?;
@@ -81,7 +81,7 @@ impl Runtime {
         Ok(())
     }
 
-    fn cgroup_of(&self, rec: &ContainerRecord) -> Option<Box<dyn CgroupManager>> {
+    pub(super) fn cgroup_of(&self, rec: &ContainerRecord) -> Option<Box<dyn CgroupManager>> {
         let p = rec.cgroups_path.as_ref()?;
         match cgroups::open(p) {
             Ok(m) => Some(m),
@@ -247,7 +247,8 @@ impl Runtime {
         rec.save(&dir)
     }
 
-    /// Applies new resources to a running container's cgroup (`update`).
+    /// Applies new resources to a running container's cgroup (`update`); device rules
+    /// given replace the config's (the program is swapped without a gap on v2).
     pub fn update(&self, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
         let _lock = self.lock(id)?;
         let (_, rec) = self.load(id)?;
@@ -255,7 +256,19 @@ impl Runtime {
             id: id.into(),
             msg: "container has no cgroup".into(),
         })?;
-        cg.set(res)?;
+        let Some(new_rules) = res.devices().as_deref() else {
+            cg.set(res)?;
+            return Ok(());
+        };
+        // New device rules take the place of the config's, with linux.devices and runc's
+        // defaults around them as at create: containerd sends the spec's own list (a
+        // lone deny-all) with every resource update, which must not take /dev/null away.
+        let mut res = res.clone();
+        res.set_devices(Some(super::create::device_rules(
+            &self.spec_of(id)?,
+            Some(new_rules),
+        )));
+        cg.set(&res)?;
         Ok(())
     }
 

@@ -24,7 +24,7 @@ pub fn configure(file: Option<std::fs::File>, json: bool, debug: bool) {
 
 /// Formats one log line in the configured format.
 fn line(level: &str, msg: &str, json: bool) -> String {
-    let time = super::state::now_rfc3339();
+    let time = crate::util::now_rfc3339();
     if json {
         let v = serde_json::json!({"level": level, "msg": msg, "time": time});
         format!("{v}\n")

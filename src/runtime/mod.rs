@@ -20,9 +20,11 @@
 //! PR_SET_CHILD_SUBREAPER to be able to wait for it. A pid namespace given by path is
 //! entered for the clone only and left again before `create`/`exec` return.
 pub mod cgroups;
+pub mod checkpoint;
 pub mod config;
 mod create;
 mod error;
+pub mod events;
 mod exec;
 mod fastexec;
 pub mod features;
@@ -37,6 +39,7 @@ mod seccomp;
 pub mod state;
 mod sys;
 pub mod sysctl;
+pub mod systemd;
 pub mod terminal;
 
 pub use error::{Result, RuntimeError};
@@ -70,6 +73,8 @@ pub struct CreateOptions {
     /// Skip the `created` state: the process runs as soon as it is set up (what `run`
     /// does), poststart hooks run before `create` returns, and no `start` is needed.
     pub start_immediately: bool,
+    /// runc's --systemd-cgroup: cgroupsPath is "slice:prefix:name" (see [`systemd`]).
+    pub systemd_cgroup: bool,
 }
 
 /// A state root holding containers (`<root>/containers/<id>/`).

@@ -375,6 +375,9 @@ fn make_mountpoint(dest: &Path, file: bool) -> R<()> {
 /// One cgroup hierarchy from /proc/self/mountinfo.
 struct Hierarchy {
     mountpoint: PathBuf,
+    /// The cgroup mounted there: "/" on a host, the outer container's own cgroup when
+    /// podrun itself runs in a container without a cgroup namespace (nested use).
+    root: String,
     fstype: String,
     /// v1: comma-separated controllers (and name=...); empty for cgroup2.
     controllers: String,
@@ -417,6 +420,7 @@ fn cgroup_hierarchies() -> Vec<Hierarchy> {
             .join(",");
         out.push(Hierarchy {
             mountpoint: mp,
+            root: pre[3].to_string(),
             fstype: fstype.to_string(),
             controllers: if fstype == "cgroup2" {
                 String::new()
@@ -448,6 +452,20 @@ fn own_cgroup(controllers: &str) -> String {
     "/".into()
 }
 
+/// `own` (a path from /proc/self/cgroup) relative to the hierarchy's mount, whose root is
+/// `root`: inside an outer container the mount shows only the outer container's cgroup,
+/// so its prefix is left out (as runc's cgroup mount does).
+fn below_mount_root<'a>(own: &'a str, root: &str) -> &'a str {
+    let rel = match root.trim_end_matches('/') {
+        "" => own,
+        r => match own.strip_prefix(r) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+            _ => own,
+        },
+    };
+    rel.trim_start_matches('/')
+}
+
 /// Mounts the container's view of its cgroups at `dest` (type "cgroup" in config.json):
 /// fresh cgroup filesystems inside a cgroup namespace, else binds of its own cgroup dirs.
 fn mount_cgroups(dest: &Path, opts: &MountOpts, new_cgroupns: bool) -> R<()> {
@@ -462,7 +480,7 @@ fn mount_cgroups(dest: &Path, opts: &MountOpts, new_cgroupns: bool) -> R<()> {
                 .map_err(|e| err("mount cgroup", target, e))
         } else {
             let own = own_cgroup(&h.controllers);
-            let src = h.mountpoint.join(own.trim_start_matches('/'));
+            let src = h.mountpoint.join(below_mount_root(&own, &h.root));
             mount(&src, target, "", libc::MS_BIND | libc::MS_REC, "")
                 .map_err(|e| err("bind cgroup", target, e))?;
             remount_bind(target, flags)
@@ -650,6 +668,14 @@ pub fn enter_root(rootfs: &Path, no_pivot: bool) -> R<()> {
     nix::unistd::chdir("/").map_err(|e| err("chdir", Path::new("/"), e))
 }
 
+/// Enters the rootfs by chroot alone, for a container without a mount namespace (runc
+/// does the same): no mount is made or moved in the namespace it shares with its caller.
+pub fn chroot_root(rootfs: &Path) -> R<()> {
+    nix::unistd::chdir(rootfs).map_err(|e| err("chdir", rootfs, e))?;
+    nix::unistd::chroot(".").map_err(|e| err("chroot", rootfs, e))?;
+    nix::unistd::chdir("/").map_err(|e| err("chdir", Path::new("/"), e))
+}
+
 /// Applies rootfsPropagation to the new root.
 pub fn root_propagation(spec: &Spec) -> R<()> {
     let Some(p) = spec
@@ -733,6 +759,20 @@ pub fn readonly_root() -> R<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cgroup_path_is_taken_below_the_outer_containers_mount_root() {
+        // podrun in a container (no cgroupns): the mount shows /libpod-1 at its top.
+        assert_eq!(
+            below_mount_root("/libpod-1/podrun/c1", "/libpod-1"),
+            "podrun/c1"
+        );
+        assert_eq!(below_mount_root("/libpod-1", "/libpod-1/"), "");
+        // On a host, or in a cgroup namespace, the path is already relative.
+        assert_eq!(below_mount_root("/podrun/c1", "/"), "podrun/c1");
+        // A prefix that is not a whole component is not stripped.
+        assert_eq!(below_mount_root("/libpod-10/x", "/libpod-1"), "libpod-10/x");
+    }
 
     #[test]
     fn the_mount_of_a_path_is_the_topmost_longest_one() {

@@ -216,7 +216,10 @@ fn dev_rule(
 }
 
 /// The device cgroup rules: deny all but mknod and the standard devices (null, zero,
-/// full, random, urandom, tty, console, ptmx, pts, tun); privileged allows everything.
+/// full, random, urandom, tty, console, ptmx, pts); privileged allows everything.
+/// containerd's CRI writes only the deny-all and leaves the rest to runc's built-in
+/// list, which is this one plus tun (10:200, dropped in runc 1.2.0, back in 1.2.4): the
+/// runtime adds that list to every container, so pods get tun from there, as under runc.
 pub fn device_rules(privileged: bool) -> Vec<LinuxDeviceCgroup> {
     use LinuxDeviceType::{A, B, C};
     if privileged {
@@ -235,7 +238,6 @@ pub fn device_rules(privileged: bool) -> Vec<LinuxDeviceCgroup> {
         (true, C, Some(5), Some(1), "rwm"),
         (true, C, Some(136), None, "rwm"),
         (true, C, Some(5), Some(2), "rwm"),
-        (true, C, Some(10), Some(200), "rwm"),
     ];
     rules
         .into_iter()
@@ -422,6 +424,12 @@ mod tests {
                 .any(|r| r.allow() && r.major() == Some(136) && r.minor().is_none()),
             "pts"
         );
+        // containerd's CRI list: no tun (runc's built-in list adds it at run time).
+        assert!(
+            !rules.iter().any(|r| r.major() == Some(10)),
+            "no /dev/net/tun"
+        );
+        assert_eq!(rules.len(), 12, "deny-all, c/b mknod and nine devices");
         let p = device_rules(true);
         assert_eq!(p.len(), 1);
         assert!(p[0].allow());

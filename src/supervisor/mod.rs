@@ -7,6 +7,7 @@ pub mod hpack;
 pub mod http_probe;
 pub mod logs;
 pub mod pause;
+pub mod pod_state;
 pub mod probes;
 pub mod sandbox;
 pub mod store;

@@ -137,7 +137,7 @@ impl ProbeRunner {
             .iter()
             .find(|p| p.kind == kind)
             .and_then(|p| p.probe.termination_grace_period_seconds)
-            .map(|s| Duration::from_secs(s.max(0) as u64))
+            .map(super::pod_state::seconds)
     }
 
     pub fn next_due(&self) -> Option<Instant> {
@@ -1115,7 +1115,7 @@ pub fn run_hook_until(
             .map_err(|e| format!("HTTP lifecycle hook ({}) for Container \"{name}\" in Pod \"{pod_desc}\" failed - error: {e}", hg.path.clone().unwrap_or_default()));
     }
     if let Some(s) = &h.sleep {
-        let d = Duration::from_secs(s.seconds.max(0) as u64)
+        let d = super::pod_state::seconds(s.seconds)
             .min(deadline.saturating_duration_since(Instant::now()));
         std::thread::sleep(d);
         return Ok(());

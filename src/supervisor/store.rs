@@ -69,6 +69,8 @@ pub struct PodStore {
 pub struct PodRecord {
     pub dir: PathBuf,
     pub pod: Pod,
+    /// A state file that could not be read (the pod then shows phase Unknown).
+    pub damaged: Option<String>,
 }
 
 impl PodRecord {
@@ -78,17 +80,56 @@ impl PodRecord {
     pub fn namespace(&self) -> &str {
         self.pod.metadata.namespace.as_deref().unwrap_or("default")
     }
-    /// The supervisor's pid if it is alive.
-    pub fn supervisor_pid(&self) -> Option<i32> {
-        read_pid(&self.dir.join(PID_FILE))
-    }
 }
 
-/// Reads a pid file and checks the process still exists.
+/// When a live process started: with the pid it names one process for good, whatever
+/// later reuses the pid.
+pub use crate::runtime::state::process_start_time as start_time;
+
+/// What a supervisor writes to its pid file: its pid and start time.
+pub fn pid_record(pid: i32) -> String {
+    format!("{pid} {}\n", start_time(pid).unwrap_or(0))
+}
+
+/// Reads a pid file; Some(pid) only while that very process (same start time) lives:
+/// a pid reused by another process is never reported, so never signalled.
 pub fn read_pid(path: &Path) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
-    // SAFETY: signal 0 only checks that the pid exists.
-    (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut f = text.split_whitespace();
+    let pid: i32 = f.next()?.parse().ok()?;
+    let started: u64 = f.next()?.parse().ok()?;
+    (pid > 0 && start_time(pid) == Some(started)).then_some(pid)
+}
+
+/// Sends `sig` to the process a pid file names, if it is still that process: through a
+/// pidfd opened before the start time is checked, so the pid cannot be reused between
+/// the check and the signal. False when it is gone.
+pub fn signal_pid_file(path: &Path, sig: nix::sys::signal::Signal) -> bool {
+    let Some(pid) = read_pid(path) else {
+        return false;
+    };
+    // SAFETY: pidfd_open on a pid; the result is checked and owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: a fresh pidfd we own.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    if read_pid(path) != Some(pid) {
+        return false;
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig as i32,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    r == 0
 }
 
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -149,10 +190,64 @@ impl PodStore {
     }
 }
 
+/// A pod whose own record is unreadable, known by its directory's name only: shown
+/// with phase Unknown, and still deletable.
+fn damaged_pod(dir: &Path) -> Option<Pod> {
+    let base = dir.file_name()?.to_str()?;
+    let (ns, name) = base.split_once('_')?;
+    let mut pod = Pod::default();
+    pod.metadata.name = Some(name.to_string());
+    pod.metadata.namespace = Some(ns.to_string());
+    // A truncated pod.json still starts with its metadata: its uid lets delete find the
+    // pod's containers when no supervisor is left to remove them.
+    let text = std::fs::read_to_string(dir.join(POD_FILE)).unwrap_or_default();
+    pod.metadata.uid = salvage_string(&text, "uid");
+    Some(pod)
+}
+
+/// The first `"key": "value"` string in a possibly broken JSON text.
+fn salvage_string(text: &str, key: &str) -> Option<String> {
+    let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    let value = rest.strip_prefix('"')?;
+    let end = value.find('"')?;
+    let v = &value[..end];
+    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then(|| v.to_string())
+}
+
+fn unknown_status() -> PodStatus {
+    PodStatus {
+        phase: Some("Unknown".into()),
+        ..Default::default()
+    }
+}
+
 fn load_dir(dir: &Path) -> Option<PodRecord> {
-    let mut pod: Pod = read_json(&dir.join(POD_FILE)).ok()?;
-    if let Ok(status) = read_json::<PodStatus>(&dir.join(STATUS_FILE)) {
-        pod.status = Some(status);
+    let pod_file = dir.join(POD_FILE);
+    // No pod.json yet: a pod still being created (it is written atomically).
+    if !pod_file.exists() {
+        return None;
+    }
+    let mut damaged = None;
+    let mut pod: Pod = match read_json(&pod_file) {
+        Ok(p) => p,
+        Err(e) => {
+            damaged = Some(e.to_string());
+            let mut pod = damaged_pod(dir)?;
+            pod.status = Some(unknown_status());
+            pod
+        }
+    };
+    let status_file = dir.join(STATUS_FILE);
+    if damaged.is_none() && status_file.exists() {
+        match read_json::<PodStatus>(&status_file) {
+            Ok(status) => pod.status = Some(status),
+            Err(e) => {
+                damaged = Some(e.to_string());
+                pod.status = Some(unknown_status());
+            }
+        }
     }
     if let Ok(del) = read_json::<DeletionRequest>(&dir.join(DELETION_FILE)) {
         if let Ok(ts) = del.timestamp.parse() {
@@ -164,5 +259,38 @@ fn load_dir(dir: &Path) -> Option<PodRecord> {
     Some(PodRecord {
         dir: dir.to_path_buf(),
         pod,
+        damaged,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uid_is_salvaged_from_a_truncated_record() {
+        let t = "{\n  \"apiVersion\": \"v1\",\n  \"metadata\": {\n    \"name\": \"x\",\n    \"uid\": \"0f3c-42\",\n    \"labels\": {\"a";
+        assert_eq!(salvage_string(t, "uid").as_deref(), Some("0f3c-42"));
+        assert_eq!(salvage_string("{\"uid\": \"a/../b\"}", "uid"), None);
+        assert_eq!(salvage_string("{\"uid\": \"abc", "uid"), None);
+    }
+
+    #[test]
+    fn a_pid_file_names_one_process_by_pid_and_start_time() {
+        let dir = std::env::temp_dir().join(format!("podrun-pidfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("supervisor.pid");
+        let me = std::process::id() as i32;
+        std::fs::write(&path, pid_record(me)).unwrap();
+        assert_eq!(read_pid(&path), Some(me));
+        // Same pid, another start time: a reused pid is not ours.
+        let st = start_time(me).unwrap();
+        std::fs::write(&path, format!("{me} {}\n", st + 1)).unwrap();
+        assert_eq!(read_pid(&path), None);
+        assert!(!signal_pid_file(&path, nix::sys::signal::Signal::SIGTERM));
+        // A bare pid (no start time) proves nothing either.
+        std::fs::write(&path, format!("{me}\n")).unwrap();
+        assert_eq!(read_pid(&path), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -60,13 +60,8 @@ pub struct SuperviseArgs {
     pub ready_fd: Option<RawFd>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Init,
-    /// An init container with restartPolicy Always (a native sidecar).
-    Sidecar,
-    Regular,
-}
+pub use super::pod_state::Kind;
+use super::pod_state::{self, Action, BackOffShow, ContainerView, RestartPolicy};
 
 /// One output stream of a running container, copied into its CRI log file.
 struct LogPump {
@@ -211,10 +206,6 @@ impl Worker {
             .spec
             .as_ref()
             .unwrap_or_else(|| EMPTY.get_or_init(Default::default))
-    }
-
-    fn restart_policy(&self) -> &str {
-        self.spec().restart_policy.as_deref().unwrap_or("Always")
     }
 
     fn uid(&self) -> &str {
@@ -372,15 +363,18 @@ impl Worker {
             let node = nodes
                 .load()
                 .map_err(|e| SupervisorError::Sandbox(e.to_string()))?;
-            let others: Vec<Pod> = pods
-                .list()
-                .into_iter()
-                .filter(|r| r.dir != self.args.pod_dir)
-                .filter(|r| is_bound_and_active(&r.pod))
-                .map(|r| r.pod)
-                .collect();
             let decision = {
+                // The pods counted and our binding under one lock: a concurrent admission
+                // either sees us bound or runs after us (read before it, 200 concurrent
+                // `up`s admitted 186 past maxPods 110).
                 let _lock = pods.lock()?;
+                let others: Vec<Pod> = pods
+                    .list()
+                    .into_iter()
+                    .filter(|r| r.dir != self.args.pod_dir)
+                    .filter(|r| is_bound_and_active(&r.pod))
+                    .map(|r| r.pod)
+                    .collect();
                 let d = admission::admit(&self.pod, &node, &others);
                 if let Decision::Admitted(_) = &d {
                     // Bind while holding the lock, so a concurrent admission counts us.
@@ -967,7 +961,7 @@ impl Worker {
         if let Some(n) = note {
             self.ctrs[c].kill_note = Some(n.to_string());
         }
-        let deadline = Instant::now() + grace;
+        let deadline = pod_state::deadline(Instant::now(), grace);
         self.ctrs[c].stop_deadline = Some(deadline);
         if !grace.is_zero() {
             if let Some(handler) = self.ctrs[c]
@@ -1062,21 +1056,15 @@ impl Worker {
         ctr.status.ready = false;
         ctr.status.started = Some(false);
         self.dirty = true;
-        if self.terminating.is_some() {
+        // Nothing restarts once the pod is being deleted or its regular containers are
+        // all finished for good (its sidecars are then being stopped).
+        if self.terminating.is_some() || self.regular_done() {
             self.ctrs[c].done = true;
             return;
         }
-        let policy = self.restart_policy().to_string();
+        let policy = RestartPolicy::of(self.spec());
         let ctr = &mut self.ctrs[c];
-        let restart = match ctr.kind {
-            Kind::Sidecar => true,
-            Kind::Init => code != 0 && policy != "Never",
-            Kind::Regular => match policy.as_str() {
-                "Always" => true,
-                "OnFailure" => code != 0,
-                _ => false,
-            },
-        };
+        let restart = pod_state::restarts_after(ctr.kind, policy, code);
         if ctr.kind == Kind::Init && code == 0 {
             ctr.done = true;
         }
@@ -1089,213 +1077,141 @@ impl Worker {
         }
     }
 
-    /// Whether every init container has completed (sidecars: started).
-    fn init_done(&self) -> bool {
+    /// What the planner sees of each container now.
+    fn views(&self, now: Instant) -> Vec<ContainerView> {
         self.ctrs
             .iter()
-            .filter(|c| c.kind != Kind::Regular)
-            .all(|c| match c.kind {
-                Kind::Init => c.done && terminated_ok(&c.status),
-                _ => c.status.started == Some(true),
-            })
-    }
-
-    /// Starts what should run now: the next init container, sidecars, the regular
-    /// containers, and restarts whose back-off has passed.
-    fn reconcile(&mut self) {
-        if self.terminating.is_some() || self.sandbox.is_none() {
-            return;
-        }
-        let now = Instant::now();
-        // An init container that failed for good fails the pod.
-        if self
-            .ctrs
-            .iter()
-            .any(|c| c.kind == Kind::Init && c.done && !terminated_ok(&c.status))
-        {
-            self.update_phase();
-            return;
-        }
-        let mut blocked = false;
-        for i in 0..self.ctrs.len() {
-            let kind = self.ctrs[i].kind;
-            if kind == Kind::Regular && (blocked || !self.init_done()) {
-                break;
-            }
-            if kind != Kind::Regular && blocked {
-                break;
-            }
-            let ctr = &self.ctrs[i];
-            if ctr.running() {
-                if kind == Kind::Init {
-                    blocked = true; // strictly in order: wait for it to finish
-                } else if kind == Kind::Sidecar && ctr.status.started != Some(true) {
-                    blocked = true; // the next init waits for the sidecar to have started
-                }
-                continue;
-            }
-            if ctr.done {
-                continue;
-            }
-            // Not running and not done: (re)start it, once any back-off has passed.
-            let wait = ctr
-                .finished
-                .map(|f| ctr.backoff.remaining(f, now))
-                .unwrap_or_default();
-            if !wait.is_zero() {
-                let name = ctr.spec.name.clone();
-                let reason_now = ctr
+            .map(|c| ContainerView {
+                kind: Some(c.kind),
+                running: c.running(),
+                started: c.status.started == Some(true),
+                done: c.done,
+                succeeded: terminated_ok(&c.status),
+                backoff_left: c
+                    .finished
+                    .map(|f| c.backoff.remaining(f, now))
+                    .unwrap_or_default(),
+                waiting_reason: c
                     .status
                     .state
                     .as_ref()
                     .and_then(|s| s.waiting.as_ref())
-                    .and_then(|w| w.reason.clone());
-                let in_image_trouble = matches!(
-                    reason_now.as_deref(),
-                    Some("ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull")
-                );
-                if !in_image_trouble && reason_now.as_deref() != Some("CrashLoopBackOff") {
-                    let delay = ctr.backoff.current().unwrap_or_default().as_secs();
-                    let msg = format!(
-                        "back-off {delay}s restarting failed container={name} pod={}",
-                        pod_desc(&self.pod)
-                    );
-                    let fp = ctr.field_path();
-                    self.ctrs[i].waiting("CrashLoopBackOff", Some(msg));
-                    self.event(
-                        "Warning",
-                        "BackOff",
-                        "kubelet",
-                        &fp,
-                        &format!(
-                            "Back-off restarting failed container {name} in pod {}",
-                            pod_desc(&self.pod)
-                        ),
-                    );
-                    self.dirty = true;
-                } else if reason_now.as_deref() == Some("ErrImagePull") {
-                    let image = ctr.spec.image.clone().unwrap_or_default();
-                    self.ctrs[i].waiting(
-                        "ImagePullBackOff",
-                        Some(format!("Back-off pulling image \"{image}\"")),
-                    );
-                    let fp = self.ctrs[i].field_path();
-                    self.event(
-                        "Normal",
-                        "BackOff",
-                        "kubelet",
-                        &fp,
-                        &format!("Back-off pulling image \"{image}\""),
-                    );
+                    .and_then(|w| w.reason.clone()),
+            })
+            .collect()
+    }
+
+    /// Every regular container finished and will not run again.
+    fn regular_done(&self) -> bool {
+        let mut regular = self
+            .ctrs
+            .iter()
+            .filter(|c| c.kind == Kind::Regular)
+            .peekable();
+        regular.peek().is_some() && regular.all(|c| c.done && !c.running())
+    }
+
+    /// Starts what should run now (the next init container, sidecars, the regular
+    /// containers, restarts whose back-off has passed) as pod_state plans it; once the
+    /// regular containers are done for good, stops the sidecars, last first.
+    fn reconcile(&mut self) {
+        if self.terminating.is_some() || self.sandbox.is_none() {
+            return;
+        }
+        let views = self.views(Instant::now());
+        if self.regular_done() {
+            if let Some(c) = pod_state::next_sidecar_to_stop(&views) {
+                self.stop_with_event(c, self.pod_grace());
+            }
+        } else {
+            for action in pod_state::start_actions(&views) {
+                match action {
+                    Action::Start(c) => {
+                        if self.ctrs[c].finished.is_some()
+                            && self.ctrs[c].status.last_state.is_some()
+                        {
+                            self.ctrs[c].status.restart_count += 1;
+                        }
+                        self.start_container(c);
+                    }
+                    Action::BackOff { c, show } => self.show_back_off(c, show),
                 }
-                if kind != Kind::Regular {
-                    blocked = true;
-                }
-                continue;
-            }
-            if self.ctrs[i].finished.is_some() && self.ctrs[i].status.last_state.is_some() {
-                self.ctrs[i].status.restart_count += 1;
-            }
-            let waiting_reason = self.ctrs[i]
-                .status
-                .state
-                .as_ref()
-                .and_then(|s| s.waiting.as_ref())
-                .and_then(|w| w.reason.clone());
-            if waiting_reason.as_deref() == Some("ErrImageNeverPull") {
-                // kubelet retries, but the answer will not change until the image appears.
-            }
-            self.start_container(i);
-            if kind != Kind::Regular && (self.ctrs[i].running() || !self.ctrs[i].done) {
-                blocked = true;
             }
         }
         self.update_phase();
     }
 
-    /// Phase and conditions from the containers, as kubelet computes them.
-    fn update_phase(&mut self) {
-        let init_ok = self.init_done();
-        let init_failed = self
-            .ctrs
-            .iter()
-            .any(|c| c.kind == Kind::Init && c.done && !terminated_ok(&c.status));
-        let regular: Vec<&Ctr> = self
-            .ctrs
-            .iter()
-            .filter(|c| c.kind == Kind::Regular)
-            .collect();
-        let all_ready = regular.iter().all(|c| c.status.ready) && !regular.is_empty();
-        let sidecars_ready = self
-            .ctrs
-            .iter()
-            .filter(|c| c.kind == Kind::Sidecar)
-            .all(|c| c.status.ready);
-        let not_ready: Vec<String> = regular
-            .iter()
-            .filter(|c| !c.status.ready)
-            .map(|c| c.spec.name.clone())
-            .collect();
-        let phase = if init_failed {
-            "Failed"
-        } else if !init_ok {
-            "Pending"
-        } else if regular.iter().all(|c| c.done && !c.running()) && !regular.is_empty() {
-            if regular.iter().all(|c| terminated_ok(&c.status)) {
-                "Succeeded"
-            } else {
-                "Failed"
+    /// A container waiting out its back-off shows why (and an event says so once).
+    fn show_back_off(&mut self, c: usize, show: Option<BackOffShow>) {
+        let name = self.ctrs[c].spec.name.clone();
+        match show {
+            Some(BackOffShow::CrashLoop) => {
+                let delay = self.ctrs[c].backoff.current().unwrap_or_default().as_secs();
+                let msg = format!(
+                    "back-off {delay}s restarting failed container={name} pod={}",
+                    pod_desc(&self.pod)
+                );
+                self.ctrs[c].waiting("CrashLoopBackOff", Some(msg));
+                let text = format!(
+                    "Back-off restarting failed container {name} in pod {}",
+                    pod_desc(&self.pod)
+                );
+                self.kubelet_event(c, "Warning", "BackOff", &text);
+                self.dirty = true;
             }
-        } else if regular
-            .iter()
-            .any(|c| c.running() || c.status.restart_count > 0 || c.finished.is_some())
-        {
-            "Running"
-        } else {
-            "Pending"
-        };
-        drop(regular);
-        if self.status.phase.as_deref() != Some(phase) {
-            self.status.phase = Some(phase.into());
-            self.dirty = true;
+            Some(BackOffShow::ImagePull) => {
+                let image = self.ctrs[c].spec.image.clone().unwrap_or_default();
+                let msg = format!("Back-off pulling image \"{image}\"");
+                self.ctrs[c].waiting("ImagePullBackOff", Some(msg.clone()));
+                self.kubelet_event(c, "Normal", "BackOff", &msg);
+                self.dirty = true;
+            }
+            None => {}
         }
-        if init_ok || init_failed {
-            self.set_condition("Initialized", !init_failed, None, None);
-        } else {
-            let pending: Vec<String> = self
-                .ctrs
-                .iter()
-                .filter(|c| c.kind != Kind::Regular && !(c.done || c.status.started == Some(true)))
-                .map(|c| c.spec.name.clone())
-                .collect();
-            let msg = format!("containers with incomplete status: [{}]", pending.join(" "));
-            self.set_condition(
-                "Initialized",
-                false,
-                Some("ContainersNotInitialized"),
-                Some(&msg),
+    }
+
+    /// Stops a container with the event kubelet records (once, when it is running and
+    /// not already stopping).
+    fn stop_with_event(&mut self, c: usize, grace: Duration) {
+        if self.ctrs[c].running() && self.ctrs[c].stop_deadline.is_none() {
+            let name = self.ctrs[c].spec.name.clone();
+            self.kubelet_event(
+                c,
+                "Normal",
+                "Killing",
+                &format!("Stopping container {name}"),
             );
         }
-        let terminal = phase == "Succeeded" || phase == "Failed";
-        if all_ready && sidecars_ready {
-            self.set_condition("ContainersReady", true, None, None);
-            self.set_condition("Ready", true, None, None);
-        } else {
-            let (reason, msg) = if terminal {
-                ("PodCompleted".to_string(), None)
-            } else {
-                (
-                    "ContainersNotReady".to_string(),
-                    Some(format!(
-                        "containers with unready status: [{}]",
-                        not_ready.join(" ")
-                    )),
-                )
-            };
-            self.set_condition("ContainersReady", false, Some(&reason), msg.as_deref());
-            self.set_condition("Ready", false, Some(&reason), msg.as_deref());
+        self.stop_container(c, grace, None);
+    }
+
+    /// Phase and conditions from the containers, as kubelet computes them (getPhase); a
+    /// phase the pod was given for a reason (DeadlineExceeded) stays.
+    fn update_phase(&mut self) {
+        if self.status.reason.is_some() && self.is_terminal() {
+            return;
         }
-        if terminal && self.status.phase.as_deref() == Some(phase) && self.sandbox.is_some() {
+        let kinds: Vec<(Kind, &ContainerStatus)> =
+            self.ctrs.iter().map(|c| (c.kind, &c.status)).collect();
+        let names: Vec<&str> = self.ctrs.iter().map(|c| c.spec.name.as_str()).collect();
+        let terminal = self.terminating.is_some() || self.regular_done();
+        let policy = RestartPolicy::of(self.spec());
+        let phase = pod_state::pod_phase(policy, &kinds, terminal);
+        let conds = pod_state::conditions(&names, &kinds, phase);
+        drop(kinds);
+        drop(names);
+        if self.status.phase.as_deref() != Some(phase.as_str()) {
+            self.status.phase = Some(phase.as_str().into());
+            self.dirty = true;
+        }
+        for (type_, c) in [
+            ("Initialized", &conds.initialized),
+            ("ContainersReady", &conds.containers_ready),
+            ("Ready", &conds.ready),
+        ] {
+            self.set_condition(type_, c.status, c.reason, c.message.as_deref());
+        }
+        if phase.is_terminal() && self.sandbox.is_some() {
             self.set_condition("PodReadyToStartContainers", false, None, None);
         }
     }
@@ -1454,12 +1370,7 @@ impl Worker {
     }
 
     fn pod_grace(&self) -> Duration {
-        Duration::from_secs(
-            self.spec()
-                .termination_grace_period_seconds
-                .unwrap_or(30)
-                .max(0) as u64,
-        )
+        pod_state::seconds(self.spec().termination_grace_period_seconds.unwrap_or(30))
     }
 
     /// Starts pod termination: regular containers first, sidecars after them.
@@ -1471,23 +1382,14 @@ impl Worker {
             store::read_json(&self.args.pod_dir.join(store::DELETION_FILE)).unwrap_or_default();
         let grace = match (req.force, req.grace_period_seconds) {
             (true, _) => Duration::ZERO,
-            (_, Some(g)) => Duration::from_secs(g.max(0) as u64),
+            (_, Some(g)) => pod_state::seconds(g),
             _ => self.pod_grace(),
         };
-        let deadline = Instant::now() + grace;
+        let deadline = pod_state::deadline(Instant::now(), grace);
         self.terminating = Some(deadline);
         for c in 0..self.ctrs.len() {
             if self.ctrs[c].kind == Kind::Regular || self.ctrs[c].kind == Kind::Init {
-                if self.ctrs[c].running() {
-                    let name = self.ctrs[c].spec.name.clone();
-                    self.kubelet_event(
-                        c,
-                        "Normal",
-                        "Killing",
-                        &format!("Stopping container {name}"),
-                    );
-                }
-                self.stop_container(c, grace, None);
+                self.stop_with_event(c, grace);
             }
         }
         self.dirty = true;
@@ -1530,28 +1432,9 @@ impl Worker {
             return;
         };
         let now = Instant::now();
-        let regular_gone = self
-            .ctrs
-            .iter()
-            .filter(|c| c.kind != Kind::Sidecar)
-            .all(|c| !c.running());
-        if regular_gone {
-            if let Some(c) = (0..self.ctrs.len())
-                .rev()
-                .find(|&c| self.ctrs[c].kind == Kind::Sidecar && self.ctrs[c].running())
-            {
-                let left = deadline.saturating_duration_since(now);
-                let name = self.ctrs[c].spec.name.clone();
-                if self.ctrs[c].stop_deadline.is_none() {
-                    self.kubelet_event(
-                        c,
-                        "Normal",
-                        "Killing",
-                        &format!("Stopping container {name}"),
-                    );
-                }
-                self.stop_container(c, left.max(Duration::from_secs(2)), None);
-            }
+        if let Some(c) = pod_state::next_sidecar_to_stop(&self.views(now)) {
+            let left = deadline.saturating_duration_since(now);
+            self.stop_with_event(c, left.max(Duration::from_secs(2)));
         }
         for c in 0..self.ctrs.len() {
             if let Some(d) = self.ctrs[c].stop_deadline {
@@ -1690,7 +1573,7 @@ impl Worker {
             return Ok(());
         }
         if let Some(secs) = self.spec().active_deadline_seconds {
-            self.active_deadline = Some(self.started_at + Duration::from_secs(secs.max(0) as u64));
+            self.active_deadline = Some(pod_state::after(self.started_at, secs));
         }
         if let Err(msg) = self.start_sandbox() {
             self.event(
@@ -2007,7 +1890,8 @@ pub fn supervise(args: SuperviseArgs) -> Result<(), SupervisorError> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let pid_path = args.pod_dir.join(store::PID_FILE);
-    crate::util::write_atomic(&pid_path, std::process::id().to_string().as_bytes())
+    let me = std::process::id() as i32;
+    crate::util::write_atomic(&pid_path, store::pid_record(me).as_bytes())
         .map_err(io(pid_path.display().to_string()))?;
     let worker = Worker::load(args)?;
     worker.run()

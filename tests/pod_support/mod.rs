@@ -138,6 +138,33 @@ impl World {
         w
     }
 
+    /// A world with its own store holding `devtest/busybox:1`, imported from the rootfs
+    /// `make_rootfs` builds (the host's busybox): no fixtures needed, so it also works in
+    /// the cgroup v2 VM. Pair it with hostNetwork or PODRUN_NETWORK=none there.
+    pub fn with_imported_busybox(tag: &str, make_rootfs: impl FnOnce(&Path)) -> World {
+        let w = World::empty_store(tag);
+        let rootfs = w.data.join("busybox-rootfs");
+        make_rootfs(&rootfs);
+        w.ok(&[
+            "import",
+            rootfs.to_str().unwrap(),
+            "--tag",
+            "devtest/busybox:1",
+        ]);
+        w
+    }
+
+    /// The pid of pod `ns/name`'s supervisor, from its pid file ("PID STARTTIME").
+    pub fn supervisor_pid(&self, ns: &str, name: &str) -> i32 {
+        let path = self.root.join(format!("pods/{ns}_{name}/supervisor.pid"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text.split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{}: no pid in {text:?}", path.display()))
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(PODRUN);
         c.env("PODRUN_ROOT", &self.root)
@@ -178,13 +205,25 @@ impl World {
 
     /// `podrun up -f -` with the manifest on stdin.
     pub fn up(&self, manifest: &str) -> Output {
+        self.spawn_up(manifest, std::process::Stdio::piped)
+            .wait_with_output()
+            .unwrap()
+    }
+
+    /// Starts `podrun up -f -` with the manifest written to its stdin; its output goes
+    /// where `out` says.
+    pub fn spawn_up(
+        &self,
+        manifest: &str,
+        out: impl Fn() -> std::process::Stdio,
+    ) -> std::process::Child {
         use std::io::Write;
         let mut child = self
             .cmd()
             .args(["up", "-f", "-"])
             .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdout(out())
+            .stderr(out())
             .spawn()
             .expect("spawn podrun up");
         child
@@ -193,7 +232,7 @@ impl World {
             .unwrap()
             .write_all(manifest.as_bytes())
             .unwrap();
-        child.wait_with_output().unwrap()
+        child
     }
 
     pub fn up_ok(&self, manifest: &str) -> String {

@@ -7,7 +7,8 @@
 #
 # The test binaries (cargo test --no-run), the shared libraries they load, static
 # busybox and target/debug/podrun (at its host path, so env!("CARGO_BIN_EXE_podrun")
-# resolves) are packed into the initramfs; no modules, no network, no host folder.
+# resolves) are packed into the initramfs, with the kernel's brd module (a 4 MiB
+# /dev/ram0 block device for the device tests); no network, no host folder.
 # /init moves to a tmpfs root (pivot_root cannot leave the initramfs), mounts cgroup2
 # alone at /sys/fs/cgroup, delegates every controller, runs each test binary, prints a
 # result marker and powers off. Exits 0 only when every test binary passed; non-zero on failure, crash or timeout.
@@ -59,12 +60,49 @@ kernel_package() {
     fi
     echo "$pkg"
 }
+# Downloads kernel package $1 into $2 and unpacks it at $2/x.
+fetch_kernel_package() {
+    local pkg=$1 dl=$2
+    mkdir -p "$dl"
+    (cd "$dl" && apt-get download -q "$pkg" >&2) || return 1
+    dpkg-deb -x "$dl"/*.deb "$dl/x"
+}
+# The block ramdisk module (brd) of the kernel package in $1/x, into the cache: the
+# device tests need a block device to try to open.
+cache_modules() {
+    local x=$1/x ko
+    ko=$(find "$x/lib/modules" -name 'brd.ko*' 2>/dev/null | head -n1)
+    if [ -z "$ko" ]; then
+        echo "vm: no brd module in the kernel package (built in?)" >&2
+        : >"$CACHE/modules.none"
+        return
+    fi
+    case "$ko" in
+        *.ko) cp "$ko" "$CACHE/brd.ko.tmp" ;;
+        *.ko.xz) xz -dc "$ko" >"$CACHE/brd.ko.tmp" ;;
+        *.ko.zst) zstd -qdc "$ko" >"$CACHE/brd.ko.tmp" ;;
+        *.ko.gz) gzip -dc "$ko" >"$CACHE/brd.ko.tmp" ;;
+    esac
+    mv "$CACHE/brd.ko.tmp" "$CACHE/brd.ko"
+}
 kernel() {
     if [ -n "${PODRUN_VM_KERNEL:-}" ]; then
         echo "$PODRUN_VM_KERNEL"
         return
     fi
     if [ -s "$CACHE/vmlinuz" ]; then
+        # A cache from before modules were kept: fetch the same package again for them.
+        if [ ! -s "$CACHE/brd.ko" ] && [ ! -e "$CACHE/modules.none" ] &&
+            [ -s "$CACHE/vmlinuz.package" ]; then
+            local dl="$WORK/kernel-dl"
+            echo "vm: fetching $(cat "$CACHE/vmlinuz.package") again for its brd module" >&2
+            if fetch_kernel_package "$(cat "$CACHE/vmlinuz.package")" "$dl"; then
+                cache_modules "$dl"
+            else
+                echo "vm: could not fetch it: no block device in the VM" >&2
+            fi
+            rm -rf "$dl"
+        fi
         echo "$CACHE/vmlinuz"
         return
     fi
@@ -78,12 +116,11 @@ kernel() {
     [ -n "$pkg" ] || die "no linux-image-*-amd64 package known to apt"
     echo "vm: downloading $pkg (once, cached in $CACHE)" >&2
     local dl="$WORK/kernel-dl"
-    mkdir -p "$dl"
-    (cd "$dl" && apt-get download -q "$pkg" >&2) || die "apt-get download $pkg failed"
-    dpkg-deb -x "$dl"/*.deb "$dl/x" || die "unpacking $pkg failed"
+    fetch_kernel_package "$pkg" "$dl" || die "apt-get download $pkg failed"
     local img
     img=$(ls "$dl"/x/boot/vmlinuz-* 2>/dev/null | head -n1)
     [ -n "$img" ] || die "$pkg holds no /boot/vmlinuz-*"
+    cache_modules "$dl"
     cp "$img" "$CACHE/vmlinuz.tmp" && mv "$CACHE/vmlinuz.tmp" "$CACHE/vmlinuz"
     echo "$pkg" >"$CACHE/vmlinuz.package"
     rm -rf "$dl"
@@ -111,6 +148,10 @@ done
 IR="$WORK/initramfs"
 mkdir -p "$IR"/{bin,dev,proc,sys,tmp,run,tests,etc}
 cp "$BUSYBOX" "$IR/bin/busybox"
+# The ramdisk module, when the kernel has one (a custom PODRUN_VM_KERNEL brings none).
+if [ -z "${PODRUN_VM_KERNEL:-}" ] && [ -s "$CACHE/brd.ko" ]; then
+    cp "$CACHE/brd.ko" "$IR/brd.ko"
+fi
 
 # Copies a dynamically linked program and the libraries ldd lists, at their own paths.
 pack() {
@@ -130,6 +171,12 @@ pack() {
 }
 for b in "${BINS[@]}"; do
     pack "${b#*=}" "/tests/${b%%=*}"
+done
+# Extra host programs the tests call (PODRUN_VM_EXTRA_BINS="/usr/sbin/criu /usr/sbin/runc"),
+# at their own paths with their libraries.
+for x in ${PODRUN_VM_EXTRA_BINS:-}; do
+    mkdir -p "$IR$(dirname "$x")"
+    pack "$x" "$x"
 done
 # podrun itself, for tests that drive the binary (built by cargo test with them).
 if [ -x "$ROOT/target/debug/podrun" ]; then
@@ -161,6 +208,11 @@ mount -t devtmpfs devtmpfs /dev
 [ -n "$(ls -A /tmp 2>/dev/null)" ] || mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+# A 4 MiB block ramdisk (/dev/ram0) for the device tests to try to open.
+if [ -e /brd.ko ]; then
+    insmod /brd.ko rd_nr=1 rd_size=4096 || echo "vm: insmod brd failed"
+fi
+echo "vm: block devices: $(ls /sys/block | tr '\n' ' ')"
 echo "vm: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
     echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null

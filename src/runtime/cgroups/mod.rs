@@ -17,11 +17,15 @@
 //! process), path handling, directory creation, the hybrid unified hierarchy, cpu.max,
 //! the v1 memory/swap ordering, OOM counters and removal.
 //!
-//! cgroup v2 device control needs an eBPF program (runc attaches one); podrun does not
-//! do that yet, so `linux.resources.devices` is applied on v1 only and ignored on v2.
+//! `linux.resources.devices`: on v1 written to devices.allow/deny in order; on v2 (and on
+//! a hybrid host whose devices controller is not mounted on v1) emulated as v1 would
+//! apply them and enforced by an eBPF program attached to the cgroup ([`devices_bpf`]).
+//! `PODRUN_DEVICES_BPF=1` makes a hybrid host use the eBPF filter on its cgroup2
+//! hierarchy instead of the v1 devices controller (to test that path on such a host).
 use oci_spec::runtime::LinuxResources;
 use std::path::PathBuf;
 
+pub mod devices_bpf;
 mod fsio;
 mod layout;
 mod path;
@@ -58,6 +62,9 @@ pub enum CgroupError {
         attempts: u32,
         reason: String,
     },
+    /// The cgroup v2 device filter could not be built, loaded or attached.
+    #[error(transparent)]
+    DeviceFilter(#[from] devices_bpf::DeviceFilterError),
     /// The host mounts no usable cgroup hierarchy.
     #[error("no usable cgroup hierarchy: {0}")]
     NotMounted(String),

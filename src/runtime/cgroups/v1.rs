@@ -1,5 +1,6 @@
 //! The cgroup v1 manager (also the hybrid layout): one directory per hierarchy, plus the
 //! cgroup2 hierarchy beside them when the host mounts one (process placement only).
+use super::devices_bpf::{self, DeviceRules};
 use super::fsio::{self, rs_err};
 use super::layout::V1Hierarchy;
 use super::{CgroupError, CgroupManager, CgroupMode, CgroupStats, Result};
@@ -248,7 +249,20 @@ impl V1Manager {
         Ok(())
     }
 
+    /// The cgroup2 directory whose eBPF program holds the device rules: on a hybrid host
+    /// without a v1 devices controller, or when PODRUN_DEVICES_BPF=1 asks for it.
+    fn devices_bpf_dir(&self) -> Option<&Path> {
+        let (_, unified) = self.unified.as_ref()?;
+        let forced = std::env::var_os("PODRUN_DEVICES_BPF").is_some_and(|v| v == "1");
+        (forced || self.hier("devices").is_none()).then_some(unified.as_path())
+    }
+
     fn set_devices(&self, rules: &[LinuxDeviceCgroup]) -> Result<()> {
+        // Checked whichever way they are applied, so both fail alike on a bad rule.
+        let emulated = DeviceRules::from_oci(rules)?;
+        if let Some(dir) = self.devices_bpf_dir() {
+            return Ok(devices_bpf::apply(dir, &emulated)?);
+        }
         if rules.is_empty() {
             return Ok(());
         }
@@ -518,6 +532,10 @@ impl CgroupManager for V1Manager {
     }
 
     fn remove(&self) -> Result<()> {
+        if let Some(dir) = self.devices_bpf_dir() {
+            // Should detaching fail, removing the cgroup frees the program anyway.
+            let _ = devices_bpf::remove(dir);
+        }
         let res = fsio::rmdir_retry(self.all_dirs().map(|(_, d)| d));
         self.created.store(false, Ordering::Release);
         res

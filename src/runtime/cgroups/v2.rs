@@ -1,4 +1,6 @@
-//! The cgroup v2 (unified) manager: one directory, controllers delegated from above.
+//! The cgroup v2 (unified) manager: one directory, controllers delegated from above,
+//! device rules as an eBPF program attached to it.
+use super::devices_bpf::{self, DeviceRules};
 use super::fsio::{self, rs_err};
 use super::{CgroupError, CgroupManager, CgroupMode, CgroupStats, Result};
 use cgroups_rs::fs::freezer::FreezerController;
@@ -205,7 +207,8 @@ impl V2Manager {
     }
 
     fn set_block_io(&self, bio: &LinuxBlockIo) -> Result<()> {
-        if bio.leaf_weight().is_some() {
+        // A zero leaf weight is "unset" (docker always sends one); any other is refused.
+        if bio.leaf_weight().is_some_and(|w| w != 0) {
             return Err(unsupported(
                 "blockIO.leafWeight",
                 "no leaf weight in cgroup v2",
@@ -382,7 +385,10 @@ impl CgroupManager for V2Manager {
             }
             self.w(k, v, &format!("unified.{k}"))?;
         }
-        // Device rules need an eBPF program in cgroup v2; not done (see module doc).
+        if let Some(devs) = r.devices() {
+            let rules = DeviceRules::from_oci(devs)?;
+            devices_bpf::apply(&self.dir, &rules)?;
+        }
         Ok(())
     }
 
@@ -418,6 +424,8 @@ impl CgroupManager for V2Manager {
     }
 
     fn remove(&self) -> Result<()> {
+        // Detached explicitly; should that fail, removing the cgroup frees them anyway.
+        let _ = devices_bpf::remove(&self.dir);
         fsio::rmdir_retry([self.dir.as_path()])?;
         self.created.store(false, Ordering::Release);
         Ok(())
