@@ -435,6 +435,8 @@ struct LoopbackOnlyNetns {
     etc: std::path::PathBuf,
     queries: std::path::PathBuf,
     children: Vec<std::process::Child>,
+    /// /etc/netns did not exist before: remove it again when empty.
+    made_etc_netns: bool,
 }
 
 const FAKE_DNS: &str = r#"
@@ -463,11 +465,13 @@ impl LoopbackOnlyNetns {
             .unwrap();
         assert!(st.success(), "ip netns add {name}");
         let etc = Path::new("/etc/netns").join(&name);
+        let made_etc_netns = !Path::new("/etc/netns").exists();
         let mut ns = LoopbackOnlyNetns {
             name,
             etc: etc.clone(),
             queries: dir.join("dns-queries"),
             children: Vec::new(),
+            made_etc_netns,
         };
         assert!(ns
             .exec(&["ip", "link", "set", "lo", "up"])
@@ -551,6 +555,9 @@ impl Drop for LoopbackOnlyNetns {
             .args(["netns", "delete", &self.name])
             .status();
         let _ = std::fs::remove_dir_all(&self.etc);
+        if self.made_etc_netns {
+            let _ = std::fs::remove_dir("/etc/netns");
+        }
     }
 }
 
