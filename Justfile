@@ -26,7 +26,12 @@ fixtures: build
 # Every test: format, lint, unit + integration tests (root), then cgroup v2 in a VM
 test: lint
     {{cargo}} test --no-fail-fast -- --test-threads=2
+    just test-package
     just test-cgroup-v2
+
+# cargo install --path . and cargo deb; the .deb's contents, and its podrun run from a throw-away root
+test-package:
+    bash scripts/test-package.sh
 
 # cgroup tests inside a throw-away pure cgroup v2 VM (qemu, software emulation)
 test-cgroup-v2:

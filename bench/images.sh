@@ -16,6 +16,9 @@ done
 bash "$HERE/rootfs-fixtures/build.sh" nginx >/dev/null
 
 W=$(mktemp -d /tmp/podrun-bench-images.XXXXXX)
+# Pulls never leave the machine: docker.io only through mirrors (none configured here).
+export PODRUN_REGISTRIES_CONFIG=$W/registries.json CONTAINERS_REGISTRIES_CONF=$W/registries.conf
+echo '{"mirrorOnly": ["docker.io"]}' >"$PODRUN_REGISTRIES_CONFIG"
 REG_PID=""
 cleanup() {
     [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null || true

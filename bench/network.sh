@@ -27,6 +27,9 @@ PODRUN=${PODRUN:-$PWD/target/debug/podrun}
 CNI_BIN=$(for d in /opt/cni/bin /usr/lib/cni; do [ -x "$d/bridge" ] && echo "$d" && break; done)
 [ -n "$CNI_BIN" ] || { echo "needs the CNI plugins: apt-get install containernetworking-plugins" >&2; exit 1; }
 work=$(mktemp -d /tmp/podrun-bench-net.XXXXXX)
+# Pulls never leave the machine: docker.io only through mirrors (none configured here).
+export PODRUN_REGISTRIES_CONFIG=$work/registries.json CONTAINERS_REGISTRIES_CONF=$work/registries.conf
+echo '{"mirrorOnly": ["docker.io"]}' >"$PODRUN_REGISTRIES_CONFIG"
 export PODRUN_ROOT=$work/root PODRUN_DATA_DIR=$work/data PODRUN_POD_LOG_DIR=$work/logs
 BR=pb$$; CIDR=10.219.$(( $$ % 250 )).0/24
 CBR=pc$$; CCIDR=10.218.$(( $$ % 250 )).0/24

@@ -13,6 +13,9 @@ done
 PODRUN=${PODRUN:-$PWD/target/release/podrun}
 [ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
 work=$(mktemp -d /tmp/podrun-bench-oci.XXXXXX)
+# Pulls never leave the machine: docker.io only through mirrors (none configured here).
+export PODRUN_REGISTRIES_CONFIG=$work/registries.json CONTAINERS_REGISTRIES_CONF=$work/registries.conf
+echo '{"mirrorOnly": ["docker.io"]}' >"$PODRUN_REGISTRIES_CONFIG"
 cleanup() {
   for id in $("$PODRUN" --root "$work/podrun" list -q 2>/dev/null); do "$PODRUN" --root "$work/podrun" delete -f "$id" >/dev/null 2>&1 || true; done
   for id in $(runc --root "$work/runc" list -q 2>/dev/null); do runc --root "$work/runc" delete -f "$id" >/dev/null 2>&1 || true; done

@@ -12,6 +12,9 @@ SEED=$(cd .. && pwd)/shared/seed-examples
 PODRUN=${PODRUN:-$PWD/target/release/podrun}
 [ -x "$PODRUN" ] || cargo build --release
 work=$(mktemp -d /tmp/podrun-bench-pod.XXXXXX)
+# Pulls never leave the machine: docker.io only through mirrors (none configured here).
+export PODRUN_REGISTRIES_CONFIG=$work/registries.json CONTAINERS_REGISTRIES_CONF=$work/registries.conf
+echo '{"mirrorOnly": ["docker.io"]}' >"$PODRUN_REGISTRIES_CONFIG"
 export PODRUN_ROOT=$work/root PODRUN_DATA_DIR=$work/data PODRUN_POD_LOG_DIR=$work/logs
 cleanup() {
   for d in "$PODRUN_ROOT"/pods/*/; do

@@ -12,6 +12,9 @@ PODRUN=${PODRUN:-$PWD/target/debug/podrun}
 command -v hyperfine >/dev/null || { echo "bench/security.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 command -v jq >/dev/null || { echo "bench/security.sh needs jq" >&2; exit 1; }
 work=$(mktemp -d /tmp/podrun-bench-sec.XXXXXX)
+# Pulls never leave the machine: docker.io only through mirrors (none configured here).
+export PODRUN_REGISTRIES_CONFIG=$work/registries.json CONTAINERS_REGISTRIES_CONF=$work/registries.conf
+echo '{"mirrorOnly": ["docker.io"]}' >"$PODRUN_REGISTRIES_CONFIG"
 cleanup() {
   for d in "$work"/proot/pods/*/; do
     [ -d "$d" ] || continue

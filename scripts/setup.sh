@@ -29,3 +29,5 @@ if command -v systemctl >/dev/null; then
   done
 fi
 command -v just >/dev/null || cargo install just --locked
+# The package test (just test-package) builds the .deb with cargo-deb.
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked

@@ -75,7 +75,7 @@ fn docker_io_through_a_mirror_and_an_index_picks_linux_amd64() {
     std::fs::write(
         data.join("registries.json"),
         format!(
-            r#"{{"mirrors": {{"docker.io": ["http://127.0.0.1:{dead}", "http://{}"]}}}}"#,
+            r#"{{"mirrors": {{"docker.io": ["http://127.0.0.1:{dead}", "http://{}"]}}, "mirrorOnly": ["docker.io"]}}"#,
             reg.host()
         ),
     )
@@ -425,4 +425,255 @@ fn docker_schema2_manifests_pull_like_oci_ones() {
         .join("rootfs/bin/busybox")
         .exists());
     ok(&data, &["image", "unmount", &id]);
+}
+
+/// A network namespace with only loopback, made by the test (`ip netns add`), with a
+/// resolv.conf naming a fake DNS server inside it that records every query it gets and
+/// answers NXDOMAIN. Everything it started is killed by pid, the namespace deleted, on drop.
+struct LoopbackOnlyNetns {
+    name: String,
+    etc: std::path::PathBuf,
+    queries: std::path::PathBuf,
+    children: Vec<std::process::Child>,
+    /// /etc/netns did not exist before: remove it again when empty.
+    made_etc_netns: bool,
+}
+
+const FAKE_DNS: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+open(sys.argv[1], "a").close()
+while True:
+    q, peer = s.recvfrom(4096)
+    labels, i = [], 12
+    while i < len(q) and q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode(errors="replace")); i += 1 + q[i]
+    with open(sys.argv[1], "a") as f:
+        f.write(".".join(labels) + "\n")
+    # NXDOMAIN at once, so a resolver that asks does not wait for a timeout.
+    s.sendto(q[:2] + b"\x81\x83" + q[4:6] + b"\x00\x00\x00\x00\x00\x00" + q[12:i + 5], peer)
+"#;
+
+impl LoopbackOnlyNetns {
+    fn new(dir: &Path) -> LoopbackOnlyNetns {
+        require_tool("ip");
+        let name = format!("podrun-mo-{}", std::process::id());
+        let st = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip netns add {name}");
+        let etc = Path::new("/etc/netns").join(&name);
+        let made_etc_netns = !Path::new("/etc/netns").exists();
+        let mut ns = LoopbackOnlyNetns {
+            name,
+            etc: etc.clone(),
+            queries: dir.join("dns-queries"),
+            children: Vec::new(),
+            made_etc_netns,
+        };
+        assert!(ns
+            .exec(&["ip", "link", "set", "lo", "up"])
+            .status()
+            .unwrap()
+            .success());
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("resolv.conf"),
+            "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n",
+        )
+        .unwrap();
+        let dns = ns
+            .exec(&["python3", "-c", FAKE_DNS, ns.queries.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        ns.children.push(dns);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ns.queries.exists() {
+            assert!(Instant::now() < deadline, "fake DNS server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ns
+    }
+
+    fn exec(&self, argv: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(argv);
+        c
+    }
+
+    /// Names the fake DNS server was asked for so far.
+    fn queries(&self) -> String {
+        std::fs::read_to_string(&self.queries).unwrap_or_default()
+    }
+
+    /// docker-registry inside the namespace on 127.0.0.1:5000, with nothing pushed.
+    fn start_empty_registry(&mut self, dir: &Path) {
+        let cfg = dir.join("ns-registry.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:5000\n",
+                dir.join("ns-registry").display()
+            ),
+        )
+        .unwrap();
+        let child = self
+            .exec(&["docker-registry", "serve", cfg.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let up = self
+                .exec(&["bash", "-c", "echo > /dev/tcp/127.0.0.1/5000"])
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            if up.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "registry in the netns did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for LoopbackOnlyNetns {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.etc);
+        if self.made_etc_netns {
+            let _ = std::fs::remove_dir("/etc/netns");
+        }
+    }
+}
+
+#[test]
+fn mirror_only_pull_of_an_image_no_mirror_has_names_the_mirror_and_never_looks_up_docker_io() {
+    require_tool("docker-registry");
+    let t = TempDir::new("pull-mirror-only");
+    let mut ns = LoopbackOnlyNetns::new(t.path());
+    ns.start_empty_registry(t.path());
+    let data = t.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let pull = |cfg: &str| {
+        std::fs::write(data.join("registries.json"), cfg).unwrap();
+        ns.exec(&[
+            PODRUN,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "pull",
+            "-q",
+            "nope:1",
+        ])
+        .env_remove("PODRUN_REGISTRIES_CONFIG")
+        .env("CONTAINERS_REGISTRIES_CONF", data.join("registries.conf"))
+        .output()
+        .unwrap()
+    };
+    let o = pull(
+        r#"{"mirrors": {"docker.io": ["http://127.0.0.1:5000"]}, "mirrorOnly": ["docker.io"]}"#,
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("http://127.0.0.1:5000"),
+        "names the mirror: {err}"
+    );
+    assert!(
+        err.contains("mirrorOnly"),
+        "says why docker.io was not asked: {err}"
+    );
+    assert!(!err.contains("registry-1.docker.io"), "{err}");
+    assert_eq!(ns.queries(), "", "no name was looked up");
+    // Without mirrorOnly the same pull falls back to docker.io and asks DNS for it: the
+    // fake server sees that, so the assertion above can fail.
+    let o = pull(r#"{"mirrors": {"docker.io": ["http://127.0.0.1:5000"]}}"#);
+    assert!(!o.status.success());
+    assert!(
+        ns.queries().contains("registry-1.docker.io"),
+        "{}",
+        ns.queries()
+    );
+    // Mirror-only with no mirror at all: refused before any connection, saying what to add.
+    let o = pull(r#"{"mirrorOnly": ["docker.io"]}"#);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success());
+    assert!(
+        err.contains("none is configured") && err.contains("\"mirrors\""),
+        "{err}"
+    );
+    assert!(!ns.queries().lines().any(|q| q != "registry-1.docker.io"));
+}
+
+#[test]
+fn registries_conf_remaps_mirrors_searches_and_blocks() {
+    let busybox = fixture("busybox");
+    let t = TempDir::new("pull-registries-conf");
+    let reg = Registry::start(t.path());
+    reg.push(&busybox, "1.30", "hub/library/busybox:1.30");
+    reg.push(&busybox, "1.30", "team/tools:1");
+    let data = t.path().join("data");
+    std::fs::create_dir_all(data.join("registries.conf.d")).unwrap();
+    let dead = free_port();
+    // docker.io is remapped to the loopback registry (so never asked itself), with a dead
+    // mirror tried first; quay.io is blocked; example.internal/tools is remapped too.
+    std::fs::write(
+        data.join("registries.conf"),
+        format!(
+            "unqualified-search-registries = [\"docker.io\"]\n\
+             [[registry]]\nprefix = \"docker.io\"\nlocation = \"{host}/hub\"\n\
+             [[registry.mirror]]\nlocation = \"127.0.0.1:{dead}\"\n",
+            host = reg.host()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("registries.conf.d/50-block.conf"),
+        format!(
+            "[[registry]]\nlocation = \"quay.io\"\nblocked = true\n\
+             [[registry]]\nprefix = \"example.internal/tools\"\nlocation = \"{}/team/tools\"\n",
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let out = ok(&data, &["pull", "-q", "busybox:1.30"]);
+    assert_eq!(out.trim(), "docker.io/library/busybox:1.30");
+    ok(&data, &["pull", "-q", "example.internal/tools:1"]);
+    let o = podrun(&data, &["pull", "-q", "quay.io/x/y:1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("blocked") && err.contains("50-block.conf"),
+        "{err}"
+    );
+    // An empty search list refuses short names, saying what to write instead.
+    std::fs::write(
+        data.join("registries.conf.d/60-search.conf"),
+        "unqualified-search-registries = []\n",
+    )
+    .unwrap();
+    let o = podrun(&data, &["pull", "-q", "busybox:1.30"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("unqualified-search-registries"), "{err}");
+    // A bad file is named.
+    std::fs::write(data.join("registries.conf.d/70-bad.conf"), "[[registry]\n").unwrap();
+    let o = podrun(&data, &["pull", "-q", "127.0.0.1:1/a:1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("70-bad.conf"), "{err}");
 }

@@ -179,7 +179,7 @@ fn image_pull_policy_if_not_present_pulls_once_then_uses_the_local_image() {
     std::fs::write(
         &cfg,
         format!(
-            r#"{{"mirrors": {{"docker.io": ["http://{}"]}}, "insecure": ["{}"]}}"#,
+            r#"{{"mirrors": {{"docker.io": ["http://{}"]}}, "mirrorOnly": ["docker.io"], "insecure": ["{}"]}}"#,
             reg.host(),
             reg.host()
         ),
@@ -217,31 +217,48 @@ fn image_pull_policy_if_not_present_pulls_once_then_uses_the_local_image() {
     );
 }
 
+/// rootfs-fixtures/registry.sh for one test: started on DATA, stopped (by its pid) on drop.
+struct FixtureRegistry(std::path::PathBuf);
+
+impl FixtureRegistry {
+    fn start(data: &std::path::Path) -> FixtureRegistry {
+        let script = image_support::root().join("rootfs-fixtures/registry.sh");
+        let o = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(data)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "registry.sh start: {}", text(&o.stderr));
+        FixtureRegistry(data.to_path_buf())
+    }
+}
+
+impl Drop for FixtureRegistry {
+    fn drop(&mut self) {
+        let script = image_support::root().join("rootfs-fixtures/registry.sh");
+        let _ = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("stop")
+            .arg(&self.0)
+            .status();
+    }
+}
+
 #[test]
 fn two_containers_share_a_host_path_and_the_writer_completes() {
     let tmp = image_support::TempDir::new("two-containers");
-    let reg = image_support::Registry::start(tmp.path());
-    reg.push(
-        &image_support::fixture("nginx"),
-        "1.17.1",
-        "library/nginx:latest",
-    );
-    reg.push(
-        &image_support::fixture("debian"),
-        "latest",
-        "library/debian:latest",
-    );
+    // The seed's `image: nginx` and `image: debian` are nginx:latest and debian:latest,
+    // pulled from the fixture registry exactly as the README's users serve them.
+    image_support::fixture("nginx");
+    image_support::fixture("debian");
+    let regdata = tmp.path().join("registry");
+    std::fs::create_dir_all(&regdata).unwrap();
+    let _reg = FixtureRegistry::start(&regdata);
+    let cfg = regdata.join("registries.json");
+    let cfg_text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(cfg_text.contains("mirrorOnly"), "{cfg_text}");
     let mut w = World::empty_store("two-containers");
-    let cfg = tmp.path().join("registries.json");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"{{"mirrors": {{"docker.io": ["http://{}"]}}, "insecure": ["{}"]}}"#,
-            reg.host(),
-            reg.host()
-        ),
-    )
-    .unwrap();
     w.extra_env
         .push(("PODRUN_REGISTRIES_CONFIG".into(), cfg.display().to_string()));
     // The seed mounts the host's /data; a test keeps to its own directory.
@@ -289,6 +306,8 @@ fn two_containers_share_a_host_path_and_the_writer_completes() {
         "http://127.0.0.1/",
     ]);
     assert_eq!(served.trim(), "Hello from the debian container");
+    let d = w.describe("default", "two-containers");
+    assert!(d.contains("Successfully pulled image \"nginx\""), "{d}");
     let (ready, _, _) = w.columns("default", "two-containers");
     assert_eq!(ready, "1/2");
 }

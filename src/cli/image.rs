@@ -1,4 +1,4 @@
-//! Image commands: pull, import, images, rmi, image inspect/mount/unmount.
+//! Image commands: pull, import, images, rmi, image inspect/mount/unmount, login, logout.
 use super::GlobalOpts;
 use crate::image::{progress::human_size, ImageStore, ImportOptions, PullOptions, Reference};
 use anyhow::Context;
@@ -21,6 +21,43 @@ pub enum ImageCommand {
     /// Image subcommands: inspect, ls, rm, mount, unmount.
     #[command(subcommand)]
     Image(ImageSub),
+    /// Log in to a registry: check the credentials, store them in the containers auth.json.
+    Login(LoginArgs),
+    /// Remove a registry's credentials from the containers auth.json.
+    Logout(LogoutArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Registry host[:port], e.g. docker.io, 127.0.0.1:5000
+    pub registry: String,
+    #[arg(long, short)]
+    pub username: Option<String>,
+    /// Password on the command line (visible to other users; prefer --password-stdin).
+    #[arg(long, short, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from stdin.
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// Auth file to write (default: $REGISTRY_AUTH_FILE, else ${XDG_RUNTIME_DIR}/containers/auth.json).
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
+    /// Allow plain HTTP and unverified TLS to the registry.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// Registry host[:port]
+    #[arg(required_unless_present = "all")]
+    pub registry: Option<String>,
+    /// Remove the credentials of every registry.
+    #[arg(long, short)]
+    pub all: bool,
+    /// Auth file to change (default as for login).
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -123,10 +160,98 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        ImageCommand::Login(a) => login(&g.data_dir, a),
+        ImageCommand::Logout(a) => logout(a),
         ImageCommand::Image(ImageSub::Unmount { container_id }) => {
             store.release_rootfs(&container_id)?;
             Ok(0)
         }
+    }
+}
+
+/// A registry as login names it: `https://index.docker.io/v1/` → docker.io.
+fn login_registry(r: &str) -> String {
+    let r = r
+        .strip_prefix("https://")
+        .or_else(|| r.strip_prefix("http://"))
+        .unwrap_or(r)
+        .trim_end_matches('/');
+    let host = r.split('/').next().unwrap_or(r);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+        _ => host.to_string(),
+    }
+}
+
+/// Reads one line from stdin, without echo when it is a terminal.
+fn read_secret_line(prompt: Option<&str>) -> anyhow::Result<String> {
+    use nix::sys::termios;
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    let saved = termios::tcgetattr(&stdin).ok();
+    if let (Some(p), Some(t)) = (prompt, &saved) {
+        eprint!("{p}");
+        let _ = std::io::stderr().flush();
+        let mut quiet = t.clone();
+        quiet.local_flags.remove(termios::LocalFlags::ECHO);
+        let _ = termios::tcsetattr(&stdin, termios::SetArg::TCSANOW, &quiet);
+    }
+    let mut line = String::new();
+    let r = stdin.lock().read_line(&mut line);
+    if let (Some(_), Some(t)) = (prompt, &saved) {
+        let _ = termios::tcsetattr(&stdin, termios::SetArg::TCSANOW, t);
+        eprintln!();
+    }
+    r.context("reading the password from stdin")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn login(data_dir: &std::path::Path, a: LoginArgs) -> anyhow::Result<i32> {
+    use crate::image::{auth, registry::Credentials, RegistriesConfig};
+    let registry = login_registry(&a.registry);
+    let username = match a.username {
+        Some(u) => u,
+        None => {
+            eprint!("Username: ");
+            read_secret_line(None)?
+        }
+    };
+    let password = match (a.password, a.password_stdin) {
+        (Some(p), _) => p,
+        (None, true) => read_secret_line(None)?,
+        (None, false) => read_secret_line(Some("Password: "))?,
+    };
+    if username.is_empty() || password.is_empty() {
+        eprintln!("Error: logging in to {registry}: username and password are both required");
+        return Ok(125);
+    }
+    let creds = Credentials { username, password };
+    let cfg = RegistriesConfig::load(data_dir)?;
+    if let Err(e) = ImageStore::check_login(&registry, &creds, a.insecure, &cfg) {
+        eprintln!("Error: logging in to {registry}: {e}");
+        return Ok(125);
+    }
+    let path = a.authfile.unwrap_or_else(auth::primary_auth_file);
+    auth::store_login(&path, &registry, &creds)?;
+    println!("Login Succeeded!");
+    Ok(0)
+}
+
+fn logout(a: LogoutArgs) -> anyhow::Result<i32> {
+    use crate::image::auth;
+    let path = a.authfile.unwrap_or_else(auth::primary_auth_file);
+    if a.all {
+        auth::remove_login(&path, None)?;
+        println!("Removed login credentials for all registries");
+        return Ok(0);
+    }
+    let registry = login_registry(a.registry.as_deref().unwrap_or(""));
+    if auth::remove_login(&path, Some(&registry))? {
+        println!("Removed login credentials for {registry}");
+        Ok(0)
+    } else {
+        eprintln!("Error: not logged into {registry} (in {})", path.display());
+        Ok(125)
     }
 }
 
@@ -135,6 +260,7 @@ fn pull(store: &ImageStore, a: PullArgs) -> anyhow::Result<i32> {
         insecure: a.insecure,
         progress: !a.quiet,
         registries: None,
+        ..Default::default()
     };
     let img = store.pull(&a.reference, &opts)?;
     println!("{}", img.reference);

@@ -48,11 +48,35 @@ pub struct GlobalOpts {
     pub systemd_cgroup: bool,
 }
 
+/// The environment variables podrun reads (`--help` lists them; the README too).
+pub const ENVIRONMENT_HELP: &str = "\
+Environment:
+  PODRUN_ROOT                state directory (--root), default /run/podrun
+  PODRUN_DATA_DIR            data directory (--data-dir), default /var/lib/podrun
+  PODRUN_POD_LOG_DIR         pod logs, default /var/log/pods
+  PODRUN_NODE_CONFIG         KubeletConfiguration file, default <data-dir>/config.yaml
+  PODRUN_NODE_NAME           node name, default the host name
+  PODRUN_NETWORK             bridge | cni | none (overrides <data-dir>/network.json)
+  PODRUN_BRIDGE              bridge name, default podrun0
+  PODRUN_POD_CIDR            pod subnet, default 10.88.0.0/16
+  PODRUN_CNI_CONF_DIR        CNI configs, default /etc/cni/net.d
+  PODRUN_ROOTFS_MODE         copy: copy image layers instead of an overlay mount
+  PODRUN_DEVICES_BPF         1: device rules as eBPF on a hybrid host's cgroup2 too
+  PODRUN_CRIU                criu program for checkpoint/restore, default criu
+  PODRUN_REGISTRIES_CONFIG   registries.json, default <data-dir>/ then /etc/podrun/
+  CONTAINERS_REGISTRIES_CONF registries.conf, default /etc/containers/registries.conf
+  PODRUN_REGISTRIES_CONF_D   drop-ins, default registries.conf.d beside registries.conf
+  REGISTRY_AUTH_FILE         auth file login writes and pulls read first
+  XDG_RUNTIME_DIR, XDG_CONFIG_HOME, DOCKER_CONFIG, HOME
+                             where the other auth files are (see README)
+  PODRUN_PROBE_TRACE         file to trace every probe run to (benchmarks)";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "podrun",
     version,
-    about = "Run Kubernetes pods on this host; a runc-compatible OCI runtime"
+    about = "Run Kubernetes pods on this host; a runc-compatible OCI runtime",
+    after_help = ENVIRONMENT_HELP
 )]
 pub struct Cli {
     #[command(flatten)]

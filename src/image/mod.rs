@@ -1,5 +1,5 @@
-//! Image store: references, content-addressed OCI layout, registry pull, import, layer
-//! unpack, per-container rootfs.
+//! Image store: references, content-addressed OCI layout, registry pull (registries.json,
+//! registries.conf, credentials), import, layer unpack, per-container rootfs.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), podrun::image::ImageError> {
@@ -14,11 +14,13 @@
 //! store.release_rootfs("ctr-1")?;
 //! # let _ = (cfg, root); Ok(()) }
 //! ```
+pub mod auth;
 mod error;
 pub mod fsutil;
 pub mod import;
 pub mod progress;
 pub mod reference;
+pub mod registries_conf;
 pub mod registry;
 pub mod rootfs;
 pub mod store;

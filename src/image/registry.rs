@@ -1,11 +1,15 @@
 //! `podrun pull`: the OCI distribution API over HTTP(S) — manifests (OCI and Docker v2,
 //! indexes and manifest lists resolved to linux/amd64), blobs streamed, verified and
-//! unpacked in one pass, bearer-token auth, plain HTTP for loopback/insecure registries,
-//! and mirrors from a config file.
+//! unpacked in one pass, Basic and bearer-token auth, plain HTTP for loopback/insecure
+//! registries, mirrors, remaps and blocks from podrun's registries.json and
+//! containers-registries.conf, and mirror-only registries that are never asked themselves.
+pub use super::auth::Credentials;
+use super::auth::{self, DockerConfig};
 use super::error::{invalid, io_err, json_err, ImageError, Result};
 use super::import::{manifest_media_type, pick_platform};
 use super::progress::Progress;
 use super::reference::{host_of, Reference, DOCKER_HUB};
+use super::registries_conf::{self, RegistriesConf};
 use super::store::{
     check_digest, sha256_digest, BlobSource, Descriptor, Image, ImageStore, Index, MT_DOCKER_LIST,
     MT_DOCKER_MANIFEST, MT_OCI_INDEX, MT_OCI_MANIFEST,
@@ -17,12 +21,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Registry settings: mirrors per registry and registries spoken to without TLS checks.
+/// Registry settings: mirrors per registry, registries spoken to without TLS checks,
+/// registries reached only through their mirrors, blocked registries, credentials; and
+/// what containers-registries.conf adds.
 ///
 /// ```json
-/// {"mirrors": {"docker.io": ["http://127.0.0.1:5000"]}, "insecure": ["myhost:5000"]}
+/// {"mirrors": {"docker.io": ["http://127.0.0.1:5000"]}, "mirrorOnly": ["docker.io"],
+///  "insecure": ["myhost:5000"], "blocked": ["quay.io"]}
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RegistriesConfig {
     /// Registry name (`docker.io`, `quay.io`) → mirror endpoints tried first, in order.
     #[serde(default)]
@@ -34,18 +42,19 @@ pub struct RegistriesConfig {
     /// and token requests; anonymous otherwise.
     #[serde(default)]
     pub auths: BTreeMap<String, Credentials>,
-}
-
-#[derive(Clone, Deserialize)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({}, <redacted>)", self.username)
-    }
+    /// Registries reached only through their mirrors: when none has the image the pull
+    /// fails, and the registry's own name is never looked up.
+    #[serde(default, rename = "mirrorOnly")]
+    pub mirror_only: Vec<String>,
+    /// Registries pulls from which are refused (registries.conf's `blocked = true`).
+    #[serde(default)]
+    pub blocked: Vec<String>,
+    /// containers-registries.conf(5) settings, read beside this file.
+    #[serde(skip)]
+    pub conf: RegistriesConf,
+    /// The registries.json read, if any (for messages).
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// Overrides where the registries config is read from.
@@ -53,8 +62,14 @@ pub const REGISTRIES_CONFIG_ENV: &str = "PODRUN_REGISTRIES_CONFIG";
 
 impl RegistriesConfig {
     /// `$PODRUN_REGISTRIES_CONFIG`, else `<data-dir>/registries.json`, else
-    /// `/etc/podrun/registries.json`, else no mirrors.
+    /// `/etc/podrun/registries.json`, else no mirrors; then containers-registries.conf.
     pub fn load(data_dir: &Path) -> Result<RegistriesConfig> {
+        let mut cfg = Self::load_json(data_dir)?;
+        cfg.conf = RegistriesConf::load()?;
+        Ok(cfg)
+    }
+
+    fn load_json(data_dir: &Path) -> Result<RegistriesConfig> {
         let candidates: Vec<PathBuf> = match std::env::var_os(REGISTRIES_CONFIG_ENV) {
             Some(p) => vec![PathBuf::from(p)],
             None => vec![
@@ -65,7 +80,10 @@ impl RegistriesConfig {
         for p in candidates {
             match std::fs::read(&p) {
                 Ok(b) => {
-                    return serde_json::from_slice(&b).map_err(json_err(p.display().to_string()))
+                    let mut c: RegistriesConfig =
+                        serde_json::from_slice(&b).map_err(json_err(p.display().to_string()))?;
+                    c.file = Some(p);
+                    return Ok(c);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_err("read", p)(e)),
@@ -83,31 +101,82 @@ pub struct PullOptions {
     pub progress: bool,
     /// Registry settings; `None` loads them with [`RegistriesConfig::load`].
     pub registries: Option<RegistriesConfig>,
+    /// A pod's imagePullSecrets, asked before any other credential (as kubelet does).
+    pub pull_secrets: Vec<DockerConfig>,
 }
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 impl ImageStore {
     /// Pulls `reference` into the store (config, layers, manifest, tag), returning it.
+    /// A short name goes to registries.conf's unqualified-search-registries in order when
+    /// that list is set, else to docker.io (as docker and kubelet do).
     pub fn pull(&self, reference: &str, opts: &PullOptions) -> Result<Image> {
-        let r = Reference::parse(reference)?;
+        let first = Reference::parse(reference)?;
         let cfg = match &opts.registries {
             Some(c) => c.clone(),
             None => RegistriesConfig::load(&self.data_dir)?,
         };
+        let candidates = match (
+            &cfg.conf.unqualified_search_registries,
+            is_short_name(reference),
+        ) {
+            (Some(list), true) => {
+                if list.is_empty() {
+                    return Err(invalid(
+                        format!("image name {reference:?}"),
+                        "a short name, and unqualified-search-registries in registries.conf is empty: give the registry (e.g. docker.io/library/nginx)",
+                    ));
+                }
+                list.iter()
+                    .map(|reg| Reference::parse(&format!("{reg}/{reference}")))
+                    .collect::<std::result::Result<Vec<_>, _>>()?
+            }
+            _ => vec![first],
+        };
         self.clean_stale();
         let mut errors = Vec::new();
-        for ep in endpoints(&r, &cfg, opts.insecure) {
-            let creds = cfg.auths.get(&r.registry).cloned();
-            let client = match Client::new(&ep, &r, creds) {
-                Ok(c) => c,
-                Err(e) => {
-                    errors.push(e.to_string());
+        let mut last = None;
+        for r in &candidates {
+            match self.pull_one(r, &cfg, opts) {
+                Ok(img) => return Ok(img),
+                Err(e @ ImageError::Registry { .. }) if candidates.len() > 1 => {
+                    errors.push(e.to_string())
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            reg_err(
+                "unqualified-search-registries",
+                format!("pulling {reference}: {}", errors.join("; ")),
+            )
+        }))
+    }
+
+    fn pull_one(&self, r: &Reference, cfg: &RegistriesConfig, opts: &PullOptions) -> Result<Image> {
+        let mut errors = Vec::new();
+        let mut tried = Vec::new();
+        let srcs = sources(r, cfg, opts.insecure)?;
+        for src in &srcs {
+            tried.push(src.label.clone());
+            // The host spoken to first; a mirror falls back to the image's own registry's
+            // credentials (as containerd uses kubelet's for its mirrors).
+            let creds = match credentials(opts, cfg, &src.host, &src.repository)? {
+                Some(c) => Some(c),
+                None if src.host != r.registry => {
+                    credentials(opts, cfg, &r.registry, &r.repository)?
+                }
+                None => None,
+            };
+            let client = Client::new(&src.endpoint, &src.repository, creds);
+            let (mt, bytes) = match client.fetch_manifest(r) {
+                Ok(m) => m,
+                // The registry is named once, in the error built below.
+                Err(ImageError::Registry { reason, .. }) => {
+                    errors.push(reason);
                     continue;
                 }
-            };
-            let (mt, bytes) = match client.fetch_manifest(&r) {
-                Ok(m) => m,
                 Err(e) => {
                     errors.push(e.to_string());
                     continue;
@@ -116,11 +185,212 @@ impl ImageStore {
             let progress = Progress::new(opts.progress && super::fsutil::stderr_is_tty());
             return self.ingest(&client, &bytes, &mt, &[r.to_string()], &progress);
         }
+        let mut reason = format!("pulling {r}: {}", errors.join("; "));
+        if let Some(why) = mirror_only_reason(r, cfg) {
+            reason.push_str(&format!("; {why}, so it is not asked itself"));
+        }
         Err(ImageError::Registry {
-            registry: r.registry.clone(),
-            reason: format!("pulling {r}: {}", errors.join("; ")),
+            registry: tried.join(", "),
+            reason,
         })
     }
+
+    /// Checks `creds` against `registry`'s /v2/ endpoint (Basic or a bearer token), as
+    /// `podman login` does before storing them.
+    pub fn check_login(
+        registry: &str,
+        creds: &Credentials,
+        insecure: bool,
+        cfg: &RegistriesConfig,
+    ) -> Result<()> {
+        let ep = host_endpoint(
+            registry_host(registry),
+            cfg,
+            insecure || cfg.insecure.iter().any(|i| i == registry),
+        );
+        let client = Client::new(&ep, "", Some(creds.clone()));
+        client.get_path("/v2/", None).map(|_| ())
+    }
+}
+
+/// True when `input` names no registry (`nginx`, `library/nginx:1`), as docker decides.
+pub fn is_short_name(input: &str) -> bool {
+    match input.split_once('/') {
+        None => true,
+        Some((first, _)) => !(first.contains('.') || first.contains(':') || first == "localhost"),
+    }
+}
+
+/// Credentials for one source: the pod's pull secrets, registries.json "auths", then the
+/// docker/podman auth files (and their credential helpers).
+fn credentials(
+    opts: &PullOptions,
+    cfg: &RegistriesConfig,
+    host: &str,
+    repository: &str,
+) -> Result<Option<Credentials>> {
+    for s in &opts.pull_secrets {
+        if let Some(f) = s.lookup(host, repository, "imagePullSecrets")? {
+            return Ok(Some(f.credentials));
+        }
+    }
+    if let Some(c) = cfg.auths.get(host) {
+        return Ok(Some(c.clone()));
+    }
+    Ok(auth::from_auth_files(host, repository)?.map(|f| f.credentials))
+}
+
+fn mirror_only_reason(r: &Reference, cfg: &RegistriesConfig) -> Option<String> {
+    if cfg.mirror_only.contains(&r.registry) {
+        let file = cfg
+            .file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|| "registries.json".into());
+        return Some(format!(
+            "{} is reached only through its mirrors (\"mirrorOnly\" in {file})",
+            r.registry
+        ));
+    }
+    None
+}
+
+/// Where to pull `r` from, in order: registries.conf mirrors, registries.json mirrors,
+/// then the registry itself (or its registries.conf location) unless it is mirror-only.
+#[derive(Debug, Clone, PartialEq)]
+struct Source {
+    endpoint: Endpoint,
+    /// host[:port] spoken to, for credentials.
+    host: String,
+    repository: String,
+    label: String,
+}
+
+fn split_location(loc: &str) -> (&str, &str) {
+    loc.split_once('/').unwrap_or((loc, ""))
+}
+
+fn registry_host(registry: &str) -> &str {
+    if registry == DOCKER_HUB {
+        "registry-1.docker.io"
+    } else {
+        registry
+    }
+}
+
+fn sources(r: &Reference, cfg: &RegistriesConfig, insecure: bool) -> Result<Vec<Source>> {
+    let name = r.name();
+    let table = cfg.conf.find(&name);
+    if let Some(t) = table.filter(|t| t.blocked) {
+        return Err(reg_err(
+            &r.registry,
+            format!(
+                "pulling {r}: blocked by [[registry]] prefix {:?} in {}",
+                t.prefix,
+                t.file.display()
+            ),
+        ));
+    }
+    if cfg.blocked.contains(&r.registry) {
+        return Err(reg_err(
+            &r.registry,
+            format!(
+                "pulling {r}: blocked (\"blocked\" in {})",
+                cfg.file
+                    .as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_else(|| "registries.json".into())
+            ),
+        ));
+    }
+    let mut out = Vec::new();
+    let conf_source = |loc: &str, insecure_here: bool| -> Source {
+        let (host, repo) = split_location(loc);
+        let mut ep = host_endpoint(registry_host(host), cfg, insecure || insecure_here);
+        if insecure_here {
+            ep = insecure_endpoint(registry_host(host), ep);
+        }
+        let repository = if host == DOCKER_HUB && !repo.contains('/') {
+            format!("library/{repo}")
+        } else {
+            repo.to_string()
+        };
+        Source {
+            label: ep.bases.first().cloned().unwrap_or_default(),
+            endpoint: ep,
+            host: host.to_string(),
+            repository,
+        }
+    };
+    if let Some(t) = table {
+        if !t.mirror_by_digest_only || r.digest.is_some() {
+            for m in &t.mirror {
+                let loc = registries_conf::rewrite(&name, &t.prefix, &m.location);
+                out.push(conf_source(&loc, m.insecure || t.insecure));
+            }
+        }
+    }
+    for m in cfg.mirrors.get(&r.registry).into_iter().flatten() {
+        let m = m.trim_end_matches('/');
+        let ep = if m.starts_with("http://") || m.starts_with("https://") {
+            Endpoint {
+                bases: vec![m.to_string()],
+                insecure_tls: insecure || cfg.insecure.iter().any(|i| m.contains(i.as_str())),
+            }
+        } else {
+            host_endpoint(m, cfg, insecure)
+        };
+        let host = m
+            .strip_prefix("http://")
+            .or_else(|| m.strip_prefix("https://"))
+            .unwrap_or(m);
+        out.push(Source {
+            label: ep.bases.first().cloned().unwrap_or_default(),
+            endpoint: ep,
+            host: split_location(host).0.to_string(),
+            repository: r.repository.clone(),
+        });
+    }
+    if cfg.mirror_only.contains(&r.registry) {
+        if out.is_empty() {
+            return Err(reg_err(
+                &r.registry,
+                format!(
+                    "pulling {r}: {} and none is configured (add one under \"mirrors\")",
+                    mirror_only_reason(r, cfg).unwrap_or_default()
+                ),
+            ));
+        }
+        return Ok(out);
+    }
+    match table {
+        Some(t) => {
+            let loc = registries_conf::rewrite(&name, &t.prefix, &t.location);
+            out.push(conf_source(&loc, t.insecure));
+        }
+        None => {
+            let host = registry_host(&r.registry);
+            let mut own = host_endpoint(host, cfg, insecure);
+            if cfg.insecure.contains(&r.registry) {
+                own = insecure_endpoint(host, own);
+            }
+            out.push(Source {
+                label: own.bases.first().cloned().unwrap_or_default(),
+                endpoint: own,
+                host: r.registry.clone(),
+                repository: r.repository.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn insecure_endpoint(host: &str, mut ep: Endpoint) -> Endpoint {
+    ep.insecure_tls = true;
+    if ep.bases.len() == 1 && ep.bases[0].starts_with("https://") {
+        ep.bases.push(format!("http://{host}"));
+    }
+    ep
 }
 
 /// One place to try: base URL, and whether TLS may be unverified / fall back to HTTP.
@@ -128,35 +398,6 @@ impl ImageStore {
 struct Endpoint {
     bases: Vec<String>,
     insecure_tls: bool,
-}
-
-fn endpoints(r: &Reference, cfg: &RegistriesConfig, insecure: bool) -> Vec<Endpoint> {
-    let mut out = Vec::new();
-    for m in cfg.mirrors.get(&r.registry).into_iter().flatten() {
-        let m = m.trim_end_matches('/');
-        if m.starts_with("http://") || m.starts_with("https://") {
-            out.push(Endpoint {
-                bases: vec![m.to_string()],
-                insecure_tls: insecure || cfg.insecure.iter().any(|i| m.contains(i.as_str())),
-            });
-        } else {
-            out.push(host_endpoint(m, cfg, insecure));
-        }
-    }
-    let host = if r.registry == DOCKER_HUB {
-        "registry-1.docker.io"
-    } else {
-        r.registry.as_str()
-    };
-    let mut own = host_endpoint(host, cfg, insecure);
-    if cfg.insecure.contains(&r.registry) {
-        own.insecure_tls = true;
-        if own.bases.len() == 1 {
-            own.bases.push(format!("http://{host}"));
-        }
-    }
-    out.push(own);
-    out
 }
 
 fn host_endpoint(host: &str, cfg: &RegistriesConfig, insecure: bool) -> Endpoint {
@@ -206,7 +447,7 @@ fn reg_err(registry: &str, reason: impl Into<String>) -> ImageError {
 }
 
 impl Client {
-    fn new(ep: &Endpoint, r: &Reference, creds: Option<Credentials>) -> Result<Client> {
+    fn new(ep: &Endpoint, repository: &str, creds: Option<Credentials>) -> Client {
         let tls = ureq::tls::TlsConfig::builder()
             .disable_verification(ep.insecure_tls)
             .build();
@@ -219,20 +460,29 @@ impl Client {
             .user_agent("podrun/0.1")
             .build()
             .into();
-        Ok(Client {
+        Client {
             agent,
             candidates: ep.bases.clone(),
             base: Mutex::new(None),
-            repo: r.repository.clone(),
+            repo: repository.to_string(),
             registry: ep.bases.first().cloned().unwrap_or_default(),
             auth: Mutex::new(None),
             creds,
-        })
+        }
     }
 
     /// GET `path` (under /v2/<repo>/), answering one bearer challenge. The first request
     /// also settles which base URL (https or http) works.
     fn get(&self, path: &str, accept: Option<&str>) -> Result<ureq::http::Response<ureq::Body>> {
+        self.get_path(&format!("/v2/{}/{path}", self.repo), accept)
+    }
+
+    /// GET an absolute `path` on this endpoint (see [`Client::get`]).
+    fn get_path(
+        &self,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         let base = self.base.lock().ok().and_then(|b| b.clone());
         let bases = match base {
             Some(b) => vec![b],
@@ -240,7 +490,7 @@ impl Client {
         };
         let mut last = None;
         for b in bases {
-            let url = format!("{b}/v2/{}/{path}", self.repo);
+            let url = format!("{b}{path}");
             match self.get_url(&url, accept) {
                 Ok(resp) => {
                     if let Ok(mut g) = self.base.lock() {
@@ -307,7 +557,7 @@ impl Client {
         self.creds.as_ref().map(|c| {
             format!(
                 "Basic {}",
-                base64_encode(format!("{}:{}", c.username, c.password).as_bytes())
+                auth::base64_encode(format!("{}:{}", c.username, c.password).as_bytes())
             )
         })
     }
@@ -326,7 +576,10 @@ impl Client {
             let b = self.basic().ok_or_else(|| {
                 reg_err(
                     &self.registry,
-                    "authentication required (Basic) and no credentials configured in registries.json \"auths\"",
+                    format!(
+                        "authentication required (Basic) and no credentials for {} in the pod's imagePullSecrets, registries.json \"auths\" or the auth files (podrun login)",
+                        self.registry
+                    ),
                 )
             })?;
             self.set_auth(b);
@@ -344,8 +597,10 @@ impl Client {
         let mut url = realm.clone();
         let mut sep = if url.contains('?') { '&' } else { '?' };
         let default_scope = format!("repository:{}:pull", self.repo);
-        let scope = params.get("scope").unwrap_or(&default_scope);
-        for (k, v) in [("service", params.get("service")), ("scope", Some(scope))] {
+        let scope = params
+            .get("scope")
+            .or((!self.repo.is_empty()).then_some(&default_scope));
+        for (k, v) in [("service", params.get("service")), ("scope", scope)] {
             if let Some(v) = v {
                 url.push(sep);
                 url.push_str(k);
@@ -516,23 +771,6 @@ fn parse_challenge(h: &str) -> (String, BTreeMap<String, String>) {
     (scheme.to_string(), params)
 }
 
-fn base64_encode(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn url_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -567,30 +805,111 @@ mod tests {
     #[test]
     fn endpoints_follow_docker_rules() {
         let cfg = RegistriesConfig::default();
-        let r = Reference::parse("nginx").unwrap();
+        let bases = |r: &str, cfg: &RegistriesConfig, insecure: bool| -> Vec<Vec<String>> {
+            sources(&Reference::parse(r).unwrap(), cfg, insecure)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.endpoint.bases)
+                .collect()
+        };
         assert_eq!(
-            endpoints(&r, &cfg, false),
-            vec![Endpoint {
-                bases: vec!["https://registry-1.docker.io".into()],
-                insecure_tls: false
-            }]
+            bases("nginx", &cfg, false),
+            vec![vec!["https://registry-1.docker.io".to_string()]]
         );
-        let r = Reference::parse("127.0.0.1:5000/x").unwrap();
         assert_eq!(
-            endpoints(&r, &cfg, false)[0].bases,
+            bases("127.0.0.1:5000/x", &cfg, false)[0],
             vec!["http://127.0.0.1:5000"]
         );
-        let r = Reference::parse("myreg:5000/x").unwrap();
         assert_eq!(
-            endpoints(&r, &cfg, true)[0].bases,
+            bases("myreg:5000/x", &cfg, true)[0],
             vec!["https://myreg:5000", "http://myreg:5000"]
         );
         let mut cfg = RegistriesConfig::default();
         cfg.mirrors
             .insert("docker.io".into(), vec!["http://127.0.0.1:5999/".into()]);
+        let eps = bases("busybox:1.30", &cfg, false);
+        assert_eq!(eps[0], vec!["http://127.0.0.1:5999"]);
+        assert_eq!(eps[1], vec!["https://registry-1.docker.io"]);
+    }
+
+    #[test]
+    fn mirror_only_registries_never_list_themselves() {
+        let mut cfg: RegistriesConfig = serde_json::from_str(
+            r#"{"mirrors": {"docker.io": ["http://127.0.0.1:5999"]}, "mirrorOnly": ["docker.io"]}"#,
+        )
+        .unwrap();
         let r = Reference::parse("busybox:1.30").unwrap();
-        let eps = endpoints(&r, &cfg, false);
-        assert_eq!(eps[0].bases, vec!["http://127.0.0.1:5999"]);
-        assert_eq!(eps[1].bases, vec!["https://registry-1.docker.io"]);
+        let s = sources(&r, &cfg, false).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].endpoint.bases, vec!["http://127.0.0.1:5999"]);
+        cfg.mirrors.clear();
+        let e = sources(&r, &cfg, false).unwrap_err().to_string();
+        assert!(
+            e.contains("only through its mirrors") && e.contains("none is configured"),
+            "{e}"
+        );
+        assert!(!e.contains("registry-1"), "{e}");
+        let e = serde_json::from_str::<RegistriesConfig>(r#"{"mirror_only": []}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mirror_only"), "{e}");
+    }
+
+    #[test]
+    fn registries_conf_mirrors_remaps_and_blocks() {
+        let cfg = RegistriesConfig {
+            conf: registries_conf::parse(
+                r#"
+[[registry]]
+prefix = "docker.io"
+location = "127.0.0.1:6000"
+[[registry.mirror]]
+location = "127.0.0.1:6001/hub"
+[[registry]]
+prefix = "quay.io/evil"
+blocked = true
+[[registry]]
+location = "reg.example:5000"
+insecure = true
+"#,
+                Path::new("t.conf"),
+            )
+            .unwrap(),
+            ..Default::default()
+        };
+        let s = sources(&Reference::parse("nginx:1").unwrap(), &cfg, false).unwrap();
+        let got: Vec<(String, String)> = s
+            .iter()
+            .map(|s| (s.endpoint.bases[0].clone(), s.repository.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "http://127.0.0.1:6001".to_string(),
+                    "hub/library/nginx".to_string()
+                ),
+                (
+                    "http://127.0.0.1:6000".to_string(),
+                    "library/nginx".to_string()
+                )
+            ]
+        );
+        let e = sources(&Reference::parse("quay.io/evil/x").unwrap(), &cfg, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("blocked") && e.contains("t.conf"), "{e}");
+        let s = sources(
+            &Reference::parse("reg.example:5000/a").unwrap(),
+            &cfg,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            s[0].endpoint.bases,
+            vec!["https://reg.example:5000", "http://reg.example:5000"]
+        );
+        assert!(is_short_name("nginx") && is_short_name("library/nginx:1"));
+        assert!(!is_short_name("localhost/x") && !is_short_name("a.io/x"));
     }
 }

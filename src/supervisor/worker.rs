@@ -566,7 +566,23 @@ impl Worker {
                 let t0 = Instant::now();
                 let store = ImageStore::open(&self.args.data_dir)
                     .map_err(|e| ("ErrImagePull".to_string(), e.to_string()))?;
-                match store.pull(&image, &PullOptions::default()) {
+                // The pod's imagePullSecrets first, as kubelet; a missing one is a warning.
+                let (pull_secrets, problems) =
+                    crate::image::auth::pod_pull_secrets(&self.pod, &self.objects.secrets);
+                for p in &problems {
+                    self.event(
+                        "Warning",
+                        "FailedToRetrieveImagePullSecret",
+                        "kubelet",
+                        "",
+                        p,
+                    );
+                }
+                let opts = PullOptions {
+                    pull_secrets,
+                    ..PullOptions::default()
+                };
+                match store.pull(&image, &opts) {
                     Ok(img) => {
                         let secs = t0.elapsed().as_secs_f64();
                         self.kubelet_event(

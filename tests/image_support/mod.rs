@@ -56,6 +56,8 @@ pub fn podrun_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     c.env_remove("PODRUN_DATA_DIR");
     c.env_remove("PODRUN_ROOTFS_MODE");
     c.env_remove("PODRUN_REGISTRIES_CONFIG");
+    // The host's registries.conf is not read (a test writes DATA/registries.conf to use one).
+    c.env("CONTAINERS_REGISTRIES_CONF", data.join("registries.conf"));
     for (k, v) in env {
         c.env(k, v);
     }
@@ -229,4 +231,111 @@ pub fn layout_manifest_digest(layout: &Path) -> String {
 
 pub fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// How an [`AuthProxy`] wants its clients to authenticate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AuthMode {
+    /// `WWW-Authenticate: Basic`; every request carries the user's Basic credentials.
+    Basic,
+    /// `WWW-Authenticate: Bearer realm=<own /token>`; the token endpoint wants the user's
+    /// Basic credentials, every other request the token it handed out.
+    Bearer,
+}
+
+/// A private registry: an HTTP proxy in front of a loopback registry that lets through
+/// only requests authenticated as `user`/`password` (one request per connection).
+pub struct AuthProxy {
+    pub port: u16,
+}
+
+impl AuthProxy {
+    pub fn start(upstream: u16, mode: AuthMode, user: &str, password: &str) -> AuthProxy {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let basic = format!(
+            "Basic {}",
+            podrun::image::auth::base64_encode(format!("{user}:{password}").as_bytes())
+        );
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(c) = c else { continue };
+                let basic = basic.clone();
+                std::thread::spawn(move || {
+                    let _ = auth_serve(c, upstream, port, mode, &basic);
+                });
+            }
+        });
+        AuthProxy { port }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+fn auth_serve(
+    mut c: std::net::TcpStream,
+    upstream: u16,
+    me: u16,
+    mode: AuthMode,
+    basic: &str,
+) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if c.read(&mut b)? == 0 {
+            return Ok(());
+        }
+        head.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+    let authz: Vec<String> = text
+        .split("\r\n")
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("authorization")
+                .then(|| v.trim().to_string())
+        })
+        .collect();
+    let has = |v: &str| authz.iter().any(|a| a == v);
+    const TOKEN: &str = "Bearer tok-4c6f67696e";
+    let deny = |c: &mut std::net::TcpStream, challenge: String| {
+        write!(c, "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: {challenge}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}")
+    };
+    match mode {
+        AuthMode::Basic if !has(basic) => {
+            return deny(&mut c, "Basic realm=\"podrun-test\"".into());
+        }
+        AuthMode::Bearer if path.starts_with("/token") => {
+            if !has(basic) {
+                return deny(&mut c, "Basic realm=\"podrun-test-token\"".into());
+            }
+            let body = format!(r#"{{"token":"{}"}}"#, &TOKEN[7..]);
+            return write!(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+        AuthMode::Bearer if !has(TOKEN) => {
+            return deny(
+                &mut c,
+                format!("Bearer realm=\"http://127.0.0.1:{me}/token\",service=\"podrun-test\""),
+            );
+        }
+        _ => {}
+    }
+    let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream))?;
+    let mut fwd = String::new();
+    for l in text.split("\r\n") {
+        let lower = l.to_ascii_lowercase();
+        if lower.starts_with("connection:") || lower.starts_with("authorization:") || l.is_empty() {
+            continue;
+        }
+        fwd.push_str(l);
+        fwd.push_str("\r\n");
+    }
+    fwd.push_str("Connection: close\r\n\r\n");
+    up.write_all(fwd.as_bytes())?;
+    std::io::copy(&mut up, &mut c)?;
+    Ok(())
 }

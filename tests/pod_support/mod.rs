@@ -170,7 +170,16 @@ impl World {
         c.env("PODRUN_ROOT", &self.root)
             .env("PODRUN_DATA_DIR", &self.data)
             .env("PODRUN_POD_LOG_DIR", &self.logs);
-        c.env_remove("PODRUN_REGISTRIES_CONFIG");
+        // Pulls never leave the machine: docker.io only through mirrors, none unless the
+        // test sets its own config (extra_env wins); the host's registries.conf is not read.
+        let mirror_only = self.root.join("registries.json");
+        if !mirror_only.exists() {
+            let _ = std::fs::write(&mirror_only, r#"{"mirrorOnly": ["docker.io"]}"#);
+        }
+        c.env("PODRUN_REGISTRIES_CONFIG", &mirror_only).env(
+            "CONTAINERS_REGISTRIES_CONF",
+            self.root.join("registries.conf"),
+        );
         for (k, v) in &self.extra_env {
             c.env(k, v);
         }
