@@ -226,11 +226,7 @@ impl Runtime {
             (opts.file_locks, "--file-locks"),
             (opts.auto_dedup, "--auto-dedup"),
         ];
-        for (on, f) in flags {
-            if on {
-                c.arg(f);
-            }
-        }
+        add_flags(&mut c, &flags);
         empty_ns(&opts.empty_ns, &mut c)?;
         run_criu(c, if opts.pre_dump { "PRE_DUMP" } else { "DUMP" }, &log)?;
         if !(opts.leave_running || opts.pre_dump) {
@@ -328,11 +324,7 @@ impl Runtime {
             (opts.file_locks, "--file-locks"),
             (opts.auto_dedup, "--auto-dedup"),
         ];
-        for (on, f) in flags {
-            if on {
-                c.arg(f);
-            }
-        }
+        add_flags(&mut c, &flags);
         empty_ns(&opts.empty_ns, &mut c).map_err(undo)?;
         if let Err(e) = run_criu(c, "RESTORE", &log) {
             if let Some((_, m)) = &cg {
@@ -371,6 +363,15 @@ impl Runtime {
         }
         rec.paused = false;
         Ok(rec.oci_state(Status::Running))
+    }
+}
+
+/// Adds each CRIU flag whose option is set.
+fn add_flags(c: &mut Command, flags: &[(bool, &str)]) {
+    for (on, f) in flags {
+        if *on {
+            c.arg(f);
+        }
     }
 }
 
