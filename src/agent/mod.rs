@@ -2,3 +2,4 @@
 //! holds what must outlive them.
 pub mod handoff;
 pub mod pidfd;
+pub mod supervisors;

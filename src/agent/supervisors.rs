@@ -1,0 +1,299 @@
+//! The agent's table of pod supervisors: each held by pidfd, adopted when it was already
+//! running, and started again (to re-adopt its pod) when it dies while its pod lives.
+use super::pidfd::ProcessHandle;
+use crate::supervisor::store;
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A supervisor that lived shorter than this crashed "quickly": repeated quick crashes
+/// back off, so a supervisor that cannot start does not spin.
+const QUICK: Duration = Duration::from_secs(2);
+/// Quick crashes restarted at once (at most one start per second) before backing off.
+const QUICK_RETRIES: u32 = 5;
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// When to start a pod's supervisor again after it died, or None when the pod is gone
+/// (its supervisor finished a deletion). Pure: the decision only.
+pub fn restart_delay(pod_exists: bool, lived: Duration, quick_crashes: u32) -> Option<Duration> {
+    if !pod_exists {
+        return None;
+    }
+    let one_per_second = Duration::from_secs(1).saturating_sub(lived);
+    if lived >= QUICK || quick_crashes <= QUICK_RETRIES {
+        return Some(one_per_second);
+    }
+    let doublings = (quick_crashes - QUICK_RETRIES).min(16);
+    Some(Duration::from_secs(1 << doublings).min(MAX_BACKOFF))
+}
+
+/// One pod's supervisor as the agent sees it.
+#[derive(Debug)]
+struct Entry {
+    process: Option<ProcessHandle>,
+    /// Started by this agent (so ours to reap), not adopted from an earlier one.
+    child: bool,
+    started: Instant,
+    quick_crashes: u32,
+    restart_at: Option<Instant>,
+}
+
+/// How to start a supervisor.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub exe: PathBuf,
+    pub root: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+/// Every pod supervisor under one state root, by pod key (the pod dir's name).
+#[derive(Debug)]
+pub struct Supervisors {
+    launch: Launch,
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Supervisors {
+    pub fn new(launch: Launch) -> Supervisors {
+        Supervisors {
+            launch,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    fn pods_dir(&self) -> PathBuf {
+        self.launch.root.join("pods")
+    }
+
+    fn pod_dir(&self, key: &str) -> PathBuf {
+        self.pods_dir().join(key)
+    }
+
+    /// Finds pods not yet in the table: a live supervisor is adopted (held by pidfd, not
+    /// touched), a pod without one gets a new supervisor that re-adopts it.
+    pub fn scan(&mut self, now: Instant) {
+        let Ok(dirs) = std::fs::read_dir(self.pods_dir()) else {
+            return;
+        };
+        for d in dirs.flatten() {
+            let key = d.file_name().to_string_lossy().into_owned();
+            if self.entries.contains_key(&key) || !d.path().join(store::POD_FILE).exists() {
+                continue;
+            }
+            let process = live_supervisor(&d.path());
+            let restart_at = process.is_none().then_some(now);
+            self.entries.insert(
+                key,
+                Entry {
+                    process,
+                    child: false,
+                    started: now,
+                    quick_crashes: 0,
+                    restart_at,
+                },
+            );
+        }
+    }
+
+    /// Starts the supervisor of pod `key` (new with `ready`, the pipe `up` waits on;
+    /// re-adopting otherwise).
+    pub fn spawn(&mut self, key: &str, ready: Option<OwnedFd>, now: Instant) -> std::io::Result<i32> {
+        let adopt = ready.is_none();
+        let child = spawn_supervisor(&self.launch, &self.pod_dir(key), ready, adopt)?;
+        let pid = child.id() as i32;
+        // The pidfd, not the Child, watches it; the agent reaps its children itself.
+        std::mem::forget(child);
+        let process = ProcessHandle::open(pid, None)?;
+        let quick_crashes = self.entries.get(key).map_or(0, |e| e.quick_crashes);
+        self.entries.insert(
+            key.to_string(),
+            Entry {
+                process: Some(process),
+                child: true,
+                started: now,
+                quick_crashes,
+                restart_at: None,
+            },
+        );
+        Ok(pid)
+    }
+
+    /// The pidfds to poll, with their pod keys.
+    pub fn watched(&self) -> Vec<(String, BorrowedFd<'_>)> {
+        self.entries
+            .iter()
+            .filter_map(|(k, e)| e.process.as_ref().map(|p| (k.clone(), p.as_fd())))
+            .collect()
+    }
+
+    /// A watched supervisor exited: reap it if it is ours and decide its pod's future.
+    pub fn exited(&mut self, key: &str, now: Instant) {
+        let exists = self.pod_dir(key).join(store::POD_FILE).exists();
+        let Some(e) = self.entries.get_mut(key) else {
+            return;
+        };
+        if let (Some(p), true) = (e.process.take(), e.child) {
+            let _ = nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(p.pid()),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+        }
+        let lived = now.saturating_duration_since(e.started);
+        e.quick_crashes = if lived < QUICK { e.quick_crashes + 1 } else { 0 };
+        match restart_delay(exists, lived, e.quick_crashes) {
+            Some(d) => e.restart_at = Some(now + d),
+            None => {
+                self.entries.remove(key);
+            }
+        }
+    }
+
+    /// Starts every supervisor whose restart is due; returns what failed to start.
+    pub fn restart_due(&mut self, now: Instant) -> Vec<(String, std::io::Error)> {
+        let due: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.restart_at.is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut failed = Vec::new();
+        for key in due {
+            if !self.pod_dir(&key).join(store::POD_FILE).exists() {
+                self.entries.remove(&key);
+                continue;
+            }
+            if let Err(e) = self.spawn(&key, None, now) {
+                if let Some(entry) = self.entries.get_mut(&key) {
+                    entry.restart_at = Some(now + Duration::from_secs(1));
+                }
+                failed.push((key, e));
+            }
+        }
+        failed
+    }
+
+    /// The earliest pending restart.
+    pub fn next_restart(&self) -> Option<Instant> {
+        self.entries.values().filter_map(|e| e.restart_at).min()
+    }
+
+    /// Is a supervisor of pod `key` running right now?
+    pub fn running(&self, key: &str) -> bool {
+        self.entries
+            .get(key)
+            .and_then(|e| e.process.as_ref())
+            .is_some_and(|p| !p.exited())
+    }
+}
+
+/// The supervisor a pod dir's pid file names, if it is still that process.
+fn live_supervisor(pod_dir: &Path) -> Option<ProcessHandle> {
+    let text = std::fs::read_to_string(pod_dir.join(store::PID_FILE)).ok()?;
+    let mut f = text.split_whitespace();
+    let pid: i32 = f.next()?.parse().ok()?;
+    let started: u64 = f.next()?.parse().ok()?;
+    ProcessHandle::open(pid, Some(started)).ok().filter(|p| !p.exited())
+}
+
+/// Starts `podrun supervise` for `pod_dir`, in its own session, stderr to supervisor.log.
+fn spawn_supervisor(
+    l: &Launch,
+    pod_dir: &Path,
+    ready: Option<OwnedFd>,
+    adopt: bool,
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(pod_dir.join("supervisor.log"))?;
+    let mut cmd = std::process::Command::new(&l.exe);
+    cmd.arg("--root")
+        .arg(&l.root)
+        .arg("--data-dir")
+        .arg(&l.data_dir)
+        .arg("supervise")
+        .arg("--pod-dir")
+        .arg(pod_dir);
+    if adopt {
+        cmd.arg("--adopt");
+    }
+    let ready_fd = ready.as_ref().map(|f| f.as_raw_fd());
+    if let Some(fd) = ready_fd {
+        cmd.arg("--ready-fd").arg(fd.to_string());
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    // SAFETY: between fork and exec only async-signal-safe calls (setsid, close_range,
+    // fcntl). The supervisor inherits none of the agent's fds but the ready pipe.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+            if let Some(fd) = ready_fd {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn();
+    drop(ready);
+    child
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn a_deleted_pod_gets_no_new_supervisor() {
+        assert_eq!(restart_delay(false, S(100), 0), None);
+    }
+
+    #[test]
+    fn a_crash_after_a_while_is_restarted_at_once() {
+        assert_eq!(restart_delay(true, S(30), 0), Some(Duration::ZERO));
+        assert_eq!(restart_delay(true, S(3), 40), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn quick_crashes_are_restarted_at_most_once_a_second_then_back_off() {
+        assert_eq!(restart_delay(true, MS(300), 1), Some(MS(700)));
+        assert_eq!(restart_delay(true, MS(1500), 5), Some(Duration::ZERO));
+        assert_eq!(restart_delay(true, MS(100), 6), Some(S(2)));
+        assert_eq!(restart_delay(true, MS(100), 7), Some(S(4)));
+        assert_eq!(restart_delay(true, MS(100), 30), Some(MAX_BACKOFF));
+        assert_eq!(restart_delay(true, MS(100), u32::MAX), Some(MAX_BACKOFF));
+    }
+
+    #[test]
+    fn scan_adopts_a_live_supervisor_and_restarts_a_dead_ones_pod() {
+        let root = std::env::temp_dir().join(format!("podrun-sup-scan-{}", std::process::id()));
+        let live = root.join("pods/default_live");
+        let dead = root.join("pods/default_dead");
+        for d in [&live, &dead] {
+            std::fs::create_dir_all(d).expect("dir");
+            std::fs::write(d.join(store::POD_FILE), "{}").expect("pod");
+        }
+        let me = std::process::id() as i32;
+        std::fs::write(live.join(store::PID_FILE), store::pid_record(me)).expect("pid");
+        // A pid record whose start time does not match: a reused pid, not our supervisor.
+        std::fs::write(dead.join(store::PID_FILE), format!("{me} 1\n")).expect("pid");
+        let mut s = Supervisors::new(Launch {
+            exe: PathBuf::from("/bin/false"),
+            root: root.clone(),
+            data_dir: root.clone(),
+        });
+        let now = Instant::now();
+        s.scan(now);
+        assert!(s.running("default_live"));
+        assert!(!s.running("default_dead"));
+        assert_eq!(s.next_restart(), Some(now));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
