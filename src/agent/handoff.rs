@@ -30,6 +30,9 @@ pub enum Request {
     Take { pod: String },
     /// The pod is deleted: drop everything kept for it.
     Forget { pod: String },
+    /// Start the supervisor of the admitted pod `pod` as the agent's child; the one fd
+    /// attached is the pipe its caller waits on for the supervisor's first report.
+    Spawn { pod: String },
 }
 
 /// The agent's answers.
@@ -37,8 +40,13 @@ pub enum Request {
 #[serde(tag = "reply", rename_all = "camelCase")]
 pub enum Reply {
     Ok,
-    Error { message: String },
-    Entry { container: String, names: Vec<String> },
+    Error {
+        message: String,
+    },
+    Entry {
+        container: String,
+        names: Vec<String>,
+    },
     End,
 }
 
@@ -86,7 +94,10 @@ pub fn recv<T: DeserializeOwned>(sock: BorrowedFd<'_>) -> Result<(T, Vec<OwnedFd
         for c in msg.cmsgs()? {
             if let ControlMessageOwned::ScmRights(raw) = c {
                 // SAFETY: the kernel installed these fds for us; nobody else owns them.
-                fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                fds.extend(
+                    raw.into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
             }
         }
         (msg.bytes, fds)
@@ -141,6 +152,10 @@ impl FdVault {
                 self.pods.remove(&pod);
                 vec![(Reply::Ok, Vec::new())]
             }
+            Request::Spawn { .. } => {
+                let message = "spawn is not a vault request".to_string();
+                vec![(Reply::Error { message }, Vec::new())]
+            }
         }
     }
 
@@ -159,7 +174,11 @@ impl FdVault {
 
     /// How many fds are kept in all (for the agent's own accounting and tests).
     pub fn fd_count(&self) -> usize {
-        self.pods.values().flat_map(|p| p.values()).map(|k| k.fds.len()).sum()
+        self.pods
+            .values()
+            .flat_map(|p| p.values())
+            .map(|k| k.fds.len())
+            .sum()
     }
 }
 
@@ -239,24 +258,43 @@ mod tests {
         let (agent, sup) = pair();
         let mut vault = FdVault::default();
         let (r, w) = nix::unistd::pipe().expect("pipe");
-        send(sup.as_fd(), &deposit("default_web", "c1", &["stdout"]), &[r.as_raw_fd()])
-            .expect("deposit");
+        send(
+            sup.as_fd(),
+            &deposit("default_web", "c1", &["stdout"]),
+            &[r.as_raw_fd()],
+        )
+        .expect("deposit");
         serve(&mut vault, &agent, 1);
         assert_eq!(recv::<Reply>(sup.as_fd()).expect("ok").0, Reply::Ok);
         // The first supervisor is gone: its copy of the read end closes.
         drop(r);
         let mut writer = std::fs::File::from(w);
-        writer.write_all(b"line 1\n").expect("write with only the agent reading");
+        writer
+            .write_all(b"line 1\n")
+            .expect("write with only the agent reading");
         drop(writer);
-        send(sup.as_fd(), &Request::Take { pod: "default_web".into() }, &[]).expect("take");
+        send(
+            sup.as_fd(),
+            &Request::Take {
+                pod: "default_web".into(),
+            },
+            &[],
+        )
+        .expect("take");
         serve(&mut vault, &agent, 1);
         let lent = collect(&sup);
         assert_eq!(lent.len(), 1);
         assert_eq!(lent[0].container, "c1");
-        let (name, fd) = lent.into_iter().next().and_then(|l| l.fds.into_iter().next()).expect("fd");
+        let (name, fd) = lent
+            .into_iter()
+            .next()
+            .and_then(|l| l.fds.into_iter().next())
+            .expect("fd");
         assert_eq!(name, "stdout");
         let mut text = String::new();
-        std::fs::File::from(fd).read_to_string(&mut text).expect("read");
+        std::fs::File::from(fd)
+            .read_to_string(&mut text)
+            .expect("read");
         assert_eq!(text, "line 1\n");
     }
 
@@ -278,7 +316,10 @@ mod tests {
     fn release_and_forget_drop_what_was_kept() {
         let mut vault = FdVault::default();
         let fd = || OwnedFd::from(std::fs::File::open("/dev/null").expect("null"));
-        vault.handle(deposit("ns_a", "c1", &["stdout", "stderr"]), vec![fd(), fd()]);
+        vault.handle(
+            deposit("ns_a", "c1", &["stdout", "stderr"]),
+            vec![fd(), fd()],
+        );
         vault.handle(deposit("ns_a", "c2", &["pidfd"]), vec![fd()]);
         vault.handle(deposit("ns_b", "c3", &["pidfd"]), vec![fd()]);
         assert_eq!(vault.fd_count(), 4);

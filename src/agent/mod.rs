@@ -2,4 +2,5 @@
 //! holds what must outlive them.
 pub mod handoff;
 pub mod pidfd;
+pub mod serve;
 pub mod supervisors;

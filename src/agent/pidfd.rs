@@ -84,7 +84,10 @@ impl ProcessHandle {
 
     /// Has the process exited (zombie or reaped)? Never blocks.
     pub fn exited(&self) -> bool {
-        let mut pfd = [nix::poll::PollFd::new(self.fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut pfd = [nix::poll::PollFd::new(
+            self.fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         matches!(nix::poll::poll(&mut pfd, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
     }
 
@@ -149,13 +152,19 @@ mod tests {
     fn exit_code_is_the_code_or_128_plus_the_signal() {
         assert_eq!(ExitStatus::Exited(3).exit_code(), 3);
         assert_eq!(ExitStatus::Signaled(9).exit_code(), 137);
-        assert_eq!(ExitStatus::from_wait_status(42 << 8), ExitStatus::Exited(42));
+        assert_eq!(
+            ExitStatus::from_wait_status(42 << 8),
+            ExitStatus::Exited(42)
+        );
         assert_eq!(ExitStatus::from_wait_status(9), ExitStatus::Signaled(9));
     }
 
     #[test]
     fn a_reaped_child_still_tells_its_exit_status() {
-        let mut child = Command::new("sh").args(["-c", "exit 7"]).spawn().expect("sh");
+        let mut child = Command::new("sh")
+            .args(["-c", "exit 7"])
+            .spawn()
+            .expect("sh");
         let h = ProcessHandle::open(child.id() as i32, None).expect("pidfd");
         let _ = child.wait();
         assert!(h.exited());

@@ -98,7 +98,12 @@ impl Supervisors {
 
     /// Starts the supervisor of pod `key` (new with `ready`, the pipe `up` waits on;
     /// re-adopting otherwise).
-    pub fn spawn(&mut self, key: &str, ready: Option<OwnedFd>, now: Instant) -> std::io::Result<i32> {
+    pub fn spawn(
+        &mut self,
+        key: &str,
+        ready: Option<OwnedFd>,
+        now: Instant,
+    ) -> std::io::Result<i32> {
         let adopt = ready.is_none();
         let child = spawn_supervisor(&self.launch, &self.pod_dir(key), ready, adopt)?;
         let pid = child.id() as i32;
@@ -140,7 +145,11 @@ impl Supervisors {
             );
         }
         let lived = now.saturating_duration_since(e.started);
-        e.quick_crashes = if lived < QUICK { e.quick_crashes + 1 } else { 0 };
+        e.quick_crashes = if lived < QUICK {
+            e.quick_crashes + 1
+        } else {
+            0
+        };
         match restart_delay(exists, lived, e.quick_crashes) {
             Some(d) => e.restart_at = Some(now + d),
             None => {
@@ -193,7 +202,9 @@ fn live_supervisor(pod_dir: &Path) -> Option<ProcessHandle> {
     let mut f = text.split_whitespace();
     let pid: i32 = f.next()?.parse().ok()?;
     let started: u64 = f.next()?.parse().ok()?;
-    ProcessHandle::open(pid, Some(started)).ok().filter(|p| !p.exited())
+    ProcessHandle::open(pid, Some(started))
+        .ok()
+        .filter(|p| !p.exited())
 }
 
 /// Starts `podrun supervise` for `pod_dir`, in its own session, stderr to supervisor.log.
@@ -231,7 +242,12 @@ fn spawn_supervisor(
     unsafe {
         cmd.pre_exec(move || {
             libc::setsid();
-            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
             if let Some(fd) = ready_fd {
                 libc::fcntl(fd, libc::F_SETFD, 0);
             }

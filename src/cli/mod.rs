@@ -9,6 +9,7 @@ pub mod node;
 pub mod oci;
 pub mod pod;
 pub mod printers;
+pub mod serve;
 pub mod tty;
 
 use clap::{Args, Parser, Subcommand};
@@ -95,6 +96,8 @@ pub enum Command {
     Pod(pod::PodCommand),
     #[command(flatten)]
     Node(node::NodeCommand),
+    /// Run the node agent (foreground): supervises the pods' supervisors.
+    Serve(serve::ServeArgs),
 }
 
 /// Runs one parsed command line; returns the process exit code.
@@ -112,6 +115,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(c) => image::run(&cli.global, c),
         Command::Pod(c) => pod::run(&cli.global, c),
         Command::Node(c) => node::run(&cli.global, c),
+        Command::Serve(a) => serve::run(&cli.global, a),
     }
 }
 

@@ -1,0 +1,327 @@
+//! `podrun serve`'s loop: one thread, one poll over signals, the agent socket, its
+//! clients, the supervisors' pidfds and the pods directory.
+use super::handoff::{self, FdVault, Reply, Request};
+use super::supervisors::{Launch, Supervisors};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The agent socket's name under --root.
+pub const SOCKET: &str = "agent.sock";
+
+/// What `serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub root: PathBuf,
+    pub data_dir: PathBuf,
+    pub pid_file: Option<PathBuf>,
+}
+
+/// What stops the agent from running.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{what}: {source}")]
+    Sys { what: String, source: nix::Error },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("another agent serves {0}")]
+    AlreadyRunning(PathBuf),
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> AgentError {
+    let what = what.into();
+    move |source| AgentError::Sys { what, source }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AgentError {
+    let what = what.into();
+    move |source| AgentError::Io { what, source }
+}
+
+/// The agent's state between polls.
+struct Agent {
+    supervisors: Supervisors,
+    vault: FdVault,
+    listener: OwnedFd,
+    clients: Vec<OwnedFd>,
+    signals: SignalFd,
+    pods: Inotify,
+    pods_dir: PathBuf,
+}
+
+/// Runs the agent until SIGTERM or SIGINT; pods and their supervisors keep running.
+pub fn serve(opts: &ServeOptions) -> Result<(), AgentError> {
+    // Orphaned container processes of a crashed supervisor come to us, not to init.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let mut agent = Agent::start(opts)?;
+    if let Some(p) = &opts.pid_file {
+        let me = format!("{}\n", std::process::id());
+        crate::util::write_atomic(p, me.as_bytes()).map_err(io(p.display().to_string()))?;
+    }
+    eprintln!(
+        "podrun serve: agent running on {}",
+        opts.root.join(SOCKET).display()
+    );
+    let result = agent.run();
+    let _ = std::fs::remove_file(opts.root.join(SOCKET));
+    if let Some(p) = &opts.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    result
+}
+
+impl Agent {
+    fn start(opts: &ServeOptions) -> Result<Agent, AgentError> {
+        let mut mask = SigSet::empty();
+        for s in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+        ] {
+            mask.add(s);
+        }
+        mask.thread_block().map_err(sys("blocking signals"))?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(sys("signalfd"))?;
+        let pods_dir = opts.root.join("pods");
+        std::fs::create_dir_all(&pods_dir).map_err(io(pods_dir.display().to_string()))?;
+        let pods = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .map_err(sys("inotify"))?;
+        let flags =
+            AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ONLYDIR;
+        pods.add_watch(&pods_dir, flags)
+            .map_err(sys(format!("watching {}", pods_dir.display())))?;
+        let exe = std::env::current_exe().map_err(io("finding podrun's own executable"))?;
+        let launch = Launch {
+            exe,
+            root: opts.root.clone(),
+            data_dir: opts.data_dir.clone(),
+        };
+        Ok(Agent {
+            supervisors: Supervisors::new(launch),
+            vault: FdVault::default(),
+            listener: listen(&opts.root.join(SOCKET))?,
+            clients: Vec::new(),
+            signals,
+            pods,
+            pods_dir,
+        })
+    }
+
+    fn run(&mut self) -> Result<(), AgentError> {
+        self.supervisors.scan(Instant::now());
+        loop {
+            for (key, e) in self.supervisors.restart_due(Instant::now()) {
+                eprintln!("podrun serve: starting the supervisor of {key}: {e}");
+            }
+            let ready = self.wait()?;
+            if ready.stop {
+                return Ok(());
+            }
+            let now = Instant::now();
+            for key in ready.supervisors_exited {
+                eprintln!("podrun serve: the supervisor of {key} exited");
+                self.supervisors.exited(&key, now);
+            }
+            if ready.pods_changed {
+                // Drain the events; a scan finds what is new.
+                while matches!(self.pods.read_events(), Ok(ev) if !ev.is_empty()) {}
+                let _ = &self.pods_dir;
+                self.supervisors.scan(now);
+            }
+            if ready.accept {
+                self.accept();
+            }
+            for i in ready.clients.into_iter().rev() {
+                self.serve_client(i);
+            }
+        }
+    }
+
+    /// Polls everything once, up to the next due restart.
+    fn wait(&mut self) -> Result<Ready, AgentError> {
+        let timeout = match self.supervisors.next_restart() {
+            Some(t) => t.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        let watched = self.supervisors.watched();
+        let mut fds = vec![
+            PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.pods.as_fd(), PollFlags::POLLIN),
+        ];
+        fds.extend(
+            self.clients
+                .iter()
+                .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)),
+        );
+        fds.extend(
+            watched
+                .iter()
+                .map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN)),
+        );
+        let ms = timeout.as_millis().min(u128::from(u16::MAX)) as u16;
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => {
+                return Err(AgentError::Sys {
+                    what: "poll".into(),
+                    source: e,
+                })
+            }
+        }
+        let hit = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+        let n = self.clients.len();
+        let mut ready = Ready {
+            accept: hit(&fds[1]),
+            pods_changed: hit(&fds[2]),
+            clients: (0..n).filter(|&i| hit(&fds[3 + i])).collect(),
+            supervisors_exited: watched
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| hit(&fds[3 + n + i]))
+                .map(|(_, (k, _))| k.clone())
+                .collect(),
+            stop: false,
+        };
+        if hit(&fds[0]) {
+            ready.stop = self.read_signals();
+        }
+        Ok(ready)
+    }
+
+    /// Handles pending signals; true on SIGTERM or SIGINT.
+    fn read_signals(&mut self) -> bool {
+        let mut stop = false;
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGTERM | Signal::SIGINT) => stop = true,
+                Ok(Signal::SIGCHLD) => reap_orphans(),
+                _ => {}
+            }
+        }
+        stop
+    }
+
+    fn accept(&mut self) {
+        while let Ok(fd) = socket::accept4(&self.listener, SockFlag::SOCK_CLOEXEC) {
+            self.clients.push(fd);
+        }
+    }
+
+    /// Answers one request from client `i`; drops the client when it hung up.
+    fn serve_client(&mut self, i: usize) {
+        let got = handoff::recv::<Request>(self.clients[i].as_fd());
+        let replies = match got {
+            Err(_) => {
+                self.clients.swap_remove(i);
+                return;
+            }
+            Ok((Request::Spawn { pod }, fds)) => self.spawn(&pod, fds),
+            Ok((req, fds)) => self.vault.handle(req, fds),
+        };
+        for (reply, fds) in replies {
+            if handoff::send(self.clients[i].as_fd(), &reply, &fds).is_err() {
+                self.clients.swap_remove(i);
+                return;
+            }
+        }
+    }
+
+    fn spawn(&mut self, pod: &str, fds: Vec<OwnedFd>) -> Vec<(Reply, Vec<i32>)> {
+        let reply = match valid_key(pod).then(|| fds.into_iter().next()).flatten() {
+            None => Reply::Error {
+                message: format!("spawn {pod:?}: a pod key and one ready pipe are needed"),
+            },
+            Some(ready) => match self.supervisors.spawn(pod, Some(ready), Instant::now()) {
+                Ok(_) => Reply::Ok,
+                Err(e) => Reply::Error {
+                    message: format!("starting the supervisor of {pod}: {e}"),
+                },
+            },
+        };
+        vec![(reply, Vec::new())]
+    }
+}
+
+/// What one poll found.
+struct Ready {
+    accept: bool,
+    pods_changed: bool,
+    clients: Vec<usize>,
+    supervisors_exited: Vec<String>,
+    stop: bool,
+}
+
+/// A pod key names one directory under pods/: no separators, no dot names.
+fn valid_key(key: &str) -> bool {
+    !key.is_empty() && !key.contains('/') && key != "." && key != ".."
+}
+
+/// Reaps every exited child: supervisors (their pidfds tell the table) and container
+/// processes orphaned by a crashed supervisor (their pidfds, kept in the vault, still
+/// tell the new supervisor how they ended).
+fn reap_orphans() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(st) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if st == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// Binds the agent socket, refusing to take it over from a live agent.
+fn listen(path: &Path) -> Result<OwnedFd, AgentError> {
+    if let Ok(existing) = connect(path) {
+        drop(existing);
+        return Err(AgentError::AlreadyRunning(path.to_path_buf()));
+    }
+    let _ = std::fs::remove_file(path);
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(sys("socket"))?;
+    let addr = UnixAddr::new(path).map_err(sys(path.display().to_string()))?;
+    socket::bind(fd.as_raw_fd(), &addr).map_err(sys(format!("binding {}", path.display())))?;
+    socket::listen(&fd, socket::Backlog::new(128).map_err(sys("listen"))?)
+        .map_err(sys("listen"))?;
+    Ok(fd)
+}
+
+/// Connects to the agent of the state root whose socket is `path`.
+pub fn connect(path: &Path) -> nix::Result<OwnedFd> {
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    socket::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_keys_are_single_directory_names() {
+        assert!(valid_key("default_web"));
+        assert!(!valid_key(""));
+        assert!(!valid_key(".."));
+        assert!(!valid_key("a/b"));
+    }
+}
