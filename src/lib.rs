@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod network;
 pub mod node;
 pub mod node_config;
+pub mod objects;
 pub mod runtime;
 pub mod spec;
 pub mod supervisor;

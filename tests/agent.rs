@@ -1,0 +1,210 @@
+//! The node agent keeps pods supervised: a supervisor killed with SIGKILL is replaced
+//! within a second, the new one re-adopts the running containers (same pids, no restart
+//! counted) and every log line written meanwhile survives; an exit that happened while
+//! no supervisor ran is recorded with its real code. Without an agent, a pod whose
+//! supervisor died shows STATUS Unknown, never Running.
+mod pod_support;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use pod_support::*;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+const POD: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: kept
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: nginx:1.17.1
+  - name: count
+    image: busybox:1.30
+    command: [sh, -c, 'i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done']
+";
+
+/// `podrun serve` for one world, stopped (SIGTERM) when dropped.
+struct Agent {
+    child: Child,
+}
+
+impl Agent {
+    fn start(w: &World) -> Agent {
+        let child = w
+            .cmd()
+            .arg("serve")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("podrun serve");
+        let sock = w.root.join("agent.sock");
+        w.wait_for(10, "the agent's socket", || sock.exists().then_some(()));
+        Agent { child }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = kill(self.pid(), Signal::SIGCONT);
+        let _ = kill(self.pid(), Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+/// The init pid of container `name` of pod default/kept, from its OCI state.
+fn container_pid(w: &World, name: &str) -> i32 {
+    let pod = w.pod("default", "kept");
+    let statuses = pod["status"]["containerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let s = statuses
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no status for {name}: {pod}"));
+    let id = s["containerID"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("podrun://");
+    let state = std::fs::read_to_string(w.root.join("containers").join(id).join("state.json"))
+        .unwrap_or_else(|e| panic!("state of {name} ({id}): {e}"));
+    let v: serde_json::Value = serde_json::from_str(&state).expect("state json");
+    v["pid"].as_i64().expect("pid") as i32
+}
+
+fn alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+/// Kills the pod's supervisor and waits for the agent's replacement; returns its pid and
+/// how long the pod went without one.
+fn crash_supervisor(w: &World) -> (i32, Duration) {
+    let old = w.supervisor_pid("default", "kept");
+    let _ = kill(Pid::from_raw(old), Signal::SIGKILL);
+    let t0 = Instant::now();
+    loop {
+        let pid_file = w.root.join("pods/default_kept/supervisor.pid");
+        let now = std::fs::read_to_string(&pid_file).ok().and_then(|t| {
+            t.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<i32>().ok())
+        });
+        if let Some(p) = now.filter(|&p| p != old && alive(p)) {
+            return (p, t0.elapsed());
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no new supervisor after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The counter's numbers as `logs` shows them: they must run 0, 1, 2, ... with no gap.
+fn assert_counter_unbroken(w: &World) -> usize {
+    let out = w.ok(&["logs", "kept", "-c", "count"]);
+    let nums: Vec<usize> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert!(nums.len() > 10, "too few lines: {out}");
+    for (i, n) in nums.iter().enumerate() {
+        assert_eq!(*n, i, "line {i} is {n}: a line was lost or repeated");
+    }
+    nums.len()
+}
+
+#[test]
+fn a_killed_supervisor_is_replaced_and_re_adopts_its_running_containers() {
+    let w = World::new("agent-crash");
+    let _agent = Agent::start(&w);
+    w.up_ok(POD);
+    w.wait_status("default", "kept", "Running", 60);
+    let (web, count) = (container_pid(&w, "web"), container_pid(&w, "count"));
+    for round in 0..20 {
+        let (_, gap) = crash_supervisor(&w);
+        assert!(
+            gap < Duration::from_secs(2),
+            "round {round}: no supervisor for {gap:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            container_pid(&w, "web"),
+            web,
+            "round {round}: web was restarted"
+        );
+        assert_eq!(
+            container_pid(&w, "count"),
+            count,
+            "round {round}: count was restarted"
+        );
+        let (ready, status, restarts) = w.columns("default", "kept");
+        assert_eq!(
+            (ready.as_str(), status.as_str(), restarts.as_str()),
+            ("2/2", "Running", "0")
+        );
+    }
+    let before = assert_counter_unbroken(&w);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        assert_counter_unbroken(&w) > before,
+        "the new supervisor stopped reading logs"
+    );
+    // The adopted container is still supervised: killed, it is restarted per its policy.
+    let _ = kill(Pid::from_raw(count), Signal::SIGKILL);
+    w.wait_for(30, "count restarted", || {
+        let c = w.columns("default", "kept");
+        (c.2.starts_with('1') && c.1 == "Running").then_some(())
+    });
+    let pod = w.pod("default", "kept");
+    let st = pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "count").cloned())
+        .expect("count status");
+    assert_eq!(st["lastState"]["terminated"]["exitCode"], 137, "{st}");
+    assert_eq!(st["lastState"]["terminated"]["reason"], "Error", "{st}");
+}
+
+#[test]
+fn an_exit_while_no_supervisor_runs_is_recorded_with_its_code() {
+    let w = World::new("agent-down");
+    let agent = Agent::start(&w);
+    w.up_ok(POD);
+    w.wait_status("default", "kept", "Running", 60);
+    let count = container_pid(&w, "count");
+    // Hold the agent still so the pod stays without a supervisor while the container dies.
+    kill(agent.pid(), Signal::SIGSTOP).expect("stop the agent");
+    let sup = w.supervisor_pid("default", "kept");
+    let _ = kill(Pid::from_raw(sup), Signal::SIGKILL);
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = kill(Pid::from_raw(count), Signal::SIGKILL);
+    std::thread::sleep(Duration::from_millis(200));
+    kill(agent.pid(), Signal::SIGCONT).expect("continue the agent");
+    w.wait_for(30, "count restarted after the supervisor came back", || {
+        let c = w.columns("default", "kept");
+        (c.2.starts_with('1') && c.1 == "Running").then_some(())
+    });
+    let pod = w.pod("default", "kept");
+    let st = pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "count").cloned())
+        .expect("count status");
+    assert_eq!(st["lastState"]["terminated"]["exitCode"], 137, "{st}");
+    assert_eq!(st["restartCount"], 1, "{st}");
+}
+
+#[test]
+fn without_an_agent_a_pod_whose_supervisor_died_is_unknown_not_running() {
+    let w = World::new("agent-none");
+    w.up_ok(POD);
+    w.wait_status("default", "kept", "Running", 60);
+    let sup = w.supervisor_pid("default", "kept");
+    let _ = kill(Pid::from_raw(sup), Signal::SIGKILL);
+    w.wait_status("default", "kept", "Unknown", 10);
+    let d = w.describe("default", "kept");
+    assert!(d.contains("supervisor"), "describe does not say why: {d}");
+}
