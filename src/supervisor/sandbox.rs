@@ -273,7 +273,7 @@ impl Sandbox {
         if !self.host_network {
             let ns = self.ns_path("net");
             loopback_up(&ns).map_err(|e| format!("bringing up lo in {}: {e}", ns.display()))?;
-            match crate::network::setup_pod(args, pod, &ns) {
+            match crate::network::setup_pod(&args.data_dir, &args.pod_dir, pod, &ns) {
                 Ok(net) => {
                     self.pod_ip = net.as_ref().map(|n| n.ip.clone());
                     self.network = net;
