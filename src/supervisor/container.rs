@@ -3,7 +3,7 @@
 use super::backoff::RestartBackoff;
 use super::logs::{self, CriLineWriter};
 use super::pod_state::{self, Kind, RestartPolicy};
-use super::probes::{self, ProbeKind, ProbeRunner};
+use super::probes::{ProbeKind, ProbeRunner};
 use super::worker::{now_time, parse_signal, Worker};
 use crate::image::{Image, ImageStore, PullOptions};
 use crate::runtime::CreateOptions;
@@ -204,26 +204,33 @@ impl Worker {
         }
     }
 
-    pub(super) fn create_and_start(
-        &mut self,
-        c: usize,
-        image: &Image,
-    ) -> Result<(), (String, String)> {
-        let cfg_err = |m: String| ("CreateContainerConfigError".to_string(), m);
-        let run_err = |m: String| ("CreateContainerError".to_string(), m);
-        let Some(store) = self.images.as_ref() else {
-            return Err(run_err("no image store".into()));
-        };
+    /// The OCI container id of container `c`'s current attempt.
+    fn container_id(&self, c: usize) -> String {
         let uid8: String = self
             .uid()
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .take(8)
             .collect();
-        let id = format!(
+        format!(
             "{uid8}-{}-{}",
             self.ctrs[c].spec.name, self.ctrs[c].attempts
-        );
+        )
+    }
+
+    /// Creates and starts container `c` from `image`. Every step is recorded in a
+    /// [`StartGuard`]: a step that fails returns, and the guard undoes the ones before
+    /// it (the runtime container, the mounted rootfs and its bundle, the termination
+    /// file); the pipes and terminal close with their owners.
+    pub(super) fn create_and_start(
+        &mut self,
+        c: usize,
+        image: &Image,
+    ) -> Result<(), (String, String)> {
+        let Some(store) = self.images.as_ref() else {
+            return Err(run_err("no image store".into()));
+        };
+        let id = self.container_id(c);
         let config = store.config(image).map_err(|e| run_err(e.to_string()))?;
         let stop_signal = config
             .config()
@@ -238,26 +245,77 @@ impl Worker {
                 root: m.host_base,
             })
         });
+        let mut guard = StartGuard::new(&self.runtime, store, &id);
         let rootfs = store
             .prepare_rootfs_mapped(image, &id, idmap.as_ref())
             .map_err(|e| run_err(e.to_string()))?;
-        let cleanup_rootfs = |store: &ImageStore| {
-            let _ = store.release_rootfs(&id);
+        guard.rootfs = true;
+        let mut oci = self.container_oci_spec(c, &id, &config, &rootfs.path)?;
+        let term_file = self.mount_termination_file(c, &id, idmap.map(|m| m.root), &mut oci);
+        guard.term_file = term_file.clone();
+        let exec_process = oci.process().clone();
+        let bundle = store.container_dir(&id);
+        std::fs::create_dir_all(&bundle)
+            .and_then(|_| serde_json::to_vec(&oci).map_err(std::io::Error::other))
+            .and_then(|data| crate::util::write_atomic(&bundle.join("config.json"), &data))
+            .map_err(|e| run_err(format!("writing {}: {e}", bundle.display())))?;
+        let restart = self.ctrs[c].status.restart_count;
+        let log_path = logs::container_log_path(&self.log_dir, &self.ctrs[c].spec.name, restart);
+        let spec = &self.ctrs[c].spec;
+        let mut streams =
+            Streams::open(&log_path, spec.stdin == Some(true), spec.tty == Some(true))
+                .map_err(run_err)?;
+        // A failed create may leave a half-made container behind: deleted all the same.
+        guard.created = true;
+        let state = self
+            .runtime
+            .create(&id, &bundle, &streams.create_options())
+            .map_err(|e| run_err(e.to_string()))?;
+        streams.created().map_err(run_err)?;
+        let name = self.ctrs[c].spec.name.clone();
+        self.kubelet_event(c, "Normal", "Created", &format!("Created container {name}"));
+        self.runtime
+            .start(&id)
+            .map_err(|e| run_err(e.to_string()))?;
+        self.kubelet_event(c, "Normal", "Started", &format!("Started container {name}"));
+        guard.commit();
+        let run = Started {
+            id,
+            pid: state.pid,
+            streams,
+            exec_process,
+            term_file,
+            stop_signal,
+            image_id: format!(
+                "{}@{}",
+                image.reference.split(['@']).next().unwrap_or(""),
+                image.manifest_digest
+            ),
         };
+        self.record_started(c, run);
+        // postStart: the container only counts as started once the hook is over.
+        self.begin_post_start(c);
+        Ok(())
+    }
+
+    /// Container `c`'s OCI spec for the run `id`, over the mounted `rootfs`.
+    fn container_oci_spec(
+        &self,
+        c: usize,
+        id: &str,
+        config: &oci_spec::image::ImageConfiguration,
+        rootfs: &Path,
+    ) -> Result<oci_spec::runtime::Spec, (String, String)> {
         let mounts = match self
             .volumes
             .as_ref()
             .map(|v| v.mounts_for(&self.ctrs[c].spec))
         {
             Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                cleanup_rootfs(store);
-                return Err(cfg_err(e.to_string()));
-            }
+            Some(Err(e)) => return Err(cfg_err(e.to_string())),
             None => Vec::new(),
         };
         let Some(sb) = self.sandbox.as_ref() else {
-            cleanup_rootfs(store);
             return Err(run_err("no sandbox".into()));
         };
         let pod_ips: Vec<String> = self.status.pod_ip.iter().cloned().collect();
@@ -274,222 +332,98 @@ impl Worker {
                 node_allocatable: self.node_alloc,
             },
             container: &self.ctrs[c].spec,
-            image_config: &config,
-            rootfs: &rootfs.path,
+            image_config: config,
+            rootfs,
             namespaces: sb.namespaces(),
-            cgroups_path: spec::resources::container_cgroup_path(&self.pod, &id),
+            cgroups_path: spec::resources::container_cgroup_path(&self.pod, id),
             mounts: &mounts,
             pod_files: self.pod_files.clone(),
             node_memory_capacity: self.node_mem,
             seccomp_profile_root: Some(&seccomp_root),
         };
-        let oci = match spec::container_spec(&input) {
-            Ok(mut s) => {
-                // The sandbox already named the shared UTS namespace; a container joining
-                // it by path does not set it again.
-                let joins_uts = s
-                    .linux()
-                    .as_ref()
-                    .and_then(|l| l.namespaces().as_ref())
-                    .is_some_and(|ns| {
-                        ns.iter().any(|n| {
-                            n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts
-                                && n.path().is_some()
-                        })
-                    });
-                if joins_uts {
-                    s.set_hostname(None);
-                    s.set_domainname(None);
-                }
-                if let Some(p) = s.process_mut().as_mut() {
-                    if let Some(adj) = p.oom_score_adj() {
-                        p.set_oom_score_adj(Some(crate::spec::attainable_oom_score_adj(adj)));
-                    }
-                }
-                s
+        let mut s = spec::container_spec(&input).map_err(|e| cfg_err(e.to_string()))?;
+        // The sandbox already named the shared UTS namespace; a container joining it by
+        // path does not set it again.
+        let joins_uts = s
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| {
+                ns.iter().any(|n| {
+                    n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts && n.path().is_some()
+                })
+            });
+        if joins_uts {
+            s.set_hostname(None);
+            s.set_domainname(None);
+        }
+        if let Some(p) = s.process_mut().as_mut() {
+            if let Some(adj) = p.oom_score_adj() {
+                p.set_oom_score_adj(Some(crate::spec::attainable_oom_score_adj(adj)));
             }
-            Err(e) => {
-                cleanup_rootfs(store);
-                return Err(cfg_err(e.to_string()));
-            }
-        };
-        let mut oci = oci;
-        // terminationMessagePath: a host file bind-mounted there, read when it exits.
-        let term_file = self.args.pod_dir.join("termination").join(&id);
+        }
+        Ok(s)
+    }
+
+    /// terminationMessagePath: an empty host file (owned by the pod's root, `pod_root`,
+    /// in a user namespace) bind-mounted there, read when the container exits.
+    fn mount_termination_file(
+        &self,
+        c: usize,
+        id: &str,
+        pod_root: Option<u32>,
+        oci: &mut oci_spec::runtime::Spec,
+    ) -> Option<PathBuf> {
+        let dir = self.args.pod_dir.join("termination");
+        let term_file = dir.join(id);
         let term_path = self.ctrs[c]
             .spec
             .termination_message_path
             .clone()
             .unwrap_or_else(|| "/dev/termination-log".into());
-        let pod_root = idmap.as_ref().map(|m| m.root);
-        if std::fs::create_dir_all(self.args.pod_dir.join("termination"))
+        std::fs::create_dir_all(&dir)
             .and_then(|_| std::fs::write(&term_file, b""))
             // The pod's root writes it, as root does in a pod without a user namespace.
             .and_then(|_| match pod_root {
                 Some(r) => std::os::unix::fs::chown(&term_file, Some(r), Some(r)),
                 None => Ok(()),
             })
-            .is_ok()
-        {
-            if let Ok(m) = oci_spec::runtime::MountBuilder::default()
-                .destination(&term_path)
-                .typ("bind")
-                .source(&term_file)
-                .options(vec![
-                    "rbind".to_string(),
-                    "rprivate".to_string(),
-                    "rw".to_string(),
-                ])
-                .build()
-            {
-                let mut mounts = oci.mounts().clone().unwrap_or_default();
-                mounts.push(m);
-                oci.set_mounts(Some(mounts));
-            }
-        }
-        let exec_process = oci.process().clone();
-        let bundle = store.container_dir(&id);
-        let write = std::fs::create_dir_all(&bundle)
-            .and_then(|_| serde_json::to_vec(&oci).map_err(std::io::Error::other))
-            .and_then(|data| crate::util::write_atomic(&bundle.join("config.json"), &data));
-        if let Err(e) = write {
-            cleanup_rootfs(store);
-            return Err(run_err(format!("writing {}: {e}", bundle.display())));
-        }
-        // Output pipes: the container writes, we copy into the CRI log.
-        let restart = self.ctrs[c].status.restart_count;
-        let log_path = logs::container_log_path(&self.log_dir, &self.ctrs[c].spec.name, restart);
-        let mut pumps = Vec::new();
-        let mut child_ends = Vec::new();
-        for stream in ["stdout", "stderr"] {
-            let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-                Ok(p) => p,
-                Err(e) => {
-                    cleanup_rootfs(store);
-                    return Err(run_err(format!("pipe: {e}")));
-                }
-            };
-            let _ = nix::fcntl::fcntl(
-                &r,
-                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-            );
-            let file = log_path
-                .parent()
-                .map(std::fs::create_dir_all)
-                .transpose()
-                .and_then(|_| {
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&log_path)
-                });
-            let file = match file {
-                Ok(f) => f,
-                Err(e) => {
-                    cleanup_rootfs(store);
-                    return Err(run_err(format!("log file {}: {e}", log_path.display())));
-                }
-            };
-            pumps.push(LogPump {
-                fd: r,
-                writer: CriLineWriter::new(stream),
-                file,
-            });
-            child_ends.push(w);
-        }
-        let devnull = File::open("/dev/null").map_err(|e| run_err(format!("/dev/null: {e}")))?;
-        // stdin: true keeps a pipe open (its write end stays with us) so the container
-        // never reads EOF; tty: true gives it a pty whose master we read as stdout.
-        let stdin_pipe = if self.ctrs[c].spec.stdin == Some(true) {
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()
-        } else {
-            None
-        };
-        let tty = self.ctrs[c].spec.tty == Some(true);
-        let console = if tty {
-            nix::sys::socket::socketpair(
-                nix::sys::socket::AddressFamily::Unix,
-                nix::sys::socket::SockType::Stream,
-                None,
-                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .ok()
-        } else {
-            None
-        };
-        let opts = CreateOptions {
-            stdin: Some(
-                stdin_pipe
-                    .as_ref()
-                    .map(|(r, _)| r.as_raw_fd())
-                    .unwrap_or(devnull.as_raw_fd()),
-            ),
-            stdout: Some(child_ends[0].as_raw_fd()),
-            stderr: Some(child_ends[1].as_raw_fd()),
-            console_fd: console.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
-            ..Default::default()
-        };
-        let state = match self.runtime.create(&id, &bundle, &opts) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = self.runtime.delete(&id, true);
-                cleanup_rootfs(store);
-                let _ = std::fs::remove_dir_all(&bundle);
-                return Err(run_err(e.to_string()));
-            }
-        };
-        drop(child_ends);
-        drop(devnull);
-        let stdin_keep = stdin_pipe.map(|(_, w)| w);
-        if let Some((ours, theirs)) = console {
-            drop(theirs);
-            match crate::runtime::terminal::recv_master(&ours) {
-                Ok(master) => {
-                    let _ = nix::fcntl::fcntl(
-                        &master,
-                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-                    );
-                    // With a terminal everything the container writes arrives on the master.
-                    if let Some(first) = pumps.first_mut() {
-                        first.fd = master;
-                    }
-                    pumps.truncate(1);
-                }
-                Err(e) => {
-                    let _ = self.runtime.delete(&id, true);
-                    let _ = ImageStore::open(&self.args.data_dir).map(|s| s.release_rootfs(&id));
-                    return Err(run_err(format!("receiving the container's terminal: {e}")));
-                }
-            }
-        }
-        let name = self.ctrs[c].spec.name.clone();
-        self.kubelet_event(c, "Normal", "Created", &format!("Created container {name}"));
-        if let Err(e) = self.runtime.start(&id) {
-            let _ = self.runtime.delete(&id, true);
-            let _ = ImageStore::open(&self.args.data_dir).map(|s| s.release_rootfs(&id));
-            return Err(run_err(e.to_string()));
-        }
-        self.kubelet_event(c, "Normal", "Started", &format!("Started container {name}"));
+            .ok()?;
+        let m = oci_spec::runtime::MountBuilder::default()
+            .destination(&term_path)
+            .typ("bind")
+            .source(&term_file)
+            .options(vec![
+                "rbind".to_string(),
+                "rprivate".to_string(),
+                "rw".to_string(),
+            ])
+            .build()
+            .ok()?;
+        let mut mounts = oci.mounts().clone().unwrap_or_default();
+        mounts.push(m);
+        oci.set_mounts(Some(mounts));
+        Some(term_file)
+    }
+
+    /// Records a started run of container `c`: Running, its log pumps, probes reset.
+    fn record_started(&mut self, c: usize, run: Started) {
         let ctr = &mut self.ctrs[c];
-        ctr.id = Some(id.clone());
+        ctr.status.container_id = Some(format!("podrun://{}", run.id));
+        ctr.id = Some(run.id);
         ctr.prepared_exec = None;
         ctr.prepared_exec_failed = false;
-        ctr.pid = Some(state.pid);
-        ctr.logs = pumps;
-        ctr.stdin_keep = stdin_keep;
-        ctr.exec_process = exec_process;
-        ctr.termination_file = Some(term_file);
+        ctr.pid = Some(run.pid);
+        ctr.logs = run.streams.pumps;
+        ctr.stdin_keep = run.streams.stdin_keep;
+        ctr.exec_process = run.exec_process;
+        ctr.termination_file = run.term_file;
         ctr.started = Some(Instant::now());
         ctr.finished = None;
         ctr.kill_note = None;
         ctr.stop_deadline = None;
-        ctr.stop_signal = stop_signal;
-        ctr.status.container_id = Some(format!("podrun://{id}"));
-        ctr.status.image_id = format!(
-            "{}@{}",
-            image.reference.split(['@']).next().unwrap_or(""),
-            image.manifest_digest
-        );
+        ctr.stop_signal = run.stop_signal;
+        ctr.status.image_id = run.image_id;
         ctr.status.state = Some(ContainerState {
             running: Some(ContainerStateRunning {
                 started_at: Some(now_time()),
@@ -501,22 +435,6 @@ impl Worker {
         ctr.status.started = Some(!ctr.probes.has(ProbeKind::Startup));
         ctr.status.ready = false;
         self.dirty = true;
-        // postStart: the container only counts as started once the hook returns.
-        if let Some(handler) = self.ctrs[c]
-            .spec
-            .lifecycle
-            .as_ref()
-            .and_then(|l| l.post_start.clone())
-        {
-            if let Err(msg) = probes::run_hook(self, c, &handler) {
-                let name = self.ctrs[c].spec.name.clone();
-                self.kubelet_event(c, "Warning", "FailedPostStartHook", &msg);
-                self.ctrs[c].kill_note = Some("PostStartHookError".into());
-                let _ = name;
-                self.kill_container(c, Signal::SIGKILL);
-            }
-        }
-        Ok(())
     }
 
     /// A container's init exited: record it, clean up its OCI container, decide restart.
@@ -667,4 +585,180 @@ pub(super) fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         prepared_exec: None,
         prepared_exec_failed: false,
     }
+}
+
+fn cfg_err(m: String) -> (String, String) {
+    ("CreateContainerConfigError".to_string(), m)
+}
+
+fn run_err(m: String) -> (String, String) {
+    ("CreateContainerError".to_string(), m)
+}
+
+/// A run that started: what [`Worker::record_started`] keeps of it.
+struct Started {
+    id: String,
+    pid: i32,
+    streams: Streams,
+    exec_process: Option<oci_spec::runtime::Process>,
+    term_file: Option<PathBuf>,
+    stop_signal: Signal,
+    image_id: String,
+}
+
+/// What a container start has done so far. Dropped before [`StartGuard::commit`] (an
+/// early return), it undoes it, last step first: the runtime container is deleted, the
+/// rootfs unmounted and its directory (with the bundle) removed, the termination file
+/// removed.
+struct StartGuard<'a> {
+    runtime: &'a crate::runtime::Runtime,
+    store: &'a ImageStore,
+    id: &'a str,
+    rootfs: bool,
+    created: bool,
+    term_file: Option<PathBuf>,
+}
+
+impl<'a> StartGuard<'a> {
+    fn new(runtime: &'a crate::runtime::Runtime, store: &'a ImageStore, id: &'a str) -> Self {
+        StartGuard {
+            runtime,
+            store,
+            id,
+            rootfs: false,
+            created: false,
+            term_file: None,
+        }
+    }
+
+    /// The start succeeded: keep everything.
+    fn commit(mut self) {
+        self.created = false;
+        self.rootfs = false;
+        self.term_file = None;
+    }
+}
+
+impl Drop for StartGuard<'_> {
+    fn drop(&mut self) {
+        if self.created {
+            let _ = self.runtime.delete(self.id, true);
+        }
+        if self.rootfs {
+            let _ = self.store.release_rootfs(self.id);
+            let _ = std::fs::remove_dir_all(self.store.container_dir(self.id));
+        }
+        if let Some(f) = self.term_file.take() {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// A container's standard streams: the pipes (or terminal) it writes to and we copy
+/// into its CRI log, its stdin, and the ends it gets; all close when dropped.
+struct Streams {
+    pumps: Vec<LogPump>,
+    /// The container's ends of the output pipes (closed once it is created).
+    child_ends: Vec<OwnedFd>,
+    devnull: Option<File>,
+    /// stdin: true: a pipe whose write end we keep, so the container never reads EOF.
+    stdin: Option<(OwnedFd, OwnedFd)>,
+    stdin_keep: Option<OwnedFd>,
+    /// tty: true: the console socket the runtime sends the pty master over.
+    console: Option<(OwnedFd, OwnedFd)>,
+}
+
+impl Streams {
+    /// Output pipes into `log_path`, stdin (a held pipe or /dev/null), a console socket.
+    fn open(log_path: &Path, stdin: bool, tty: bool) -> Result<Streams, String> {
+        let mut s = Streams {
+            pumps: Vec::new(),
+            child_ends: Vec::new(),
+            devnull: Some(File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?),
+            stdin: None,
+            stdin_keep: None,
+            console: None,
+        };
+        for stream in ["stdout", "stderr"] {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| format!("pipe: {e}"))?;
+            set_nonblock(&r);
+            let file = log_path
+                .parent()
+                .map(std::fs::create_dir_all)
+                .transpose()
+                .and_then(|_| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(log_path)
+                })
+                .map_err(|e| format!("log file {}: {e}", log_path.display()))?;
+            s.pumps.push(LogPump {
+                fd: r,
+                writer: CriLineWriter::new(stream),
+                file,
+            });
+            s.child_ends.push(w);
+        }
+        if stdin {
+            s.stdin = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok();
+        }
+        if tty {
+            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+            s.console = socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .ok();
+        }
+        Ok(s)
+    }
+
+    /// The descriptors the runtime hands the container.
+    fn create_options(&self) -> CreateOptions {
+        let devnull = self.devnull.as_ref().map_or(-1, |f| f.as_raw_fd());
+        CreateOptions {
+            stdin: Some(
+                self.stdin
+                    .as_ref()
+                    .map(|(r, _)| r.as_raw_fd())
+                    .unwrap_or(devnull),
+            ),
+            stdout: self.child_ends.first().map(|f| f.as_raw_fd()),
+            stderr: self.child_ends.get(1).map(|f| f.as_raw_fd()),
+            console_fd: self.console.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
+            ..Default::default()
+        }
+    }
+
+    /// The container exists: its ends close here; with a terminal, the pty master it
+    /// sent becomes the one stream copied into the log.
+    fn created(&mut self) -> Result<(), String> {
+        self.child_ends.clear();
+        self.devnull = None;
+        self.stdin_keep = self.stdin.take().map(|(_, w)| w);
+        let Some((ours, theirs)) = self.console.take() else {
+            return Ok(());
+        };
+        drop(theirs);
+        let master = crate::runtime::terminal::recv_master(&ours)
+            .map_err(|e| format!("receiving the container's terminal: {e}"))?;
+        set_nonblock(&master);
+        // With a terminal everything the container writes arrives on the master.
+        if let Some(first) = self.pumps.first_mut() {
+            first.fd = master;
+        }
+        self.pumps.truncate(1);
+        Ok(())
+    }
+}
+
+fn set_nonblock(fd: &OwnedFd) {
+    let _ = nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
 }

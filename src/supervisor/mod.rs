@@ -4,6 +4,7 @@ pub mod container;
 pub mod events;
 pub mod eviction;
 pub mod grpc_probe;
+pub mod hooks;
 pub mod hpack;
 pub mod http_probe;
 pub mod logs;

@@ -1,6 +1,5 @@
 //! Stopping containers and the pod: graceful stops with preStop and the stop signal,
 //! SIGKILL at the grace deadline, pod deletion, NoExecute eviction, activeDeadlineSeconds.
-use super::pending::wait_signal;
 use super::pod_state::{self, Kind};
 use super::probes;
 use super::store::{self, DeletionRequest};
@@ -8,6 +7,7 @@ use super::worker::{SupervisorError, Worker};
 use crate::admission;
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -183,4 +183,28 @@ impl Worker {
 pub(super) fn remove_pod_dir(dir: &Path) {
     let _ = std::fs::remove_file(dir.join(store::POD_FILE));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Waits up to `timeout` for a signal on the signalfd.
+fn wait_signal(sigfd: &SignalFd, timeout: Duration) -> Result<Option<Signal>, SupervisorError> {
+    let mut pfd = libc::pollfd {
+        fd: sigfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe {
+        libc::poll(
+            &mut pfd,
+            1,
+            timeout.as_millis().min(i32::MAX as u128) as i32,
+        )
+    };
+    if n <= 0 {
+        return Ok(None);
+    }
+    match sigfd.read_signal() {
+        Ok(Some(info)) => Ok(Signal::try_from(info.ssi_signo as i32).ok()),
+        _ => Ok(None),
+    }
 }

@@ -93,6 +93,8 @@ pub struct Worker {
     pub(super) probe_batch: Option<Instant>,
     /// /dev/null, opened once: the stdin of exec probes and hooks.
     pub(super) devnull: Option<File>,
+    /// The pod's end (a terminal phase) was announced to Pending pods.
+    pub(super) end_announced: bool,
 }
 
 /// How long after a pod's probes fire the supervisor looks again. The exec probes'
@@ -217,6 +219,7 @@ impl Worker {
             probe_runs: Vec::new(),
             probe_batch: None,
             devnull: None,
+            end_announced: false,
         })
     }
 
@@ -434,17 +437,7 @@ impl Worker {
 
     /// The main loop: runs until the pod is deleted.
     pub fn run(mut self) -> Result<(), SupervisorError> {
-        let mut mask = SigSet::empty();
-        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
-            mask.add(s);
-        }
-        mask.thread_block()
-            .map_err(|e| io("blocking signals")(e.into()))?;
-        let sigfd = SignalFd::with_flags(
-            &mask,
-            nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
-        )
-        .map_err(|e| io("signalfd")(e.into()))?;
+        let sigfd = signal_fd()?;
         self.flush();
         if !self.schedule(&sigfd)? {
             // Deleted before it ever ran (or refused): nothing on the host to undo.
@@ -483,102 +476,108 @@ impl Worker {
                 trim_resident();
                 trimmed_at = Instant::now();
             }
-            let timeout = self
-                .next_wakeup()
-                .map(|t| t.saturating_duration_since(Instant::now()));
-            let mut fds: Vec<libc::pollfd> = vec![libc::pollfd {
-                fd: sigfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
-            let mut owners = Vec::new();
-            for (i, c) in self.ctrs.iter().enumerate() {
-                for p in &c.logs {
-                    fds.push(libc::pollfd {
-                        fd: p.fd.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    });
-                    owners.push(i);
-                }
+            self.wait(&sigfd);
+            if !self.dispatch() {
+                break;
             }
-            let logs_end = fds.len();
-            let node_watch = self.noexecute.fd().map(|fd| {
-                fds.push(libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-                fds.len() - 1
-            });
-            for (fd, events) in self.probe_runs.iter().filter_map(|e| e.wait()) {
-                fds.push(libc::pollfd {
-                    fd,
-                    events,
-                    revents: 0,
-                });
-            }
-            let mut ms = timeout
-                .map(|t| t.as_millis().min(60_000) as i32 + 1)
-                .unwrap_or(60_000);
-            // A batch of probe runs is out: sleep through its window whatever comes in
-            // (the probe processes' exits arrive as SIGCHLD too: exec resets their exit
-            // signal), then take everything that did at once.
-            if let Some(t) = self.probe_batch {
-                let left = t.saturating_duration_since(Instant::now());
-                if !left.is_zero() {
-                    std::thread::sleep(left);
-                }
-                ms = 0;
-            }
-            // SAFETY: fds is a valid array of pollfd for its length.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-            if n > 0 {
-                for (k, pfd) in fds.iter().enumerate().take(logs_end).skip(1) {
-                    if pfd.revents != 0 {
-                        self.pump_logs(owners[k - 1], false);
-                    }
-                }
-                if node_watch.is_some_and(|i| fds[i].revents != 0) {
-                    self.noexecute.notified();
-                }
-                if fds[0].revents != 0 {
-                    while let Ok(Some(info)) = sigfd.read_signal() {
-                        match Signal::try_from(info.ssi_signo as i32) {
-                            Ok(Signal::SIGCHLD) => self.reap(),
-                            Ok(Signal::SIGTERM | Signal::SIGINT) => self.begin_termination(),
-                            _ => {}
-                        }
-                    }
-                    self.reap();
-                }
-            }
-            if let Some(d) = self.active_deadline {
-                if Instant::now() >= d && self.terminating.is_none() && !self.is_terminal() {
-                    self.deadline_exceeded();
-                }
-            }
-            if self.terminating.is_some() {
-                self.drive_termination();
-                if self.ctrs.iter().all(|c| !c.running()) {
-                    break;
-                }
-            } else if !self.evicted_by_noexecute() {
-                self.enforce_stop_deadlines();
-                self.run_probes();
-                self.reconcile();
-            } else {
-                self.collect_probe_runs();
-            }
-            self.update_readiness();
-            self.update_phase();
-            self.flush();
-            probes::flush_trace();
         }
         self.flush();
         self.teardown();
         remove_pod_dir(&self.args.pod_dir);
         Ok(())
+    }
+
+    /// Sleeps until something happens (a signal, container output, a node change, a
+    /// probe or hook run's progress, a timer) and takes it in. Log pumping only reads
+    /// what is there: it never waits.
+    fn wait(&mut self, sigfd: &SignalFd) {
+        let timeout = self
+            .next_wakeup()
+            .map(|t| t.saturating_duration_since(Instant::now()));
+        let pollfd = |fd: RawFd, events: i16| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let mut fds: Vec<libc::pollfd> = vec![pollfd(sigfd.as_raw_fd(), libc::POLLIN)];
+        let mut owners = Vec::new();
+        for (i, c) in self.ctrs.iter().enumerate() {
+            for p in &c.logs {
+                fds.push(pollfd(p.fd.as_raw_fd(), libc::POLLIN));
+                owners.push(i);
+            }
+        }
+        let logs_end = fds.len();
+        let node_watch = self.noexecute.fd().map(|fd| {
+            fds.push(pollfd(fd, libc::POLLIN));
+            fds.len() - 1
+        });
+        for (fd, events) in self.probe_runs.iter().filter_map(|e| e.wait()) {
+            fds.push(pollfd(fd, events));
+        }
+        let mut ms = timeout
+            .map(|t| t.as_millis().min(60_000) as i32 + 1)
+            .unwrap_or(60_000);
+        // A batch of probe runs is out: sleep through its window whatever comes in
+        // (the probe processes' exits arrive as SIGCHLD too: exec resets their exit
+        // signal), then take everything that did at once.
+        if let Some(t) = self.probe_batch {
+            let left = t.saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                std::thread::sleep(left);
+            }
+            ms = 0;
+        }
+        // SAFETY: fds is a valid array of pollfd for its length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n <= 0 {
+            return;
+        }
+        for (k, pfd) in fds.iter().enumerate().take(logs_end).skip(1) {
+            if pfd.revents != 0 {
+                self.pump_logs(owners[k - 1], false);
+            }
+        }
+        if node_watch.is_some_and(|i| fds[i].revents != 0) {
+            self.noexecute.notified();
+        }
+        if fds[0].revents != 0 {
+            while let Ok(Some(info)) = sigfd.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) => self.reap(),
+                    Ok(Signal::SIGTERM | Signal::SIGINT) => self.begin_termination(),
+                    _ => {}
+                }
+            }
+            self.reap();
+        }
+    }
+
+    /// Acts on what the wait brought: deadlines, termination, probes, the plan; status
+    /// written. False once the pod is terminated and every container gone.
+    fn dispatch(&mut self) -> bool {
+        if let Some(d) = self.active_deadline {
+            if Instant::now() >= d && self.terminating.is_none() && !self.is_terminal() {
+                self.deadline_exceeded();
+            }
+        }
+        if self.terminating.is_some() {
+            self.drive_termination();
+            if self.ctrs.iter().all(|c| !c.running()) {
+                return false;
+            }
+        } else if !self.evicted_by_noexecute() {
+            self.enforce_stop_deadlines();
+            self.run_probes();
+            self.reconcile();
+        } else {
+            self.collect_probe_runs();
+        }
+        self.update_readiness();
+        self.update_phase();
+        self.flush();
+        probes::flush_trace();
+        true
     }
 
     pub(super) fn is_terminal(&self) -> bool {
@@ -594,6 +593,21 @@ impl Worker {
     pub fn pod_ip(&self) -> Option<&str> {
         self.status.pod_ip.as_deref()
     }
+}
+
+/// SIGCHLD, SIGTERM and SIGINT blocked and read from a signalfd instead.
+fn signal_fd() -> Result<SignalFd, SupervisorError> {
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
+        mask.add(s);
+    }
+    mask.thread_block()
+        .map_err(|e| io("blocking signals")(e.into()))?;
+    SignalFd::with_flags(
+        &mask,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+    .map_err(|e| io("signalfd")(e.into()))
 }
 
 /// The supervisor's process entry: become subreaper, then run the worker.
