@@ -440,6 +440,7 @@ impl Worker {
     /// A container's init exited: record it, clean up its OCI container, decide restart.
     pub(super) fn on_exit(&mut self, c: usize, code: i32, signal: Option<i32>) {
         self.pump_logs(c, true);
+        self.end_hooks(Some(c));
         self.ctrs[c].prepared_exec = None;
         self.ctrs[c].prepared_exec_failed = false;
         let id = self.ctrs[c].id.clone().unwrap_or_default();

@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod hpack;
 pub mod http_probe;
 pub mod logs;
+pub mod offload;
 pub mod pause;
 pub mod pending;
 pub mod pod_state;

@@ -1,9 +1,13 @@
 //! The worker's side of probes: it starts the probes that are due, moves the runs on,
 //! and applies their outcomes (readiness, restarts on liveness and startup failure).
-use super::probes::{self, ProbeKind, ProbeOutcome};
+use super::probes::{self, ProbeHost, ProbeKind, ProbeOutcome, ProbeRunner};
 use super::worker::{Worker, PROBE_BATCH};
+use k8s_openapi::api::core::v1::Container;
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
 use std::fs::File;
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 impl Worker {
@@ -11,7 +15,9 @@ impl Worker {
     pub(super) fn run_probes(&mut self) {
         let mut started = Vec::new();
         for c in 0..self.ctrs.len() {
-            if !self.ctrs[c].running() || self.ctrs[c].stop_deadline.is_some() {
+            // Probes start once the container counts as started: after postStart.
+            let stopping = self.ctrs[c].stop_deadline.is_some();
+            if !self.ctrs[c].running() || stopping || self.in_post_start(c) {
                 continue;
             }
             let results = probes::due(self, c, Instant::now(), &mut started);
@@ -154,4 +160,102 @@ impl Worker {
         }
         self.netns_files.as_ref()
     }
+}
+
+impl ProbeHost for Worker {
+    fn spawn_exec(
+        &mut self,
+        c: usize,
+        cmd: &[String],
+        out: RawFd,
+    ) -> Result<(i32, OwnedFd), String> {
+        let devnull = self.devnull().map_err(|e| e.to_string())?;
+        spawn_in(self, c, cmd, devnull, out)
+    }
+
+    fn pod_socket(&mut self, addr: &SocketAddr, flags: libc::c_int) -> std::io::Result<OwnedFd> {
+        match self.probe_netns() {
+            Some((target, own)) => {
+                crate::network::in_netns_fd(target, own, || probes::new_socket(addr, flags))
+            }
+            None => probes::new_socket(addr, flags),
+        }
+    }
+
+    fn pod_ip(&self) -> Option<&str> {
+        self.status.pod_ip.as_deref()
+    }
+
+    fn container(&self, c: usize) -> &Container {
+        &self.ctrs[c].spec
+    }
+
+    fn run_id(&self, c: usize) -> Option<&str> {
+        self.ctrs.get(c).and_then(|x| x.id.as_deref())
+    }
+
+    fn started(&self, c: usize) -> bool {
+        self.ctrs[c].status.started == Some(true)
+    }
+
+    fn probes(&mut self, c: usize) -> &mut ProbeRunner {
+        &mut self.ctrs[c].probes
+    }
+
+    fn event(&mut self, c: usize, type_: &str, reason: &str, message: &str) {
+        self.kubelet_event(c, type_, reason, message);
+    }
+}
+
+/// Starts `cmd` in container `c` with stdin and stdout/stderr given; returns its pid and
+/// a pidfd. The prepared exec of the current run is made on first
+/// use; a container it cannot serve (user namespace) goes through the general exec.
+fn spawn_in(
+    w: &mut Worker,
+    c: usize,
+    cmd: &[String],
+    stdin: i32,
+    out: i32,
+) -> Result<(i32, OwnedFd), String> {
+    if let Some(p) = w.ctrs[c].prepared_exec.as_mut() {
+        let s = p.spawn(cmd, stdin, out, out).map_err(|e| e.to_string())?;
+        return Ok((s.pid, s.pidfd));
+    }
+    let Some(id) = w.ctrs[c].id.clone() else {
+        return Err("container is not running".into());
+    };
+    let Some(mut process) = w.ctrs[c].exec_process.clone() else {
+        return Err("container has no process".into());
+    };
+    if !w.ctrs[c].prepared_exec_failed {
+        match w.runtime().prepare_exec(&id, &process) {
+            Ok(mut p) => {
+                let s = p.spawn(cmd, stdin, out, out).map_err(|e| e.to_string());
+                w.ctrs[c].prepared_exec = Some(p);
+                let s = s?;
+                return Ok((s.pid, s.pidfd));
+            }
+            Err(_) => w.ctrs[c].prepared_exec_failed = true,
+        }
+    }
+    process.set_args(Some(cmd.to_vec()));
+    process.set_terminal(Some(false));
+    let mut opts = crate::runtime::ExecOptions::new(process);
+    opts.stdin = Some(stdin);
+    opts.stdout = Some(out);
+    opts.stderr = Some(out);
+    let outcome = w.runtime().exec(&id, &opts).map_err(|e| e.to_string())?;
+    // SAFETY: pidfd_open(2) on our own child (not reaped yet, so the pid is its own).
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, outcome.pid, 0) };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        let _ = nix::sys::signal::kill(
+            Pid::from_raw(outcome.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = waitpid(Pid::from_raw(outcome.pid), Some(WaitPidFlag::__WALL));
+        return Err(format!("pidfd_open: {err}"));
+    }
+    // SAFETY: a fresh pidfd we own.
+    Ok((outcome.pid, unsafe { OwnedFd::from_raw_fd(fd as i32) }))
 }

@@ -1,7 +1,6 @@
 //! Stopping containers and the pod: graceful stops with preStop and the stop signal,
 //! SIGKILL at the grace deadline, pod deletion, NoExecute eviction, activeDeadlineSeconds.
 use super::pod_state::{self, Kind};
-use super::probes;
 use super::store::{self, DeletionRequest};
 use super::worker::{SupervisorError, Worker};
 use crate::admission;
@@ -23,17 +22,9 @@ impl Worker {
         }
         let deadline = pod_state::deadline(Instant::now(), grace);
         self.ctrs[c].stop_deadline = Some(deadline);
-        if !grace.is_zero() {
-            if let Some(handler) = self.ctrs[c]
-                .spec
-                .lifecycle
-                .as_ref()
-                .and_then(|l| l.pre_stop.clone())
-            {
-                if let Err(msg) = probes::run_hook_until(self, c, &handler, deadline) {
-                    self.kubelet_event(c, "Warning", "FailedPreStopHook", &msg);
-                }
-            }
+        // The stop signal follows the preStop hook (see hooks.rs), SIGKILL the deadline.
+        if !grace.is_zero() && self.begin_pre_stop(c, deadline) {
+            return;
         }
         let sig = if grace.is_zero() {
             Signal::SIGKILL

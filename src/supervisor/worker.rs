@@ -93,6 +93,8 @@ pub struct Worker {
     pub(super) probe_batch: Option<Instant>,
     /// /dev/null, opened once: the stdin of exec probes and hooks.
     pub(super) devnull: Option<File>,
+    /// Lifecycle hooks under way (in helper processes).
+    pub(super) hook_runs: Vec<super::hooks::HookRun>,
     /// The pod's end (a terminal phase) was announced to Pending pods.
     pub(super) end_announced: bool,
 }
@@ -220,6 +222,7 @@ impl Worker {
             probe_batch: None,
             devnull: None,
             end_announced: false,
+            hook_runs: Vec::new(),
         })
     }
 
@@ -367,6 +370,9 @@ impl Worker {
         for e in &self.probe_runs {
             consider(e.deadline);
         }
+        if let Some(t) = self.next_hook_deadline() {
+            consider(t);
+        }
         if let Some(t) = self.probe_batch.filter(|t| *t > now) {
             consider(t);
         }
@@ -402,6 +408,9 @@ impl Worker {
             e.exited(code);
             return;
         }
+        if self.hook_exited(pid) {
+            return;
+        }
         if let Some(c) = self.ctrs.iter().position(|c| c.pid == Some(pid)) {
             self.on_exit(c, code, signal);
         } else if let Some(sb) = self.sandbox.as_mut() {
@@ -416,6 +425,7 @@ impl Worker {
         for e in self.probe_runs.drain(..) {
             e.kill();
         }
+        self.end_hooks(None);
         for c in 0..self.ctrs.len() {
             self.ctrs[c].prepared_exec = None;
             if let Some(id) = self.ctrs[c].id.clone() {
@@ -515,6 +525,9 @@ impl Worker {
         for (fd, events) in self.probe_runs.iter().filter_map(|e| e.wait()) {
             fds.push(pollfd(fd, events));
         }
+        for fd in self.hook_runs.iter().filter_map(|r| r.fd()) {
+            fds.push(pollfd(fd, libc::POLLIN));
+        }
         let mut ms = timeout
             .map(|t| t.as_millis().min(60_000) as i32 + 1)
             .unwrap_or(60_000);
@@ -556,6 +569,7 @@ impl Worker {
     /// Acts on what the wait brought: deadlines, termination, probes, the plan; status
     /// written. False once the pod is terminated and every container gone.
     fn dispatch(&mut self) -> bool {
+        self.collect_hooks();
         if let Some(d) = self.active_deadline {
             if Instant::now() >= d && self.terminating.is_none() && !self.is_terminal() {
                 self.deadline_exceeded();
