@@ -59,6 +59,8 @@ pub struct Ctr {
     pub prepared_exec: Option<crate::runtime::PreparedExec>,
     /// Preparing failed for this run (e.g. a user namespace): use the general exec.
     pub prepared_exec_failed: bool,
+    /// The Running state of a run whose postStart hook is still going (shown once over).
+    pub(super) running_state: Option<ContainerState>,
 }
 
 impl Ctr {
@@ -423,6 +425,7 @@ impl Worker {
         ctr.kill_note = None;
         ctr.stop_deadline = None;
         ctr.stop_signal = run.stop_signal;
+        ctr.running_state = None;
         ctr.status.image_id = run.image_id;
         ctr.status.state = Some(ContainerState {
             running: Some(ContainerStateRunning {
@@ -585,6 +588,7 @@ pub(super) fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         exec_process: None,
         prepared_exec: None,
         prepared_exec_failed: false,
+        running_state: None,
     }
 }
 

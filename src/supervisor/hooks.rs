@@ -56,7 +56,11 @@ impl Worker {
         else {
             return;
         };
-        self.ctrs[c].status.started = Some(false);
+        // kubelet reports the container Running only once postStart is over.
+        let ctr = &mut self.ctrs[c];
+        ctr.status.started = Some(false);
+        ctr.running_state = ctr.status.state.take();
+        ctr.waiting("ContainerCreating", None);
         let deadline = pod_state::deadline(Instant::now(), POST_START_LIMIT);
         self.start_hook(c, Hook::PostStart, &handler, deadline);
     }
@@ -119,6 +123,9 @@ impl Worker {
         match (hook, result) {
             (Hook::PostStart, Ok(())) => {
                 let ctr = &mut self.ctrs[c];
+                if let Some(state) = ctr.running_state.take() {
+                    ctr.status.state = Some(state);
+                }
                 ctr.status.started = Some(!ctr.probes.has(probes::ProbeKind::Startup));
                 self.dirty = true;
             }

@@ -4,6 +4,9 @@
 //!
 //! The supervisor is single-threaded, so the helper may run any code after fork(2).
 //! It leaves with _exit(2): nothing of the supervisor's (destructors, buffers) runs in it.
+//! It holds every descriptor the supervisor had, `up`'s ready pipe among them while the
+//! pod is starting: `up` (which reads that pipe to its end) returns once the postStart
+//! hooks of the pod's first start are over, as it did when they ran in the loop.
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};

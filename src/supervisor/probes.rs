@@ -1171,3 +1171,7 @@ mod tests {
         assert!(began.elapsed() < Duration::from_secs(2));
     }
 }
+
+#[cfg(test)]
+#[path = "probes_fake_tests.rs"]
+mod fake_tests;
