@@ -13,7 +13,6 @@ pub mod ipam;
 pub mod netlink;
 pub mod nft;
 
-use crate::supervisor::worker::SuperviseArgs;
 use ipam::{Ipam, Subnet};
 use k8s_openapi::api::core::v1::Pod;
 use netlink::Netlink;
@@ -300,14 +299,16 @@ pub fn preflight(data_dir: &Path, pods: &[Pod]) -> Result<(), NetworkError> {
     Ok(())
 }
 
-/// Attaches the pod's network namespace `netns` to the node network.
+/// Attaches the pod's network namespace `netns` to the node network, per the node's
+/// network config in `data_dir`; the pod's leases live in `pod_dir`.
 pub fn setup_pod(
-    args: &SuperviseArgs,
+    data_dir: &Path,
+    pod_dir: &Path,
     pod: &Pod,
     netns: &Path,
 ) -> Result<Option<PodNetwork>, String> {
-    let cfg = NetworkConfig::load(&args.data_dir).map_err(|e| e.to_string())?;
-    attach(&cfg, &args.data_dir, &args.pod_dir, pod, netns).map_err(|e| e.to_string())
+    let cfg = NetworkConfig::load(data_dir).map_err(|e| e.to_string())?;
+    attach(&cfg, data_dir, pod_dir, pod, netns).map_err(|e| e.to_string())
 }
 
 /// Attaches `netns` for the pod whose state lives in `pod_dir`, per `cfg`.

@@ -1,14 +1,22 @@
 //! The per-pod supervisor: pod state machine, restarts with back-off, probes, hooks, logs, status, events.
 pub mod backoff;
+pub mod container;
 pub mod events;
 pub mod eviction;
 pub mod grpc_probe;
+pub mod hooks;
 pub mod hpack;
 pub mod http_probe;
 pub mod logs;
+pub mod offload;
 pub mod pause;
+pub mod pending;
 pub mod pod_state;
 pub mod probes;
+pub mod probing;
+pub mod resident;
 pub mod sandbox;
+pub mod status;
 pub mod store;
+pub mod termination;
 pub mod worker;

@@ -3,10 +3,10 @@
 //! httpGet (HTTP or HTTPS, see http_probe), tcpSocket and grpc (see grpc_probe) against
 //! the pod (from inside its network namespace, so they work with or without a pod IP),
 //! sleep for hooks. Each run is bounded by its timeout.
-use super::worker::Worker;
+use super::offload::{offload, Offloaded};
 use super::{grpc_probe, http_probe};
 use k8s_openapi::api::core::v1::{
-    Container, ExecAction, GRPCAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction,
+    Container, ExecAction, GRPCAction, HTTPGetAction, Probe, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -15,6 +15,34 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
+
+/// What probes need of the pod, and all they touch: the seam that lets their gating,
+/// thresholds and timing be tested with a fake, without root or containers.
+pub trait ProbeHost {
+    /// Starts `cmd` in container `c`'s current run, stdin from /dev/null, stdout and
+    /// stderr to `out`; its pid and a pidfd.
+    fn spawn_exec(
+        &mut self,
+        c: usize,
+        cmd: &[String],
+        out: RawFd,
+    ) -> Result<(i32, OwnedFd), String>;
+    /// A TCP socket (with `flags`, e.g. SOCK_NONBLOCK) made in the pod's network
+    /// namespace, for connecting to `addr`.
+    fn pod_socket(&mut self, addr: &SocketAddr, flags: libc::c_int) -> std::io::Result<OwnedFd>;
+    /// The pod's IP, when it has one.
+    fn pod_ip(&self) -> Option<&str>;
+    /// Container `c`'s spec (its named ports).
+    fn container(&self, c: usize) -> &Container;
+    /// The id of container `c`'s current run (None: not running).
+    fn run_id(&self, c: usize) -> Option<&str>;
+    /// Whether container `c` counts as started (its startup probe, if any, passed).
+    fn started(&self, c: usize) -> bool;
+    /// Container `c`'s probes, where each probe's results are recorded.
+    fn probes(&mut self, c: usize) -> &mut ProbeRunner;
+    /// Records an event about container `c` (kubelet's source and field path).
+    fn event(&mut self, c: usize, type_: &str, reason: &str, message: &str);
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeKind {
@@ -180,7 +208,16 @@ enum Work {
         wait: Option<(i32, i16)>,
         result: Option<Result<http_probe::Response, String>>,
     },
+    /// An HTTPS or grpc probe, run to its end in a helper process (see offload).
+    Offloaded {
+        work: Offloaded,
+        result: Option<Result<(), String>>,
+    },
 }
+
+/// A helper process outlives its probe's timeout by this much before it is killed
+/// (the probe's own timeout ends it first, with kubelet's message).
+const OFFLOAD_SLACK: Duration = Duration::from_secs(1);
 
 /// A command started in a container: its pid and pidfd, and the memfd its stdout and
 /// stderr write to. A file rather than a pipe: nothing to drain while it runs, and its
@@ -270,6 +307,10 @@ impl ProbeRun {
                 result.is_none().then(|| (sock.as_raw_fd(), libc::POLLOUT))
             }
             Work::Http { wait, result, .. } => wait.filter(|_| result.is_none()),
+            Work::Offloaded { work, result } => result
+                .is_none()
+                .then(|| work.fd().map(|fd| (fd, libc::POLLIN)))
+                .flatten(),
         }
     }
 
@@ -277,12 +318,16 @@ impl ProbeRun {
     pub fn pid(&self) -> Option<i32> {
         match &self.work {
             Work::Exec { started, .. } => Some(started.pid),
+            Work::Offloaded { work, .. } => Some(work.pid),
             Work::Tcp { .. } | Work::Http { .. } => None,
         }
     }
 
     /// Records an exit status reaped elsewhere.
     pub fn exited(&mut self, code: i32) {
+        if let Work::Offloaded { work, .. } = &mut self.work {
+            work.exited();
+        }
         if let Work::Exec {
             started,
             exit,
@@ -337,11 +382,24 @@ impl ProbeRun {
                 }
                 result.is_some()
             }
+            Work::Offloaded { work, result } => {
+                if result.is_none() {
+                    *result = work.poll();
+                }
+                if result.is_none() && now >= deadline {
+                    work.kill();
+                    *result = Some(Err("probe run lost".into()));
+                }
+                result.is_some()
+            }
         }
     }
 
     /// Ends a run still going (the pod is being torn down).
     pub fn kill(&self) {
+        if let Work::Offloaded { work, .. } = &self.work {
+            work.kill();
+        }
         if let Work::Exec {
             started,
             exit: None,
@@ -356,7 +414,7 @@ impl ProbeRun {
 /// An empty output file for an exec handler: `reuse` (a probe's, from its last run)
 /// emptied, else a new memfd. Append-only, so that writers sharing its offset (the
 /// process's stdout and stderr) never leave a hole after it is emptied.
-fn output_file(reuse: Option<std::fs::File>) -> Result<std::fs::File, String> {
+pub(super) fn output_file(reuse: Option<std::fs::File>) -> Result<std::fs::File, String> {
     if let Some(f) = reuse {
         if f.set_len(0).is_ok() {
             return Ok(f);
@@ -378,14 +436,13 @@ fn output_file(reuse: Option<std::fs::File>) -> Result<std::fs::File, String> {
 }
 
 /// Starts `cmd` in container `c`, stdin from /dev/null, stdout and stderr to `out`.
-fn start_exec(
-    w: &mut Worker,
+pub(super) fn start_exec(
+    w: &mut dyn ProbeHost,
     c: usize,
     cmd: &[String],
     out: std::fs::File,
 ) -> Result<Started, String> {
-    let devnull = w.devnull().map_err(|e| e.to_string())?;
-    let (pid, pidfd) = spawn_in(w, c, cmd, devnull, out.as_raw_fd())?;
+    let (pid, pidfd) = w.spawn_exec(c, cmd, out.as_raw_fd())?;
     Ok(Started { pid, pidfd, out })
 }
 
@@ -393,15 +450,15 @@ fn start_exec(
 /// httpGet probes are started and handed to `runs` instead: their outcome comes from
 /// [`finish_run`].
 pub fn due(
-    w: &mut Worker,
+    w: &mut dyn ProbeHost,
     c: usize,
     now: Instant,
     runs: &mut Vec<ProbeRun>,
 ) -> Vec<(ProbeKind, ProbeOutcome)> {
-    let started = w.ctrs[c].status.started == Some(true);
+    let started = w.started(c);
     let mut out = Vec::new();
-    for i in 0..w.ctrs[c].probes.probes.len() {
-        let st = &w.ctrs[c].probes.probes[i];
+    for i in 0..w.probes(c).probes.len() {
+        let st = &w.probes(c).probes[i];
         let Some(next) = st.next else { continue };
         if next > now {
             continue;
@@ -415,18 +472,18 @@ pub fn due(
             _ => !started,
         };
         if gated || in_flight {
-            w.ctrs[c].probes.probes[i].next = Some(next_tick(next, period, Instant::now()));
+            w.probes(c).probes[i].next = Some(next_tick(next, period, now));
             continue;
         }
         // Borrowed out of the state for this run (put back before its result is counted).
-        let probe = std::mem::take(&mut w.ctrs[c].probes.probes[i].probe);
-        let fired = Instant::now();
+        let probe = std::mem::take(&mut w.probes(c).probes[i].probe);
+        let fired = now;
         let timeout = secs(probe.timeout_seconds, 1).max(Duration::from_secs(1));
         let late = fired.saturating_duration_since(next);
         let deadline = fired + timeout;
         let work = if let Some(e) = &probe.exec {
             let cmd = e.command.clone().unwrap_or_default();
-            let reuse = w.ctrs[c].probes.probes[i].output.take();
+            let reuse = w.probes(c).probes[i].output.take();
             let started = output_file(reuse).and_then(|out| start_exec(w, c, &cmd, out));
             Some(started.map(|started| Work::Exec {
                 started,
@@ -438,21 +495,29 @@ pub fn due(
             match (&probe.http_get, &probe.tcp_socket) {
                 (Some(h), _) if !is_https(h) => Some(start_http(w, c, i, h, deadline)),
                 (None, Some(t)) => Some(start_tcp(w, c, t)),
-                _ => None,
+                // HTTPS and grpc run to their end in a helper process.
+                _ => Some(
+                    offload(|| run_probe(w, c, kind, &probe, timeout))
+                        .map(|work| Work::Offloaded { work, result: None }),
+                ),
             }
         };
         if let Some(work) = work {
-            let p = &mut w.ctrs[c].probes.probes[i];
+            let p = &mut w.probes(c).probes[i];
             p.probe = probe;
-            p.next = Some(next_tick(next, period, Instant::now()));
+            p.next = Some(next_tick(next, period, now));
             match work {
                 Ok(work) => {
                     p.in_flight = true;
+                    let deadline = match work {
+                        Work::Offloaded { .. } => deadline + OFFLOAD_SLACK,
+                        _ => deadline,
+                    };
                     let mut run = ProbeRun {
                         c,
                         probe: i,
                         kind,
-                        run: w.ctrs[c].id.clone().unwrap_or_default(),
+                        run: w.run_id(c).unwrap_or_default().to_string(),
                         deadline,
                         late,
                         work,
@@ -467,14 +532,9 @@ pub fn due(
             }
             continue;
         }
-        let result = run_probe(w, c, kind, &probe, timeout);
-        let p = &mut w.ctrs[c].probes.probes[i];
+        let p = &mut w.probes(c).probes[i];
         p.probe = probe;
-        p.next = Some(next_tick(next, period, Instant::now()));
-        out.push((
-            kind,
-            conclude(w, c, i, fired.saturating_duration_since(next), result),
-        ));
+        p.next = Some(next_tick(next, period, now));
     }
     out
 }
@@ -492,12 +552,15 @@ fn next_tick(next: Instant, period: Duration, after: Instant) -> Instant {
 }
 
 /// The outcome of a finished probe run, or None when its container run is gone.
-pub fn finish_run(w: &mut Worker, run: ProbeRun) -> Option<(usize, ProbeKind, ProbeOutcome)> {
+pub fn finish_run(
+    w: &mut dyn ProbeHost,
+    run: ProbeRun,
+) -> Option<(usize, ProbeKind, ProbeOutcome)> {
     let c = run.c;
-    if w.ctrs.get(c)?.id.as_deref() != Some(run.run.as_str()) {
+    if w.run_id(c) != Some(run.run.as_str()) {
         return None;
     }
-    let p = w.ctrs[c].probes.probes.get_mut(run.probe)?;
+    let p = w.probes(c).probes.get_mut(run.probe)?;
     if !p.in_flight {
         return None;
     }
@@ -512,7 +575,9 @@ pub fn finish_run(w: &mut Worker, run: ProbeRun) -> Option<(usize, ProbeKind, Pr
             p.output = Some(started.out);
             exec_result(exit.flatten(), &output, &cmd, Some(run.deadline)).map(|_| ())
         }
-        Work::Tcp { result, .. } => result.unwrap_or_else(|| Err("probe run lost".into())),
+        Work::Tcp { result, .. } | Work::Offloaded { result, .. } => {
+            result.unwrap_or_else(|| Err("probe run lost".into()))
+        }
         Work::Http { result, .. } => http_verdict(
             w,
             c,
@@ -526,15 +591,17 @@ pub fn finish_run(w: &mut Worker, run: ProbeRun) -> Option<(usize, ProbeKind, Pr
 
 /// Applies one run's result to the probe's counters and thresholds.
 fn conclude(
-    w: &mut Worker,
+    w: &mut dyn ProbeHost,
     c: usize,
     i: usize,
     late: Duration,
     result: Result<(), String>,
 ) -> ProbeOutcome {
-    let ctr = &mut w.ctrs[c];
-    let p = &mut ctr.probes.probes[i];
-    trace_probe(&ctr.spec.name, p.kind, late, result.is_ok());
+    if tracing() {
+        let kind = w.probes(c).probes[i].kind;
+        trace_probe(&w.container(c).name.clone(), kind, late, result.is_ok());
+    }
+    let p = &mut w.probes(c).probes[i];
     let success_threshold = p.probe.success_threshold.unwrap_or(1).max(1);
     let failure_threshold = p.probe.failure_threshold.unwrap_or(3).max(1);
     match result {
@@ -559,6 +626,11 @@ fn conclude(
             }
         }
     }
+}
+
+/// Whether probe runs are traced (PODRUN_PROBE_TRACE).
+fn tracing() -> bool {
+    TRACE.with(|t| t.borrow().0.is_some())
 }
 
 /// With PODRUN_PROBE_TRACE=FILE in the supervisor's environment, one line per probe run:
@@ -604,7 +676,7 @@ pub fn flush_trace() {
 /// The probes that run to completion in place: httpGet over HTTPS, grpc (exec, plain
 /// httpGet and tcpSocket probes are [`ProbeRun`]s).
 fn run_probe(
-    w: &mut Worker,
+    w: &mut dyn ProbeHost,
     c: usize,
     kind: ProbeKind,
     p: &Probe,
@@ -620,7 +692,7 @@ fn run_probe(
 }
 
 /// Resolves a port given by number or by the name of a containerPort.
-fn resolve_port(c: &Container, port: &IntOrString) -> Result<u16, String> {
+pub(super) fn resolve_port(c: &Container, port: &IntOrString) -> Result<u16, String> {
     match port {
         IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port {n}")),
         IntOrString::String(name) => {
@@ -641,7 +713,7 @@ fn resolve_port(c: &Container, port: &IntOrString) -> Result<u16, String> {
 /// else its loopback), within `timeout`. Returns the stream and the address kubelet would
 /// print.
 fn connect(
-    w: &mut Worker,
+    w: &mut dyn ProbeHost,
     host: Option<&str>,
     port: u16,
     timeout: Duration,
@@ -655,7 +727,7 @@ fn connect(
 /// A socket (with `flags`) made inside the pod's network namespace for a probe to
 /// host:port (see [`probe_host`]); its address, and host:port as Go's dialer shows it.
 fn pod_socket(
-    w: &mut Worker,
+    w: &mut dyn ProbeHost,
     host: Option<&str>,
     port: u16,
     flags: libc::c_int,
@@ -663,13 +735,9 @@ fn pod_socket(
     let (ip, shown_host) = probe_host(w, host)?;
     let shown = http_probe::join_host_port(&shown_host, port);
     let addr = SocketAddr::new(ip, port);
-    let sock = match w.probe_netns() {
-        Some((target, own)) => {
-            crate::network::in_netns_fd(target, own, || new_socket(&addr, flags))
-        }
-        None => new_socket(&addr, flags),
-    }
-    .map_err(|e| format!("dial tcp {shown}: {e}"))?;
+    let sock = w
+        .pod_socket(&addr, flags)
+        .map_err(|e| format!("dial tcp {shown}: {e}"))?;
     Ok((sock, addr, shown))
 }
 
@@ -691,7 +759,7 @@ fn raw_connect(fd: RawFd, addr: &SocketAddr) -> std::io::Result<()> {
 
 /// The address a probe connects to: `host`, else the pod IP, else loopback (all inside
 /// the pod's network namespace); and the host as messages show it.
-fn probe_host(w: &Worker, host: Option<&str>) -> Result<(std::net::IpAddr, String), String> {
+fn probe_host(w: &dyn ProbeHost, host: Option<&str>) -> Result<(std::net::IpAddr, String), String> {
     match host {
         Some(h) => h
             .parse()
@@ -797,8 +865,8 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 /// kubelet's tcpSocket probe started without waiting: the connect is under way.
-fn start_tcp(w: &mut Worker, c: usize, t: &TCPSocketAction) -> Result<Work, String> {
-    let port = resolve_port(&w.ctrs[c].spec, &t.port)?;
+fn start_tcp(w: &mut dyn ProbeHost, c: usize, t: &TCPSocketAction) -> Result<Work, String> {
+    let port = resolve_port(w.container(c), &t.port)?;
     let (ip, _) = probe_host(w, t.host.as_deref())?;
     let sock = dial(w, &ip.to_string(), port, None)?;
     Ok(Work::Tcp {
@@ -831,7 +899,7 @@ fn connect_done(sock: &TcpStream, addr: &SocketAddr, expired: bool) -> Option<Re
 /// another host) succeeds with a ProbeWarning event carrying the body; anything else fails
 /// with the status code only (kubelet keeps the body out of the message, issue 99425).
 fn run_http(
-    w: &mut Worker,
+    w: &mut dyn ProbeHost,
     c: usize,
     kind: ProbeKind,
     h: &HTTPGetAction,
@@ -843,7 +911,7 @@ fn run_http(
 
 /// What an httpGet probe's response means.
 fn http_verdict(
-    w: &mut Worker,
+    w: &mut dyn ProbeHost,
     c: usize,
     kind: ProbeKind,
     resp: Result<http_probe::Response, String>,
@@ -853,7 +921,7 @@ fn http_verdict(
         200..=299 => Ok(()),
         300..=399 => {
             let body = String::from_utf8_lossy(&resp.body);
-            w.kubelet_event(
+            w.event(
                 c,
                 "Warning",
                 "ProbeWarning",
@@ -871,8 +939,8 @@ fn http_verdict(
 /// The GET of an httpGet action (kubelet's NewRequestForHTTPGetAction): to `host`, else
 /// the pod IP, from inside the pod's network namespace; `purpose` names the user agent
 /// (`kube-probe/1.34`, `kube-lifecycle/1.34`).
-fn http_get(
-    w: &mut Worker,
+pub(super) fn http_get(
+    w: &mut dyn ProbeHost,
     c: usize,
     h: &HTTPGetAction,
     purpose: &str,
@@ -892,17 +960,17 @@ fn is_https(h: &HTTPGetAction) -> bool {
 
 /// Starts an httpGet probe's request (plain HTTP) without waiting for it.
 fn start_http(
-    w: &mut Worker,
+    w: &mut dyn ProbeHost,
     c: usize,
     i: usize,
     h: &HTTPGetAction,
     deadline: Instant,
 ) -> Result<Work, String> {
-    let prepared = match &w.ctrs[c].probes.probes[i].http {
+    let prepared = match &w.probes(c).probes[i].http {
         Some(p) => p.clone(),
         None => {
             let p = http_probe::Prepared::new(http_request(w, c, h, "probe")?);
-            w.ctrs[c].probes.probes[i].http = Some(p.clone());
+            w.probes(c).probes[i].http = Some(p.clone());
             p
         }
     };
@@ -916,7 +984,7 @@ fn start_http(
 /// Opens a connection inside the pod's network namespace: blocking within `timeout`, or
 /// (None) non-blocking with its connect started.
 pub fn dial(
-    w: &mut Worker,
+    w: &mut dyn ProbeHost,
     host: &str,
     port: u16,
     timeout: Option<Duration>,
@@ -938,12 +1006,12 @@ pub(super) fn connect_started(sock: OwnedFd, addr: &SocketAddr) -> std::io::Resu
 
 /// The request of an httpGet action (kubelet's NewRequestForHTTPGetAction).
 fn http_request(
-    w: &mut Worker,
+    w: &mut dyn ProbeHost,
     c: usize,
     h: &HTTPGetAction,
     purpose: &str,
 ) -> Result<http_probe::Request, String> {
-    let port = resolve_port(&w.ctrs[c].spec, &h.port)?;
+    let port = resolve_port(w.container(c), &h.port)?;
     let host = h
         .host
         .clone()
@@ -987,7 +1055,7 @@ fn http_request(
 const KUBE_VERSION: &str = "1.34";
 
 /// kubelet's grpc probe: grpc.health.v1.Health/Check on the pod IP (plaintext HTTP/2).
-fn run_grpc(w: &mut Worker, g: &GRPCAction, timeout: Duration) -> Result<(), String> {
+fn run_grpc(w: &mut dyn ProbeHost, g: &GRPCAction, timeout: Duration) -> Result<(), String> {
     let host = w.pod_ip().unwrap_or("127.0.0.1").to_string();
     let port = u16::try_from(g.port).map_err(|_| format!("invalid port {}", g.port))?;
     let service = g.service.clone().unwrap_or_default();
@@ -1004,7 +1072,7 @@ fn run_grpc(w: &mut Worker, g: &GRPCAction, timeout: Duration) -> Result<(), Str
 /// Runs a command inside the container with the container's own process settings;
 /// Ok(output) on exit 0, Err(output or timeout message) otherwise.
 pub fn run_exec(
-    w: &mut Worker,
+    w: &mut dyn ProbeHost,
     c: usize,
     e: &ExecAction,
     deadline: Option<Instant>,
@@ -1028,140 +1096,6 @@ pub fn run_exec(
         unsafe { libc::poll(&mut pfd, 1, ms) };
     };
     exec_result(exit, &started.output(), &cmd, deadline)
-}
-
-/// Starts `cmd` in container `c` with stdin and stdout/stderr given; returns its pid and
-/// a pidfd. The prepared exec of the current run is made on first
-/// use; a container it cannot serve (user namespace) goes through the general exec.
-fn spawn_in(
-    w: &mut Worker,
-    c: usize,
-    cmd: &[String],
-    stdin: i32,
-    out: i32,
-) -> Result<(i32, OwnedFd), String> {
-    if let Some(p) = w.ctrs[c].prepared_exec.as_mut() {
-        let s = p.spawn(cmd, stdin, out, out).map_err(|e| e.to_string())?;
-        return Ok((s.pid, s.pidfd));
-    }
-    let Some(id) = w.ctrs[c].id.clone() else {
-        return Err("container is not running".into());
-    };
-    let Some(mut process) = w.ctrs[c].exec_process.clone() else {
-        return Err("container has no process".into());
-    };
-    if !w.ctrs[c].prepared_exec_failed {
-        match w.runtime().prepare_exec(&id, &process) {
-            Ok(mut p) => {
-                let s = p.spawn(cmd, stdin, out, out).map_err(|e| e.to_string());
-                w.ctrs[c].prepared_exec = Some(p);
-                let s = s?;
-                return Ok((s.pid, s.pidfd));
-            }
-            Err(_) => w.ctrs[c].prepared_exec_failed = true,
-        }
-    }
-    process.set_args(Some(cmd.to_vec()));
-    process.set_terminal(Some(false));
-    let mut opts = crate::runtime::ExecOptions::new(process);
-    opts.stdin = Some(stdin);
-    opts.stdout = Some(out);
-    opts.stderr = Some(out);
-    let outcome = w.runtime().exec(&id, &opts).map_err(|e| e.to_string())?;
-    // SAFETY: pidfd_open(2) on our own child (not reaped yet, so the pid is its own).
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, outcome.pid, 0) };
-    if fd < 0 {
-        let err = std::io::Error::last_os_error();
-        let _ = nix::sys::signal::kill(
-            Pid::from_raw(outcome.pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = waitpid(Pid::from_raw(outcome.pid), Some(WaitPidFlag::__WALL));
-        return Err(format!("pidfd_open: {err}"));
-    }
-    // SAFETY: a fresh pidfd we own.
-    Ok((outcome.pid, unsafe { OwnedFd::from_raw_fd(fd as i32) }))
-}
-
-/// Runs a lifecycle hook to completion (postStart).
-pub fn run_hook(w: &mut Worker, c: usize, h: &LifecycleHandler) -> Result<(), String> {
-    run_hook_until(w, c, h, Instant::now() + Duration::from_secs(3600))
-}
-
-/// Runs a lifecycle hook, giving up at `deadline` (preStop within the grace period).
-pub fn run_hook_until(
-    w: &mut Worker,
-    c: usize,
-    h: &LifecycleHandler,
-    deadline: Instant,
-) -> Result<(), String> {
-    let name = w.ctrs[c].spec.name.clone();
-    let pod_desc = crate::spec::user::pod_desc(&w.pod);
-    if let Some(e) = &h.exec {
-        let cmd = e.command.clone().unwrap_or_default();
-        return run_exec(w, c, e, Some(deadline)).map(|_| ()).map_err(|out| {
-            format!(
-                "Exec lifecycle hook ({cmd:?}) for Container \"{name}\" in Pod \"{pod_desc}\" failed - error: command '{}' exited with error, message: \"{}\"",
-                cmd.join(" "),
-                out.trim_end()
-            )
-        });
-    }
-    if let Some(hg) = &h.http_get {
-        let timeout = deadline
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_secs(30));
-        return run_http_hook(w, c, hg, Instant::now() + timeout)
-            .map_err(|e| format!("HTTP lifecycle hook ({}) for Container \"{name}\" in Pod \"{pod_desc}\" failed - error: {e}", hg.path.clone().unwrap_or_default()));
-    }
-    if let Some(s) = &h.sleep {
-        let d = super::pod_state::seconds(s.seconds)
-            .min(deadline.saturating_duration_since(Instant::now()));
-        std::thread::sleep(d);
-        return Ok(());
-    }
-    if h.tcp_socket.is_some() {
-        return Err("tcpSocket lifecycle hooks are deprecated and not supported".into());
-    }
-    Ok(())
-}
-
-/// kubelet's HTTP lifecycle handler (runHTTPHandler): only a failed request fails the
-/// hook, whatever the status code; an HTTPS hook answered in plain HTTP is retried over
-/// HTTP, with a LifecycleHTTPFallback event when that works.
-fn run_http_hook(
-    w: &mut Worker,
-    c: usize,
-    hg: &HTTPGetAction,
-    deadline: Instant,
-) -> Result<(), String> {
-    match http_get(w, c, hg, "lifecycle", deadline) {
-        Ok(_) => Ok(()),
-        Err(e) if e.contains(http_probe::HTTP_TO_HTTPS) => {
-            let mut plain = hg.clone();
-            plain.scheme = Some("HTTP".into());
-            http_get(w, c, &plain, "lifecycle", deadline).map_err(|_| e.clone())?;
-            let port = resolve_port(&w.ctrs[c].spec, &hg.port).unwrap_or_default();
-            let host = hg
-                .host
-                .clone()
-                .filter(|h| !h.is_empty())
-                .or_else(|| w.pod_ip().map(String::from))
-                .unwrap_or_default();
-            w.event(
-                "Warning",
-                "LifecycleHTTPFallback",
-                "kubelet",
-                "",
-                &format!(
-                    "request to HTTPS lifecycle hook {} got HTTP response, retry with HTTP succeeded",
-                    http_probe::join_host_port(&host, port)
-                ),
-            );
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]
@@ -1237,3 +1171,7 @@ mod tests {
         assert!(began.elapsed() < Duration::from_secs(2));
     }
 }
+
+#[cfg(test)]
+#[path = "probes_fake_tests.rs"]
+mod fake_tests;

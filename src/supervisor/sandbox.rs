@@ -119,6 +119,54 @@ pub fn resolv_conf(pod: &Pod) -> String {
     out
 }
 
+/// The pause container's OCI id.
+fn pause_id(pod: &Pod) -> String {
+    let uid: String = pod
+        .metadata
+        .uid
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(12)
+        .collect();
+    format!("{uid}-pause")
+}
+
+/// The sandbox's hostname: the node's with hostNetwork, else the pod's.
+fn sandbox_hostname(pod: &Pod, host_network: bool) -> String {
+    if host_network {
+        return nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+    }
+    crate::spec::pod_hostname(&crate::spec::EnvContext {
+        pod,
+        config_maps: &[],
+        secrets: &[],
+        pod_ips: &[],
+        host_ips: &[],
+        node_name: "",
+        node_allocatable: Default::default(),
+    })
+}
+
+/// hostUsers: false: a range of the node's ids for this pod, released by destroy (or by
+/// create, if the sandbox cannot be made).
+fn lease_userns(args: &SuperviseArgs, wanted: bool) -> Result<Option<PodIdMapping>, String> {
+    if !wanted {
+        return Ok(None);
+    }
+    crate::userns::host_support()?;
+    let leases =
+        crate::userns::UsernsLeases::for_host(&args.data_dir).map_err(|e| e.to_string())?;
+    let base = leases.allocate(&args.pod_dir).map_err(|e| e.to_string())?;
+    Ok(Some(PodIdMapping {
+        host_base: base,
+        size: crate::userns::IDS_PER_POD,
+    }))
+}
+
 impl Sandbox {
     /// Starts the pause container and prepares the pod files; undoes itself on failure.
     pub fn create(runtime: &Runtime, args: &SuperviseArgs, pod: &Pod) -> Result<Sandbox, String> {
@@ -127,49 +175,13 @@ impl Sandbox {
         let host_ipc = spec.host_ipc.unwrap_or(false);
         let host_pid = spec.host_pid.unwrap_or(false);
         let share_pid = spec.share_process_namespace.unwrap_or(false) && !host_pid;
-        let uid: String = pod
-            .metadata
-            .uid
-            .clone()
-            .unwrap_or_default()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(12)
-            .collect();
-        let id = format!("{uid}-pause");
+        let id = pause_id(pod);
         let pause_root = args.root.join("pause").join("rootfs");
         super::pause::install(&pause_root)
             .map_err(|e| format!("installing pause in {}: {e}", pause_root.display()))?;
-        let hostname = if host_network {
-            nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        } else {
-            crate::spec::pod_hostname(&crate::spec::EnvContext {
-                pod,
-                config_maps: &[],
-                secrets: &[],
-                pod_ips: &[],
-                host_ips: &[],
-                node_name: "",
-                node_allocatable: Default::default(),
-            })
-        };
+        let hostname = sandbox_hostname(pod, host_network);
         let pod_cgroup = crate::spec::resources::pod_cgroup_path(pod);
-        // hostUsers: false: a range of the node's ids for this pod, released by destroy
-        // (or below, if the sandbox cannot be made).
-        let userns = if spec.host_users == Some(false) {
-            crate::userns::host_support()?;
-            let leases =
-                crate::userns::UsernsLeases::for_host(&args.data_dir).map_err(|e| e.to_string())?;
-            let base = leases.allocate(&args.pod_dir).map_err(|e| e.to_string())?;
-            Some(PodIdMapping {
-                host_base: base,
-                size: crate::userns::IDS_PER_POD,
-            })
-        } else {
-            None
-        };
+        let userns = lease_userns(args, spec.host_users == Some(false))?;
         let release_userns = || {
             if userns.is_some() {
                 let _ = crate::userns::release_pod(&args.data_dir, &args.pod_dir);
@@ -273,7 +285,7 @@ impl Sandbox {
         if !self.host_network {
             let ns = self.ns_path("net");
             loopback_up(&ns).map_err(|e| format!("bringing up lo in {}: {e}", ns.display()))?;
-            match crate::network::setup_pod(args, pod, &ns) {
+            match crate::network::setup_pod(&args.data_dir, &args.pod_dir, pod, &ns) {
                 Ok(net) => {
                     self.pod_ip = net.as_ref().map(|n| n.ip.clone());
                     self.network = net;

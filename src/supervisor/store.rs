@@ -11,6 +11,9 @@ pub const STATUS_FILE: &str = "status.json";
 pub const EVENTS_FILE: &str = "events.jsonl";
 pub const PID_FILE: &str = "supervisor.pid";
 pub const LOCK_FILE: &str = "lock";
+/// In the pods directory: rewritten whenever a pod turns Succeeded or Failed, so that
+/// Pending pods waiting for room (inotify) try admission again.
+pub const ENDED_FILE: &str = ".ended";
 /// Written by `delete`: the grace period asked for, and when deletion began.
 pub const DELETION_FILE: &str = "deletion.json";
 
@@ -180,6 +183,11 @@ impl PodStore {
             .collect();
         out.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
         out
+    }
+
+    /// Says that a pod ended (see [`ENDED_FILE`]).
+    pub fn announce_end(&self) {
+        let _ = std::fs::write(self.pods_dir.join(ENDED_FILE), b"");
     }
 
     /// Holds the store-wide lock (pod creation, admission) while alive.

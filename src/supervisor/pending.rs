@@ -1,0 +1,375 @@
+//! Admission of the pod on this node, and its re-admission while Pending: retried when
+//! node.json changes or another pod ends (inotify on the node file's and the pods'
+//! directories), not by polling.
+use super::store;
+use super::worker::{SupervisorError, Worker};
+use crate::admission::{self, Decision};
+use crate::node::NodeStore;
+use crate::spec;
+use k8s_openapi::api::core::v1::Pod;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
+use std::time::Duration;
+
+impl Worker {
+    /// Waits until the pod fits this node, recording FailedScheduling once per distinct
+    /// reason. A refused pod tries again when something that could let it in changes
+    /// (see [`AdmissionWatch`]). Returns false when deleted meanwhile (or refused for
+    /// good).
+    pub(super) fn schedule(&mut self, sigfd: &SignalFd) -> Result<bool, SupervisorError> {
+        let nodes = NodeStore::new(&self.args.data_dir);
+        let pods = store::PodStore::new(&self.args.root);
+        // Watching before the first try: a change between a refusal and the wait is seen.
+        let watch = AdmissionWatch::new(&nodes.path(), pods.pods_dir());
+        let mut last_message = String::new();
+        loop {
+            let node = nodes
+                .load()
+                .map_err(|e| SupervisorError::Sandbox(e.to_string()))?;
+            let decision = self.admit_locked(&pods, &node)?;
+            self.learn_node(&node);
+            if let Some(admitted) = self.on_decision(decision, &mut last_message) {
+                return Ok(admitted);
+            }
+            self.flush();
+            self.signal_ready("ok");
+            loop {
+                match watch.wait(sigfd)? {
+                    Wake::Deleted => return Ok(false),
+                    Wake::Retry => break,
+                    Wake::Nothing => {}
+                }
+            }
+        }
+    }
+
+    /// Asks admission about the pod, with the pods counted and our binding under one
+    /// lock: a concurrent admission either sees us bound or runs after us (read before
+    /// it, 200 concurrent `up`s admitted 186 past maxPods 110).
+    fn admit_locked(
+        &mut self,
+        pods: &store::PodStore,
+        node: &k8s_openapi::api::core::v1::Node,
+    ) -> Result<Decision, SupervisorError> {
+        let _lock = pods.lock()?;
+        let others: Vec<Pod> = pods
+            .list()
+            .into_iter()
+            .filter(|r| r.dir != self.args.pod_dir)
+            .filter(|r| is_bound_and_active(&r.pod))
+            .map(|r| r.pod)
+            .collect();
+        let d = admission::admit(&self.pod, node, &others);
+        if let Decision::Admitted(_) = &d {
+            // Bind while holding the lock, so a concurrent admission counts us.
+            self.set_condition("PodScheduled", true, None, None);
+            self.status.host_ip = crate::network::host_ip();
+            self.status.host_ips = self
+                .status
+                .host_ip
+                .clone()
+                .map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]);
+            self.flush();
+        }
+        Ok(d)
+    }
+
+    /// What the containers' environment says of the node (downward API).
+    fn learn_node(&mut self, node: &k8s_openapi::api::core::v1::Node) {
+        self.node_name = crate::node::node_name(node).to_string();
+        self.node_mem = node_capacity(node, "memory") as u64;
+        self.node_alloc = spec::env::NodeAllocatable {
+            cpu_milli: node_allocatable(node, "cpu", true),
+            memory_bytes: node_allocatable(node, "memory", false),
+            ephemeral_storage_bytes: node_allocatable(node, "ephemeral-storage", false),
+        };
+    }
+
+    /// Records admission's decision: Some(admitted?) when it is final, None while the
+    /// pod stays Pending.
+    fn on_decision(&mut self, decision: Decision, last_message: &mut String) -> Option<bool> {
+        match decision {
+            Decision::Admitted(a) => {
+                if let Some(spec) = self.pod.spec.as_mut() {
+                    spec.node_name = Some(a.node.clone());
+                }
+                let _ = store::write_json(&self.args.pod_dir.join(store::POD_FILE), &self.pod);
+                if a.scheduled {
+                    self.event(
+                        "Normal",
+                        "Scheduled",
+                        "default-scheduler",
+                        "",
+                        &a.scheduled_message(&self.pod),
+                    );
+                }
+                return Some(true);
+            }
+            Decision::Unschedulable(u) => {
+                if u.message != *last_message {
+                    self.event(
+                        "Warning",
+                        "FailedScheduling",
+                        "default-scheduler",
+                        "",
+                        &u.message,
+                    );
+                    self.set_condition(
+                        "PodScheduled",
+                        false,
+                        Some("Unschedulable"),
+                        Some(&u.message),
+                    );
+                    *last_message = u.message.clone();
+                }
+            }
+            Decision::BoundElsewhere { message, .. } => {
+                if message != *last_message {
+                    self.event(
+                        "Warning",
+                        "FailedScheduling",
+                        "default-scheduler",
+                        "",
+                        &message,
+                    );
+                    self.set_condition(
+                        "PodScheduled",
+                        false,
+                        Some("Unschedulable"),
+                        Some(&message),
+                    );
+                    *last_message = message;
+                }
+            }
+            Decision::SchedulingGated { .. } => {
+                self.set_condition(
+                    "PodScheduled",
+                    false,
+                    Some(admission::SCHEDULING_GATED_REASON),
+                    Some(admission::SCHEDULING_GATED_MESSAGE),
+                );
+            }
+            Decision::Rejected(r) => {
+                self.event("Warning", &r.reason, "kubelet", "", &r.message);
+                self.status.phase = Some("Failed".into());
+                self.status.reason = Some(r.reason.clone());
+                self.status.message = Some(format!("Pod was rejected: {}", r.message));
+                self.dirty = true;
+                self.flush();
+                self.signal_ready("ok");
+                return Some(false);
+            }
+            Decision::Invalid(errs) => {
+                let msg = errs.to_string();
+                self.status.phase = Some("Failed".into());
+                self.status.message = Some(msg.clone());
+                self.dirty = true;
+                self.flush();
+                self.signal_ready(&format!("error: {msg}"));
+                return Some(false);
+            }
+        }
+        None
+    }
+}
+
+/// A pod bound to this node that still holds resources (not Succeeded/Failed).
+pub fn is_bound_and_active(pod: &Pod) -> bool {
+    let st = pod.status.as_ref();
+    let scheduled = st.and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "True")
+    });
+    let phase = st.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    scheduled && phase != "Succeeded" && phase != "Failed"
+}
+
+fn quantity(node: &k8s_openapi::api::core::v1::Node, which: &str, key: &str, milli: bool) -> i64 {
+    let q = node.status.as_ref().and_then(|s| {
+        if which == "capacity" {
+            s.capacity.as_ref()
+        } else {
+            s.allocatable.as_ref()
+        }
+    });
+    let Some(q) = q.and_then(|m| m.get(key)) else {
+        return 0;
+    };
+    let v = if milli {
+        crate::manifest::quantity::parse_milli(&q.0)
+    } else {
+        crate::manifest::quantity::parse_value(&q.0)
+    };
+    v.map(|v| v as i64).unwrap_or(0)
+}
+
+fn node_capacity(node: &k8s_openapi::api::core::v1::Node, key: &str) -> i64 {
+    quantity(node, "capacity", key, false)
+}
+
+fn node_allocatable(node: &k8s_openapi::api::core::v1::Node, key: &str, milli: bool) -> i64 {
+    quantity(node, "allocatable", key, milli)
+}
+
+/// What a Pending pod's wait ended with.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Wake {
+    /// SIGTERM or SIGINT: the pod is being deleted.
+    Deleted,
+    /// Something changed that may let the pod in: ask admission again.
+    Retry,
+    /// Nothing of interest (a child reaped, an unrelated file).
+    Nothing,
+}
+
+/// The changes that may let a refused pod in: node.json rewritten (labels, taints,
+/// capacity, maxPods), a pod's directory gone from the pods directory, or a pod's end
+/// announced there ([`store::ENDED_FILE`], written when a pod turns Succeeded or
+/// Failed). One inotify descriptor over both directories; without inotify, a look
+/// every [`FALLBACK_PERIOD`].
+pub(super) struct AdmissionWatch {
+    inotify: Option<Inotify>,
+    node_dir: Option<WatchDescriptor>,
+    node_file: std::ffi::OsString,
+}
+
+/// How often a refused pod tries again where inotify is not available.
+pub(super) const FALLBACK_PERIOD: Duration = Duration::from_secs(1);
+
+impl AdmissionWatch {
+    pub(super) fn new(node_file: &Path, pods_dir: &Path) -> AdmissionWatch {
+        let mut w = AdmissionWatch {
+            inotify: None,
+            node_dir: None,
+            node_file: node_file.file_name().unwrap_or_default().to_os_string(),
+        };
+        let Ok(i) = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) else {
+            return w;
+        };
+        let moved = AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE;
+        let node_dir = node_file
+            .parent()
+            .and_then(|d| i.add_watch(d, moved | AddWatchFlags::IN_DELETE).ok());
+        let gone = AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM;
+        if node_dir.is_none() || i.add_watch(pods_dir, moved | gone).is_err() {
+            return w;
+        }
+        w.node_dir = node_dir;
+        w.inotify = Some(i);
+        w
+    }
+
+    /// Waits for a signal or a change (see [`Wake`]).
+    pub(super) fn wait(&self, sigfd: &SignalFd) -> Result<Wake, SupervisorError> {
+        let mut fds = vec![libc::pollfd {
+            fd: sigfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(i) = &self.inotify {
+            fds.push(libc::pollfd {
+                fd: i.as_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let timeout = match self.inotify {
+            Some(_) => -1,
+            None => FALLBACK_PERIOD.as_millis() as i32,
+        };
+        // SAFETY: fds is a valid array of pollfd for its length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n == 0 && self.inotify.is_none() {
+            return Ok(Wake::Retry);
+        }
+        if fds[0].revents != 0 {
+            while let Ok(Some(info)) = sigfd.read_signal() {
+                if matches!(
+                    Signal::try_from(info.ssi_signo as i32),
+                    Ok(Signal::SIGTERM | Signal::SIGINT)
+                ) {
+                    return Ok(Wake::Deleted);
+                }
+            }
+        }
+        let mut retry = false;
+        if let Some(i) = self.inotify.as_ref().filter(|_| fds[1].revents != 0) {
+            while let Ok(events) = i.read_events() {
+                if events.is_empty() {
+                    break;
+                }
+                retry |= events.iter().any(|e| {
+                    let in_node_dir = Some(e.wd) == self.node_dir;
+                    may_admit(in_node_dir, e.mask, e.name.as_deref(), &self.node_file)
+                });
+            }
+        }
+        Ok(if retry { Wake::Retry } else { Wake::Nothing })
+    }
+}
+
+/// Whether one inotify event may let a refused pod in: in the node file's directory,
+/// node.json replaced or written; in the pods directory, a pod's directory removed or
+/// a pod's end announced. Admissions themselves (the pods lock, new pod directories)
+/// are not: a pod admitted takes room, it frees none.
+pub(super) fn may_admit(
+    in_node_dir: bool,
+    mask: AddWatchFlags,
+    name: Option<&std::ffi::OsStr>,
+    node_file: &std::ffi::OsStr,
+) -> bool {
+    if in_node_dir {
+        return name == Some(node_file);
+    }
+    let dir_gone = mask.contains(AddWatchFlags::IN_ISDIR)
+        && mask.intersects(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM);
+    dir_gone || name == Some(std::ffi::OsStr::new(store::ENDED_FILE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    const NODE: &str = "node.json";
+
+    fn node_dir(mask: AddWatchFlags, name: &str) -> bool {
+        may_admit(true, mask, Some(OsStr::new(name)), OsStr::new(NODE))
+    }
+
+    fn pods_dir(mask: AddWatchFlags, name: &str) -> bool {
+        may_admit(false, mask, Some(OsStr::new(name)), OsStr::new(NODE))
+    }
+
+    #[test]
+    fn node_json_replaced_or_written_retries_admission() {
+        assert!(node_dir(AddWatchFlags::IN_MOVED_TO, NODE));
+        assert!(node_dir(AddWatchFlags::IN_CLOSE_WRITE, NODE));
+        assert!(!node_dir(AddWatchFlags::IN_CLOSE_WRITE, "node.lock"));
+        assert!(!node_dir(AddWatchFlags::IN_MOVED_TO, "images.json"));
+    }
+
+    #[test]
+    fn a_pod_gone_or_ended_retries_admission() {
+        let gone = AddWatchFlags::IN_DELETE | AddWatchFlags::IN_ISDIR;
+        assert!(pods_dir(gone, "default_web"));
+        assert!(pods_dir(
+            AddWatchFlags::IN_MOVED_FROM | AddWatchFlags::IN_ISDIR,
+            "default_web"
+        ));
+        assert!(pods_dir(AddWatchFlags::IN_CLOSE_WRITE, store::ENDED_FILE));
+    }
+
+    #[test]
+    fn admissions_and_new_pods_do_not_wake_pending_pods() {
+        // Every admission closes the pods lock: Pending pods retrying would wake each
+        // other for ever.
+        assert!(!pods_dir(AddWatchFlags::IN_CLOSE_WRITE, ".lock"));
+        let created = AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ISDIR;
+        assert!(!pods_dir(created, "default_new"));
+        assert!(!pods_dir(AddWatchFlags::IN_DELETE, "stray-file"));
+    }
+}
