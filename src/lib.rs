@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod network;
 pub mod node;
 pub mod node_config;
+pub mod pod;
 pub mod runtime;
 pub mod spec;
 pub mod supervisor;

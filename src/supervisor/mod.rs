@@ -5,6 +5,7 @@ pub mod eviction;
 pub mod grpc_probe;
 pub mod hpack;
 pub mod http_probe;
+pub mod leftovers;
 pub mod logs;
 pub mod pause;
 pub mod pod_state;

@@ -648,15 +648,10 @@ impl Worker {
         let Some(store) = self.images.as_ref() else {
             return Err(run_err("no image store".into()));
         };
-        let uid8: String = self
-            .uid()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(8)
-            .collect();
-        let id = format!(
-            "{uid8}-{}-{}",
-            self.ctrs[c].spec.name, self.ctrs[c].attempts
+        let id = super::leftovers::container_id(
+            self.uid(),
+            &self.ctrs[c].spec.name,
+            self.ctrs[c].attempts,
         );
         let config = store.config(image).map_err(|e| run_err(e.to_string()))?;
         let stop_signal = config
@@ -877,7 +872,7 @@ impl Worker {
         let stdin_keep = stdin_pipe.map(|(_, w)| w);
         if let Some((ours, theirs)) = console {
             drop(theirs);
-            match crate::cli::oci::recv_master(&ours) {
+            match crate::runtime::terminal::recv_master(&ours) {
                 Ok(master) => {
                     let _ = nix::fcntl::fcntl(
                         &master,
@@ -1564,6 +1559,14 @@ impl Worker {
             sb.destroy(&self.runtime);
         }
         let _ = std::fs::remove_dir_all(&self.log_dir);
+        // The same sweep `delete` runs for a pod without a supervisor: whatever the
+        // steps above missed (a pod cgroup of a sandbox that failed half-way).
+        super::leftovers::remove_host_state(
+            &self.args.root,
+            &self.args.data_dir,
+            &self.args.pod_dir,
+            &self.pod,
+        );
     }
 
     /// The main loop: runs until the pod is deleted.
@@ -1859,12 +1862,7 @@ fn node_allocatable(node: &k8s_openapi::api::core::v1::Node, key: &str, milli: b
     quantity(node, "allocatable", key, milli)
 }
 
-/// Removes a deleted pod's directory. pod.json goes first, so listings stop showing the
-/// pod at once instead of a half-removed record (status without its deletion request).
-fn remove_pod_dir(dir: &Path) {
-    let _ = std::fs::remove_file(dir.join(store::POD_FILE));
-    let _ = std::fs::remove_dir_all(dir);
-}
+use super::leftovers::remove_pod_dir;
 
 /// Waits up to `timeout` for a signal on the signalfd.
 fn wait_signal(sigfd: &SignalFd, timeout: Duration) -> Result<Option<Signal>, SupervisorError> {
@@ -1914,20 +1912,7 @@ pub fn pod_dir_of(root: &Path, namespace: &str, name: &str) -> PathBuf {
     store::PodStore::new(root).dir(namespace, name)
 }
 
-/// A signal by name (`SIGQUIT`, `QUIT`) or number, as images write STOPSIGNAL.
-pub fn parse_signal(s: &str) -> Option<Signal> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).ok();
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    name.parse().ok()
-}
+pub use crate::util::parse_signal;
 
 /// kubelet's termination message: the file at terminationMessagePath (at most 4096
 /// bytes); with FallbackToLogsOnError and an empty file after a failure, the log's last
