@@ -1,7 +1,6 @@
 //! The owner of a pod: whoever holds the flock on `pods/NS_NAME/lock` (`create`, then
 //! the supervisor it hands the lock to, or a `delete` cleaning up after a dead one).
 use crate::supervisor::store::LOCK_FILE;
-use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
@@ -19,9 +18,22 @@ pub enum OwnerError {
     Fd(RawFd, nix::Error),
 }
 
-/// The held lock of one pod; released when dropped (or when its last holder exits).
+/// The held lock of one pod. Dropping it closes this copy only: the lock belongs to
+/// the open file, which a supervisor may share, and goes when its last copy does (never
+/// an explicit LOCK_UN, which would free it for the supervisor too).
 pub struct PodOwner {
-    lock: Flock<File>,
+    lock: File,
+}
+
+/// flock(LOCK_EX | LOCK_NB) on `f`: Ok(false) while someone else holds it.
+fn try_flock(f: &File) -> Result<bool, nix::Error> {
+    // SAFETY: flock on an fd we own, with integer flags.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    match nix::errno::Errno::result(r) {
+        Ok(_) => Ok(true),
+        Err(nix::Error::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 impl std::fmt::Debug for PodOwner {
@@ -67,9 +79,11 @@ impl PodOwner {
             path: path.clone(),
             source,
         })?;
-        let lock = Flock::lock(f, FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, e)| OwnerError::Fd(-1, e))?;
-        Ok(PodOwner { lock })
+        match try_flock(&f) {
+            Ok(true) => Ok(PodOwner { lock: f }),
+            Ok(false) => Err(OwnerError::Fd(f.as_raw_fd(), nix::Error::EWOULDBLOCK)),
+            Err(e) => Err(OwnerError::Fd(f.as_raw_fd(), e)),
+        }
     }
 
     /// Takes the lock of the pod in `dir` if nobody holds it. Never creates the lock
@@ -91,10 +105,10 @@ impl PodOwner {
                 })
             }
         };
-        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) if still_linked(&lock, dir) => Ok(Ownership::Taken(PodOwner { lock })),
-            Ok(_) | Err((_, nix::Error::EWOULDBLOCK)) => Ok(Ownership::Held),
-            Err((_, e)) => Err(OwnerError::Fd(-1, e)),
+        match try_flock(&f) {
+            Ok(true) if still_linked(&f, dir) => Ok(Ownership::Taken(PodOwner { lock: f })),
+            Ok(_) => Ok(Ownership::Held),
+            Err(e) => Err(OwnerError::Fd(f.as_raw_fd(), e)),
         }
     }
 
@@ -116,8 +130,12 @@ impl PodOwner {
         // SAFETY: an open fd handed to this process for it to own; nothing else uses it.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| OwnerError::Fd(fd, e))?;
-        let lock = Flock::lock(File::from(owned), FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, e)| OwnerError::Fd(fd, e))?;
-        Ok(PodOwner { lock })
+        let lock = File::from(owned);
+        // The lock is already ours (shared with `create`'s copy): this only proves it.
+        match try_flock(&lock) {
+            Ok(true) => Ok(PodOwner { lock }),
+            Ok(false) => Err(OwnerError::Fd(fd, nix::Error::EWOULDBLOCK)),
+            Err(e) => Err(OwnerError::Fd(fd, e)),
+        }
     }
 }

@@ -1739,6 +1739,8 @@ impl Worker {
 
     /// For pods that never started: keep the record until deleted.
     fn wait_for_delete(&mut self, sigfd: &SignalFd) -> Result<(), SupervisorError> {
+        // Deleted before it ran: `up` created it all the same (a failed start said so).
+        self.signal_ready("ok");
         // `delete` writes its request before the SIGTERM, which `schedule` may have
         // consumed already: then there is nothing left to wait for.
         while !self.args.pod_dir.join(store::DELETION_FILE).exists() {
