@@ -12,8 +12,7 @@ use k8s_openapi::api::core::v1::{
     Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Taint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::jiff;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -187,15 +186,6 @@ pub fn go_arch() -> &'static str {
     }
 }
 
-/// The current time at the API's one-second precision.
-pub fn now() -> Time {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    Time(jiff::Timestamp::from_second(secs).unwrap_or(jiff::Timestamp::UNIX_EPOCH))
-}
-
 fn new_node() -> Node {
     let name = default_node_name();
     let labels: BTreeMap<String, String> = [
@@ -216,7 +206,7 @@ fn new_node() -> Node {
             name: Some(name),
             labels: Some(labels),
             uid,
-            creation_timestamp: Some(now()),
+            creation_timestamp: Some(crate::util::now_seconds()),
             ..Default::default()
         },
         spec: Some(NodeSpec::default()),
@@ -361,7 +351,7 @@ pub fn host_status(node: &Node, data_dir: &Path) -> NodeStatus {
         allocatable.insert(name, q(format_binary(bytes)));
     }
     let created = node.metadata.creation_timestamp.clone();
-    let heartbeat = Some(now());
+    let heartbeat = Some(crate::util::now_seconds());
     let cond = |type_: &str, status: &str, reason: &str, message: &str| NodeCondition {
         type_: type_.to_string(),
         status: status.to_string(),
@@ -737,7 +727,7 @@ pub fn apply_taints(
             )));
         }
     }
-    let stamp = now();
+    let stamp = crate::util::now_seconds();
     let mut new: Vec<Taint> = changes
         .add
         .iter()

@@ -89,6 +89,13 @@ pub fn parse_signal(s: &str) -> Option<nix::sys::signal::Signal> {
     name.parse().ok()
 }
 
+/// The current time at the API's one-second precision (creationTimestamp, heartbeats).
+pub fn now_seconds() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let t = k8s_openapi::jiff::Timestamp::from_second(now().as_second())
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t)
+}
+
 /// The current time as a Kubernetes `Time`.
 pub fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now())
