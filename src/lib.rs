@@ -13,6 +13,7 @@ pub mod network;
 pub mod node;
 pub mod node_config;
 pub mod objects;
+pub mod pod;
 pub mod runtime;
 pub mod spec;
 pub mod supervisor;

@@ -6,14 +6,13 @@
 //! as kubelet re-reads it. Allocatable follows kubelet's defaults: no kube-reserved or
 //! system-reserved, minus the default hard-eviction thresholds (memory.available<100Mi,
 //! nodefs.available<10%); cpu and pods are not reduced.
-use crate::admission::quantity::{format_binary, format_cpu};
+use crate::manifest::quantity::{format_binary, format_cpu};
 use crate::util::{write_atomic, FileLock};
 use k8s_openapi::api::core::v1::{
     Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Taint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::jiff;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -187,15 +186,6 @@ pub fn go_arch() -> &'static str {
     }
 }
 
-/// The current time at the API's one-second precision.
-pub fn now() -> Time {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    Time(jiff::Timestamp::from_second(secs).unwrap_or(jiff::Timestamp::UNIX_EPOCH))
-}
-
 fn new_node() -> Node {
     let name = default_node_name();
     let labels: BTreeMap<String, String> = [
@@ -216,7 +206,7 @@ fn new_node() -> Node {
             name: Some(name),
             labels: Some(labels),
             uid,
-            creation_timestamp: Some(now()),
+            creation_timestamp: Some(crate::util::now_seconds()),
             ..Default::default()
         },
         spec: Some(NodeSpec::default()),
@@ -361,7 +351,7 @@ pub fn host_status(node: &Node, data_dir: &Path) -> NodeStatus {
         allocatable.insert(name, q(format_binary(bytes)));
     }
     let created = node.metadata.creation_timestamp.clone();
-    let heartbeat = Some(now());
+    let heartbeat = Some(crate::util::now_seconds());
     let cond = |type_: &str, status: &str, reason: &str, message: &str| NodeCondition {
         type_: type_.to_string(),
         status: status.to_string(),
@@ -437,73 +427,7 @@ pub fn host_status(node: &Node, data_dir: &Path) -> NodeStatus {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Validation of label keys and values (apimachinery's IsQualifiedName / IsValidLabelValue).
-
-const QUALIFIED_NAME_FMT: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
-const LABEL_VALUE_FMT: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
-const DNS1123_SUBDOMAIN_FMT: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-
-fn is_name_part(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-}
-
-fn is_dns1123_subdomain(s: &str) -> bool {
-    s.len() <= 253
-        && s.split('.').all(|l| {
-            let b = l.as_bytes();
-            !b.is_empty()
-                && b[0].is_ascii_alphanumeric()
-                && b[b.len() - 1].is_ascii_alphanumeric()
-                && b.iter()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        })
-}
-
-/// A label key (qualified name: optional DNS subdomain prefix and '/', then a name).
-pub fn validate_label_key(key: &str) -> Result<(), String> {
-    let name = match key.split_once('/') {
-        None => key,
-        Some((_, name)) if name.contains('/') => {
-            return Err("a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')".into())
-        }
-        Some((prefix, name)) => {
-            if prefix.is_empty() {
-                return Err("prefix part must be non-empty".into());
-            }
-            if !is_dns1123_subdomain(prefix) {
-                return Err(format!("prefix part {DNS1123_SUBDOMAIN_FMT}"));
-            }
-            name
-        }
-    };
-    if name.is_empty() {
-        return Err("name part must be non-empty".into());
-    }
-    if name.len() > 63 {
-        return Err("name part must be no more than 63 characters".into());
-    }
-    if !is_name_part(name) {
-        return Err(QUALIFIED_NAME_FMT.into());
-    }
-    Ok(())
-}
-
-/// A label value: empty, or up to 63 alphanumerics with '-', '_', '.' inside.
-pub fn validate_label_value(v: &str) -> Result<(), String> {
-    if v.len() > 63 {
-        return Err("must be no more than 63 characters".into());
-    }
-    if !v.is_empty() && !is_name_part(v) {
-        return Err(LABEL_VALUE_FMT.into());
-    }
-    Ok(())
-}
+pub use crate::manifest::labels::{validate_label_key, validate_label_value};
 
 // ---------------------------------------------------------------------------------------
 // `label node` and `taint node`, with kubectl's parsing, checks and messages.
@@ -803,7 +727,7 @@ pub fn apply_taints(
             )));
         }
     }
-    let stamp = now();
+    let stamp = crate::util::now_seconds();
     let mut new: Vec<Taint> = changes
         .add
         .iter()
@@ -1036,20 +960,20 @@ mod tests {
         assert!(cap["cpu"].0.parse::<usize>().unwrap() >= nproc);
         assert_eq!(cap["cpu"], alloc["cpu"], "no cpu is reserved");
         assert_eq!(cap["pods"].0, "110");
-        let mem = crate::admission::quantity::amount("memory", &cap["memory"].0).unwrap();
+        let mem = crate::manifest::quantity::amount("memory", &cap["memory"].0).unwrap();
         assert_eq!(mem, mem_total_bytes().unwrap());
         let huge: i128 = hugepages().iter().map(|(_, b)| b).sum();
-        let amem = crate::admission::quantity::amount("memory", &alloc["memory"].0).unwrap();
+        let amem = crate::manifest::quantity::amount("memory", &alloc["memory"].0).unwrap();
         assert_eq!(
             amem,
             mem - (100 << 20) - huge,
             "memory.available<100Mi eviction threshold"
         );
         let disk =
-            crate::admission::quantity::amount("ephemeral-storage", &cap["ephemeral-storage"].0)
+            crate::manifest::quantity::amount("ephemeral-storage", &cap["ephemeral-storage"].0)
                 .unwrap();
         let adisk =
-            crate::admission::quantity::amount("ephemeral-storage", &alloc["ephemeral-storage"].0)
+            crate::manifest::quantity::amount("ephemeral-storage", &alloc["ephemeral-storage"].0)
                 .unwrap();
         assert_eq!(
             adisk,

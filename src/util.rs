@@ -73,6 +73,29 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         .map(|z| z.timestamp().as_second())
 }
 
+/// A signal by name (`SIGQUIT`, `QUIT`, `quit`) or number, as runc's `kill` takes it and
+/// images write STOPSIGNAL.
+pub fn parse_signal(s: &str) -> Option<nix::sys::signal::Signal> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).ok();
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse().ok()
+}
+
+/// The current time at the API's one-second precision (creationTimestamp, heartbeats).
+pub fn now_seconds() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let t = k8s_openapi::jiff::Timestamp::from_second(now().as_second())
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t)
+}
+
 /// The current time as a Kubernetes `Time`.
 pub fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now())

@@ -19,16 +19,15 @@
 //! of pods changes. For NoExecute taints, [`taints::noexecute_evictions`] says which
 //! running pods go now and which at a later instant.
 pub mod affinity;
-pub mod quantity;
 pub mod resources;
 pub mod selector;
 pub mod taints;
-pub mod validate;
 
+pub use crate::manifest::scheduling::validate_scheduling;
+pub use crate::manifest::validate::{ErrorType, FieldError, InvalidError};
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, Taint};
 use resources::Insufficient;
 use std::collections::BTreeMap;
-pub use validate::{validate_scheduling, FieldError, ValidationErrors};
 
 /// The outcome of admitting one pod on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +49,7 @@ pub enum Decision {
     /// event; kubectl shows STATUS `SchedulingGated`.
     SchedulingGated { gates: Vec<String> },
     /// The API server would refuse the pod (field errors in its words).
-    Invalid(ValidationErrors),
+    Invalid(InvalidError),
 }
 
 pub const SCHEDULING_GATED_REASON: &str = "SchedulingGated";
@@ -257,7 +256,7 @@ fn scheduler_filters(
     pod_req: &resources::ResourceList,
     node: &Node,
     existing: &[&Pod],
-) -> Result<Option<Failure>, ValidationErrors> {
+) -> Result<Option<Failure>, InvalidError> {
     let s = spec(pod);
     let tolerations = s.tolerations.as_deref().unwrap_or(&[]);
     let node_spec = node.spec.as_ref();
@@ -315,13 +314,7 @@ fn scheduler_filters(
             f.reason(),
             f != affinity::InterPodFailure::Affinity,
         ))),
-        Err(e) => Err(ValidationErrors {
-            pod: pod.metadata.name.clone().unwrap_or_default(),
-            errors: vec![FieldError {
-                path: "spec.affinity".into(),
-                detail: e.to_string(),
-            }],
-        }),
+        Err(e) => Err(invalid(pod, "spec.affinity", None, e.to_string())),
     }
 }
 
@@ -453,6 +446,20 @@ fn preference_notes(pod: &Pod, node: &Node, existing: &[&Pod]) -> Vec<String> {
     notes
 }
 
+/// One Invalid field error of `pod`, as the API server words it.
+fn invalid(pod: &Pod, field: &str, value: Option<String>, detail: String) -> InvalidError {
+    InvalidError {
+        kind: "Pod".into(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        errors: vec![FieldError {
+            field: field.into(),
+            kind: ErrorType::Invalid,
+            value,
+            detail,
+        }],
+    }
+}
+
 /// Admits `pod` on `node`, which already runs `pods_on_node` (terminated pods and the
 /// pod itself are ignored; pods being deleted still count, as they do in the scheduler).
 pub fn admit(pod: &Pod, node: &Node, pods_on_node: &[Pod]) -> Decision {
@@ -462,13 +469,12 @@ pub fn admit(pod: &Pod, node: &Node, pods_on_node: &[Pod]) -> Decision {
     let pod_req = match resources::pod_requests(pod) {
         Ok(r) => r,
         Err((path, e)) => {
-            return Decision::Invalid(ValidationErrors {
-                pod: pod.metadata.name.clone().unwrap_or_default(),
-                errors: vec![FieldError {
-                    path,
-                    detail: format!("Invalid value: {:?}: {}", e.0, e),
-                }],
-            })
+            return Decision::Invalid(invalid(
+                pod,
+                &path,
+                Some(format!("{:?}", e.0)),
+                e.to_string(),
+            ))
         }
     };
     let existing: Vec<&Pod> = pods_on_node

@@ -1,7 +1,7 @@
 //! Resource fit and host ports: a pod's effective requests (containers summed, init
 //! containers' maximum, sidecars counted throughout, plus overhead), checked against the
 //! node's allocatable minus what the pods already on it request; hostPort conflicts.
-use super::quantity::{amount, QuantityError};
+use crate::manifest::quantity::{amount, InvalidQuantity};
 use k8s_openapi::api::core::v1::{Container, Node, Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
@@ -29,7 +29,7 @@ fn max_into(into: &mut ResourceList, from: &ResourceList) {
 fn parse_list(
     list: Option<&BTreeMap<String, Quantity>>,
     path: &dyn Fn() -> String,
-) -> Result<ResourceList, (String, QuantityError)> {
+) -> Result<ResourceList, (String, InvalidQuantity)> {
     let mut out = ResourceList::new();
     for (k, q) in list.into_iter().flatten() {
         let v = amount(k, &q.0).map_err(|e| (format!("{}[{k}]", path()), e))?;
@@ -43,7 +43,7 @@ fn parse_list(
 fn container_requests(
     c: &Container,
     path: &dyn Fn() -> String,
-) -> Result<ResourceList, (String, QuantityError)> {
+) -> Result<ResourceList, (String, InvalidQuantity)> {
     let res = c.resources.as_ref();
     let mut reqs = parse_list(res.and_then(|r| r.requests.as_ref()), &|| {
         format!("{}.resources.requests", path())
@@ -60,7 +60,7 @@ fn container_requests(
 fn container_limits(
     c: &Container,
     path: &dyn Fn() -> String,
-) -> Result<ResourceList, (String, QuantityError)> {
+) -> Result<ResourceList, (String, InvalidQuantity)> {
     parse_list(
         c.resources.as_ref().and_then(|r| r.limits.as_ref()),
         &|| format!("{}.resources.limits", path()),
@@ -68,13 +68,13 @@ fn container_limits(
 }
 
 type PerContainer =
-    fn(&Container, &dyn Fn() -> String) -> Result<ResourceList, (String, QuantityError)>;
+    fn(&Container, &dyn Fn() -> String) -> Result<ResourceList, (String, InvalidQuantity)>;
 type PodLevel = fn(&ResourceRequirements) -> Option<&BTreeMap<String, Quantity>>;
 
 /// The pod's effective request (resourcehelper.PodRequests): max(sum of containers and
 /// sidecars, each init container on top of the sidecars started before it) + overhead;
 /// pod-level `spec.resources.requests` replace the per-container sum where given.
-pub fn pod_requests(pod: &Pod) -> Result<ResourceList, (String, QuantityError)> {
+pub fn pod_requests(pod: &Pod) -> Result<ResourceList, (String, InvalidQuantity)> {
     pod_total(
         pod,
         container_requests,
@@ -84,7 +84,7 @@ pub fn pod_requests(pod: &Pod) -> Result<ResourceList, (String, QuantityError)> 
 }
 
 /// The pod's effective limits, summed the same way (what `describe node` shows).
-pub fn pod_limits(pod: &Pod) -> Result<ResourceList, (String, QuantityError)> {
+pub fn pod_limits(pod: &Pod) -> Result<ResourceList, (String, InvalidQuantity)> {
     pod_total(
         pod,
         container_limits,
@@ -98,7 +98,7 @@ fn pod_total(
     per_container: PerContainer,
     pod_level: PodLevel,
     pod_level_path: &str,
-) -> Result<ResourceList, (String, QuantityError)> {
+) -> Result<ResourceList, (String, InvalidQuantity)> {
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(ResourceList::new());
     };

@@ -215,7 +215,7 @@ fn preferred_weight_out_of_range_is_invalid() {
     match admit(&pref, &node(&[], &[]), &[]) {
         Decision::Invalid(e) => assert_eq!(
             e.to_string(),
-            "Pod \"pod-nodeaffinity-preferred\" is invalid: spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 0: must be in the range 1-100"
+            "The Pod \"pod-nodeaffinity-preferred\" is invalid: spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 0: must be in the range 1-100"
         ),
         other => panic!("{other:?}"),
     }

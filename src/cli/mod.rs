@@ -3,6 +3,7 @@
 //! Each area owns its own file: `oci` (runc-compatible lifecycle), `image` (store, pull,
 //! import), `pod` (kubectl-like pod commands), `events` (`get events`). This file only
 //! wires them together.
+pub mod describe_pod;
 pub mod events;
 pub mod image;
 pub mod node;

@@ -1,7 +1,7 @@
 //! Node commands in kubectl's words: `label node`, `taint node`, and the `get nodes` /
 //! `describe node` output that the `get`/`describe` commands call into.
 use super::GlobalOpts;
-use crate::admission::quantity::{format_binary, format_cpu};
+use crate::manifest::quantity::{format_binary, format_cpu};
 use crate::node::{self, NodeError, NodeStore};
 use anyhow::Context;
 use clap::{Args, Subcommand};

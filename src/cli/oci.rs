@@ -392,18 +392,7 @@ fn absolute(p: &std::path::Path) -> PathBuf {
 
 /// Parses a signal as runc does: a number, or a name with or without SIG.
 pub fn parse_signal(s: &str) -> anyhow::Result<nix::sys::signal::Signal> {
-    use nix::sys::signal::Signal;
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).with_context(|| format!("unknown signal {s:?}"));
-    }
-    let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") {
-        up
-    } else {
-        format!("SIG{up}")
-    };
-    name.parse::<Signal>()
-        .with_context(|| format!("unknown signal {s:?}"))
+    crate::util::parse_signal(s).with_context(|| format!("unknown signal {s:?}"))
 }
 
 fn delete(g: &GlobalOpts, rt: &Runtime, a: DeleteArgs) -> anyhow::Result<i32> {
@@ -437,29 +426,6 @@ fn console_pair() -> anyhow::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
-pub(crate) fn recv_master(sock: &OwnedFd) -> anyhow::Result<OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::FromRawFd;
-    let mut data = [0u8; 256];
-    let mut iov = [std::io::IoSliceMut::new(&mut data)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel installed this fd for us; nobody else owns it.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    bail!("no pty received from the container")
-}
-
 fn run_container(g: &GlobalOpts, rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
     let id = a.create.id.clone();
     let mut opts = create_opts(g, &a.create);
@@ -486,11 +452,11 @@ fn run_container(g: &GlobalOpts, rt: &Runtime, a: RunArgs) -> anyhow::Result<i32
     let st: State = rt.create_from(&id, &bundle, &opts)?;
     drop(theirs);
     let master = match &ours {
-        Some(s) => match recv_master(s) {
+        Some(s) => match crate::runtime::terminal::recv_master(s) {
             Ok(m) => Some(m),
             Err(e) => {
                 let _ = rt.delete(&id, true);
-                return Err(e);
+                return Err(e.into());
             }
         },
         None => None,
@@ -831,7 +797,7 @@ fn exec(g: &GlobalOpts, rt: &Runtime, a: ExecArgs) -> anyhow::Result<i32> {
     }
     runtime::terminal::forward_signals(out.pid);
     if let Some(s) = &ours {
-        let m = recv_master(s)?;
+        let m = crate::runtime::terminal::recv_master(s)?;
         let _raw = runtime::terminal::RawMode::enter();
         runtime::terminal::relay(&m);
     }

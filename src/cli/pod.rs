@@ -4,16 +4,12 @@
 use super::printers::{self, pod_columns, table};
 use super::GlobalOpts;
 use crate::manifest::{self, LoadOptions};
-use crate::supervisor::events;
-use crate::supervisor::logs;
-use crate::supervisor::store::{self, DeletionRequest, PodObjects, PodRecord, PodStore};
-use crate::supervisor::worker::{self, SuperviseArgs};
+use crate::pod::{CreateError, ExecError, LogsError};
+use crate::supervisor::store::{PodObjects, PodRecord, PodStore};
 use clap::{Args, Subcommand};
-use k8s_openapi::api::core::v1::{Container, ContainerState, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, IntoRawFd};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Subcommand, Debug)]
@@ -119,6 +115,9 @@ pub struct SuperviseCmd {
     pub pod_dir: PathBuf,
     #[arg(long = "ready-fd")]
     pub ready_fd: Option<i32>,
+    /// The pod's owner lock, held from `up` on for the supervisor's whole life.
+    #[arg(long = "lock-fd")]
+    pub lock_fd: Option<i32>,
 }
 
 pub fn run(g: &GlobalOpts, cmd: PodCommand) -> anyhow::Result<i32> {
@@ -129,12 +128,7 @@ pub fn run(g: &GlobalOpts, cmd: PodCommand) -> anyhow::Result<i32> {
         PodCommand::Describe(a) => describe(g, a),
         PodCommand::Logs(a) => logs_cmd(g, a),
         PodCommand::Supervise(a) => {
-            worker::supervise(SuperviseArgs {
-                root: g.root.clone(),
-                data_dir: g.data_dir.clone(),
-                pod_dir: a.pod_dir,
-                ready_fd: a.ready_fd,
-            })?;
+            crate::pod::supervise(&context(g), a.pod_dir, a.ready_fd, a.lock_fd)?;
             Ok(0)
         }
     }
@@ -205,50 +199,31 @@ fn parse_duration(s: &str) -> Duration {
     Duration::from_secs_f64(num.parse::<f64>().unwrap_or(300.0) * mult)
 }
 
-/// Starts the supervisor of the pod in `dir`, detached, and waits for its first report.
-fn spawn_supervisor(g: &GlobalOpts, dir: &Path) -> anyhow::Result<String> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let exe = std::env::current_exe()?;
-    let log = std::fs::File::create(dir.join("supervisor.log"))?;
-    let wfd = w.as_raw_fd();
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--root")
-        .arg(&g.root)
-        .arg("--data-dir")
-        .arg(&g.data_dir)
-        .arg("supervise")
-        .arg("--pod-dir")
-        .arg(dir)
-        .arg("--ready-fd")
-        .arg(wfd.to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log);
-    // SAFETY: between fork and exec only async-signal-safe calls: setsid, close_range
-    // and fcntl. The supervisor outlives `up`: it inherits none of the caller's fds (a
-    // lock held by `flock F podrun up` would stay held for the pod's life), only wfd.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            libc::syscall(
-                libc::SYS_close_range,
-                3u32,
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            libc::fcntl(wfd, libc::F_SETFD, 0);
-            Ok(())
-        });
+/// The library's view of the global flags.
+pub(super) fn context(g: &GlobalOpts) -> crate::pod::PodContext {
+    crate::pod::PodContext {
+        root: g.root.clone(),
+        data_dir: g.data_dir.clone(),
     }
-    let mut child = cmd.spawn()?;
-    drop(w);
-    let mut line = String::new();
-    let mut f = std::fs::File::from(r);
-    let _ = f.read_to_string(&mut line);
-    // The supervisor is detached (its own session); reap it here only if it already died.
-    let _ = child.try_wait();
-    std::mem::forget(child);
-    Ok(line.trim().to_string())
+}
+
+/// The ConfigMaps and Secrets of a manifest that are in namespace `ns`.
+fn objects_in(m: &manifest::Manifest, ns: &str) -> PodObjects {
+    let in_ns = |n: Option<&String>| n.map(String::as_str).unwrap_or("default") == ns;
+    PodObjects {
+        config_maps: m
+            .config_maps
+            .iter()
+            .filter(|c| in_ns(c.metadata.namespace.as_ref()))
+            .cloned()
+            .collect(),
+        secrets: m
+            .secrets
+            .iter()
+            .filter(|c| in_ns(c.metadata.namespace.as_ref()))
+            .cloned()
+            .collect(),
+    }
 }
 
 fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
@@ -261,18 +236,11 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
         eprintln!("error: no Pod in {}", file.unwrap_or("-"));
         return Ok(1);
     }
-    if let Err(e) = crate::node_config::load(&g.data_dir) {
-        eprintln!("error: node configuration {e}");
-        return Ok(1);
-    }
-    if let Err(e) = crate::network::preflight(&g.data_dir, &m.pods) {
+    let ctx = context(g);
+    if let Err(e) = crate::pod::preflight(&ctx, &m.pods) {
         eprintln!("error: {e}");
         return Ok(1);
     }
-    let store = PodStore::new(&g.root);
-    events::prune_retained(&g.root, events::EVENT_TTL);
-    let mut rc = 0;
-    let mut started = Vec::new();
     for cm in &m.config_maps {
         println!(
             "configmap/{} created",
@@ -285,99 +253,39 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
             s.metadata.name.as_deref().unwrap_or("")
         );
     }
+    let mut rc = 0;
+    let mut started = Vec::new();
     for pod in &m.pods {
         let ns = ns_of(pod);
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let objects = PodObjects {
-            config_maps: m
-                .config_maps
-                .iter()
-                .filter(|c| c.metadata.namespace.as_deref().unwrap_or("default") == ns)
-                .cloned()
-                .collect(),
-            secrets: m
-                .secrets
-                .iter()
-                .filter(|c| c.metadata.namespace.as_deref().unwrap_or("default") == ns)
-                .cloned()
-                .collect(),
-        };
-        let dir = store.dir(&ns, &name);
-        {
-            let _lock = store.lock()?;
-            if dir.join(store::POD_FILE).exists() || dir.exists() {
-                eprintln!("Error from server (AlreadyExists): error when creating {:?}: pods {name:?} already exists", file.unwrap_or("-"));
-                rc = 1;
-                continue;
-            }
-            std::fs::create_dir_all(&dir)?;
-            // Best effort: without the second name the events still work, they only
-            // go with the pod when it is deleted.
-            let uid = pod.metadata.uid.as_deref().unwrap_or("");
-            if !uid.is_empty() {
-                let _ = events::link_for_retention(&g.root, &dir, &ns, &name, uid);
-            }
-            let mut p = pod.clone();
-            p.status = None;
-            let res = store::write_json(&dir.join(store::OBJECTS_FILE), &objects)
-                .and_then(|_| store::write_json(&dir.join(store::POD_FILE), &p));
-            if let Err(e) = res {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e.into());
-            }
-        }
-        match spawn_supervisor(g, &dir) {
-            Ok(line) if line == "ok" => {
+        match crate::pod::create(&ctx, pod, &objects_in(&m, &ns)) {
+            Ok(()) => {
                 println!("pod/{name} created");
                 started.push((ns, name));
             }
-            Ok(line) => {
-                let why = line.strip_prefix("error: ").unwrap_or(&line).to_string();
-                let why = if why.is_empty() {
-                    std::fs::read_to_string(dir.join("supervisor.log"))
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string()
-                } else {
-                    why
-                };
-                eprintln!("Error: pod {ns}/{name} failed to start: {why}");
+            Err(e @ CreateError::AlreadyExists { .. }) => {
+                let f = file.unwrap_or("-");
+                eprintln!("Error from server (AlreadyExists): error when creating {f:?}: {e}");
                 rc = 1;
             }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                eprintln!("Error: starting the supervisor of pod {ns}/{name}: {e}");
+            Err(e @ (CreateError::FailedToStart { .. } | CreateError::Spawn { .. })) => {
+                eprintln!("Error: {e}");
                 rc = 1;
             }
+            Err(e) => return Err(e.into()),
         }
     }
     if a.wait && rc == 0 {
         let deadline = Instant::now() + parse_duration(&a.timeout);
         for (ns, name) in &started {
-            loop {
-                let ready = store
-                    .load(ns, name)
-                    .is_some_and(|r| condition_true(&r.pod, "Ready"));
-                if ready {
-                    println!("pod/{name} condition met");
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    eprintln!("error: timed out waiting for the condition on pods/{name}");
-                    return Ok(1);
-                }
-                std::thread::sleep(Duration::from_millis(100));
+            if !crate::pod::wait_ready(&ctx, ns, name, deadline) {
+                eprintln!("error: timed out waiting for the condition on pods/{name}");
+                return Ok(1);
             }
+            println!("pod/{name} condition met");
         }
     }
     Ok(rc)
-}
-
-fn condition_true(pod: &Pod, type_: &str) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
 }
 
 fn down(g: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
@@ -423,99 +331,24 @@ fn delete_one(
     grace: Option<i64>,
     force: bool,
 ) -> anyhow::Result<i32> {
-    let store = PodStore::new(&g.root);
-    let Some(rec) = store.load(ns, name) else {
-        eprintln!("Error from server (NotFound): pods {name:?} not found");
-        return Ok(1);
-    };
     if force && grace == Some(0) {
         eprintln!("Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.");
     }
-    let grace = if force && grace.is_none() {
-        Some(0)
-    } else {
-        grace
-    };
-    let req = DeletionRequest {
-        grace_period_seconds: grace,
+    let opts = crate::pod::DeleteOptions {
+        grace_period: grace,
         force,
-        timestamp: crate::util::now().to_string(),
     };
-    if !rec.dir.join(store::DELETION_FILE).exists() {
-        store::write_json(&rec.dir.join(store::DELETION_FILE), &req)?;
-    }
-    let grace_secs = grace
-        .or(rec
-            .pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds))
-        .unwrap_or(30);
-    let pid_file = rec.dir.join(store::PID_FILE);
-    if store::signal_pid_file(&pid_file, nix::sys::signal::Signal::SIGTERM) {
-        let wait = crate::supervisor::pod_state::seconds(grace_secs.saturating_add(60));
-        let deadline = crate::supervisor::pod_state::deadline(Instant::now(), wait);
-        while rec.dir.exists() && Instant::now() < deadline {
-            if read_alive(&rec).is_none() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    match crate::pod::delete(&context(g), ns, name, opts) {
+        Ok(()) => {
+            println!("pod {name:?} deleted");
+            Ok(0)
         }
-        if rec.dir.exists() {
-            cleanup_orphan(g, &rec);
+        Err(e @ crate::pod::DeleteError::NotFound { .. }) => {
+            eprintln!("Error from server (NotFound): {e}");
+            Ok(1)
         }
-    } else {
-        cleanup_orphan(g, &rec);
+        Err(e) => Err(e.into()),
     }
-    println!("pod {name:?} deleted");
-    Ok(0)
-}
-
-fn read_alive(rec: &PodRecord) -> Option<i32> {
-    store::read_pid(&rec.dir.join(store::PID_FILE))
-}
-
-/// Removes what a pod left when its supervisor is gone (crashed or killed).
-fn cleanup_orphan(g: &GlobalOpts, rec: &PodRecord) {
-    let rt = crate::runtime::Runtime::new(&g.root);
-    let uid: String = rec
-        .pod
-        .metadata
-        .uid
-        .clone()
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    // Network first, while the pause may still hold the namespace (CNI DEL wants it).
-    crate::network::cleanup_pod_dir(&rec.dir);
-    let images = crate::image::ImageStore::open(&g.data_dir).ok();
-    if let Ok(list) = rt.list() {
-        for st in list {
-            if uid.len() >= 8 && st.id.starts_with(&uid[..8]) {
-                let _ = rt.kill(&st.id, nix::sys::signal::Signal::SIGKILL, true);
-                let _ = rt.delete(&st.id, true);
-                if let Some(s) = images.as_ref() {
-                    let _ = s.release_rootfs(&st.id);
-                }
-            }
-        }
-    }
-    let _ = crate::spec::volumes::cleanup_volumes(&rec.dir);
-    // Its pause is gone with its containers: the pod's id range is free again.
-    let _ = crate::userns::release_pod(&g.data_dir, &rec.dir);
-    let shm = rec.dir.join("shm");
-    let _ = nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH);
-    let cg = crate::spec::resources::pod_cgroup_path(&rec.pod);
-    if let Ok(c) = crate::runtime::cgroups::open(&cg) {
-        let _ = c.remove();
-    }
-    let _ = std::fs::remove_dir_all(logs::pod_log_dir(
-        rec.namespace(),
-        rec.name(),
-        rec.pod.metadata.uid.as_deref().unwrap_or(""),
-    ));
-    let _ = std::fs::remove_dir_all(&rec.dir);
 }
 
 pub(super) fn is_pod_resource(r: &str) -> bool {
@@ -792,7 +625,7 @@ fn describe(g: &GlobalOpts, a: DescribeArgs) -> anyhow::Result<i32> {
             .list()
             .into_iter()
             .map(|r| r.pod)
-            .filter(worker::is_bound_and_active)
+            .filter(crate::supervisor::worker::is_bound_and_active)
             .collect();
         super::node::describe_node(&mut std::io::stdout(), &node, &pods, None)?;
         return Ok(0);
@@ -809,713 +642,72 @@ fn describe(g: &GlobalOpts, a: DescribeArgs) -> anyhow::Result<i32> {
         if i > 0 {
             println!("\n");
         }
-        print!("{}", describe_pod(r));
+        print!("{}", super::describe_pod::describe_pod(r));
     }
     Ok(if missing.is_empty() { 0 } else { 1 })
 }
 
-use super::node::describe_time;
-
-/// Aligns `Label:\tvalue` lines as kubectl's tabwriter does: each run of lines that
-/// carry a value is one block, values start 2 spaces after the block's longest label.
-fn align(lines: &[(usize, String, String)]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < lines.len() {
-        if lines[i].2.is_empty() {
-            out.push_str(&format!("{}{}\n", " ".repeat(lines[i].0), lines[i].1));
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < lines.len() && !lines[i].2.is_empty() {
-            i += 1;
-        }
-        let block = &lines[start..i];
-        let width = block
-            .iter()
-            .map(|(ind, k, _)| ind + k.chars().count())
-            .max()
-            .unwrap_or(0);
-        for (ind, k, v) in block {
-            let gap = " ".repeat(width - (ind + k.chars().count()) + 2);
-            out.push_str(&format!("{}{k}{gap}{v}\n", " ".repeat(*ind)));
-        }
-    }
-    out
-}
-
-/// A port given by number or by name, as written.
-fn port_text(port: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString) -> String {
-    match port {
-        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
-        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
-    }
-}
-
-fn probe_text(p: &k8s_openapi::api::core::v1::Probe) -> String {
-    let how = if let Some(e) = &p.exec {
-        format!("exec [{}]", e.command.clone().unwrap_or_default().join(" "))
-    } else if let Some(h) = &p.http_get {
-        let port = port_text(&h.port);
-        format!(
-            "http-get {}://{}:{port}{}",
-            h.scheme.as_deref().unwrap_or("HTTP").to_lowercase(),
-            h.host.clone().unwrap_or_default(),
-            h.path.clone().unwrap_or_default()
-        )
-    } else if let Some(t) = &p.tcp_socket {
-        let port = port_text(&t.port);
-        format!("tcp-socket {}:{port}", t.host.clone().unwrap_or_default())
-    } else if let Some(gr) = &p.grpc {
-        format!(
-            "grpc <pod>:{} {}",
-            gr.port,
-            gr.service.clone().unwrap_or_default()
-        )
-    } else {
-        "unknown".into()
-    };
-    format!(
-        "{how} delay={}s timeout={}s period={}s #success={} #failure={}",
-        p.initial_delay_seconds.unwrap_or(0),
-        p.timeout_seconds.unwrap_or(1),
-        p.period_seconds.unwrap_or(10),
-        p.success_threshold.unwrap_or(1),
-        p.failure_threshold.unwrap_or(3)
-    )
-}
-
-fn state_lines(out: &mut Vec<(usize, String, String)>, label: &str, st: Option<&ContainerState>) {
-    let Some(st) = st else {
-        out.push((4, format!("{label}:"), "Waiting".into()));
-        return;
-    };
-    if let Some(r) = &st.running {
-        out.push((4, format!("{label}:"), "Running".into()));
-        if let Some(t) = &r.started_at {
-            out.push((6, "Started:".into(), describe_time(&t.0)));
-        }
-    } else if let Some(w) = &st.waiting {
-        out.push((4, format!("{label}:"), "Waiting".into()));
-        if let Some(r) = &w.reason {
-            out.push((6, "Reason:".into(), r.clone()));
-        }
-        if let Some(m) = w.message.as_ref().filter(|m| !m.is_empty()) {
-            out.push((6, "Message:".into(), m.clone()));
-        }
-    } else if let Some(t) = &st.terminated {
-        out.push((4, format!("{label}:"), "Terminated".into()));
-        if let Some(r) = &t.reason {
-            out.push((6, "Reason:".into(), r.clone()));
-        }
-        if let Some(m) = t.message.as_ref().filter(|m| !m.is_empty()) {
-            out.push((6, "Message:".into(), m.clone()));
-        }
-        out.push((6, "Exit Code:".into(), t.exit_code.to_string()));
-        if let Some(s) = t.signal.filter(|s| *s != 0) {
-            out.push((6, "Signal:".into(), s.to_string()));
-        }
-        if let Some(s) = &t.started_at {
-            out.push((6, "Started:".into(), describe_time(&s.0)));
-        }
-        if let Some(f) = &t.finished_at {
-            out.push((6, "Finished:".into(), describe_time(&f.0)));
-        }
-    }
-}
-
-fn container_block(
-    out: &mut Vec<(usize, String, String)>,
-    c: &Container,
-    cs: Option<&k8s_openapi::api::core::v1::ContainerStatus>,
-) {
-    out.push((2, format!("{}:", c.name), String::new()));
-    if let Some(cs) = cs {
-        out.push((
-            4,
-            "Container ID:".into(),
-            cs.container_id.clone().unwrap_or_default(),
-        ));
-    }
-    out.push((4, "Image:".into(), c.image.clone().unwrap_or_default()));
-    if let Some(cs) = cs {
-        out.push((4, "Image ID:".into(), cs.image_id.clone()));
-    }
-    let ports = c.ports.clone().unwrap_or_default();
-    if ports.is_empty() {
-        out.push((4, "Port:".into(), "<none>".into()));
-        out.push((4, "Host Port:".into(), "<none>".into()));
-    } else {
-        let p: Vec<String> = ports
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}/{}",
-                    p.container_port,
-                    p.protocol.as_deref().unwrap_or("TCP")
-                )
-            })
-            .collect();
-        let hp: Vec<String> = ports
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}/{}",
-                    p.host_port.unwrap_or(0),
-                    p.protocol.as_deref().unwrap_or("TCP")
-                )
-            })
-            .collect();
-        out.push((
-            4,
-            if p.len() > 1 { "Ports:" } else { "Port:" }.into(),
-            p.join(", "),
-        ));
-        out.push((
-            4,
-            if hp.len() > 1 {
-                "Host Ports:"
-            } else {
-                "Host Port:"
-            }
-            .into(),
-            hp.join(", "),
-        ));
-    }
-    if let Some(cmd) = &c.command {
-        out.push((4, "Command:".into(), String::new()));
-        for a in cmd {
-            out.push((6, a.clone(), String::new()));
-        }
-    }
-    if let Some(args) = &c.args {
-        out.push((4, "Args:".into(), String::new()));
-        for a in args {
-            out.push((6, a.clone(), String::new()));
-        }
-    }
-    // As kubectl: no state lines for a container no kubelet has reported on (an
-    // unscheduled pod).
-    if let Some(cs) = cs {
-        state_lines(out, "State", cs.state.as_ref());
-        if let Some(ls) = cs.last_state.as_ref().filter(|l| l.terminated.is_some()) {
-            state_lines(out, "Last State", Some(ls));
-        }
-        out.push((
-            4,
-            "Ready:".into(),
-            if cs.ready { "True" } else { "False" }.into(),
-        ));
-        out.push((4, "Restart Count:".into(), cs.restart_count.to_string()));
-    }
-    if let Some(res) = &c.resources {
-        for (title, map) in [("Limits:", &res.limits), ("Requests:", &res.requests)] {
-            if let Some(m) = map.as_ref().filter(|m| !m.is_empty()) {
-                out.push((4, title.into(), String::new()));
-                for (k, v) in m {
-                    out.push((6, format!("{k}:"), v.0.clone()));
-                }
-            }
-        }
-    }
-    for (title, p) in [
-        ("Liveness:", &c.liveness_probe),
-        ("Readiness:", &c.readiness_probe),
-        ("Startup:", &c.startup_probe),
-    ] {
-        if let Some(p) = p {
-            out.push((4, title.into(), probe_text(p)));
-        }
-    }
-    let env = c.env.clone().unwrap_or_default();
-    if env.is_empty() && c.env_from.is_none() {
-        out.push((4, "Environment:".into(), "<none>".into()));
-    } else {
-        out.push((4, "Environment:".into(), String::new()));
-        for e in env {
-            let v = match (&e.value, &e.value_from) {
-                (Some(v), _) => v.clone(),
-                (None, Some(vf)) => {
-                    if let Some(k) = &vf.secret_key_ref {
-                        format!("<set to the key '{}' in secret '{}'>", k.key, k.name)
-                    } else if let Some(k) = &vf.config_map_key_ref {
-                        format!("<set to the key '{}' of config map '{}'>", k.key, k.name)
-                    } else if let Some(f) = &vf.field_ref {
-                        format!(
-                            " ({}:{})",
-                            f.api_version.as_deref().unwrap_or("v1"),
-                            f.field_path
-                        )
-                    } else if let Some(r) = &vf.resource_field_ref {
-                        format!(
-                            "{} ({})",
-                            r.resource,
-                            r.container_name.clone().unwrap_or_default()
-                        )
-                    } else {
-                        String::new()
-                    }
-                }
-                _ => String::new(),
-            };
-            out.push((6, format!("{}:", e.name), v));
-        }
-    }
-    let mounts = c.volume_mounts.clone().unwrap_or_default();
-    if mounts.is_empty() {
-        out.push((4, "Mounts:".into(), "<none>".into()));
-    } else {
-        out.push((4, "Mounts:".into(), String::new()));
-        for m in mounts {
-            let ro = if m.read_only == Some(true) {
-                "ro"
-            } else {
-                "rw"
-            };
-            let sub = m
-                .sub_path
-                .as_ref()
-                .map(|s| format!(",path={s:?}"))
-                .unwrap_or_default();
-            out.push((
-                6,
-                format!("{} from {} ({ro}{sub})", m.mount_path, m.name),
-                String::new(),
-            ));
-        }
-    }
-}
-
-/// A describe map field: `<none>`, or one `k<sep>v` per line under the title.
-fn push_map(
-    l: &mut Vec<(usize, String, String)>,
-    title: &str,
-    map: &std::collections::BTreeMap<String, String>,
-    sep: &str,
-) {
-    if map.is_empty() {
-        l.push((0, title.into(), "<none>".into()));
-    }
-    for (i, (k, v)) in map.iter().enumerate() {
-        let key = if i == 0 {
-            title.to_string()
-        } else {
-            String::new()
-        };
-        l.push((0, key, format!("{k}{sep}{v}")));
-    }
-}
-
-/// `kubectl describe pod` layout.
-pub fn describe_pod(r: &PodRecord) -> String {
-    let pod = &r.pod;
-    let spec = pod.spec.clone().unwrap_or_default();
-    let st = pod.status.clone().unwrap_or_default();
-    let mut l: Vec<(usize, String, String)> = vec![(0, "Name:".into(), r.name().into())];
-    l.push((0, "Namespace:".into(), r.namespace().into()));
-    l.push((
-        0,
-        "Priority:".into(),
-        spec.priority.unwrap_or(0).to_string(),
-    ));
-    l.push((
-        0,
-        "Service Account:".into(),
-        spec.service_account_name
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-    ));
-    let node = match &spec.node_name {
-        Some(n) => format!("{n}/{}", st.host_ip.clone().unwrap_or_default()),
-        None => "<none>".into(),
-    };
-    l.push((0, "Node:".into(), node));
-    if let Some(t) = &st.start_time {
-        l.push((0, "Start Time:".into(), describe_time(&t.0)));
-    }
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
-    push_map(&mut l, "Labels:", &labels, "=");
-    let ann = pod.metadata.annotations.clone().unwrap_or_default();
-    push_map(&mut l, "Annotations:", &ann, ": ");
-    let status_word = if pod.metadata.deletion_timestamp.is_some() {
-        "Terminating".to_string()
-    } else {
-        st.phase.clone().unwrap_or_else(|| "Pending".into())
-    };
-    l.push((0, "Status:".into(), status_word));
-    if let Some(reason) = &st.reason {
-        l.push((0, "Reason:".into(), reason.clone()));
-    }
-    if let Some(msg) = &st.message {
-        l.push((0, "Message:".into(), msg.clone()));
-    }
-    l.push((0, "IP:".into(), st.pod_ip.clone().unwrap_or_default()));
-    match &st.pod_ips {
-        Some(ips) if !ips.is_empty() => {
-            l.push((0, "IPs:".into(), String::new()));
-            for ip in ips {
-                l.push((2, "IP:".into(), ip.ip.clone()));
-            }
-        }
-        _ => l.push((0, "IPs:".into(), "<none>".into())),
-    }
-    let find = |list: &Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>, name: &str| {
-        list.as_ref()
-            .and_then(|v| v.iter().find(|s| s.name == name).cloned())
-    };
-    if let Some(inits) = spec.init_containers.as_ref().filter(|v| !v.is_empty()) {
-        l.push((0, "Init Containers:".into(), String::new()));
-        for c in inits {
-            container_block(
-                &mut l,
-                c,
-                find(&st.init_container_statuses, &c.name).as_ref(),
-            );
-        }
-    }
-    l.push((0, "Containers:".into(), String::new()));
-    for c in &spec.containers {
-        container_block(&mut l, c, find(&st.container_statuses, &c.name).as_ref());
-    }
-    let mut out = align(&l);
-    let conds = st.conditions.clone().unwrap_or_default();
-    out.push_str("Conditions:\n");
-    let mut rows = vec![vec!["  Type".to_string(), "Status".to_string()]];
-    for c in &conds {
-        rows.push(vec![format!("  {}", c.type_), c.status.clone()]);
-    }
-    out.push_str(&printers::table_pad(&rows, 2));
-    let vols = spec.volumes.clone().unwrap_or_default();
-    if vols.is_empty() {
-        out.push_str("Volumes:                     <none>\n");
-    } else {
-        out.push_str("Volumes:\n");
-        let mut v: Vec<(usize, String, String)> = Vec::new();
-        for vol in &vols {
-            v.push((2, format!("{}:", vol.name), String::new()));
-            if let Some(h) = &vol.host_path {
-                v.push((
-                    4,
-                    "Type:".into(),
-                    "HostPath (bare host directory volume)".to_string(),
-                ));
-                v.push((4, "Path:".into(), h.path.clone()));
-                v.push((
-                    4,
-                    "HostPathType:".into(),
-                    h.type_.clone().unwrap_or_default(),
-                ));
-            } else if let Some(e) = &vol.empty_dir {
-                v.push((
-                    4,
-                    "Type:".into(),
-                    "EmptyDir (a temporary directory that shares a pod's lifetime)".into(),
-                ));
-                v.push((4, "Medium:".into(), e.medium.clone().unwrap_or_default()));
-                v.push((
-                    4,
-                    "SizeLimit:".into(),
-                    e.size_limit
-                        .as_ref()
-                        .map(|q| q.0.clone())
-                        .unwrap_or_else(|| "<unset>".into()),
-                ));
-            } else if let Some(cm) = &vol.config_map {
-                v.push((
-                    4,
-                    "Type:".into(),
-                    "ConfigMap (a volume populated by a ConfigMap)".into(),
-                ));
-                v.push((4, "Name:".into(), cm.name.clone()));
-                v.push((
-                    4,
-                    "Optional:".into(),
-                    cm.optional.unwrap_or(false).to_string(),
-                ));
-            } else if let Some(s) = &vol.secret {
-                v.push((
-                    4,
-                    "Type:".into(),
-                    "Secret (a volume populated by a Secret)".into(),
-                ));
-                v.push((
-                    4,
-                    "SecretName:".into(),
-                    s.secret_name.clone().unwrap_or_default(),
-                ));
-                v.push((
-                    4,
-                    "Optional:".into(),
-                    s.optional.unwrap_or(false).to_string(),
-                ));
-            } else if vol.downward_api.is_some() {
-                v.push((
-                    4,
-                    "Type:".into(),
-                    "DownwardAPI (a volume populated by information about the pod)".into(),
-                ));
-            } else if vol.projected.is_some() {
-                v.push((
-                    4,
-                    "Type:".into(),
-                    "Projected (a volume that contains injected data from multiple sources)".into(),
-                ));
-            }
-        }
-        out.push_str(&align(&v));
-    }
-    let mut tail: Vec<(usize, String, String)> = Vec::new();
-    tail.push((
-        0,
-        "QoS Class:".into(),
-        st.qos_class.clone().unwrap_or_default(),
-    ));
-    let sel = spec.node_selector.clone().unwrap_or_default();
-    tail.push((
-        0,
-        "Node-Selectors:".into(),
-        if sel.is_empty() {
-            "<none>".into()
-        } else {
-            sel.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        },
-    ));
-    let tols = spec.tolerations.clone().unwrap_or_default();
-    if tols.is_empty() {
-        tail.push((0, "Tolerations:".into(), "<none>".into()));
-    } else {
-        for (i, t) in tols.iter().enumerate() {
-            let mut s = t.key.clone().unwrap_or_default();
-            if let Some(v) = t.value.as_ref().filter(|v| !v.is_empty()) {
-                s.push_str(&format!("={v}"));
-            }
-            if let Some(e) = t.effect.as_ref().filter(|e| !e.is_empty()) {
-                s.push_str(&format!(":{e}"));
-            }
-            if t.operator.as_deref() == Some("Exists") {
-                s.push_str(" op=Exists");
-            }
-            if let Some(secs) = t.toleration_seconds {
-                s.push_str(&format!(" for {secs}s"));
-            }
-            tail.push((
-                0,
-                if i == 0 {
-                    "Tolerations:".into()
-                } else {
-                    String::new()
-                },
-                s,
-            ));
-        }
-    }
-    // kubectl aligns these three with the "Volumes:" column width used above.
-    out.push_str(&align(&tail));
-    let evs = events::aggregate(&events::read_all(&r.dir.join(store::EVENTS_FILE)));
-    if evs.is_empty() {
-        out.push_str("Events:                      <none>\n");
-    } else {
-        out.push_str("Events:\n");
-        let mut rows = vec![
-            vec![
-                "  Type".to_string(),
-                "Reason".into(),
-                "Age".into(),
-                "From".into(),
-                "Message".into(),
-            ],
-            vec![
-                "  ----".to_string(),
-                "------".into(),
-                "----".into(),
-                "----".into(),
-                "-------".into(),
-            ],
-        ];
-        for e in evs {
-            let last = e.last.parse::<k8s_openapi::jiff::Timestamp>().ok();
-            let first = e.first.parse::<k8s_openapi::jiff::Timestamp>().ok();
-            let age = if e.count > 1 {
-                format!(
-                    "{} (x{} over {})",
-                    printers::age(last.as_ref()),
-                    e.count,
-                    printers::age(first.as_ref())
-                )
-            } else {
-                printers::age(last.as_ref())
-            };
-            rows.push(vec![
-                format!("  {}", e.record.type_),
-                e.record.reason.clone(),
-                age,
-                e.record.source.clone(),
-                e.record.message.clone(),
-            ]);
-        }
-        out.push_str(&printers::table_pad(&rows, 2));
-    }
-    out
-}
-
-/// Picks the container: -c, or the first (telling the user, as kubectl does).
-fn pick_container<'a>(
-    pod: &'a Pod,
+/// kubectl's note when no -c was given and the pod has several containers; returns the
+/// container picked, so the library acts on the same one. Errors are left to the
+/// library, which reports them in kubectl's order.
+fn note_default_container(
+    g: &GlobalOpts,
+    ns: &str,
+    pod: &str,
     wanted: Option<&str>,
-    verb: &str,
-) -> Result<&'a Container, String> {
-    let spec = pod.spec.as_ref().ok_or("pod has no spec")?;
-    let name = pod.metadata.name.as_deref().unwrap_or("");
-    match wanted {
-        Some(w) => spec
-            .containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-            .find(|c| c.name == w)
-            .ok_or_else(|| {
-                let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
-                format!(
-                    "error: container {w} is not valid for pod {name}; valid containers: [{}]",
-                    names.join(" ")
-                )
-            }),
-        None => {
-            let first = spec.containers.first().ok_or("pod has no containers")?;
-            if spec.containers.len() > 1 {
-                let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
-                eprintln!(
-                    "Defaulted container {:?} out of: {}",
-                    first.name,
-                    names.join(", ")
-                );
-            }
-            let _ = verb;
-            Ok(first)
-        }
+) -> Option<String> {
+    if wanted.is_some() {
+        return wanted.map(String::from);
     }
-}
-
-fn container_status<'a>(
-    pod: &'a Pod,
-    name: &str,
-) -> Option<&'a k8s_openapi::api::core::v1::ContainerStatus> {
-    let st = pod.status.as_ref()?;
-    st.container_statuses
-        .iter()
-        .flatten()
-        .chain(st.init_container_statuses.iter().flatten())
-        .find(|s| s.name == name)
+    let pod = pod.strip_prefix("pod/").unwrap_or(pod);
+    let rec = crate::pod::load(&context(g), ns, pod)?;
+    let picked = crate::pod::pick_container(&rec.pod, None).ok()?;
+    if let Some(names) = &picked.defaulted_from {
+        eprintln!(
+            "Defaulted container {:?} out of: {}",
+            picked.name,
+            names.join(", ")
+        );
+    }
+    Some(picked.name)
 }
 
 fn logs_cmd(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<i32> {
     let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
-    let pod_name = a.pod.strip_prefix("pod/").unwrap_or(&a.pod).to_string();
-    let store = PodStore::new(&g.root);
-    let Some(rec) = store.load(&ns, &pod_name) else {
-        eprintln!("Error from server (NotFound): pods {pod_name:?} not found");
-        return Ok(1);
+    let req = crate::pod::LogsRequest {
+        container: note_default_container(g, &ns, &a.pod, a.container.as_deref()),
+        namespace: ns,
+        pod: a.pod.clone(),
+        previous: a.previous,
+        tail: a.tail,
     };
-    let c = match pick_container(&rec.pod, a.container.as_deref(), "logs") {
-        Ok(c) => c.name.clone(),
+    let ctx = context(g);
+    let mut log = match crate::pod::open_logs(&ctx, &req) {
+        Ok(l) => l,
         Err(e) => {
-            eprintln!("{e}");
-            return Ok(1);
-        }
-    };
-    let cs = container_status(&rec.pod, &c).cloned();
-    let restarts = cs.as_ref().map(|s| s.restart_count).unwrap_or(0);
-    let dir = logs::pod_log_dir(
-        &ns,
-        &pod_name,
-        rec.pod.metadata.uid.as_deref().unwrap_or(""),
-    );
-    let n = if a.previous {
-        if restarts == 0 && cs.as_ref().and_then(|s| s.last_state.as_ref()).is_none() {
-            eprintln!("Error from server (BadRequest): previous terminated container {c:?} in pod {pod_name:?} not found");
-            return Ok(1);
-        }
-        restarts - 1
-    } else {
-        restarts
-    };
-    let path = logs::container_log_path(&dir, &c, n);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(_) => {
-            let waiting = cs
-                .as_ref()
-                .and_then(|s| s.state.as_ref())
-                .and_then(|s| s.waiting.as_ref())
-                .and_then(|w| w.reason.clone());
-            match waiting {
-                Some(reason) => {
-                    eprintln!("Error from server (BadRequest): container {c:?} in pod {pod_name:?} is waiting to start: {}", reason_message(&reason));
-                    return Ok(1);
-                }
-                None => String::new(),
-            }
-        }
-    };
-    let lines = logs::parse(&text);
-    let skip = if a.tail >= 0 {
-        lines.len().saturating_sub(a.tail as usize)
-    } else {
-        0
-    };
-    let mut out = std::io::stdout().lock();
-    for l in &lines[skip..] {
-        if a.timestamps {
-            writeln!(out, "{} {}", l.time, l.text)?;
-        } else {
-            writeln!(out, "{}", l.text)?;
-        }
-    }
-    drop(out);
-    if a.follow && !a.previous {
-        let mut offset = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        loop {
-            std::thread::sleep(Duration::from_millis(200));
-            let Ok(now) = std::fs::read_to_string(&path) else {
-                break;
+            let prefix = match e {
+                LogsError::NotFound(_) => "Error from server (NotFound): ",
+                LogsError::Pick(_) => "error: ",
+                _ => "Error from server (BadRequest): ",
             };
-            if now.len() > offset {
-                let fresh = &now[offset..];
-                let complete = fresh.rfind('\n').map(|i| i + 1).unwrap_or(0);
-                for l in logs::parse(&fresh[..complete]) {
-                    if a.timestamps {
-                        println!("{} {}", l.time, l.text);
-                    } else {
-                        println!("{}", l.text);
-                    }
-                }
-                offset += complete;
-                let _ = std::io::stdout().flush();
-            }
-            // Stop when the container run we follow has ended.
-            let current = store.load(&ns, &pod_name);
-            let still = current
-                .as_ref()
-                .and_then(|r| container_status(&r.pod, &c))
-                .is_some_and(|s| {
-                    s.restart_count == n && s.state.as_ref().is_some_and(|st| st.running.is_some())
-                });
-            if !still {
-                break;
-            }
+            eprintln!("{prefix}{e}");
+            return Ok(1);
         }
+    };
+    let print = |l: &crate::supervisor::logs::LogLine| {
+        let mut out = std::io::stdout().lock();
+        let _ = if a.timestamps {
+            writeln!(out, "{} {}", l.time, l.text)
+        } else {
+            writeln!(out, "{}", l.text)
+        };
+        let _ = out.flush();
+    };
+    log.lines.iter().for_each(print);
+    if a.follow && !a.previous {
+        log.follow(&ctx, print)?;
     }
     Ok(0)
-}
-
-fn reason_message(reason: &str) -> String {
-    match reason {
-        "ContainerCreating" | "PodInitializing" => reason.to_string(),
-        other => other.to_string(),
-    }
 }
 
 /// `podrun exec [-i] [-t] POD [-c C] [-n NS] -- CMD...`: routed here by the `exec`
@@ -1529,81 +721,41 @@ pub fn exec_pod(
     tty: bool,
     cmd: &[String],
 ) -> anyhow::Result<i32> {
-    let ns = namespace.unwrap_or("default");
-    let pod_name = pod.strip_prefix("pod/").unwrap_or(pod);
-    let store = PodStore::new(&g.root);
-    let Some(rec) = store.load(ns, pod_name) else {
-        eprintln!("Error from server (NotFound): pods {pod_name:?} not found");
-        return Ok(1);
+    let ns = namespace.unwrap_or("default").to_string();
+    let ctx = context(g);
+    // kubectl's order: an unknown pod, then a missing command, then the container.
+    let named = crate::pod::load(&ctx, &ns, pod.strip_prefix("pod/").unwrap_or(pod)).is_some();
+    let container = if named && !cmd.is_empty() {
+        note_default_container(g, &ns, pod, container)
+    } else {
+        container.map(String::from)
     };
-    if cmd.is_empty() {
-        eprintln!("error: you must specify at least one command for the container");
-        return Ok(1);
-    }
-    let c = match pick_container(&rec.pod, container, "exec") {
-        Ok(c) => c.name.clone(),
-        Err(e) => {
-            eprintln!("{e}");
+    let req = crate::pod::ExecRequest {
+        namespace: ns,
+        pod: pod.to_string(),
+        container,
+        stdin,
+        tty,
+        command: cmd.to_vec(),
+    };
+    let session = match crate::pod::exec(&ctx, &req) {
+        Ok(s) => s,
+        Err(e @ ExecError::NotFound(_)) => {
+            eprintln!("Error from server (NotFound): {e}");
             return Ok(1);
         }
-    };
-    let cs = container_status(&rec.pod, &c);
-    let running = cs
-        .and_then(|s| s.state.as_ref())
-        .is_some_and(|s| s.running.is_some());
-    let id = cs
-        .and_then(|s| s.container_id.as_deref())
-        .and_then(|i| i.strip_prefix("podrun://"))
-        .map(String::from);
-    let (true, Some(id)) = (running, id) else {
-        eprintln!("error: unable to upgrade connection: container not found ({c:?})");
-        return Ok(1);
-    };
-    let rt = crate::runtime::Runtime::new(&g.root);
-    let spec = rt.spec_of(&id)?;
-    let Some(mut process) = spec.process().clone() else {
-        anyhow::bail!("container {c} has no process");
-    };
-    process.set_args(Some(cmd.to_vec()));
-    process.set_terminal(Some(tty));
-    let mut opts = crate::runtime::ExecOptions::new(process);
-    let devnull = std::fs::File::open("/dev/null")?;
-    if !stdin {
-        opts.stdin = Some(devnull.as_raw_fd());
-    }
-    let mut console: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> = None;
-    if tty {
-        let (a, b) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::Stream,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )?;
-        opts.console_fd = Some(b.as_raw_fd());
-        console = Some((a, b));
-    }
-    let outcome = rt.exec(&id, &opts)?;
-    let code = match console {
-        Some((ours, theirs)) => {
-            drop(theirs);
-            let master = super::tty::receive_fd(&ours)?;
-            super::tty::proxy(master, stdin, outcome.pid)?
+        Err(e @ (ExecError::NoCommand | ExecError::Pick(_) | ExecError::NotRunning(_))) => {
+            eprintln!("error: {e}");
+            return Ok(1);
         }
-        None => wait_code(outcome.pid),
+        Err(e) => return Err(e.into()),
     };
-    drop(devnull);
+    let code = match session.console {
+        Some(sock) => {
+            let master = crate::runtime::terminal::recv_master(&sock)?;
+            super::tty::proxy(master, stdin, session.pid)?
+        }
+        None => crate::pod::exec::wait_code(session.pid),
+    };
     Ok(code)
-}
-
-fn wait_code(pid: i32) -> i32 {
-    match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
-        Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
-        _ => 1,
-    }
-}
-
-/// Leaks an fd into a raw number (for callers that manage it by hand).
-pub fn into_raw(f: std::fs::File) -> i32 {
-    f.into_raw_fd()
 }

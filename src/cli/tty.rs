@@ -4,7 +4,7 @@ use std::os::fd::OwnedFd;
 
 /// The pty master the runtime sends over the console socket.
 pub fn receive_fd(sock: &OwnedFd) -> anyhow::Result<OwnedFd> {
-    super::oci::recv_master(sock)
+    Ok(crate::runtime::terminal::recv_master(sock)?)
 }
 
 /// Relays between our stdio and `master` until it closes; returns the exit code of `pid`.

@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, LifecycleHandler, Pod,
     PodSecurityContext, PodSpec, Probe, ResourceRequirements, Secret, Volume,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::io::Read;
 
 /// Mode 0644, the API server's defaultMode for configMap/secret/downwardAPI/projected.
@@ -36,16 +36,6 @@ pub fn new_uid() -> String {
     )
 }
 
-/// Now, at second precision as the API server stores timestamps.
-fn now() -> Option<Time> {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs();
-    let ts = k8s_openapi::jiff::Timestamp::from_second(i64::try_from(secs).ok()?).ok()?;
-    Some(Time(ts))
-}
-
 /// The API server's generateName suffix: five characters from its safe alphabet.
 fn name_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -71,7 +61,7 @@ pub fn default_object_meta(meta: &mut ObjectMeta) {
     // Set by the server on create whatever the manifest says (a saved `get -o yaml`
     // carries the old object's values).
     meta.uid = Some(new_uid());
-    meta.creation_timestamp = now();
+    meta.creation_timestamp = Some(crate::util::now_seconds());
     meta.resource_version = None;
     meta.managed_fields = None;
     meta.self_link = None;

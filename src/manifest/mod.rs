@@ -5,8 +5,10 @@
 //! (`-n`) and the API server's defaults, validate with the API server's field paths and
 //! messages, and list the fields podrun does not implement as warnings.
 pub mod defaults;
+pub mod labels;
 pub mod qos;
 pub mod quantity;
+pub mod scheduling;
 mod strict;
 pub mod unsupported;
 pub mod validate;

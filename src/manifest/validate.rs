@@ -85,9 +85,10 @@ impl fmt::Display for InvalidError {
 
 /// Collects errors with short constructors named after the API server's helpers.
 #[derive(Default)]
-struct Errs(Vec<FieldError>);
+pub(super) struct Errs(pub(super) Vec<FieldError>);
 
-fn q(s: &str) -> String {
+/// A string value as Go's %q prints it.
+pub(super) fn q(s: &str) -> String {
     format!("{s:?}")
 }
 
@@ -100,10 +101,10 @@ impl Errs {
             detail: detail.to_string(),
         });
     }
-    fn required(&mut self, field: &str, detail: &str) {
+    pub(super) fn required(&mut self, field: &str, detail: &str) {
         self.push(field, ErrorType::Required, None, detail);
     }
-    fn invalid(&mut self, field: &str, value: String, detail: &str) {
+    pub(super) fn invalid(&mut self, field: &str, value: String, detail: &str) {
         self.push(field, ErrorType::Invalid, Some(value), detail);
     }
     fn duplicate(&mut self, field: &str, value: &str) {
@@ -112,83 +113,34 @@ impl Errs {
     fn not_found(&mut self, field: &str, value: &str) {
         self.push(field, ErrorType::NotFound, Some(q(value)), "");
     }
-    fn not_supported(&mut self, field: &str, value: &str, supported: &[&str]) {
+    pub(super) fn not_supported(&mut self, field: &str, value: &str, supported: &[&str]) {
         let list: Vec<String> = supported.iter().map(|s| q(s)).collect();
         let detail = format!("supported values: {}", list.join(", "));
         self.push(field, ErrorType::NotSupported, Some(q(value)), &detail);
     }
-    fn forbidden(&mut self, field: &str, detail: &str) {
+    pub(super) fn forbidden(&mut self, field: &str, detail: &str) {
         self.push(field, ErrorType::Forbidden, None, detail);
     }
 }
 
-const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const ENV_NAME_MSG: &str =
     "a valid environment variable name must consist only of printable ASCII characters other than '='";
 const CONFIG_KEY_MSG: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
-const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
-const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
 
-fn is_dns1123_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
+pub use super::labels::{dns1123_label_errors, dns1123_subdomain_errors};
+use super::labels::{label_value_errors, qualified_name_errors};
+
+/// A label value's messages as Invalid errors at `field`.
+pub(super) fn validate_label_value(e: &mut Errs, field: &str, v: &str) {
+    for m in label_value_errors(v) {
+        e.invalid(field, q(v), &m);
+    }
 }
 
-/// The API server's IsDNS1123Label messages (empty when valid).
-pub fn dns1123_label_errors(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    if s.len() > 63 {
-        out.push("must be no more than 63 characters".to_string());
-    }
-    if !is_dns1123_label(s) {
-        out.push(DNS1123_LABEL_MSG.to_string());
-    }
-    out
-}
-
-/// The API server's IsDNS1123Subdomain messages (empty when valid).
-pub fn dns1123_subdomain_errors(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    if s.len() > 253 {
-        out.push("must be no more than 253 characters".to_string());
-    }
-    if !s.split('.').all(is_dns1123_label) {
-        out.push(DNS1123_SUBDOMAIN_MSG.to_string());
-    }
-    out
-}
-
-fn is_qualified_name_part(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-}
-
-fn is_label_value(s: &str) -> bool {
-    s.is_empty() || is_qualified_name_part(s)
-}
-
-fn validate_qualified_name(e: &mut Errs, field: &str, key: &str) {
-    let (prefix, name) = match key.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    if let Some(p) = prefix {
-        for m in dns1123_subdomain_errors(p) {
-            e.invalid(field, q(key), &format!("prefix part {m}"));
-        }
-    }
-    if !is_qualified_name_part(name) {
-        e.invalid(field, q(key), QUALIFIED_NAME_MSG);
+/// A label key (or any qualified name) as the API server's ValidateLabelName checks it.
+pub(super) fn validate_qualified_name(e: &mut Errs, field: &str, key: &str) {
+    for m in qualified_name_errors(key) {
+        e.invalid(field, q(key), &m);
     }
 }
 
@@ -213,9 +165,7 @@ fn validate_meta(e: &mut Errs, meta: &ObjectMeta, name_is_label: bool) {
     }
     for (k, v) in meta.labels.iter().flatten() {
         validate_qualified_name(e, "metadata.labels", k);
-        if !is_label_value(v) {
-            e.invalid("metadata.labels", q(v), LABEL_VALUE_MSG);
-        }
+        validate_label_value(e, "metadata.labels", v);
     }
     for k in meta.annotations.iter().flat_map(|a| a.keys()) {
         validate_qualified_name(e, "metadata.annotations", k);
@@ -258,7 +208,7 @@ fn validate_config_keys<'a>(e: &mut Errs, field: &str, keys: impl Iterator<Item 
     }
 }
 
-fn finish(kind: &str, meta: &ObjectMeta, e: Errs) -> Result<(), InvalidError> {
+pub(super) fn finish(kind: &str, meta: &ObjectMeta, e: Errs) -> Result<(), InvalidError> {
     if e.0.is_empty() {
         Ok(())
     } else {
@@ -1099,212 +1049,6 @@ fn validate_volumes<'a>(e: &mut Errs, volumes: &'a [Volume]) -> HashSet<&'a str>
     names
 }
 
-fn validate_node_selector_requirement(
-    e: &mut Errs,
-    f: &str,
-    r: &k8s_openapi::api::core::v1::NodeSelectorRequirement,
-) {
-    let values = r.values.as_deref().unwrap_or_default();
-    match r.operator.as_str() {
-        "In" | "NotIn" => {
-            if values.is_empty() {
-                e.required(
-                    &format!("{f}.values"),
-                    "must be specified when `operator` is 'In' or 'NotIn'",
-                );
-            }
-        }
-        "Exists" | "DoesNotExist" => {
-            if !values.is_empty() {
-                e.forbidden(
-                    &format!("{f}.values"),
-                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-                );
-            }
-        }
-        "Gt" | "Lt" => {
-            if values.len() != 1 {
-                e.required(
-                    &format!("{f}.values"),
-                    "must be specified single value when `operator` is 'Lt' or 'Gt'",
-                );
-            } else if values[0].parse::<i64>().is_err() {
-                e.invalid(
-                    &format!("{f}.values[0]"),
-                    q(&values[0]),
-                    "must be an integer",
-                );
-            }
-        }
-        other => e.invalid(
-            &format!("{f}.operator"),
-            q(other),
-            "not a valid selector operator",
-        ),
-    }
-    validate_qualified_name(e, &format!("{f}.key"), &r.key);
-}
-
-fn validate_node_selector_term(
-    e: &mut Errs,
-    f: &str,
-    t: &k8s_openapi::api::core::v1::NodeSelectorTerm,
-) {
-    for (j, r) in t.match_expressions.iter().flatten().enumerate() {
-        validate_node_selector_requirement(e, &format!("{f}.matchExpressions[{j}]"), r);
-    }
-    for (j, r) in t.match_fields.iter().flatten().enumerate() {
-        let ff = format!("{f}.matchFields[{j}]");
-        if r.key != "metadata.name" {
-            e.not_supported(&format!("{ff}.key"), &r.key, &["metadata.name"]);
-        }
-        if r.operator != "In" && r.operator != "NotIn" {
-            e.not_supported(&format!("{ff}.operator"), &r.operator, &["In", "NotIn"]);
-        }
-        if r.values.as_ref().map(Vec::len) != Some(1) {
-            e.required(
-                &format!("{ff}.values"),
-                "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
-            );
-        }
-    }
-}
-
-fn validate_label_selector(
-    e: &mut Errs,
-    f: &str,
-    sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
-) {
-    for (j, r) in sel.match_expressions.iter().flatten().enumerate() {
-        let ff = format!("{f}.matchExpressions[{j}]");
-        let values = r.values.as_deref().unwrap_or_default();
-        match r.operator.as_str() {
-            "In" | "NotIn" => {
-                if values.is_empty() {
-                    e.required(
-                        &format!("{ff}.values"),
-                        "must be specified when `operator` is 'In' or 'NotIn'",
-                    );
-                }
-            }
-            "Exists" | "DoesNotExist" => {
-                if !values.is_empty() {
-                    e.forbidden(
-                        &format!("{ff}.values"),
-                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-                    );
-                }
-            }
-            other => e.invalid(
-                &format!("{ff}.operator"),
-                q(other),
-                "not a valid selector operator",
-            ),
-        }
-        validate_qualified_name(e, &format!("{ff}.key"), &r.key);
-    }
-    for (k, v) in sel.match_labels.iter().flatten() {
-        validate_qualified_name(e, &format!("{f}.matchLabels"), k);
-        if !is_label_value(v) {
-            e.invalid(&format!("{f}.matchLabels"), q(v), LABEL_VALUE_MSG);
-        }
-    }
-}
-
-fn validate_pod_affinity_term(
-    e: &mut Errs,
-    f: &str,
-    t: &k8s_openapi::api::core::v1::PodAffinityTerm,
-) {
-    if let Some(sel) = &t.label_selector {
-        validate_label_selector(e, &format!("{f}.labelSelector"), sel);
-    }
-    if let Some(sel) = &t.namespace_selector {
-        validate_label_selector(e, &format!("{f}.namespaceSelector"), sel);
-    }
-    if t.topology_key.is_empty() {
-        e.required(&format!("{f}.topologyKey"), "can not be empty");
-    } else {
-        validate_qualified_name(e, &format!("{f}.topologyKey"), &t.topology_key);
-    }
-}
-
-fn validate_weight(e: &mut Errs, f: &str, w: i32) {
-    if !(1..=100).contains(&w) {
-        e.invalid(
-            &format!("{f}.weight"),
-            w.to_string(),
-            "must be in the range 1-100",
-        );
-    }
-}
-
-/// Node affinity, pod affinity and anti-affinity as the API server checks them.
-fn validate_affinity(e: &mut Errs, a: &k8s_openapi::api::core::v1::Affinity) {
-    if let Some(na) = &a.node_affinity {
-        let f = "spec.affinity.nodeAffinity";
-        if let Some(req) = &na.required_during_scheduling_ignored_during_execution {
-            let rf = format!("{f}.requiredDuringSchedulingIgnoredDuringExecution");
-            if req.node_selector_terms.is_empty() {
-                e.required(
-                    &format!("{rf}.nodeSelectorTerms"),
-                    "must have at least one node selector term",
-                );
-            }
-            for (i, t) in req.node_selector_terms.iter().enumerate() {
-                validate_node_selector_term(e, &format!("{rf}.nodeSelectorTerms[{i}]"), t);
-            }
-        }
-        for (i, p) in na
-            .preferred_during_scheduling_ignored_during_execution
-            .iter()
-            .flatten()
-            .enumerate()
-        {
-            let pf = format!("{f}.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
-            validate_weight(e, &pf, p.weight);
-            validate_node_selector_term(e, &format!("{pf}.preference"), &p.preference);
-        }
-    }
-    for (name, pa) in [
-        (
-            "podAffinity",
-            a.pod_affinity.as_ref().map(|p| {
-                (
-                    &p.required_during_scheduling_ignored_during_execution,
-                    &p.preferred_during_scheduling_ignored_during_execution,
-                )
-            }),
-        ),
-        (
-            "podAntiAffinity",
-            a.pod_anti_affinity.as_ref().map(|p| {
-                (
-                    &p.required_during_scheduling_ignored_during_execution,
-                    &p.preferred_during_scheduling_ignored_during_execution,
-                )
-            }),
-        ),
-    ] {
-        let Some((required, preferred)) = pa else {
-            continue;
-        };
-        let f = format!("spec.affinity.{name}");
-        for (i, t) in required.iter().flatten().enumerate() {
-            validate_pod_affinity_term(
-                e,
-                &format!("{f}.requiredDuringSchedulingIgnoredDuringExecution[{i}]"),
-                t,
-            );
-        }
-        for (i, w) in preferred.iter().flatten().enumerate() {
-            let pf = format!("{f}.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
-            validate_weight(e, &pf, w.weight);
-            validate_pod_affinity_term(e, &format!("{pf}.podAffinityTerm"), &w.pod_affinity_term);
-        }
-    }
-}
-
 /// Validates a defaulted Pod; every problem is reported, in the API server's order.
 pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
     let mut e = Errs::default();
@@ -1436,38 +1180,7 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
             "ShareProcessNamespace and HostPID cannot both be enabled",
         );
     }
-    for (k, v) in spec.node_selector.iter().flatten() {
-        validate_qualified_name(&mut e, "spec.nodeSelector", k);
-        if !is_label_value(v) {
-            e.invalid("spec.nodeSelector", q(v), LABEL_VALUE_MSG);
-        }
-    }
-    if let Some(a) = &spec.affinity {
-        validate_affinity(&mut e, a);
-    }
-    for (i, t) in spec.tolerations.iter().flatten().enumerate() {
-        let f = format!("spec.tolerations[{i}]");
-        let op = t.operator.as_deref().unwrap_or("Equal");
-        if !matches!(op, "Equal" | "Exists") {
-            e.not_supported(&format!("{f}.operator"), op, &["Equal", "Exists"]);
-        }
-        if op == "Exists" && t.value.as_deref().is_some_and(|v| !v.is_empty()) {
-            e.invalid(
-                &format!("{f}.operator"),
-                q(op),
-                "value must be empty when `operator` is 'Exists'",
-            );
-        }
-        if let Some(eff) = t.effect.as_deref() {
-            if !matches!(eff, "" | "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-                e.not_supported(
-                    &format!("{f}.effect"),
-                    eff,
-                    &["NoSchedule", "PreferNoSchedule", "NoExecute"],
-                );
-            }
-        }
-    }
+    super::scheduling::check(&mut e, spec);
     if let Some(sc) = &spec.security_context {
         for (i, s) in sc.sysctls.iter().flatten().enumerate() {
             if s.name.is_empty() {

@@ -208,16 +208,7 @@ impl Worker {
 
     /// The OCI container id of container `c`'s current attempt.
     fn container_id(&self, c: usize) -> String {
-        let uid8: String = self
-            .uid()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(8)
-            .collect();
-        format!(
-            "{uid8}-{}-{}",
-            self.ctrs[c].spec.name, self.ctrs[c].attempts
-        )
+        super::leftovers::container_id(self.uid(), &self.ctrs[c].spec.name, self.ctrs[c].attempts)
     }
 
     /// Creates and starts container `c` from `image`. Every step is recorded in a

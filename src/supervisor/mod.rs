@@ -7,6 +7,7 @@ pub mod grpc_probe;
 pub mod hooks;
 pub mod hpack;
 pub mod http_probe;
+pub mod leftovers;
 pub mod logs;
 pub mod offload;
 pub mod pause;

@@ -7,7 +7,6 @@ use crate::admission;
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 impl Worker {
@@ -154,6 +153,8 @@ impl Worker {
 
     /// For pods that never started: keep the record until deleted.
     pub(super) fn wait_for_delete(&mut self, sigfd: &SignalFd) -> Result<(), SupervisorError> {
+        // Deleted before it ran: `up` created it all the same (a failed start said so).
+        self.signal_ready("ok");
         // `delete` writes its request before the SIGTERM, which `schedule` may have
         // consumed already: then there is nothing left to wait for.
         while !self.args.pod_dir.join(store::DELETION_FILE).exists() {
@@ -169,12 +170,7 @@ impl Worker {
     }
 }
 
-/// Removes a deleted pod's directory. pod.json goes first, so listings stop showing the
-/// pod at once instead of a half-removed record (status without its deletion request).
-pub(super) fn remove_pod_dir(dir: &Path) {
-    let _ = std::fs::remove_file(dir.join(store::POD_FILE));
-    let _ = std::fs::remove_dir_all(dir);
-}
+pub(super) use super::leftovers::remove_pod_dir;
 
 /// Waits up to `timeout` for a signal on the signalfd.
 fn wait_signal(sigfd: &SignalFd, timeout: Duration) -> Result<Option<Signal>, SupervisorError> {

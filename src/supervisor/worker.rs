@@ -443,6 +443,14 @@ impl Worker {
             sb.destroy(&self.runtime);
         }
         let _ = std::fs::remove_dir_all(&self.log_dir);
+        // The same sweep `delete` runs for a pod without a supervisor: whatever the
+        // steps above missed (a pod cgroup of a sandbox that failed half-way).
+        super::leftovers::remove_host_state(
+            &self.args.root,
+            &self.args.data_dir,
+            &self.args.pod_dir,
+            &self.pod,
+        );
     }
 
     /// The main loop: runs until the pod is deleted.
@@ -640,17 +648,4 @@ pub fn pod_dir_of(root: &Path, namespace: &str, name: &str) -> PathBuf {
     store::PodStore::new(root).dir(namespace, name)
 }
 
-/// A signal by name (`SIGQUIT`, `QUIT`) or number, as images write STOPSIGNAL.
-pub fn parse_signal(s: &str) -> Option<Signal> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).ok();
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    name.parse().ok()
-}
+pub use crate::util::parse_signal;

@@ -1,0 +1,251 @@
+//! Creating a pod: its record under the store lock, then its supervisor, which inherits
+//! the pod's owner lock and reports how the start went.
+use super::owner::{OwnerError, PodOwner};
+use super::PodContext;
+use crate::supervisor::events;
+use crate::supervisor::store::{self, PodObjects, StoreError};
+use crate::supervisor::worker::{self, SuperviseArgs};
+use k8s_openapi::api::core::v1::Pod;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What stops `up` before any pod: the node's configuration or the pod network.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error("node configuration {0}")]
+    NodeConfig(#[from] crate::node_config::NodeConfigError),
+    #[error("{0}")]
+    Network(#[from] crate::network::NetworkError),
+}
+
+/// Why one pod was not created (or did not start).
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("pods {name:?} already exists")]
+    AlreadyExists { name: String },
+    #[error("pod {namespace}/{name} failed to start: {reason}")]
+    FailedToStart {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+    #[error("starting the supervisor of pod {namespace}/{name}: {source}")]
+    Spawn {
+        namespace: String,
+        name: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Checks what every pod of a manifest needs from the node; prunes expired events.
+pub fn preflight(ctx: &PodContext, pods: &[Pod]) -> Result<(), PreflightError> {
+    crate::node_config::load(&ctx.data_dir)?;
+    crate::network::preflight(&ctx.data_dir, pods)?;
+    events::prune_retained(&ctx.root, events::EVENT_TTL);
+    Ok(())
+}
+
+fn ns_of(pod: &Pod) -> &str {
+    pod.metadata.namespace.as_deref().unwrap_or("default")
+}
+
+/// Writes the record of `pod` (with `objects`) and returns its directory and the held
+/// owner lock; AlreadyExists when the name is taken (by a pod or what is left of one).
+fn write_record(
+    ctx: &PodContext,
+    pod: &Pod,
+    objects: &PodObjects,
+) -> Result<(PathBuf, PodOwner), CreateError> {
+    let store = ctx.store();
+    let ns = ns_of(pod);
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let dir = store.dir(ns, &name);
+    let _lock = store.lock()?;
+    if dir.exists() {
+        return Err(CreateError::AlreadyExists { name });
+    }
+    std::fs::create_dir_all(&dir).map_err(|source| CreateError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let owner = match PodOwner::create(&dir) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e.into());
+        }
+    };
+    // Best effort: without the second name the events still work, they only go with
+    // the pod when it is deleted.
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    if !uid.is_empty() {
+        let _ = events::link_for_retention(&ctx.root, &dir, ns, &name, uid);
+    }
+    let mut p = pod.clone();
+    p.status = None;
+    let res = store::write_json(&dir.join(store::OBJECTS_FILE), objects)
+        .and_then(|_| store::write_json(&dir.join(store::POD_FILE), &p));
+    if let Err(e) = res {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e.into());
+    }
+    Ok((dir, owner))
+}
+
+/// Creates pod `pod` and starts its supervisor; Ok once the supervisor said "ok".
+/// A pod that failed to start keeps its record (as kubelet keeps a failed pod) until
+/// deleted.
+pub fn create(ctx: &PodContext, pod: &Pod, objects: &PodObjects) -> Result<(), CreateError> {
+    let (dir, owner) = write_record(ctx, pod, objects)?;
+    let namespace = ns_of(pod).to_string();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let line = match spawn_supervisor(ctx, &dir, &owner) {
+        Ok(line) => line,
+        Err(source) => {
+            // Still ours (nobody inherited the lock): nothing else can be in the dir.
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(CreateError::Spawn {
+                namespace,
+                name,
+                source,
+            });
+        }
+    };
+    drop(owner);
+    if line == "ok" {
+        return Ok(());
+    }
+    let why = line.strip_prefix("error: ").unwrap_or(&line).to_string();
+    let reason = if why.is_empty() {
+        std::fs::read_to_string(dir.join("supervisor.log"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    } else {
+        why
+    };
+    Err(CreateError::FailedToStart {
+        namespace,
+        name,
+        reason,
+    })
+}
+
+/// Starts the supervisor of the pod in `dir`, detached, with the owner lock, and waits
+/// for its first report.
+fn spawn_supervisor(ctx: &PodContext, dir: &Path, owner: &PodOwner) -> std::io::Result<String> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let exe = std::env::current_exe()?;
+    let log = std::fs::File::create(dir.join("supervisor.log"))?;
+    let wfd = w.as_raw_fd();
+    let lock_fd = owner.raw_fd();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--root")
+        .arg(&ctx.root)
+        .arg("--data-dir")
+        .arg(&ctx.data_dir)
+        .arg("supervise")
+        .arg("--pod-dir")
+        .arg(dir)
+        .arg("--ready-fd")
+        .arg(wfd.to_string())
+        .arg("--lock-fd")
+        .arg(lock_fd.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    // SAFETY: between fork and exec only async-signal-safe calls: setsid, close_range,
+    // fcntl and sigprocmask. The supervisor outlives `up`: it inherits none of the
+    // caller's fds (a lock held by `flock F podrun up` would stay held for the pod's
+    // life), only wfd and the pod's lock. It starts with SIGTERM and SIGINT blocked, so
+    // a `delete` racing its start-up never kills it half-way: the signal waits for its
+    // loop.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            libc::fcntl(wfd, libc::F_SETFD, 0);
+            libc::fcntl(lock_fd, libc::F_SETFD, 0);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    drop(w);
+    let mut line = String::new();
+    let mut f = std::fs::File::from(r);
+    let _ = f.read_to_string(&mut line);
+    // The supervisor is detached (its own session); reap it here only if it already died.
+    let _ = child.try_wait();
+    std::mem::forget(child);
+    Ok(line.trim().to_string())
+}
+
+/// The supervisor process's entry (`podrun supervise`): adopts the pod's owner lock for
+/// its whole life, then runs the pod.
+pub fn supervise(
+    ctx: &PodContext,
+    pod_dir: PathBuf,
+    ready_fd: Option<i32>,
+    lock_fd: Option<i32>,
+) -> Result<(), SuperviseError> {
+    let _owner = lock_fd.map(PodOwner::adopt).transpose()?;
+    worker::supervise(SuperviseArgs {
+        root: ctx.root.clone(),
+        data_dir: ctx.data_dir.clone(),
+        pod_dir,
+        ready_fd,
+    })?;
+    Ok(())
+}
+
+/// Why a supervisor stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum SuperviseError {
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
+    #[error(transparent)]
+    Supervisor(#[from] crate::supervisor::worker::SupervisorError),
+}
+
+/// Waits until pod `ns/name` is Ready; false at `deadline`.
+pub fn wait_ready(ctx: &PodContext, ns: &str, name: &str, deadline: Instant) -> bool {
+    let store = ctx.store();
+    loop {
+        let ready = store.load(ns, name).is_some_and(|r| {
+            r.pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        });
+        if ready {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
