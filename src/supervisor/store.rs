@@ -231,6 +231,39 @@ fn unknown_status() -> PodStatus {
     }
 }
 
+/// A pod whose supervisor died (and nothing replaced it) is not known to run: phase
+/// Unknown, as kubectl shows a pod whose node stopped reporting, its readiness Unknown,
+/// and the message says why. A pod that ended keeps its phase (nothing runs any more);
+/// one whose supervisor has not written its pid file yet is still being created.
+fn mark_supervisor_lost(dir: &Path, pod: &mut Pod) {
+    let pid_file = dir.join(PID_FILE);
+    let Ok(text) = std::fs::read_to_string(&pid_file) else {
+        return;
+    };
+    if read_pid(&pid_file).is_some() {
+        return;
+    }
+    let status = pod.status.get_or_insert_with(Default::default);
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return;
+    }
+    let pid = text.split_whitespace().next().unwrap_or("?");
+    status.phase = Some("Unknown".into());
+    status.message = Some(format!(
+        "The pod's supervisor (pid {pid}) is not running: nothing restarts or probes its \
+         containers (`podrun serve` replaces a supervisor that dies)"
+    ));
+    for c in status.container_statuses.iter_mut().flatten() {
+        c.ready = false;
+    }
+    for cond in status.conditions.iter_mut().flatten() {
+        if cond.type_ == "Ready" || cond.type_ == "ContainersReady" {
+            cond.status = "Unknown".into();
+            cond.reason = Some("SupervisorLost".into());
+        }
+    }
+}
+
 fn load_dir(dir: &Path) -> Option<PodRecord> {
     let pod_file = dir.join(POD_FILE);
     // No pod.json yet: a pod still being created (it is written atomically).
@@ -263,6 +296,9 @@ fn load_dir(dir: &Path) -> Option<PodRecord> {
                 Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts));
         }
         pod.metadata.deletion_grace_period_seconds = del.grace_period_seconds;
+    }
+    if damaged.is_none() {
+        mark_supervisor_lost(dir, &mut pod);
     }
     Some(PodRecord {
         dir: dir.to_path_buf(),
