@@ -72,10 +72,17 @@ impl ProcessHandle {
         Ok(handle)
     }
 
-    /// Wraps a pidfd received from elsewhere (e.g. over the agent's socket).
-    pub fn from_fd(fd: OwnedFd) -> std::io::Result<ProcessHandle> {
-        let pid = pid_of_pidfd(&fd)?;
-        Ok(ProcessHandle { fd, pid })
+    /// Wraps a pidfd received from elsewhere (e.g. over the agent's socket) that should
+    /// name process `pid`: refused when it names another live process. A pidfd of a
+    /// process already reaped no longer tells its pid, but still its exit status.
+    pub fn from_fd(fd: OwnedFd, pid: i32) -> std::io::Result<ProcessHandle> {
+        match pid_of_pidfd(&fd)? {
+            Some(p) if p != pid => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the pidfd names process {p}, not {pid}"),
+            )),
+            _ => Ok(ProcessHandle { fd, pid }),
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -133,14 +140,16 @@ impl ProcessHandle {
     }
 }
 
-/// The pid a pidfd refers to, from the "Pid:" line of its fdinfo.
-fn pid_of_pidfd(fd: &OwnedFd) -> std::io::Result<i32> {
+/// The pid a pidfd refers to, from the "Pid:" line of its fdinfo; None once the process
+/// is gone (the kernel shows -1).
+fn pid_of_pidfd(fd: &OwnedFd) -> std::io::Result<Option<i32>> {
     let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
-    info.lines()
+    let pid = info
+        .lines()
         .find_map(|l| l.strip_prefix("Pid:"))
         .and_then(|v| v.trim().parse::<i32>().ok())
-        .filter(|&p| p > 0)
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not a live pidfd"))
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not a pidfd"))?;
+    Ok((pid > 0).then_some(pid))
 }
 
 #[cfg(test)]
@@ -184,8 +193,13 @@ mod tests {
         let start = crate::runtime::state::process_start_time(pid).expect("start time");
         assert!(ProcessHandle::open(pid, Some(start)).is_ok());
         assert!(ProcessHandle::open(pid, Some(start + 1)).is_err());
-        let same = ProcessHandle::from_fd(h.into_fd()).expect("from fd");
+        let same = ProcessHandle::from_fd(h.into_fd(), pid).expect("from fd");
         assert_eq!(same.pid(), pid);
+        let other = ProcessHandle::open(pid, None).expect("pidfd").into_fd();
+        assert!(
+            ProcessHandle::from_fd(other, pid + 1).is_err(),
+            "a pidfd of another process"
+        );
         same.signal(libc::SIGKILL).expect("kill");
         let _ = child.wait();
         if let Some(st) = same.exit_status() {

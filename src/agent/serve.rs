@@ -1,15 +1,18 @@
 //! `podrun serve`'s loop: one thread, one poll over signals, the agent socket, its
 //! clients, the supervisors' pidfds and the pods directory.
 use super::handoff::{self, FdVault, Reply, Request};
-use super::supervisors::{Launch, Supervisors};
+use super::supervisors::{Handed, Launch, Supervisors};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// How often the agent looks for pods it does not know (pods `up` started while no
+/// agent ran; it starts every other supervisor itself). A directory listing: cheap.
+const SCAN_EVERY: Duration = Duration::from_secs(2);
 
 /// The agent socket's name under --root.
 pub const SOCKET: &str = "agent.sock";
@@ -53,8 +56,8 @@ struct Agent {
     listener: OwnedFd,
     clients: Vec<OwnedFd>,
     signals: SignalFd,
-    pods: Inotify,
-    pods_dir: PathBuf,
+    /// When to look for pods started without the agent (by `up` before it ran).
+    next_scan: Instant,
 }
 
 /// Runs the agent until SIGTERM or SIGINT; pods and their supervisors keep running.
@@ -95,12 +98,6 @@ impl Agent {
             .map_err(sys("signalfd"))?;
         let pods_dir = opts.root.join("pods");
         std::fs::create_dir_all(&pods_dir).map_err(io(pods_dir.display().to_string()))?;
-        let pods = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-            .map_err(sys("inotify"))?;
-        let flags =
-            AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ONLYDIR;
-        pods.add_watch(&pods_dir, flags)
-            .map_err(sys(format!("watching {}", pods_dir.display())))?;
         let exe = std::env::current_exe().map_err(io("finding podrun's own executable"))?;
         let launch = Launch {
             exe,
@@ -113,8 +110,7 @@ impl Agent {
             listener: listen(&opts.root.join(SOCKET))?,
             clients: Vec::new(),
             signals,
-            pods,
-            pods_dir,
+            next_scan: Instant::now(),
         })
     }
 
@@ -133,11 +129,9 @@ impl Agent {
                 eprintln!("podrun serve: the supervisor of {key} exited");
                 self.supervisors.exited(&key, now);
             }
-            if ready.pods_changed {
-                // Drain the events; a scan finds what is new.
-                while matches!(self.pods.read_events(), Ok(ev) if !ev.is_empty()) {}
-                let _ = &self.pods_dir;
+            if now >= self.next_scan {
                 self.supervisors.scan(now);
+                self.next_scan = now + SCAN_EVERY;
             }
             if ready.accept {
                 self.accept();
@@ -150,15 +144,15 @@ impl Agent {
 
     /// Polls everything once, up to the next due restart.
     fn wait(&mut self) -> Result<Ready, AgentError> {
-        let timeout = match self.supervisors.next_restart() {
-            Some(t) => t.saturating_duration_since(Instant::now()),
-            None => Duration::from_secs(3600),
+        let next = match self.supervisors.next_restart() {
+            Some(t) => t.min(self.next_scan),
+            None => self.next_scan,
         };
+        let timeout = next.saturating_duration_since(Instant::now());
         let watched = self.supervisors.watched();
         let mut fds = vec![
             PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
-            PollFd::new(self.pods.as_fd(), PollFlags::POLLIN),
         ];
         fds.extend(
             self.clients
@@ -184,12 +178,11 @@ impl Agent {
         let n = self.clients.len();
         let mut ready = Ready {
             accept: hit(&fds[1]),
-            pods_changed: hit(&fds[2]),
-            clients: (0..n).filter(|&i| hit(&fds[3 + i])).collect(),
+            clients: (0..n).filter(|&i| hit(&fds[2 + i])).collect(),
             supervisors_exited: watched
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| hit(&fds[3 + n + i]))
+                .filter(|(i, _)| hit(&fds[2 + n + i]))
                 .map(|(_, (k, _))| k.clone())
                 .collect(),
             stop: false,
@@ -239,11 +232,18 @@ impl Agent {
     }
 
     fn spawn(&mut self, pod: &str, fds: Vec<OwnedFd>) -> Vec<(Reply, Vec<i32>)> {
-        let reply = match valid_key(pod).then(|| fds.into_iter().next()).flatten() {
+        let mut fds = fds.into_iter();
+        let handed = match (valid_key(pod), fds.next(), fds.next()) {
+            (true, Some(ready), Some(lock)) => Some(Handed { ready, lock }),
+            _ => None,
+        };
+        let reply = match handed {
             None => Reply::Error {
-                message: format!("spawn {pod:?}: a pod key and one ready pipe are needed"),
+                message: format!(
+                    "spawn {pod:?}: a pod key, the ready pipe and the lock are needed"
+                ),
             },
-            Some(ready) => match self.supervisors.spawn(pod, Some(ready), Instant::now()) {
+            Some(handed) => match self.supervisors.spawn(pod, Some(handed), Instant::now()) {
                 Ok(_) => Reply::Ok,
                 Err(e) => Reply::Error {
                     message: format!("starting the supervisor of {pod}: {e}"),
@@ -257,7 +257,6 @@ impl Agent {
 /// What one poll found.
 struct Ready {
     accept: bool,
-    pods_changed: bool,
     clients: Vec<usize>,
     supervisors_exited: Vec<String>,
     stop: bool,

@@ -1,6 +1,6 @@
 //! The agent's table of pod supervisors: each held by pidfd, adopted when it was already
 //! running, and started again (to re-adopt its pod) when it dies while its pod lives.
-use super::pidfd::ProcessHandle;
+use super::pidfd::{ExitStatus, ProcessHandle};
 use crate::supervisor::store;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -37,6 +37,13 @@ struct Entry {
     started: Instant,
     quick_crashes: u32,
     restart_at: Option<Instant>,
+}
+
+/// What `create` hands a new pod's supervisor: the pipe it reports on, the owner lock.
+#[derive(Debug)]
+pub struct Handed {
+    pub ready: OwnedFd,
+    pub lock: OwnedFd,
 }
 
 /// How to start a supervisor.
@@ -78,7 +85,10 @@ impl Supervisors {
         };
         for d in dirs.flatten() {
             let key = d.file_name().to_string_lossy().into_owned();
-            if self.entries.contains_key(&key) || !d.path().join(store::POD_FILE).exists() {
+            // No pid file yet: a pod being created, whose creator starts its supervisor.
+            let made =
+                d.path().join(store::POD_FILE).exists() && d.path().join(store::PID_FILE).exists();
+            if self.entries.contains_key(&key) || !made {
                 continue;
             }
             let process = live_supervisor(&d.path());
@@ -96,16 +106,15 @@ impl Supervisors {
         }
     }
 
-    /// Starts the supervisor of pod `key` (new with `ready`, the pipe `up` waits on;
-    /// re-adopting otherwise).
+    /// Starts the supervisor of pod `key`: a new pod's with `handed` (the pipe `up` waits
+    /// on and the pod's owner lock), or one that takes over from a dead supervisor.
     pub fn spawn(
         &mut self,
         key: &str,
-        ready: Option<OwnedFd>,
+        handed: Option<Handed>,
         now: Instant,
     ) -> std::io::Result<i32> {
-        let adopt = ready.is_none();
-        let child = spawn_supervisor(&self.launch, &self.pod_dir(key), ready, adopt)?;
+        let child = spawn_supervisor(&self.launch, &self.pod_dir(key), handed)?;
         let pid = child.id() as i32;
         // The pidfd, not the Child, watches it; the agent reaps its children itself.
         std::mem::forget(child);
@@ -138,14 +147,24 @@ impl Supervisors {
         let Some(e) = self.entries.get_mut(key) else {
             return;
         };
-        if let (Some(p), true) = (e.process.take(), e.child) {
-            let _ = nix::sys::wait::waitpid(
+        let Some(p) = e.process.take() else {
+            return; // seen already (its pidfd and SIGCHLD both tell)
+        };
+        let mut status = p.exit_status();
+        if e.child {
+            let reaped = nix::sys::wait::waitpid(
                 nix::unistd::Pid::from_raw(p.pid()),
                 Some(nix::sys::wait::WaitPidFlag::WNOHANG),
             );
+            if let Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) = reaped {
+                status = Some(ExitStatus::Signaled(sig as i32));
+            }
         }
+        // Killed (kill -9, the OOM killer) is not a supervisor that cannot start: no
+        // back-off for it, however soon it came.
+        let killed = matches!(status, Some(ExitStatus::Signaled(_)));
         let lived = now.saturating_duration_since(e.started);
-        e.quick_crashes = if lived < QUICK {
+        e.quick_crashes = if lived < QUICK && !killed {
             e.quick_crashes + 1
         } else {
             0
@@ -211,8 +230,7 @@ fn live_supervisor(pod_dir: &Path) -> Option<ProcessHandle> {
 fn spawn_supervisor(
     l: &Launch,
     pod_dir: &Path,
-    ready: Option<OwnedFd>,
-    adopt: bool,
+    handed: Option<Handed>,
 ) -> std::io::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
     let log = std::fs::OpenOptions::new()
@@ -227,18 +245,25 @@ fn spawn_supervisor(
         .arg("supervise")
         .arg("--pod-dir")
         .arg(pod_dir);
-    if adopt {
-        cmd.arg("--adopt");
-    }
-    let ready_fd = ready.as_ref().map(|f| f.as_raw_fd());
-    if let Some(fd) = ready_fd {
-        cmd.arg("--ready-fd").arg(fd.to_string());
+    let fds = handed
+        .as_ref()
+        .map(|h| (h.ready.as_raw_fd(), h.lock.as_raw_fd()));
+    match fds {
+        Some((ready, lock)) => {
+            cmd.arg("--ready-fd").arg(ready.to_string());
+            cmd.arg("--lock-fd").arg(lock.to_string());
+        }
+        None => {
+            cmd.arg("--adopt");
+        }
     }
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log);
     // SAFETY: between fork and exec only async-signal-safe calls (setsid, close_range,
-    // fcntl). The supervisor inherits none of the agent's fds but the ready pipe.
+    // fcntl, sigprocmask). The supervisor inherits none of the agent's fds but what it is
+    // handed, and starts with only SIGTERM and SIGINT blocked, as `create` starts it: a
+    // `delete` racing its start-up waits for its loop.
     unsafe {
         cmd.pre_exec(move || {
             libc::setsid();
@@ -248,14 +273,20 @@ fn spawn_supervisor(
                 u32::MAX,
                 libc::CLOSE_RANGE_CLOEXEC,
             );
-            if let Some(fd) = ready_fd {
-                libc::fcntl(fd, libc::F_SETFD, 0);
+            if let Some((ready, lock)) = fds {
+                libc::fcntl(ready, libc::F_SETFD, 0);
+                libc::fcntl(lock, libc::F_SETFD, 0);
             }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
             Ok(())
         });
     }
     let child = cmd.spawn();
-    drop(ready);
+    drop(handed);
     child
 }
 

@@ -118,6 +118,9 @@ pub struct SuperviseCmd {
     /// The pod's owner lock, held from `up` on for the supervisor's whole life.
     #[arg(long = "lock-fd")]
     pub lock_fd: Option<i32>,
+    /// Take over the pod of a supervisor that died (the agent starts it so).
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 pub fn run(g: &GlobalOpts, cmd: PodCommand) -> anyhow::Result<i32> {
@@ -128,7 +131,12 @@ pub fn run(g: &GlobalOpts, cmd: PodCommand) -> anyhow::Result<i32> {
         PodCommand::Describe(a) => describe(g, a),
         PodCommand::Logs(a) => logs_cmd(g, a),
         PodCommand::Supervise(a) => {
-            crate::pod::supervise(&context(g), a.pod_dir, a.ready_fd, a.lock_fd)?;
+            let how = crate::pod::Supervision {
+                ready_fd: a.ready_fd,
+                lock_fd: a.lock_fd,
+                adopt: a.adopt,
+            };
+            crate::pod::supervise(&context(g), a.pod_dir, how)?;
             Ok(0)
         }
     }

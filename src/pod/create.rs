@@ -1,6 +1,6 @@
 //! Creating a pod: its record under the store lock, then its supervisor, which inherits
 //! the pod's owner lock and reports how the start went.
-use super::owner::{OwnerError, PodOwner};
+use super::owner::{OwnerError, Ownership, PodOwner};
 use super::PodContext;
 use crate::supervisor::events;
 use crate::supervisor::store::{self, PodObjects, StoreError};
@@ -146,6 +146,9 @@ pub fn create(ctx: &PodContext, pod: &Pod, objects: &PodObjects) -> Result<(), C
 /// Starts the supervisor of the pod in `dir`, detached, with the owner lock, and waits
 /// for its first report.
 fn spawn_supervisor(ctx: &PodContext, dir: &Path, owner: &PodOwner) -> std::io::Result<String> {
+    if let Some(result) = spawn_through_agent(ctx, dir, owner) {
+        return result;
+    }
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let exe = std::env::current_exe()?;
     let log = std::fs::File::create(dir.join("supervisor.log"))?;
@@ -202,20 +205,62 @@ fn spawn_supervisor(ctx: &PodContext, dir: &Path, owner: &PodOwner) -> std::io::
     Ok(line.trim().to_string())
 }
 
-/// The supervisor process's entry (`podrun supervise`): adopts the pod's owner lock for
-/// its whole life, then runs the pod.
+/// How a supervisor was started: by `create` (the pipe it reports on and the owner lock
+/// it inherits), or by the agent to take over from a dead one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Supervision {
+    pub ready_fd: Option<i32>,
+    pub lock_fd: Option<i32>,
+    pub adopt: bool,
+}
+
+/// With a node agent running, the agent starts the supervisor as its own child (so that
+/// it can replace it, should it die); None when no agent listens.
+fn spawn_through_agent(
+    ctx: &PodContext,
+    dir: &Path,
+    owner: &PodOwner,
+) -> Option<std::io::Result<String>> {
+    use crate::agent::{handoff, serve};
+    use std::os::fd::AsFd;
+    let sock = serve::connect(&ctx.root.join(serve::SOCKET)).ok()?;
+    let key = dir.file_name()?.to_string_lossy().into_owned();
+    let run = || -> std::io::Result<String> {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let req = handoff::Request::Spawn { pod: key };
+        handoff::call(sock.as_fd(), &req, &[w.as_raw_fd(), owner.raw_fd()])
+            .map_err(std::io::Error::other)?;
+        drop(w);
+        let mut line = String::new();
+        let _ = std::fs::File::from(r).read_to_string(&mut line);
+        Ok(line.trim().to_string())
+    };
+    Some(run())
+}
+
+/// The supervisor process's entry (`podrun supervise`): holds the pod's owner lock for
+/// its whole life (inherited, or taken over from a dead supervisor), then runs the pod.
 pub fn supervise(
     ctx: &PodContext,
     pod_dir: PathBuf,
-    ready_fd: Option<i32>,
-    lock_fd: Option<i32>,
+    how: Supervision,
 ) -> Result<(), SuperviseError> {
-    let _owner = lock_fd.map(PodOwner::adopt).transpose()?;
+    let _owner = match how.lock_fd {
+        Some(fd) => Some(PodOwner::adopt(fd)?),
+        None if how.adopt => match PodOwner::try_take(&pod_dir)? {
+            Ownership::Taken(owner) => Some(owner),
+            // A live owner (a `delete` cleaning up, or a supervisor after all): not ours.
+            Ownership::Held => return Ok(()),
+            Ownership::NoLock => None,
+        },
+        None => None,
+    };
     worker::supervise(SuperviseArgs {
         root: ctx.root.clone(),
         data_dir: ctx.data_dir.clone(),
         pod_dir,
-        ready_fd,
+        ready_fd: how.ready_fd,
+        adopt: how.adopt,
     })?;
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod owner;
 
 pub use create::{
     create, preflight, supervise, wait_ready, CreateError, PreflightError, SuperviseError,
+    Supervision,
 };
 pub use delete::{delete, DeleteError, DeleteOptions};
 pub use exec::{exec, ExecError, ExecRequest, ExecSession};

@@ -61,6 +61,9 @@ pub struct Ctr {
     pub prepared_exec_failed: bool,
     /// The Running state of a run whose postStart hook is still going (shown once over).
     pub(super) running_state: Option<ContainerState>,
+    /// The init held by pidfd: deposited with the agent, and how an adopted container
+    /// (not our child) is seen to end.
+    pub(super) process: Option<crate::agent::pidfd::ProcessHandle>,
 }
 
 impl Ctr {
@@ -428,12 +431,16 @@ impl Worker {
         // Without a startup probe the container counts as started at once.
         ctr.status.started = Some(!ctr.probes.has(ProbeKind::Startup));
         ctr.status.ready = false;
+        ctr.process = None;
         self.dirty = true;
+        self.deposit(c);
     }
 
     /// A container's init exited: record it, clean up its OCI container, decide restart.
     pub(super) fn on_exit(&mut self, c: usize, code: i32, signal: Option<i32>) {
         self.pump_logs(c, true);
+        self.release_deposit(c);
+        self.ctrs[c].process = None;
         self.end_hooks(Some(c));
         self.ctrs[c].prepared_exec = None;
         self.ctrs[c].prepared_exec_failed = false;
@@ -580,6 +587,7 @@ pub(super) fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         prepared_exec: None,
         prepared_exec_failed: false,
         running_state: None,
+        process: None,
     }
 }
 
@@ -679,6 +687,9 @@ impl Streams {
             let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                 .map_err(|e| format!("pipe: {e}"))?;
             set_nonblock(&r);
+            // 1 MiB: while no supervisor reads (one crashed, the next not yet there) a
+            // writer blocks only once that much is waiting, and loses nothing.
+            let _ = nix::fcntl::fcntl(&r, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
             let file = log_path
                 .parent()
                 .map(std::fs::create_dir_all)

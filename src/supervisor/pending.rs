@@ -78,7 +78,7 @@ impl Worker {
     }
 
     /// What the containers' environment says of the node (downward API).
-    fn learn_node(&mut self, node: &k8s_openapi::api::core::v1::Node) {
+    pub(super) fn learn_node(&mut self, node: &k8s_openapi::api::core::v1::Node) {
         self.node_name = crate::node::node_name(node).to_string();
         self.node_mem = node_capacity(node, "memory") as u64;
         self.node_alloc = spec::env::NodeAllocatable {

@@ -167,7 +167,64 @@ fn lease_userns(args: &SuperviseArgs, wanted: bool) -> Result<Option<PodIdMappin
     }))
 }
 
+/// The id range this pod already holds (hostUsers: false), from the node's leases.
+fn leased_userns(args: &SuperviseArgs) -> Option<PodIdMapping> {
+    let leases = crate::userns::UsernsLeases::for_host(&args.data_dir).ok()?;
+    let base = leases
+        .leases()
+        .into_iter()
+        .find(|(_, owner)| owner == &args.pod_dir)?
+        .0;
+    Some(PodIdMapping {
+        host_base: base,
+        size: crate::userns::IDS_PER_POD,
+    })
+}
+
 impl Sandbox {
+    /// The sandbox a dead supervisor left running: its pause (the same process, by
+    /// start time), its pod files and /dev/shm. None when pause is gone. The network is
+    /// left to the directory sweep at teardown (network::cleanup_pod_dir).
+    pub fn adopt(runtime: &Runtime, args: &SuperviseArgs, pod: &Pod) -> Option<Sandbox> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let id = pause_id(pod);
+        let state = runtime.record(&id).ok()?;
+        if !state.init_alive() {
+            return None;
+        }
+        let host_ipc = spec.host_ipc.unwrap_or(false);
+        let userns = match spec.host_users == Some(false) {
+            true => Some(leased_userns(args)?),
+            false => None,
+        };
+        let etc = args.pod_dir.join("etc");
+        let shm = (!host_ipc).then(|| args.pod_dir.join("shm"));
+        let status: Option<k8s_openapi::api::core::v1::PodStatus> =
+            super::store::read_json(&args.pod_dir.join(super::store::STATUS_FILE)).ok();
+        Some(Sandbox {
+            id,
+            pid: state.pid,
+            exited: false,
+            files: PodFiles {
+                hosts: Some(etc.join("hosts")),
+                hostname: Some(etc.join("hostname")),
+                resolv_conf: Some(etc.join("resolv.conf")),
+                shm: shm.clone(),
+            },
+            pod_ip: status.and_then(|s| s.pod_ip),
+            host_network: spec.host_network.unwrap_or(false),
+            host_ipc,
+            share_pid: spec.share_process_namespace.unwrap_or(false)
+                && !spec.host_pid.unwrap_or(false),
+            shm,
+            pod_cgroup: crate::spec::resources::pod_cgroup_path(pod),
+            network: None,
+            userns,
+            data_dir: args.data_dir.clone(),
+            pod_dir: args.pod_dir.clone(),
+        })
+    }
+
     /// Starts the pause container and prepares the pod files; undoes itself on failure.
     pub fn create(runtime: &Runtime, args: &SuperviseArgs, pod: &Pod) -> Result<Sandbox, String> {
         let spec = pod.spec.clone().unwrap_or_default();

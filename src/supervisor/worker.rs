@@ -20,6 +20,7 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -51,6 +52,8 @@ pub struct SuperviseArgs {
     pub pod_dir: PathBuf,
     /// Write end of a pipe `up` waits on: one line, "ok" or an error, once started.
     pub ready_fd: Option<RawFd>,
+    /// Take over a pod whose supervisor died (started so by the agent).
+    pub adopt: bool,
 }
 
 use super::container::new_ctr;
@@ -97,6 +100,9 @@ pub struct Worker {
     pub(super) hook_runs: Vec<super::hooks::HookRun>,
     /// The pod's end (a terminal phase) was announced to Pending pods.
     pub(super) end_announced: bool,
+    /// The node agent's socket, when one runs: it keeps the containers' fds for a
+    /// successor should this supervisor die.
+    pub(super) agent: Option<OwnedFd>,
 }
 
 /// How long after a pod's probes fire the supervisor looks again. The exec probes'
@@ -195,6 +201,7 @@ impl Worker {
         };
         status.conditions = Some(Vec::new());
         let ready_fd = args.ready_fd;
+        let args_root = args.root.clone();
         let noexecute = NoExecuteWatch::new(&args.data_dir);
         Ok(Worker {
             args,
@@ -223,6 +230,7 @@ impl Worker {
             devnull: None,
             end_announced: false,
             hook_runs: Vec::new(),
+            agent: super::adopt::connect_agent(&args_root),
         })
     }
 
@@ -239,6 +247,11 @@ impl Worker {
         self.pod_files = sb.files.clone();
         self.sandbox = Some(sb);
         self.set_condition("PodReadyToStartContainers", true, None, None);
+        self.prepare_volumes()
+    }
+
+    /// Sets up the pod's volumes (again, for an adopted pod: it is idempotent).
+    pub(super) fn prepare_volumes(&mut self) -> Result<(), String> {
         let pod_ips: Vec<String> = self.status.pod_ip.iter().cloned().collect();
         let host_ips: Vec<String> = crate::network::host_ip().into_iter().collect();
         let ctx = EnvContext {
@@ -422,6 +435,7 @@ impl Worker {
 
     /// Removes everything the pod made on the host.
     pub(super) fn teardown(&mut self) {
+        self.forget_deposits();
         for e in self.probe_runs.drain(..) {
             e.kill();
         }
@@ -456,6 +470,13 @@ impl Worker {
     /// The main loop: runs until the pod is deleted.
     pub fn run(mut self) -> Result<(), SupervisorError> {
         let sigfd = signal_fd()?;
+        if self.args.adopt {
+            if self.adopt_pod() {
+                self.flush();
+                return self.run_loop(&sigfd);
+            }
+            self.restart_lost_pod();
+        }
         self.flush();
         if !self.schedule(&sigfd)? {
             // Deleted before it ever ran (or refused): nothing on the host to undo.
@@ -486,6 +507,11 @@ impl Worker {
         self.update_phase();
         self.flush();
         self.signal_ready("ok");
+        self.run_loop(&sigfd)
+    }
+
+    /// The steady loop, until the pod is deleted and gone.
+    fn run_loop(&mut self, sigfd: &SignalFd) -> Result<(), SupervisorError> {
         trim_resident();
         let mut trimmed_at = Instant::now();
         loop {
@@ -494,7 +520,7 @@ impl Worker {
                 trim_resident();
                 trimmed_at = Instant::now();
             }
-            self.wait(&sigfd);
+            self.wait(sigfd);
             if !self.dispatch() {
                 break;
             }
@@ -536,6 +562,10 @@ impl Worker {
         for fd in self.hook_runs.iter().filter_map(|r| r.fd()) {
             fds.push(pollfd(fd, libc::POLLIN));
         }
+        let adopted_from = fds.len();
+        for fd in self.adopted_fds() {
+            fds.push(pollfd(fd, libc::POLLIN));
+        }
         let mut ms = timeout
             .map(|t| t.as_millis().min(60_000) as i32 + 1)
             .unwrap_or(60_000);
@@ -561,6 +591,9 @@ impl Worker {
         }
         if node_watch.is_some_and(|i| fds[i].revents != 0) {
             self.noexecute.notified();
+        }
+        if fds[adopted_from..].iter().any(|f| f.revents != 0) {
+            self.reap_adopted();
         }
         if fds[0].revents != 0 {
             while let Ok(Some(info)) = sigfd.read_signal() {
