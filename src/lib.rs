@@ -7,6 +7,7 @@ pub mod admission;
 pub mod cli;
 pub mod idmap;
 pub mod image;
+pub mod lease_dir;
 pub mod manifest;
 pub mod network;
 pub mod node;
