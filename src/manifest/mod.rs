@@ -9,6 +9,7 @@ pub mod qos;
 pub mod quantity;
 mod strict;
 pub mod unsupported;
+pub mod update;
 pub mod validate;
 pub mod yaml;
 
