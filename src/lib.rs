@@ -4,6 +4,7 @@
 //! (`admission`, `node`), turned into one OCI runtime spec per container (`spec`) over an
 //! image (`image`), and run by the OCI runtime (`runtime`) under a per-pod `supervisor`.
 pub mod admission;
+pub mod agent;
 pub mod cli;
 pub mod idmap;
 pub mod image;
