@@ -161,6 +161,7 @@ fn meta_errors(old: &Pod, new: &Pod, given_uid: Option<&str>) -> Vec<FieldError>
 fn spec_update(old: &PodSpec, new: &PodSpec) -> (Vec<FieldError>, PodChanges) {
     let mut changes = PodChanges::default();
     let none = Vec::new();
+    let mut errs = Vec::new();
     let lists = [
         (
             ContainerList::Containers,
@@ -176,8 +177,11 @@ fn spec_update(old: &PodSpec, new: &PodSpec) -> (Vec<FieldError>, PodChanges) {
         ),
     ];
     for (list, path, o, n) in lists {
-        let (errs, stop) = container_updates(n, o, path);
-        if stop || !errs.is_empty() {
+        // As the API server: an added or removed container ends the checks; a bad image
+        // is one error among the others.
+        let (list_errs, stop) = container_updates(n, o, path);
+        errs.extend(list_errs);
+        if stop {
             return (errs, changes);
         }
         for (oc, nc) in o.iter().zip(n.iter()) {
@@ -191,9 +195,11 @@ fn spec_update(old: &PodSpec, new: &PodSpec) -> (Vec<FieldError>, PodChanges) {
             }
         }
     }
-    let mut errs = Vec::new();
     match active_deadline(old.active_deadline_seconds, new.active_deadline_seconds) {
-        Err(e) => return (vec![e], changes),
+        Err(e) => {
+            errs.push(e);
+            return (errs, changes);
+        }
         Ok(changed) => changes.active_deadline_seconds = changed,
     }
     match added_tolerations(old, new) {

@@ -329,3 +329,26 @@ fn line_diff_marks_removed_before_added() {
         ]
     );
 }
+
+#[test]
+fn a_bad_image_is_listed_with_the_other_errors_as_the_api_server_does() {
+    let new = with(|p| {
+        spec(p).containers[0].image = Some(String::new());
+        spec(p).restart_policy = Some("Never".into());
+    });
+    let m = forbidden(pod_update(&base(), &new, None));
+    assert!(
+        m.starts_with("The Pod \"web\" is invalid: [spec.containers[0].image: Required value, spec: Forbidden: pod updates may not change fields other than"),
+        "{m}"
+    );
+    // An added container ends the checks: nothing else is listed.
+    let new = with(|p| {
+        let c = spec(p).containers[0].clone();
+        spec(p).containers.push(c);
+        spec(p).active_deadline_seconds = Some(-5);
+    });
+    assert_eq!(
+        forbidden(pod_update(&base(), &new, None)),
+        "The Pod \"web\" is invalid: spec.containers: Forbidden: pod updates may not add or remove containers"
+    );
+}
