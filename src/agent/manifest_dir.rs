@@ -35,6 +35,55 @@ pub struct ManifestFile {
     pub manifest: Result<Manifest, String>,
 }
 
+/// kubelet's annotation holding a static pod's uid, the hash of its source.
+pub const CONFIG_HASH_ANNOTATION: &str = "kubernetes.io/config.hash";
+/// kubelet's annotation naming where a pod came from (`file` for the manifest directory).
+pub const CONFIG_SOURCE_ANNOTATION: &str = "kubernetes.io/config.source";
+
+impl ManifestFile {
+    /// The file's pods as kubelet makes static pods of them (pkg/kubelet/config/common.go
+    /// applyDefaults): named `<name>-<node>`, bound to the node, a uid that is a hash of
+    /// the node, the file and its content (so an unchanged file keeps its pods' uids across
+    /// restarts and reboots, and an edited one gets new pods), that uid in the
+    /// config.hash annotation, config.source `file`, and a toleration of every NoExecute
+    /// taint so node problems do not evict them.
+    pub fn static_pods(
+        &self,
+        node_name: &str,
+    ) -> Result<Vec<k8s_openapi::api::core::v1::Pod>, String> {
+        let m = self.manifest.as_ref().map_err(Clone::clone)?;
+        let node = node_name.to_lowercase();
+        let mut out = Vec::new();
+        for pod in &m.pods {
+            let mut p = pod.clone();
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let mut h = Sha256::new();
+            h.update(format!("host:{node_name}file:{}", self.path.display()));
+            h.update(format!("content:{}pod:{name}", self.hash));
+            // 32 hex digits, as kubelet's md5-based uid.
+            let uid = hex::encode(&h.finalize()[..16]);
+            p.metadata.uid = Some(uid.clone());
+            p.metadata.name = Some(format!("{name}-{node}"));
+            let ann = p.metadata.annotations.get_or_insert_with(Default::default);
+            ann.insert(CONFIG_HASH_ANNOTATION.into(), uid);
+            ann.insert(CONFIG_SOURCE_ANNOTATION.into(), "file".into());
+            let spec = p.spec.get_or_insert_with(Default::default);
+            spec.node_name = Some(node_name.to_string());
+            let tolerate_no_execute = k8s_openapi::api::core::v1::Toleration {
+                operator: Some("Exists".into()),
+                effect: Some("NoExecute".into()),
+                ..Default::default()
+            };
+            let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
+            if !tolerations.contains(&tolerate_no_execute) {
+                tolerations.push(tolerate_no_execute);
+            }
+            out.push(p);
+        }
+        Ok(out)
+    }
+}
+
 /// The files of the directory that count, by file name.
 #[derive(Debug, Clone, Default)]
 pub struct Scan {

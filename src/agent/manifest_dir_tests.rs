@@ -75,6 +75,46 @@ fn a_bad_file_is_reported_with_its_name_and_the_field_and_the_others_stay() {
 }
 
 #[test]
+fn static_pods_are_named_bound_and_given_a_content_uid_as_kubelet_does() {
+    let d = temp("static");
+    std::fs::write(d.join("web.yaml"), pod("web")).unwrap();
+    let s = scan(&d).unwrap();
+    let pods = s.files["web.yaml"].static_pods("Node1").unwrap();
+    assert_eq!(pods.len(), 1);
+    let p = &pods[0];
+    assert_eq!(p.metadata.name.as_deref(), Some("web-node1"));
+    let uid = p.metadata.uid.clone().unwrap();
+    assert_eq!(uid.len(), 32);
+    let ann = p.metadata.annotations.as_ref().unwrap();
+    assert_eq!(ann[CONFIG_HASH_ANNOTATION], uid);
+    assert_eq!(ann[CONFIG_SOURCE_ANNOTATION], "file");
+    let spec = p.spec.as_ref().unwrap();
+    assert_eq!(spec.node_name.as_deref(), Some("Node1"));
+    let t = &spec.tolerations.as_ref().unwrap()[0];
+    assert_eq!(
+        (t.operator.as_deref(), t.effect.as_deref(), t.key.as_deref()),
+        (Some("Exists"), Some("NoExecute"), None)
+    );
+    // The same content gives the same uid (a restart, a reboot); another content another.
+    let again = scan(&d).unwrap().files["web.yaml"]
+        .static_pods("Node1")
+        .unwrap();
+    assert_eq!(again[0].metadata.uid.as_deref(), Some(uid.as_str()));
+    std::fs::write(d.join("web.yaml"), pod("web").replace("1.30", "1.36")).unwrap();
+    let edited = scan(&d).unwrap().files["web.yaml"]
+        .static_pods("Node1")
+        .unwrap();
+    assert_ne!(edited[0].metadata.uid.as_deref(), Some(uid.as_str()));
+    // A file that did not parse gives its error.
+    std::fs::write(d.join("bad.yaml"), "kind: Pod\n").unwrap();
+    let bad = scan(&d).unwrap().files["bad.yaml"]
+        .static_pods("n")
+        .unwrap_err();
+    assert!(bad.contains("bad.yaml"), "{bad}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
 fn a_missing_directory_is_an_empty_scan() {
     let s = scan(Path::new("/nonexistent/podrun/manifests")).unwrap();
     assert!(s.missing && s.files.is_empty());
