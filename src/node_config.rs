@@ -201,9 +201,20 @@ impl NodeConfig {
 /// (`--config` or PODRUN_NODE_CONFIG): an explicit file must exist, as kubelet's
 /// `--config` must.
 pub fn locate(data_dir: &Path) -> (PathBuf, bool) {
-    match std::env::var_os(ENV) {
+    let named = std::env::var_os(ENV);
+    choose(named.as_deref(), Path::new(DEFAULT_PATH).exists(), data_dir)
+}
+
+/// The lookup order: the named file, else the default path when it exists, else the
+/// data dir's file (where it was read before /etc/podrun/config.yaml).
+fn choose(
+    named: Option<&std::ffi::OsStr>,
+    default_exists: bool,
+    data_dir: &Path,
+) -> (PathBuf, bool) {
+    match named {
         Some(p) if !p.is_empty() => (PathBuf::from(p), true),
-        _ if Path::new(DEFAULT_PATH).exists() => (PathBuf::from(DEFAULT_PATH), false),
+        _ if default_exists => (PathBuf::from(DEFAULT_PATH), false),
         _ => (data_dir.join("config.yaml"), false),
     }
 }

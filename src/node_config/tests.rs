@@ -264,3 +264,21 @@ fn go_durations() {
         "time: invalid duration \"\""
     );
 }
+
+#[test]
+fn the_named_file_wins_then_etc_then_the_data_dir() {
+    use std::ffi::OsStr;
+    let data = Path::new("/var/lib/podrun");
+    assert_eq!(
+        choose(Some(OsStr::new("/srv/node.yaml")), true, data),
+        (PathBuf::from("/srv/node.yaml"), true)
+    );
+    assert_eq!(
+        choose(Some(OsStr::new("")), true, data),
+        (PathBuf::from("/etc/podrun/config.yaml"), false)
+    );
+    assert_eq!(
+        choose(None, false, data),
+        (PathBuf::from("/var/lib/podrun/config.yaml"), false)
+    );
+}
