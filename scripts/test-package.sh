@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Package test: `cargo install --path .` and `cargo deb` from this checkout, then the
-# .deb's contents and control fields checked and the package unpacked into a throw-away
-# root (dpkg -x), whose podrun runs a container and a pod (pause embedded). Root; leaves
-# nothing behind but target/.
+# Package test: `cargo install --path .` and the .deb (scripts/build-deb.sh: cargo deb
+# with man pages and completions) from this checkout, then the .deb's contents, control
+# fields, conffiles and systemd unit checked and the package unpacked into a throw-away
+# root (dpkg -x), whose podrun runs a container and a pod (pause embedded) under the
+# packaged config.yaml. Root; leaves nothing behind but target/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -27,26 +28,45 @@ echo "== cargo install --path . (into $work/cargo)"
 cargo install --quiet --locked --path . --root "$work/cargo"
 "$work/cargo/bin/podrun" --version | grep -q '^podrun ' || fail "installed podrun --version"
 
-echo "== cargo deb"
-deb=$(cargo deb 2>/dev/null | tail -1)
+echo "== cargo deb (scripts/build-deb.sh)"
+deb=$(bash scripts/build-deb.sh | tail -1)
 [ -f "$deb" ] || fail "cargo deb made no package ($deb)"
 echo "$deb"
 contents=$(dpkg-deb -c "$deb")
-for f in ./usr/bin/podrun ./etc/podrun/registries.json ./usr/share/doc/podrun/README.md; do
+for f in ./usr/bin/podrun ./etc/podrun/registries.json ./etc/podrun/config.yaml \
+    ./usr/share/doc/podrun/README.md ./usr/share/man/man1/podrun.1.gz \
+    ./usr/share/man/man1/podrun-completion.1.gz ./usr/share/man/man1/podrun-up.1.gz \
+    ./usr/share/bash-completion/completions/podrun ./usr/share/zsh/vendor-completions/_podrun \
+    ./usr/share/fish/vendor_completions.d/podrun.fish; do
     grep -q " $f\$" <<<"$contents" || fail "$f is not in the package:
 $contents"
 done
+unit=$(grep -oE ' \./(usr/)?lib/systemd/system/podrun\.service$' <<<"$contents" | tr -d ' ') \
+    || fail "the systemd unit is not in the package:
+$contents"
 [ "$(dpkg-deb -f "$deb" Package)" = podrun ] || fail "Package field"
 depends=$(dpkg-deb -f "$deb" Depends)
 for d in libseccomp2 nftables; do grep -q "$d" <<<"$depends" || fail "Depends lacks $d: $depends"; done
-dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/podrun/registries.json \
-    || fail "/etc/podrun/registries.json is not a conffile"
+conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
+for c in /etc/podrun/registries.json /etc/podrun/config.yaml; do
+    grep -qx "$c" <<<"$conffiles" || fail "$c is not a conffile: $conffiles"
+done
 
 echo "== dpkg -x into a throw-away root; its podrun runs a container and a pod"
 dpkg -x "$deb" "$work/root"
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$work/root/etc/podrun/registries.json" \
     || fail "the packaged registries.json is not JSON"
 "$podrun" --help | grep -q PODRUN_DATA_DIR || fail "--help does not list the environment variables"
+u=$work/root/$unit
+for line in 'ExecStart=/usr/bin/podrun serve' 'Type=notify' 'KillMode=process' 'Restart=always' 'Delegate=yes'; do
+    grep -qx "$line" "$u" || fail "the unit lacks $line"
+done
+# Every setting of the packaged config.yaml is commented out and shows its default.
+grep -q '^#maxPods: 110$' "$work/root/etc/podrun/config.yaml" || fail "config.yaml does not document maxPods"
+zcat "$work/root/usr/share/man/man1/podrun.1.gz" | grep -q '^\.TH podrun 1' || fail "podrun.1 is not a man page"
+got=$(bash -c 'source "$1"; COMP_WORDS=(podrun compl); COMP_CWORD=1; _podrun podrun compl podrun; echo "${COMPREPLY[*]}"' \
+    _ "$work/root/usr/share/bash-completion/completions/podrun")
+[ "$got" = completion ] || fail "the packaged bash completion offers '$got' for 'podrun compl'"
 mkdir -p "$work/bundle/rootfs/bin"
 cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
 ln -s busybox "$work/bundle/rootfs/bin/sh"
@@ -56,7 +76,7 @@ out=$("$podrun" run --bundle "$work/bundle" "pkg-$$")
 [ "$out" = packaged-ok ] || fail "container said: $out"
 bash rootfs-fixtures/build.sh busybox >/dev/null
 bash rootfs-fixtures/load.sh "$podrun" busybox >/dev/null
-"$podrun" up - --wait --timeout 60s >/dev/null <<'YAML'
+"$podrun" --config "$work/root/etc/podrun/config.yaml" up - --wait --timeout 60s >/dev/null <<'YAML'
 apiVersion: v1
 kind: Pod
 metadata: {name: pkg-test}

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod cli;
 pub mod idmap;
 pub mod image;
+pub mod lease_dir;
 pub mod manifest;
 pub mod network;
 pub mod node;

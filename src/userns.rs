@@ -2,10 +2,9 @@
 //! hands them out: 65536 ids per pod from the node range (the `kubelet` entry of
 //! /etc/subuid and /etc/subgid, else every id from 65536 up), never two live pods on the
 //! same range. One lease file per range under `<data-dir>/userns/`, named by its first
-//! host id and holding the owner's pod dir, taken under a lock with O_EXCL (as the IP
-//! leases of [`crate::network::ipam`]).
-use crate::util::FileLock;
-use std::io::Write;
+//! host id and holding the owner's pod dir: a [`crate::lease_dir`], as the IP leases of
+//! [`crate::network::ipam`] are.
+use crate::lease_dir::{LeaseDir, LeaseError};
 use std::path::{Path, PathBuf};
 
 /// Ids per pod (kubelet's default `userNamespaces.idsPerPod`).
@@ -166,15 +165,28 @@ pub fn host_support() -> Result<(), String> {
     check_support(crate::idmap::kernel_has_idmap(), max)
 }
 
-/// The lease store.
+/// The lease store: a [`LeaseDir`] whose slots are the ranges' first host ids.
 pub struct UsernsLeases {
-    dir: PathBuf,
+    leases: LeaseDir,
     range: IdRange,
+}
+
+impl From<LeaseError> for UsernsError {
+    fn from(e: LeaseError) -> UsernsError {
+        UsernsError::Lease {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 impl UsernsLeases {
     pub fn new(dir: PathBuf, range: IdRange) -> UsernsLeases {
-        UsernsLeases { dir, range }
+        // 10: the longest u32.
+        UsernsLeases {
+            leases: LeaseDir::new(dir, 10),
+            range,
+        }
     }
 
     /// `<data-dir>/userns` over this host's node range.
@@ -182,124 +194,41 @@ impl UsernsLeases {
         Ok(UsernsLeases::new(data_dir.join("userns"), host_range()?))
     }
 
-    fn err(path: &Path, e: std::io::Error) -> UsernsError {
-        UsernsError::Lease {
-            path: path.to_path_buf(),
-            source: e,
-        }
-    }
-
-    fn lock(&self) -> Result<FileLock, UsernsError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| Self::err(&self.dir, e))?;
-        let p = self.dir.join("lock");
-        FileLock::exclusive(&p).map_err(|e| Self::err(&p, e))
-    }
-
     /// Leases a free range to `owner` (a pod dir) and returns its first host id. A range
     /// `owner` already holds is returned again. Continues after the last range handed
     /// out, so a released range is not reused at once; when the node range is full,
     /// leases whose owner dir is gone (a crashed supervisor, a reboot) are reclaimed.
     pub fn allocate(&self, owner: &Path) -> Result<u32, UsernsError> {
-        let _lock = self.lock()?;
-        if let Some((base, _)) = self.leases().into_iter().find(|(_, o)| o == owner) {
-            return Ok(base);
-        }
         let blocks = self.range.blocks();
-        let last_file = self.dir.join("last_reserved");
-        let start = std::fs::read_to_string(&last_file)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .filter(|b| *b >= self.range.first)
-            .map(|b| (b - self.range.first) / IDS_PER_POD + 1)
+        let first = self.range.first;
+        let start = self
+            .leases
+            .last_reserved()
+            .and_then(|s| s.parse::<u32>().ok())
+            .filter(|b| *b >= first)
+            .map(|b| (b - first) / IDS_PER_POD + 1)
             .filter(|i| *i < blocks)
             .unwrap_or(0);
-        for pass in 0..2 {
-            for k in 0..blocks {
-                let base = self.range.first + ((start + k) % blocks) * IDS_PER_POD;
-                if self.try_lease(base, owner)? {
-                    // In place, never truncated (see ipam: ext4's auto_da_alloc flush).
-                    if let Ok(f) = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(false)
-                        .open(&last_file)
-                    {
-                        use std::os::unix::fs::FileExt;
-                        let _ = f.write_all_at(format!("{base:<10}\n").as_bytes(), 0);
-                    }
-                    return Ok(base);
-                }
-            }
-            if pass == 0 && self.reclaim_stale() == 0 {
-                break;
-            }
-        }
-        Err(UsernsError::Exhausted)
-    }
-
-    fn try_lease(&self, base: u32, owner: &Path) -> Result<bool, UsernsError> {
-        let p = self.dir.join(base.to_string());
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-        {
-            Ok(mut f) => {
-                if let Err(e) = f.write_all(owner.as_os_str().as_encoded_bytes()) {
-                    let _ = std::fs::remove_file(&p);
-                    return Err(Self::err(&p, e));
-                }
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(Self::err(&p, e)),
+        let candidates =
+            || (0..blocks).map(move |k| (first + ((start + k) % blocks) * IDS_PER_POD).to_string());
+        match self.leases.allocate_once(owner, candidates)? {
+            Some(slot) => slot.parse().map_err(|_| UsernsError::Exhausted),
+            None => Err(UsernsError::Exhausted),
         }
     }
 
     /// The leases as (first host id, owner).
     pub fn leases(&self) -> Vec<(u32, PathBuf)> {
-        let Ok(rd) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        rd.flatten()
-            .filter_map(|e| {
-                let base: u32 = e.file_name().to_str()?.parse().ok()?;
-                let owner = std::fs::read(e.path()).ok()?;
-                Some((
-                    base,
-                    PathBuf::from(String::from_utf8_lossy(&owner).into_owned()),
-                ))
-            })
+        self.leases
+            .leases()
+            .into_iter()
+            .filter_map(|(slot, owner)| Some((slot.parse().ok()?, owner)))
             .collect()
-    }
-
-    fn reclaim_stale(&self) -> usize {
-        let mut n = 0;
-        for (base, owner) in self.leases() {
-            if !owner.as_os_str().is_empty()
-                && !owner.exists()
-                && std::fs::remove_file(self.dir.join(base.to_string())).is_ok()
-            {
-                n += 1;
-            }
-        }
-        n
     }
 
     /// Releases every range `owner` holds (absent is fine).
     pub fn release(&self, owner: &Path) -> Result<(), UsernsError> {
-        let _lock = self.lock()?;
-        for (base, o) in self.leases() {
-            if o == owner {
-                let p = self.dir.join(base.to_string());
-                match std::fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Self::err(&p, e)),
-                }
-            }
-        }
-        Ok(())
+        Ok(self.leases.release_owner(owner)?)
     }
 }
 

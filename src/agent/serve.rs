@@ -37,6 +37,8 @@ pub enum AgentError {
     },
     #[error("another agent serves {0}")]
     AlreadyRunning(PathBuf),
+    #[error("{0}")]
+    Service(String),
 }
 
 fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> AgentError {
@@ -62,23 +64,24 @@ struct Agent {
 
 /// Runs the agent until SIGTERM or SIGINT; pods and their supervisors keep running.
 pub fn serve(opts: &ServeOptions) -> Result<(), AgentError> {
+    let notify = super::service::Notifier::take_from_env();
     // Orphaned container processes of a crashed supervisor come to us, not to init.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let mut agent = Agent::start(opts)?;
-    if let Some(p) = &opts.pid_file {
-        let me = format!("{}\n", std::process::id());
-        crate::util::write_atomic(p, me.as_bytes()).map_err(io(p.display().to_string()))?;
-    }
-    eprintln!(
-        "podrun serve: agent running on {}",
-        opts.root.join(SOCKET).display()
-    );
+    let _pid_file = match &opts.pid_file {
+        Some(p) => Some(
+            super::service::PidFile::create(p).map_err(|e| AgentError::Service(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let socket = opts.root.join(SOCKET);
+    eprintln!("podrun serve: agent running on {}", socket.display());
+    let _ = notify.ready(&format!("supervising the pods of {}", opts.root.display()));
     let result = agent.run();
-    let _ = std::fs::remove_file(opts.root.join(SOCKET));
-    if let Some(p) = &opts.pid_file {
-        let _ = std::fs::remove_file(p);
-    }
+    let _ = notify.stopping();
+    let _ = std::fs::remove_file(&socket);
+    eprintln!("podrun serve: stopped; the pods run on");
     result
 }
 

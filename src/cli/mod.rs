@@ -3,6 +3,7 @@
 //! Each area owns its own file: `oci` (runc-compatible lifecycle), `image` (store, pull,
 //! import), `pod` (kubectl-like pod commands), `events` (`get events`). This file only
 //! wires them together.
+pub mod completion;
 pub mod describe_pod;
 pub mod events;
 pub mod image;
@@ -44,6 +45,10 @@ pub struct GlobalOpts {
     /// Verbose logging.
     #[arg(long, global = true)]
     pub debug: bool,
+    /// The node configuration file (KubeletConfiguration), default
+    /// /etc/podrun/config.yaml, else <data-dir>/config.yaml; when named it must exist.
+    #[arg(long, global = true, env = "PODRUN_NODE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// runc's: cgroupsPath is "slice:prefix:name" and the cgroup systemd's scope; made
     /// through cgroupfs at systemd's path (no D-Bus yet; see runtime::systemd).
     #[arg(long = "systemd-cgroup", global = true)]
@@ -56,7 +61,8 @@ Environment:
   PODRUN_ROOT                state directory (--root), default /run/podrun
   PODRUN_DATA_DIR            data directory (--data-dir), default /var/lib/podrun
   PODRUN_POD_LOG_DIR         pod logs, default /var/log/pods
-  PODRUN_NODE_CONFIG         KubeletConfiguration file, default <data-dir>/config.yaml
+  PODRUN_NODE_CONFIG         node configuration file (--config), default
+                             /etc/podrun/config.yaml, else <data-dir>/config.yaml
   PODRUN_NODE_NAME           node name, default the host name
   PODRUN_NETWORK             bridge | cni | none (overrides <data-dir>/network.json)
   PODRUN_BRIDGE              bridge name, default podrun0
@@ -99,6 +105,8 @@ pub enum Command {
     Node(node::NodeCommand),
     /// Run the node agent (foreground): supervises the pods' supervisors.
     Serve(serve::ServeArgs),
+    #[command(flatten)]
+    Docs(completion::DocsCommand),
 }
 
 /// Runs one parsed command line; returns the process exit code.
@@ -106,6 +114,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     // State and data are root's alone (0700). Failure here (not root, read-only fs) is
     // left for the command itself to report where it matters.
     let g = &cli.global;
+    if let Some(config) = &g.config {
+        // Through the environment, so the supervisors podrun starts read the same file.
+        // Single-threaded here, before any command runs.
+        let config = std::path::absolute(config).unwrap_or_else(|_| config.clone());
+        std::env::set_var(crate::node_config::ENV, config);
+    }
+    if let Command::Docs(c) = cli.command {
+        return completion::run(c);
+    }
     let _ = crate::util::ensure_private_dir(&g.root, g.root == Path::new("/run/podrun"));
     if !matches!(cli.command, Command::Oci(_)) {
         let default = Path::new("/var/lib/podrun");
@@ -117,6 +134,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Pod(c) => pod::run(&cli.global, c),
         Command::Node(c) => node::run(&cli.global, c),
         Command::Serve(a) => serve::run(&cli.global, a),
+        Command::Docs(c) => completion::run(c),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod quantity;
 pub mod scheduling;
 mod strict;
 pub mod unsupported;
+pub mod update;
 pub mod validate;
 pub mod yaml;
 

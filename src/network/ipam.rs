@@ -1,9 +1,10 @@
 //! Pod address management: one file per leased address under `<data-dir>/ipam/<network>/`,
 //! named by the address and holding the owner's pod dir; leases are taken under a lock
-//! with O_EXCL, so no two pods ever share an address, even across processes.
+//! with O_EXCL ([`crate::lease_dir`]), so no two pods ever share an address, even across
+//! processes.
 use super::NetworkError;
+use crate::lease_dir::{LeaseDir, LeaseError};
 use crate::util::FileLock;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -68,144 +69,86 @@ impl std::fmt::Display for Subnet {
     }
 }
 
-/// The lease store of one network.
+/// The lease store of one network: a [`LeaseDir`] whose slots are addresses.
 pub struct Ipam {
-    dir: PathBuf,
+    leases: LeaseDir,
     subnet: Subnet,
+}
+
+impl From<LeaseError> for NetworkError {
+    fn from(e: LeaseError) -> NetworkError {
+        NetworkError::Ipam {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 impl Ipam {
     pub fn new(dir: PathBuf, subnet: Subnet) -> Ipam {
-        Ipam { dir, subnet }
+        // 15: the longest dotted quad.
+        Ipam {
+            leases: LeaseDir::new(dir, 15),
+            subnet,
+        }
     }
 
     /// The directory holding the leases.
     pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn err(&self, path: &Path, e: std::io::Error) -> NetworkError {
-        NetworkError::Ipam {
-            path: path.to_path_buf(),
-            source: e,
-        }
+        self.leases.dir()
     }
 
     /// Takes the store's lock (also held while the node bridge is created).
     pub fn lock(&self) -> Result<FileLock, NetworkError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| self.err(&self.dir, e))?;
-        let p = self.dir.join("lock");
-        FileLock::exclusive(&p).map_err(|e| self.err(&p, e))
+        Ok(self.leases.lock()?)
     }
 
     /// Leases a free address to `owner` (a pod dir). Continues after the last address
     /// handed out, as host-local does, so a released address is not reused at once; when
     /// the range is full, leases whose owner dir is gone (a crashed supervisor) are reclaimed.
     pub fn allocate(&self, owner: &Path) -> Result<Ipv4Addr, NetworkError> {
-        let _lock = self.lock()?;
         let (first, last) = self.subnet.pod_range();
-        let last_file = self.dir.join("last_reserved");
-        let start = std::fs::read_to_string(&last_file)
-            .ok()
-            .and_then(|s| s.trim().parse::<Ipv4Addr>().ok())
+        let start = self
+            .leases
+            .last_reserved()
+            .and_then(|s| s.parse::<Ipv4Addr>().ok())
             .map(u32::from)
             .filter(|v| (first..=last).contains(v))
             .map(|v| if v == last { first } else { v + 1 })
             .unwrap_or(first);
-        for pass in 0..2 {
-            let mut cand = start;
-            loop {
-                let ip = Ipv4Addr::from(cand);
-                if self.try_lease(ip, owner)? {
-                    // Rewritten in place, never truncated: ext4 flushes a file that is
-                    // truncated and rewritten on close (auto_da_alloc), costing milliseconds.
-                    if let Ok(f) = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(false)
-                        .open(&last_file)
-                    {
-                        use std::os::unix::fs::FileExt;
-                        let _ = f.write_all_at(format!("{:<15}\n", ip).as_bytes(), 0);
-                    }
-                    return Ok(ip);
-                }
-                cand = if cand == last { first } else { cand + 1 };
-                if cand == start {
-                    break;
-                }
-            }
-            if pass == 0 && self.reclaim_stale()? == 0 {
-                break;
-            }
-        }
-        Err(NetworkError::IpamExhausted {
-            subnet: self.subnet.to_string(),
-        })
-    }
-
-    fn try_lease(&self, ip: Ipv4Addr, owner: &Path) -> Result<bool, NetworkError> {
-        let p = self.dir.join(ip.to_string());
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-        {
-            Ok(mut f) => {
-                if let Err(e) = f.write_all(owner.as_os_str().as_encoded_bytes()) {
-                    let _ = std::fs::remove_file(&p);
-                    return Err(self.err(&p, e));
-                }
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(self.err(&p, e)),
+        // Every address once, from `start` round to the one before it.
+        let candidates = || {
+            (start..=last)
+                .chain(first..start)
+                .map(|a| Ipv4Addr::from(a).to_string())
+        };
+        match self.leases.allocate(owner, candidates)? {
+            Some(slot) => slot.parse().map_err(|_| NetworkError::IpamExhausted {
+                subnet: self.subnet.to_string(),
+            }),
+            None => Err(NetworkError::IpamExhausted {
+                subnet: self.subnet.to_string(),
+            }),
         }
     }
 
     /// The leases as (address, owner).
     pub fn leases(&self) -> Vec<(Ipv4Addr, PathBuf)> {
-        let Ok(rd) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        rd.flatten()
-            .filter_map(|e| {
-                let ip: Ipv4Addr = e.file_name().to_str()?.parse().ok()?;
-                let owner = std::fs::read(e.path()).ok()?;
-                Some((
-                    ip,
-                    PathBuf::from(String::from_utf8_lossy(&owner).into_owned()),
-                ))
-            })
+        self.leases
+            .leases()
+            .into_iter()
+            .filter_map(|(slot, owner)| Some((slot.parse().ok()?, owner)))
             .collect()
     }
 
     /// Drops leases whose owner pod dir no longer exists; returns how many.
     pub fn reclaim_stale(&self) -> Result<usize, NetworkError> {
-        let mut n = 0;
-        for (ip, owner) in self.leases() {
-            if !owner.as_os_str().is_empty() && !owner.exists() {
-                let p = self.dir.join(ip.to_string());
-                if std::fs::remove_file(&p).is_ok() {
-                    n += 1;
-                }
-            }
-        }
-        Ok(n)
+        Ok(self.leases.reclaim_stale())
     }
 
     /// Releases `ip` if `owner` still holds it.
     pub fn release(&self, ip: Ipv4Addr, owner: &Path) -> Result<(), NetworkError> {
-        let _lock = self.lock()?;
-        let p = self.dir.join(ip.to_string());
-        match std::fs::read(&p) {
-            Ok(o) if o == owner.as_os_str().as_encoded_bytes() => {
-                std::fs::remove_file(&p).map_err(|e| self.err(&p, e))
-            }
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(self.err(&p, e)),
-        }
+        Ok(self.leases.release(&ip.to_string(), owner)?)
     }
 }
 
