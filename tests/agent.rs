@@ -24,6 +24,19 @@ spec:
     command: [sh, -c, 'i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done']
 ";
 
+/// A world whose data dir is its own (desired state, overlays, leases) but whose images
+/// are the shared fixture store's: an agent restores only this world's pods.
+fn private_world(tag: &str) -> World {
+    let mut w = World::new(tag);
+    let data = w.root.parent().expect("base").join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    for d in ["images", "layers"] {
+        std::os::unix::fs::symlink(w.data.join(d), data.join(d)).expect("link the image store");
+    }
+    w.data = data;
+    w
+}
+
 /// `podrun serve` for one world, stopped (SIGTERM) when dropped.
 struct Agent {
     child: Child,
@@ -120,7 +133,7 @@ fn assert_counter_unbroken(w: &World) -> usize {
 
 #[test]
 fn a_killed_supervisor_is_replaced_and_re_adopts_its_running_containers() {
-    let w = World::new("agent-crash");
+    let w = private_world("agent-crash");
     let _agent = Agent::start(&w);
     w.up_ok(POD);
     w.wait_status("default", "kept", "Running", 60);
@@ -171,7 +184,7 @@ fn a_killed_supervisor_is_replaced_and_re_adopts_its_running_containers() {
 
 #[test]
 fn an_exit_while_no_supervisor_runs_is_recorded_with_its_code() {
-    let w = World::new("agent-down");
+    let w = private_world("agent-down");
     let agent = Agent::start(&w);
     w.up_ok(POD);
     w.wait_status("default", "kept", "Running", 60);
@@ -207,4 +220,121 @@ fn without_an_agent_a_pod_whose_supervisor_died_is_unknown_not_running() {
     w.wait_status("default", "kept", "Unknown", 10);
     let d = w.describe("default", "kept");
     assert!(d.contains("supervisor"), "describe does not say why: {d}");
+}
+
+/// What a reboot leaves of the pods: no process, mount, cgroup or netns, an empty --root;
+/// the data dir (desired state, leases) and hostPath data are still there.
+fn simulate_reboot(w: &World, uid: &str) {
+    let sup = w.supervisor_pid("default", "boot");
+    let _ = kill(Pid::from_raw(sup), Signal::SIGKILL);
+    let needle = format!("pod{uid}");
+    w.wait_for(20, "every process of the pod killed", || {
+        let left = processes_in_cgroup(&needle);
+        for p in &left {
+            let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+        }
+        left.is_empty().then_some(())
+    });
+    let base = w
+        .root
+        .parent()
+        .expect("base")
+        .to_string_lossy()
+        .into_owned();
+    let mut mounts: Vec<String> = mounts_containing(&base)
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(4).map(String::from))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .expect("cgroupfs")
+        .flatten()
+    {
+        remove_cgroups_named(&hierarchy.path(), &needle);
+    }
+    for e in std::fs::read_dir(&w.root).expect("root").flatten() {
+        let gone = match e.file_type().is_ok_and(|t| t.is_dir()) {
+            true => std::fs::remove_dir_all(e.path()),
+            false => std::fs::remove_file(e.path()),
+        };
+        assert!(gone.is_ok(), "{}: {gone:?}", e.path().display());
+    }
+}
+
+/// Removes every cgroup below `dir` whose name contains `needle`, deepest first.
+fn remove_cgroups_named(dir: &std::path::Path, needle: &str) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroups_named(&e.path(), needle);
+            if e.file_name().to_string_lossy().contains(needle) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
+}
+
+#[test]
+fn after_a_reboot_the_agent_restores_every_pod_with_its_uid_and_data() {
+    let w = private_world("agent-boot");
+    let host = w.root.parent().expect("base").join("host-data");
+    std::fs::create_dir_all(&host).expect("host dir");
+    let pod = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: boot
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - name: keep
+    hostPath: {{path: {}}}
+  containers:
+  - name: main
+    image: busybox:1.30
+    command: [sh, -c, 'date +%s%N >> /keep/starts; sleep 3600']
+    volumeMounts: [{{name: keep, mountPath: /keep}}]
+",
+        host.display()
+    );
+    let agent = Agent::start(&w);
+    w.up_ok(&pod);
+    w.wait_status("default", "boot", "Running", 60);
+    let uid = w.pod("default", "boot")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    drop(agent);
+    // The agent stopped: its pod runs on, as a kubelet restart leaves pods running.
+    assert_eq!(w.columns("default", "boot").1, "Running");
+    simulate_reboot(&w, &uid);
+    let left: Vec<_> = std::fs::read_dir(&w.root)
+        .expect("root")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "the reboot left {left:?}");
+    let _agent = Agent::start(&w);
+    w.wait_status("default", "boot", "Running", 60);
+    let p = w.pod("default", "boot");
+    assert_eq!(
+        p["metadata"]["uid"],
+        uid.as_str(),
+        "the restored pod is the same pod"
+    );
+    let st = &p["status"]["containerStatuses"][0];
+    assert_eq!(st["restartCount"], 1, "{st}");
+    assert_eq!(st["lastState"]["terminated"]["reason"], "Unknown", "{st}");
+    assert_eq!(st["lastState"]["terminated"]["exitCode"], 255, "{st}");
+    let starts = std::fs::read_to_string(host.join("starts")).expect("hostPath data");
+    assert_eq!(
+        starts.lines().count(),
+        2,
+        "the hostPath data survived: {starts}"
+    );
 }

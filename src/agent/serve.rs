@@ -60,6 +60,7 @@ struct Agent {
     signals: SignalFd,
     /// When to look for pods started without the agent (by `up` before it ran).
     next_scan: Instant,
+    ctx: crate::pod::PodContext,
 }
 
 /// Runs the agent until SIGTERM or SIGINT; pods and their supervisors keep running.
@@ -114,10 +115,15 @@ impl Agent {
             clients: Vec::new(),
             signals,
             next_scan: Instant::now(),
+            ctx: crate::pod::PodContext {
+                root: opts.root.clone(),
+                data_dir: opts.data_dir.clone(),
+            },
         })
     }
 
     fn run(&mut self) -> Result<(), AgentError> {
+        self.restore();
         self.supervisors.scan(Instant::now());
         loop {
             for (key, e) in self.supervisors.restart_due(Instant::now()) {
@@ -141,6 +147,32 @@ impl Agent {
             }
             for i in ready.clients.into_iter().rev() {
                 self.serve_client(i);
+            }
+        }
+    }
+
+    /// Brings back every desired pod whose runtime state is gone (the boot case): the
+    /// same pod, in a new sandbox, its restart counts carried over by its supervisor.
+    fn restore(&mut self) {
+        let ctx = &self.ctx;
+        for want in crate::pod::desired::desired(ctx) {
+            let (pod, objects) = match want {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("podrun serve: not restoring a pod: {e}");
+                    continue;
+                }
+            };
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            match crate::pod::desired::restore_record(ctx, &pod, &objects) {
+                Ok(None) => {}
+                Ok(Some(key)) => {
+                    eprintln!("podrun serve: restoring pod {key}");
+                    if let Err(e) = self.supervisors.spawn(&key, None, Instant::now()) {
+                        eprintln!("podrun serve: starting the supervisor of {key}: {e}");
+                    }
+                }
+                Err(e) => eprintln!("podrun serve: restoring pod {name}: {e}"),
             }
         }
     }

@@ -109,6 +109,10 @@ fn write_record(
 /// deleted.
 pub fn create(ctx: &PodContext, pod: &Pod, objects: &PodObjects) -> Result<(), CreateError> {
     let (dir, owner) = write_record(ctx, pod, objects)?;
+    // Desired state: a pod created is kept across reboots until it is deleted.
+    if let Err(e) = super::desired::record(ctx, pod, objects) {
+        eprintln!("warning: {e}: the pod will not be restored after a reboot");
+    }
     let namespace = ns_of(pod).to_string();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let line = match spawn_supervisor(ctx, &dir, &owner) {

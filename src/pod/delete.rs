@@ -56,6 +56,7 @@ pub fn delete(
             name: name.to_string(),
         });
     };
+    super::desired::forget(ctx, ns, name);
     let grace = opts.grace();
     let path = rec.dir.join(store::DELETION_FILE);
     if !path.exists() {

@@ -7,6 +7,7 @@
 //! itself, so it never races a live supervisor.
 pub mod create;
 pub mod delete;
+pub mod desired;
 pub mod exec;
 pub mod logs;
 pub mod owner;

@@ -78,14 +78,18 @@ impl Worker {
     /// swept, and each container that ran before restarts with its restart count going up
     /// and lastState saying its run ended unseen (exit code 255, reason Unknown).
     pub(super) fn restart_lost_pod(&mut self) {
+        let status_file = self.args.pod_dir.join(store::STATUS_FILE);
+        let restored = self.args.pod_dir.join(store::RESTORED_STATUS_FILE);
+        let old = store::read_json::<PodStatus>(&status_file)
+            .or_else(|_| store::read_json::<PodStatus>(&restored));
+        let _ = std::fs::remove_file(&restored);
         super::leftovers::remove_host_state(
             &self.args.root,
             &self.args.data_dir,
             &self.args.pod_dir,
             &self.pod,
         );
-        let status_file = self.args.pod_dir.join(store::STATUS_FILE);
-        let Ok(old) = store::read_json::<PodStatus>(&status_file) else {
+        let Ok(old) = old else {
             return;
         };
         for c in 0..self.ctrs.len() {
@@ -290,6 +294,41 @@ impl Worker {
         let key = vault_key(self);
         if let Some(sock) = self.agent.take() {
             let _ = handoff::call(sock.as_fd(), &Request::Forget { pod: key }, &[]);
+        }
+    }
+
+    /// Keeps a copy of the status under the data dir whenever a container's run changes
+    /// (started, restarted, ended): what a restore after a reboot carries restart counts
+    /// over from. Probe results and readiness do not cost a disk write.
+    pub(super) fn persist_status(&mut self, st: &PodStatus) {
+        let runs: Vec<(&str, i32, Option<&str>)> = self
+            .ctrs
+            .iter()
+            .map(|c| {
+                (
+                    c.spec.name.as_str(),
+                    c.status.restart_count,
+                    c.status.container_id.as_deref(),
+                )
+            })
+            .collect();
+        let key = format!("{runs:?}");
+        if key == self.persisted {
+            return;
+        }
+        let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+        let path = store::durable_status_path(&self.args.data_dir, &uid);
+        let written = path
+            .parent()
+            .map(std::fs::create_dir_all)
+            .transpose()
+            .map_err(|e| store::StoreError::Io {
+                path: path.clone(),
+                source: e,
+            })
+            .and_then(|_| store::write_json(&path, st));
+        if written.is_ok() {
+            self.persisted = key;
         }
     }
 

@@ -56,6 +56,10 @@ pub fn remove_host_state(root: &Path, data_dir: &Path, dir: &Path, pod: &Pod) {
     let _ = crate::userns::release_pod(data_dir, dir);
     let shm = dir.join("shm");
     let _ = nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH);
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    if !uid.is_empty() && !uid.contains('/') {
+        let _ = std::fs::remove_dir_all(store::durable_dir(data_dir, uid));
+    }
     let cg = crate::spec::resources::pod_cgroup_path(pod);
     if let Ok(c) = crate::runtime::cgroups::open(&cg) {
         let _ = c.remove();

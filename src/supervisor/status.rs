@@ -124,6 +124,7 @@ impl Worker {
         if store::write_json(&self.args.pod_dir.join(store::STATUS_FILE), &st).is_ok() {
             self.dirty = false;
         }
+        self.persist_status(&st);
         if !self.end_announced && self.is_terminal() && is_bound(&self.status) {
             self.end_announced = true;
             store::PodStore::new(&self.args.root).announce_end();

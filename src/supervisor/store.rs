@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 pub const POD_FILE: &str = "pod.json";
 pub const OBJECTS_FILE: &str = "objects.json";
 pub const STATUS_FILE: &str = "status.json";
+/// A restored pod's last durable status (after a reboot), until its supervisor has read
+/// it: not status.json, which would show the lost runs as running.
+pub const RESTORED_STATUS_FILE: &str = "status.restored.json";
 pub const EVENTS_FILE: &str = "events.jsonl";
 pub const PID_FILE: &str = "supervisor.pid";
 pub const LOCK_FILE: &str = "lock";
@@ -16,6 +19,17 @@ pub const LOCK_FILE: &str = "lock";
 pub const ENDED_FILE: &str = ".ended";
 /// Written by `delete`: the grace period asked for, and when deletion began.
 pub const DELETION_FILE: &str = "deletion.json";
+
+/// Where a running pod's supervisor keeps the status a restore starts from (restart
+/// counts, the containers' last runs), under the data dir: `<data-dir>/pods/<uid>/`.
+pub fn durable_status_path(data_dir: &Path, uid: &str) -> PathBuf {
+    durable_dir(data_dir, uid).join(STATUS_FILE)
+}
+
+/// A pod's own directory under the data dir (kubelet's /var/lib/kubelet/pods/<uid>).
+pub fn durable_dir(data_dir: &Path, uid: &str) -> PathBuf {
+    data_dir.join("pods").join(uid)
+}
 
 /// What went wrong reading or writing a pod's state.
 #[derive(Debug, thiserror::Error)]

@@ -103,6 +103,8 @@ pub struct Worker {
     /// The node agent's socket, when one runs: it keeps the containers' fds for a
     /// successor should this supervisor die.
     pub(super) agent: Option<OwnedFd>,
+    /// What the durable status copy last held (see `persist_status`).
+    pub(super) persisted: String,
 }
 
 /// How long after a pod's probes fire the supervisor looks again. The exec probes'
@@ -231,6 +233,7 @@ impl Worker {
             end_announced: false,
             hook_runs: Vec::new(),
             agent: super::adopt::connect_agent(&args_root),
+            persisted: String::new(),
         })
     }
 
