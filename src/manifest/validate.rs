@@ -747,6 +747,44 @@ fn validate_container(
             &["Always", "IfNotPresent", "Never"],
         ),
     }
+    validate_restart_and_probes(e, field, c, kind);
+    if let Some(l) = &c.lifecycle {
+        validate_lifecycle(e, field, l);
+    }
+    validate_ports(e, &format!("{field}.ports"), c, host_network);
+    validate_env(
+        e,
+        &format!("{field}.env"),
+        c.env.as_deref().unwrap_or_default(),
+    );
+    validate_env_from(
+        e,
+        &format!("{field}.envFrom"),
+        c.env_from.as_deref().unwrap_or_default(),
+    );
+    validate_volume_mounts(
+        e,
+        &format!("{field}.volumeMounts"),
+        c.volume_mounts.as_deref().unwrap_or_default(),
+        volumes,
+    );
+    if let Some(r) = &c.resources {
+        validate_resources(e, &format!("{field}.resources"), r);
+    }
+    if let Some(sc) = &c.security_context {
+        validate_security_context(e, &format!("{field}.securityContext"), sc, host_users);
+    }
+    if c.stdin_once == Some(true) && c.stdin != Some(true) {
+        e.invalid(
+            &format!("{field}.stdinOnce"),
+            "true".into(),
+            "requires stdin to be true",
+        );
+    }
+}
+
+/// restartPolicy (sidecars only), and the probes a container may have.
+fn validate_restart_and_probes(e: &mut Errs, field: &str, c: &Container, kind: ContainerKind) {
     let sidecar = kind == ContainerKind::Init && c.restart_policy.is_some();
     match (kind, c.restart_policy.as_deref()) {
         (_, None) => {}
@@ -786,85 +824,70 @@ fn validate_container(
             validate_probe(e, &format!("{field}.startupProbe"), p, true);
         }
     }
-    if let Some(l) = &c.lifecycle {
-        for (name, h) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
-            let Some(h) = h else { continue };
-            let f = format!("{field}.lifecycle.{name}");
-            let n = [
-                h.exec.is_some(),
-                h.http_get.is_some(),
-                h.tcp_socket.is_some(),
-                h.sleep.is_some(),
-            ]
-            .iter()
-            .filter(|x| **x)
-            .count();
-            if n == 0 {
-                e.required(&f, "must specify a handler type");
-            } else if n > 1 {
-                e.forbidden(&f, "may not specify more than 1 handler type");
-            }
-            if let Some(g) = &h.http_get {
-                validate_port_ref(e, &format!("{f}.httpGet.port"), &g.port);
-            }
+}
+
+/// postStart and preStop: exactly one handler each.
+fn validate_lifecycle(e: &mut Errs, field: &str, l: &k8s_openapi::api::core::v1::Lifecycle) {
+    for (name, h) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
+        let Some(h) = h else { continue };
+        let f = format!("{field}.lifecycle.{name}");
+        let n = [
+            h.exec.is_some(),
+            h.http_get.is_some(),
+            h.tcp_socket.is_some(),
+            h.sleep.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if n == 0 {
+            e.required(&f, "must specify a handler type");
+        } else if n > 1 {
+            e.forbidden(&f, "may not specify more than 1 handler type");
+        }
+        if let Some(g) = &h.http_get {
+            validate_port_ref(e, &format!("{f}.httpGet.port"), &g.port);
         }
     }
-    validate_ports(e, &format!("{field}.ports"), c, host_network);
-    validate_env(
-        e,
-        &format!("{field}.env"),
-        c.env.as_deref().unwrap_or_default(),
-    );
-    validate_env_from(
-        e,
-        &format!("{field}.envFrom"),
-        c.env_from.as_deref().unwrap_or_default(),
-    );
-    validate_volume_mounts(
-        e,
-        &format!("{field}.volumeMounts"),
-        c.volume_mounts.as_deref().unwrap_or_default(),
-        volumes,
-    );
-    if let Some(r) = &c.resources {
-        validate_resources(e, &format!("{field}.resources"), r);
+}
+
+/// A container's securityContext against itself and the pod's hostUsers.
+fn validate_security_context(
+    e: &mut Errs,
+    f: &str,
+    sc: &k8s_openapi::api::core::v1::SecurityContext,
+    host_users: bool,
+) {
+    if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
+        e.invalid(
+            f,
+            q(""),
+            "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        );
     }
-    if let Some(sc) = &c.security_context {
-        let f = format!("{field}.securityContext");
-        if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
+    let adds_sys_admin = sc
+        .capabilities
+        .as_ref()
+        .and_then(|c| c.add.as_ref())
+        .is_some_and(|a| a.iter().any(|c| c == "SYS_ADMIN" || c == "CAP_SYS_ADMIN"));
+    if adds_sys_admin && sc.allow_privilege_escalation == Some(false) {
+        e.invalid(
+            f,
+            q(""),
+            "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+        );
+    }
+    if let Some(pm) = sc.proc_mount.as_deref() {
+        if !matches!(pm, "Default" | "Unmasked") {
+            e.not_supported(&format!("{f}.procMount"), pm, &["Default", "Unmasked"]);
+        }
+        if host_users && pm == "Unmasked" {
             e.invalid(
-                &f,
-                q(""),
-                "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+                &format!("{f}.procMount"),
+                q(pm),
+                "`hostUsers` must be false to use `Unmasked`",
             );
         }
-        let adds_sys_admin = sc
-            .capabilities
-            .as_ref()
-            .and_then(|c| c.add.as_ref())
-            .is_some_and(|a| a.iter().any(|c| c == "SYS_ADMIN" || c == "CAP_SYS_ADMIN"));
-        if adds_sys_admin && sc.allow_privilege_escalation == Some(false) {
-            e.invalid(&f, q(""), "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN");
-        }
-        if let Some(pm) = sc.proc_mount.as_deref() {
-            if !matches!(pm, "Default" | "Unmasked") {
-                e.not_supported(&format!("{f}.procMount"), pm, &["Default", "Unmasked"]);
-            }
-            if host_users && pm == "Unmasked" {
-                e.invalid(
-                    &format!("{f}.procMount"),
-                    q(pm),
-                    "`hostUsers` must be false to use `Unmasked`",
-                );
-            }
-        }
-    }
-    if c.stdin_once == Some(true) && c.stdin != Some(true) {
-        e.invalid(
-            &format!("{field}.stdinOnce"),
-            "true".into(),
-            "requires stdin to be true",
-        );
     }
 }
 
@@ -1091,7 +1114,21 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
             flags,
         );
     }
-    // One host port per hostIP/protocol across the whole pod (AccumulateUniqueHostPorts).
+    validate_unique_host_ports(&mut e, spec);
+    validate_pod_fields(&mut e, spec);
+    super::scheduling::check(&mut e, spec);
+    if let Some(sc) = &spec.security_context {
+        for (i, s) in sc.sysctls.iter().flatten().enumerate() {
+            if s.name.is_empty() {
+                e.required(&format!("spec.securityContext.sysctls[{i}].name"), "");
+            }
+        }
+    }
+    finish("Pod", &pod.metadata, e)
+}
+
+/// One host port per hostIP/protocol across the whole pod (AccumulateUniqueHostPorts).
+fn validate_unique_host_ports(e: &mut Errs, spec: &k8s_openapi::api::core::v1::PodSpec) {
     let mut host_ports = HashSet::new();
     let listed = spec
         .containers
@@ -1120,6 +1157,10 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
             }
         }
     }
+}
+
+/// The pod-level fields: policies, deadlines, names and host namespaces.
+fn validate_pod_fields(e: &mut Errs, spec: &k8s_openapi::api::core::v1::PodSpec) {
     match spec.restart_policy.as_deref() {
         Some("Always" | "OnFailure" | "Never") => {}
         None | Some("") => e.required("spec.restartPolicy", ""),
@@ -1180,15 +1221,6 @@ pub fn validate_pod(pod: &Pod) -> Result<(), InvalidError> {
             "ShareProcessNamespace and HostPID cannot both be enabled",
         );
     }
-    super::scheduling::check(&mut e, spec);
-    if let Some(sc) = &spec.security_context {
-        for (i, s) in sc.sysctls.iter().flatten().enumerate() {
-            if s.name.is_empty() {
-                e.required(&format!("spec.securityContext.sysctls[{i}].name"), "");
-            }
-        }
-    }
-    finish("Pod", &pod.metadata, e)
 }
 
 #[cfg(test)]
