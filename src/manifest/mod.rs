@@ -12,6 +12,7 @@ pub mod scheduling;
 mod strict;
 pub mod unsupported;
 pub mod validate;
+mod validate_container;
 pub mod yaml;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
