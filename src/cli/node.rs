@@ -359,12 +359,33 @@ pub fn describe_node(
     events: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut t = String::new();
-    let push = |t: &mut String, s: String| {
-        t.push_str(&s);
-        t.push('\n');
-    };
-    push(&mut t, format!("Name:\t{}", node::node_name(n)));
-    push(&mut t, format!("Roles:\t{}", node_roles(n)));
+    meta_text(&mut t, n);
+    status_text(&mut t, n);
+    pods_text(&mut t, n, pods);
+    match events {
+        Some(e) if !e.trim().is_empty() => {
+            push(&mut t, "Events:".into());
+            t.push_str(e);
+            if !e.ends_with('\n') {
+                t.push('\n');
+            }
+        }
+        _ => push(&mut t, "Events:\t<none>".into()),
+    }
+    write!(w, "{}", tabwrite(&t, 2))?;
+    Ok(())
+}
+
+/// One line of describe text (tab-separated columns).
+fn push(t: &mut String, s: String) {
+    t.push_str(&s);
+    t.push('\n');
+}
+
+/// Name to Unschedulable: the node's own fields.
+fn meta_text(t: &mut String, n: &Node) {
+    push(t, format!("Name:\t{}", node::node_name(n)));
+    push(t, format!("Roles:\t{}", node_roles(n)));
     let kv_block = |t: &mut String, title: &str, m: Option<&BTreeMap<String, String>>| {
         let entries: Vec<String> = m
             .into_iter()
@@ -382,10 +403,10 @@ pub fn describe_node(
             }
         }
     };
-    kv_block(&mut t, "Labels", n.metadata.labels.as_ref());
-    kv_block(&mut t, "Annotations", n.metadata.annotations.as_ref());
+    kv_block(t, "Labels", n.metadata.labels.as_ref());
+    kv_block(t, "Annotations", n.metadata.annotations.as_ref());
     push(
-        &mut t,
+        t,
         format!(
             "CreationTimestamp:\t{}",
             n.metadata
@@ -397,12 +418,12 @@ pub fn describe_node(
     );
     let taints = node::node_taints(n);
     if taints.is_empty() {
-        push(&mut t, "Taints:\t<none>".into());
+        push(t, "Taints:\t<none>".into());
     }
     for (i, taint) in taints.iter().enumerate() {
         let s = node::taint_string(taint);
         push(
-            &mut t,
+            t,
             if i == 0 {
                 format!("Taints:\t{s}")
             } else {
@@ -411,7 +432,7 @@ pub fn describe_node(
         );
     }
     push(
-        &mut t,
+        t,
         format!(
             "Unschedulable:\t{}",
             n.spec
@@ -420,20 +441,24 @@ pub fn describe_node(
                 .unwrap_or(false)
         ),
     );
+}
+
+/// Conditions, Addresses, Capacity, Allocatable and System Info.
+fn status_text(t: &mut String, n: &Node) {
     let status = n.status.clone().unwrap_or_default();
-    push(&mut t, "Conditions:".into());
+    push(t, "Conditions:".into());
     push(
-        &mut t,
+        t,
         "  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage".into(),
     );
     push(
-        &mut t,
+        t,
         "  ----\t------\t-----------------\t------------------\t------\t-------".into(),
     );
     for c in status.conditions.iter().flatten() {
         let tm = |x: &Option<Time>| x.as_ref().map(|t| describe_time(&t.0)).unwrap_or_default();
         push(
-            &mut t,
+            t,
             format!(
                 "  {}\t{}\t{}\t{}\t{}\t{}",
                 c.type_,
@@ -445,21 +470,21 @@ pub fn describe_node(
             ),
         );
     }
-    push(&mut t, "Addresses:".into());
+    push(t, "Addresses:".into());
     for a in status.addresses.iter().flatten() {
-        push(&mut t, format!("  {}:\t{}", a.type_, a.address));
+        push(t, format!("  {}:\t{}", a.type_, a.address));
     }
     for (title, list) in [
         ("Capacity", &status.capacity),
         ("Allocatable", &status.allocatable),
     ] {
-        push(&mut t, format!("{title}:"));
+        push(t, format!("{title}:"));
         for (k, q) in list.iter().flatten() {
-            push(&mut t, format!("  {k}:\t{}", q.0));
+            push(t, format!("  {k}:\t{}", q.0));
         }
     }
     let info = status.node_info.clone().unwrap_or_default();
-    push(&mut t, "System Info:".into());
+    push(t, "System Info:".into());
     for (k, v) in [
         ("Machine ID", &info.machine_id),
         ("System UUID", &info.system_uuid),
@@ -472,9 +497,12 @@ pub fn describe_node(
         ("Kubelet Version", &info.kubelet_version),
         ("Kube-Proxy Version", &info.kube_proxy_version),
     ] {
-        push(&mut t, format!("  {k}:\t{v}"));
+        push(t, format!("  {k}:\t{v}"));
     }
+}
 
+/// The non-terminated pods with their requests and limits, and the node's totals.
+fn pods_text(t: &mut String, n: &Node, pods: &[Pod]) {
     let alloc = crate::admission::resources::node_allocatable(n);
     let get = |m: &BTreeMap<String, i128>, k: &str| m.get(k).copied().unwrap_or(0);
     let running: Vec<&Pod> = pods
@@ -487,15 +515,15 @@ pub fn describe_node(
         })
         .collect();
     push(
-        &mut t,
+        t,
         format!("Non-terminated Pods:\t({} in total)", running.len()),
     );
     push(
-        &mut t,
+        t,
         "  Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge".into(),
     );
     push(
-        &mut t,
+        t,
         "  ---------\t----\t\t------------\t----------\t---------------\t-------------\t---".into(),
     );
     let mut total_req: BTreeMap<String, i128> = BTreeMap::new();
@@ -517,7 +545,7 @@ pub fn describe_node(
             )
         };
         push(
-            &mut t,
+            t,
             format!(
                 "  {}\t{}\t\t{}\t{}\t{}\t{}\t{}",
                 crate::admission::affinity::pod_namespace(p),
@@ -530,13 +558,13 @@ pub fn describe_node(
             ),
         );
     }
-    push(&mut t, "Allocated resources:".into());
+    push(t, "Allocated resources:".into());
     push(
-        &mut t,
+        t,
         "  (Total limits may be over 100 percent, i.e., overcommitted.)".into(),
     );
-    push(&mut t, "  Resource\tRequests\tLimits".into());
-    push(&mut t, "  --------\t--------\t------".into());
+    push(t, "  Resource\tRequests\tLimits".into());
+    push(t, "  --------\t--------\t------".into());
     let mut rows: Vec<&str> = vec!["cpu", "memory", "ephemeral-storage"];
     rows.extend(
         alloc
@@ -547,7 +575,7 @@ pub fn describe_node(
     for r in rows {
         let (rq, lm) = (get(&total_req, r), get(&total_lim, r));
         push(
-            &mut t,
+            t,
             format!(
                 "  {r}\t{} ({}%)\t{} ({}%)",
                 quantity_string(r, rq),
@@ -557,18 +585,6 @@ pub fn describe_node(
             ),
         );
     }
-    match events {
-        Some(e) if !e.trim().is_empty() => {
-            push(&mut t, "Events:".into());
-            t.push_str(e);
-            if !e.ends_with('\n') {
-                t.push('\n');
-            }
-        }
-        _ => push(&mut t, "Events:\t<none>".into()),
-    }
-    write!(w, "{}", tabwrite(&t, 2))?;
-    Ok(())
 }
 
 #[cfg(test)]

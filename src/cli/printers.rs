@@ -119,111 +119,19 @@ pub fn pod_columns(pod: &Pod) -> PodColumns {
             .iter()
             .filter(|c| is_restartable_init(Some(c)))
             .count();
-    let mut ready = 0;
-    let mut restarts = 0;
-    let mut last_restart: Option<Timestamp> = None;
+    let mut tally = Tally::default();
     let mut reason = status
         .reason
         .clone()
         .or(status.phase.clone())
         .unwrap_or_else(|| "Pending".into());
-    let note_restart = |cs: &ContainerStatus, last: &mut Option<Timestamp>| {
-        if let Some(t) = cs
-            .last_state
-            .as_ref()
-            .and_then(|s| s.terminated.as_ref())
-            .and_then(|t| t.finished_at.as_ref())
-        {
-            if last.is_none_or(|l| l < t.0) {
-                *last = Some(t.0);
-            }
-        }
-    };
-
-    let mut initializing = false;
-    let init_statuses = status.init_container_statuses.clone().unwrap_or_default();
-    for (i, cs) in init_statuses.iter().enumerate() {
-        restarts += cs.restart_count;
-        note_restart(cs, &mut last_restart);
-        let cspec = init_specs.iter().find(|c| c.name == cs.name);
-        if is_restartable_init(cspec) && cs.started == Some(true) {
-            if cs.ready {
-                ready += 1;
-            }
-            continue;
-        }
-        let st = cs.state.clone().unwrap_or_default();
-        if let Some(t) = &st.terminated {
-            if t.exit_code == 0 {
-                continue;
-            }
-            reason = match t.reason.as_deref() {
-                Some(r) if !r.is_empty() => format!("Init:{r}"),
-                _ => match t.signal {
-                    Some(s) if s != 0 => format!("Init:Signal:{s}"),
-                    _ => format!("Init:ExitCode:{}", t.exit_code),
-                },
-            };
-        } else if let Some(w) = st
-            .waiting
-            .as_ref()
-            .and_then(|w| w.reason.clone())
-            .filter(|r| !r.is_empty() && r != "PodInitializing")
-        {
-            reason = format!("Init:{w}");
-        } else {
-            reason = format!("Init:{i}/{}", init_specs.len());
-        }
-        initializing = true;
-        break;
+    let init = init_reason(&status, init_specs, &mut tally);
+    let initialized = has_condition(&status, "Initialized");
+    if let Some(r) = &init {
+        reason = r.clone();
     }
-
-    let initialized = status
-        .conditions
-        .as_deref()
-        .unwrap_or(&[])
-        .iter()
-        .any(|c| c.type_ == "Initialized" && c.status == "True");
-    if !initializing || initialized {
-        let mut has_running = false;
-        let statuses = status.container_statuses.clone().unwrap_or_default();
-        for cs in statuses.iter().rev() {
-            restarts += cs.restart_count;
-            note_restart(cs, &mut last_restart);
-            let st = cs.state.clone().unwrap_or_default();
-            if let Some(r) = st
-                .waiting
-                .as_ref()
-                .and_then(|w| w.reason.clone())
-                .filter(|r| !r.is_empty())
-            {
-                reason = r;
-            } else if let Some(t) = &st.terminated {
-                reason = match t.reason.as_deref() {
-                    Some(r) if !r.is_empty() => r.to_string(),
-                    _ => match t.signal {
-                        Some(s) if s != 0 => format!("Signal:{s}"),
-                        _ => format!("ExitCode:{}", t.exit_code),
-                    },
-                };
-            } else if cs.ready && st.running.is_some() {
-                has_running = true;
-                ready += 1;
-            }
-        }
-        if reason == "Completed" && has_running {
-            let pod_ready = status
-                .conditions
-                .as_deref()
-                .unwrap_or(&[])
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            reason = if pod_ready {
-                "Running".into()
-            } else {
-                "NotReady".into()
-            };
-        }
+    if init.is_none() || initialized {
+        reason = containers_reason(&status, &mut tally, reason);
     }
     let phase = status.phase.as_deref().unwrap_or("");
     if pod.metadata.deletion_timestamp.is_some() && phase != "Succeeded" && phase != "Failed" {
@@ -232,15 +140,129 @@ pub fn pod_columns(pod: &Pod) -> PodColumns {
     if total == 0 {
         total = spec.containers.len();
     }
-    let restarts = match last_restart {
-        Some(t) if restarts > 0 => format!("{restarts} ({} ago)", age(Some(&t))),
-        _ => restarts.to_string(),
+    let restarts = match tally.last_restart {
+        Some(t) if tally.restarts > 0 => format!("{} ({} ago)", tally.restarts, age(Some(&t))),
+        _ => tally.restarts.to_string(),
     };
     PodColumns {
-        ready: format!("{ready}/{total}"),
+        ready: format!("{}/{total}", tally.ready),
         status: reason,
         restarts,
     }
+}
+
+/// Ready containers, restarts and the latest restart, summed over the statuses.
+#[derive(Default)]
+struct Tally {
+    ready: usize,
+    restarts: i32,
+    last_restart: Option<Timestamp>,
+}
+
+impl Tally {
+    fn note_restarts(&mut self, cs: &ContainerStatus) {
+        self.restarts += cs.restart_count;
+        if let Some(t) = cs
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .and_then(|t| t.finished_at.as_ref())
+        {
+            if self.last_restart.is_none_or(|l| l < t.0) {
+                self.last_restart = Some(t.0);
+            }
+        }
+    }
+}
+
+fn has_condition(status: &k8s_openapi::api::core::v1::PodStatus, type_: &str) -> bool {
+    status
+        .conditions
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// kubectl's word for a terminated container: its reason, else Signal:N or ExitCode:N.
+fn terminated_reason(t: &k8s_openapi::api::core::v1::ContainerStateTerminated) -> String {
+    match t.reason.as_deref() {
+        Some(r) if !r.is_empty() => r.to_string(),
+        _ => match t.signal {
+            Some(s) if s != 0 => format!("Signal:{s}"),
+            _ => format!("ExitCode:{}", t.exit_code),
+        },
+    }
+}
+
+/// The init containers' part: Some(`Init:...`) while the pod is initializing.
+fn init_reason(
+    status: &k8s_openapi::api::core::v1::PodStatus,
+    init_specs: &[Container],
+    tally: &mut Tally,
+) -> Option<String> {
+    let init_statuses = status.init_container_statuses.as_deref().unwrap_or(&[]);
+    for (i, cs) in init_statuses.iter().enumerate() {
+        tally.note_restarts(cs);
+        let cspec = init_specs.iter().find(|c| c.name == cs.name);
+        if is_restartable_init(cspec) && cs.started == Some(true) {
+            if cs.ready {
+                tally.ready += 1;
+            }
+            continue;
+        }
+        let st = cs.state.clone().unwrap_or_default();
+        if let Some(t) = &st.terminated {
+            if t.exit_code == 0 {
+                continue;
+            }
+            return Some(format!("Init:{}", terminated_reason(t)));
+        }
+        let waiting = st
+            .waiting
+            .as_ref()
+            .and_then(|w| w.reason.clone())
+            .filter(|r| !r.is_empty() && r != "PodInitializing");
+        return Some(match waiting {
+            Some(w) => format!("Init:{w}"),
+            None => format!("Init:{i}/{}", init_specs.len()),
+        });
+    }
+    None
+}
+
+/// The regular containers' part, walked last to first as kubectl does.
+fn containers_reason(
+    status: &k8s_openapi::api::core::v1::PodStatus,
+    tally: &mut Tally,
+    mut reason: String,
+) -> String {
+    let mut has_running = false;
+    for cs in status.container_statuses.iter().flatten().rev() {
+        tally.note_restarts(cs);
+        let st = cs.state.clone().unwrap_or_default();
+        if let Some(r) = st
+            .waiting
+            .as_ref()
+            .and_then(|w| w.reason.clone())
+            .filter(|r| !r.is_empty())
+        {
+            reason = r;
+        } else if let Some(t) = &st.terminated {
+            reason = terminated_reason(t);
+        } else if cs.ready && st.running.is_some() {
+            has_running = true;
+            tally.ready += 1;
+        }
+    }
+    if reason == "Completed" && has_running {
+        reason = if has_condition(status, "Ready") {
+            "Running".into()
+        } else {
+            "NotReady".into()
+        };
+    }
+    reason
 }
 
 #[cfg(test)]

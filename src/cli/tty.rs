@@ -2,11 +2,6 @@
 //! terminal in raw mode, relay both ways and forward signals until the process exits.
 use std::os::fd::OwnedFd;
 
-/// The pty master the runtime sends over the console socket.
-pub fn receive_fd(sock: &OwnedFd) -> anyhow::Result<OwnedFd> {
-    Ok(crate::runtime::terminal::recv_master(sock)?)
-}
-
 /// Relays between our stdio and `master` until it closes; returns the exit code of `pid`.
 pub fn proxy(master: OwnedFd, _stdin: bool, pid: i32) -> anyhow::Result<i32> {
     // SAFETY: isatty on fd 0 only queries.

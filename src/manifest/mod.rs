@@ -13,6 +13,7 @@ mod strict;
 pub mod unsupported;
 pub mod update;
 pub mod validate;
+mod validate_container;
 pub mod yaml;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};

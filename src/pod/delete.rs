@@ -104,6 +104,7 @@ fn wait_for_owner(ctx: &PodContext, rec: &PodRecord, deadline: Instant) -> Resul
                 remove_leftovers(ctx, rec, None);
                 return Ok(());
             }
+            Ownership::Gone => return Ok(()),
             Ownership::NoLock | Ownership::Held => {}
         }
         if !signalled {

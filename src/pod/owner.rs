@@ -64,8 +64,10 @@ fn still_linked(f: &File, dir: &Path) -> bool {
 pub enum Ownership {
     /// Nobody did: now the caller does.
     Taken(PodOwner),
-    /// A live owner holds the lock (or the directory is gone).
+    /// A live owner holds the lock.
     Held,
+    /// The directory is gone: the pod is removed.
+    Gone,
     /// The directory has no lock file: a pod created before pods had locks, or one
     /// whose directory is being removed.
     NoLock,
@@ -95,7 +97,7 @@ impl PodOwner {
                 return Ok(if dir.exists() {
                     Ownership::NoLock
                 } else {
-                    Ownership::Held
+                    Ownership::Gone
                 });
             }
             Err(source) => {
@@ -137,5 +139,57 @@ impl PodOwner {
             Ok(false) => Err(OwnerError::Fd(fd, nix::Error::EWOULDBLOCK)),
             Err(e) => Err(OwnerError::Fd(fd, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("podrun-owner-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_lock_shared_with_a_child_outlives_the_creators_copy() {
+        let dir = temp_dir("shared");
+        let owner = PodOwner::create(&dir).unwrap();
+        // What the supervisor inherits: another fd on the same open file.
+        let child = owner.lock.try_clone().unwrap();
+        assert!(matches!(PodOwner::try_take(&dir), Ok(Ownership::Held)));
+        drop(owner);
+        assert!(
+            matches!(PodOwner::try_take(&dir), Ok(Ownership::Held)),
+            "dropping the creator's copy must not free the supervisor's lock"
+        );
+        drop(child);
+        assert!(matches!(PodOwner::try_take(&dir), Ok(Ownership::Taken(_))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_lock_file_removed_meanwhile_is_not_ownership() {
+        let dir = temp_dir("unlinked");
+        let stale = open(&dir, true).unwrap();
+        std::fs::remove_file(dir.join(LOCK_FILE)).unwrap();
+        let _new = PodOwner::create(&dir).unwrap();
+        assert!(try_flock(&stale).unwrap(), "the old inode is free");
+        assert!(!still_linked(&stale, &dir));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn no_lock_file_is_told_apart_from_no_directory() {
+        let dir = temp_dir("nolock");
+        assert!(matches!(PodOwner::try_take(&dir), Ok(Ownership::NoLock)));
+        assert!(
+            !dir.join(LOCK_FILE).exists(),
+            "try_take never creates the lock"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(PodOwner::try_take(&dir), Ok(Ownership::Gone)));
     }
 }
