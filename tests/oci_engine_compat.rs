@@ -522,6 +522,16 @@ fn criu_works() -> Result<(), String> {
     }
 }
 
+/// The error and warning lines of a CRIU log, for a failure message.
+fn criu_errors(log: &std::path::Path) -> String {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Error") || l.contains("Warn"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn counter_env() -> Env {
     let env = Env::new();
     env.set_args(&[
@@ -556,7 +566,12 @@ fn checkpoint_and_restore_continue_a_busybox_counter() {
     let images = env.dir.join("images");
     let img = images.to_str().unwrap();
     let out = env.podrun(&["checkpoint", "--image-path", img, &id]);
-    assert!(out.status.success(), "checkpoint: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "checkpoint: {}\n{}",
+        stderr(&out),
+        criu_errors(&images.join("dump.log"))
+    );
     let at_dump = count(&env);
     assert!(at_dump > 0);
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -576,7 +591,12 @@ fn checkpoint_and_restore_continue_a_busybox_counter() {
         bundle,
         &id,
     ]);
-    assert!(out.status.success(), "restore: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "restore: {}\n{}",
+        stderr(&out),
+        criu_errors(&images.join("restore.log"))
+    );
     std::thread::sleep(std::time::Duration::from_millis(800));
     let after = count(&env);
     assert!(
