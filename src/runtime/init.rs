@@ -156,6 +156,10 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
             unsafe { libc::_exit(0) }
         }
     }
+    // A session of its own, as runc's init (nsexec calls setsid): the caller's terminal
+    // signals do not reach it directly (they are forwarded), and CRIU can dump it (it
+    // refuses a session leader outside the container's pid namespace).
+    nix::unistd::setsid().map_err(|e| format!("setsid: {}", e.desc()))?;
     if a.new_cgroupns {
         // After the parent placed us in the container cgroup, so that is the ns root.
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)

@@ -75,9 +75,11 @@ fetch_kernel_package() {
 # Modules of the kernel package kept in the cache (under $CACHE/modules), loaded by
 # init in this order: the block ramdisk (brd: the device tests need a block device to
 # try to open) and what CRIU's feature check needs: socket diag (to dump sockets),
-# nf_tables with xt_mark (CRIU locks a container's network with iptables-nft), tun, veth.
+# nf_tables with xt_mark (CRIU locks a container's network with iptables-nft), tun, veth,
+# conntrack netlink (CRIU dumps a network namespace's connections).
 VM_MODULES="brd unix_diag inet_diag tcp_diag udp_diag raw_diag netlink_diag af_packet_diag
-    crc32c_generic libcrc32c nfnetlink nf_tables x_tables nft_compat xt_mark tun veth"
+    crc32c_generic libcrc32c nfnetlink nf_tables x_tables nft_compat xt_mark tun veth
+    nf_defrag_ipv4 nf_defrag_ipv6 nf_conntrack nf_conntrack_netlink"
 # Copies $VM_MODULES from the kernel package in $1/x into the cache, decompressed.
 cache_modules() {
     local x=$1/x ko m
@@ -191,9 +193,11 @@ for b in "${BINS[@]}"; do
 done
 # Extra host programs the tests call (PODRUN_VM_EXTRA_BINS="/usr/sbin/criu /usr/sbin/runc"),
 # at their own paths with their libraries.
+: >"$IR/extra-bins"
 for x in ${PODRUN_VM_EXTRA_BINS:-}; do
     mkdir -p "$IR$(dirname "$x")"
     pack "$x" "$x"
+    basename "$x" >>"$IR/extra-bins"
 done
 # Extra host files or folders (PODRUN_VM_EXTRA_FILES="/usr/lib/x86_64-linux-gnu/xtables",
 # plugins that programs load at run time), copied at their own paths.
@@ -223,6 +227,11 @@ if [ ! -e /.tmpfs-root ]; then
     exec /bin/busybox switch_root /newroot /init
 fi
 /bin/busybox --install -s /bin
+# The packed host programs win over busybox's applets of the same name (CRIU runs GNU
+# tar with options busybox's lacks).
+for b in $(cat /extra-bins); do
+    [ -L "/bin/$b" ] && rm -f "/bin/$b"
+done
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root RUST_BACKTRACE=1 TMPDIR=/tmp
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
