@@ -192,6 +192,39 @@ fn external_mounts_of(pid: i32) -> Vec<(String, String)> {
     out
 }
 
+/// The dumped external mounts mapped for restore: cgroup binds to the new container's
+/// cgroup dirs, masked files to /dev/null.
+fn map_external_mounts(
+    images: &Path,
+    cg: Option<&dyn super::cgroups::CgroupManager>,
+    c: &mut Command,
+) {
+    let external: Vec<(String, String)> = std::fs::read(images.join(EXTERNAL_MOUNTS))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default();
+    for (mp, kind) in external {
+        let src = if kind == "cgroup" {
+            let name = Path::new(&mp)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            cg.and_then(|m| {
+                if name == "unified" {
+                    m.unified_path()
+                } else {
+                    m.controller_path(name.split(',').next().unwrap_or(""))
+                }
+            })
+        } else {
+            Some(PathBuf::from(kind))
+        };
+        if let Some(src) = src {
+            c.args(["--ext-mount-map", &format!("{mp}:{}", src.display())]);
+        }
+    }
+}
+
 /// Opens again, by the path they had, init's stdio files that came from outside its
 /// mount namespace, and hands each to CRIU as the dumped file (`--inherit-fd`). The
 /// descriptors stay open (inheritable) until the returned files are dropped.
@@ -379,31 +412,7 @@ impl Runtime {
         for (dest, src) in bind_mounts(&b.spec) {
             c.args(["--ext-mount-map", &format!("{dest}:{}", src.display())]);
         }
-        // cgroup binds now name the new container's cgroup dirs; masked files /dev/null.
-        let external: Vec<(String, String)> = std::fs::read(images.join(EXTERNAL_MOUNTS))
-            .ok()
-            .and_then(|d| serde_json::from_slice(&d).ok())
-            .unwrap_or_default();
-        for (mp, kind) in external {
-            let src = if kind == "cgroup" {
-                let name = Path::new(&mp)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                cg.as_ref().and_then(|(_, m)| {
-                    if name == "unified" {
-                        m.unified_path()
-                    } else {
-                        m.controller_path(name.split(',').next().unwrap_or(""))
-                    }
-                })
-            } else {
-                Some(PathBuf::from(kind))
-            };
-            if let Some(src) = src {
-                c.args(["--ext-mount-map", &format!("{mp}:{}", src.display())]);
-            }
-        }
+        map_external_mounts(images, cg.as_ref().map(|(_, m)| m.as_ref()), &mut c);
         // stdio pipes are handed to the restored process in place of the dumped ones.
         for (n, path) in fds.iter().enumerate() {
             if path.starts_with("pipe:") {
