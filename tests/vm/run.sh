@@ -23,6 +23,8 @@
 # (arguments for every test binary, e.g. a name filter: "checkpoint --nocapture"),
 # PODRUN_VM_ENV (NAME=value words exported to the tests, e.g. PODRUN_CRIU_REQUIRED=1),
 # PODRUN_VM_EXTRA_BINS and PODRUN_VM_EXTRA_FILES (host programs and files to pack, below),
+# PODRUN_VM_INIT=systemd (boot the host's systemd as PID 1, which runs the tests as a
+# service: for the --systemd-cgroup tests),
 # PODRUN_VM_DEBUG (a shell snippet init runs before the tests, e.g. "criu check -v4").
 set -euo pipefail
 
@@ -205,6 +207,34 @@ for x in ${PODRUN_VM_EXTRA_FILES:-}; do
     mkdir -p "$IR$(dirname "$x")"
     cp -a "$x" "$IR$x"
 done
+# systemd as PID 1 (PODRUN_VM_INIT=systemd): the host's systemd, systemctl and busctl
+# with their libraries, an identity, and a unit that runs the tests (stage 2 of /init);
+# its D-Bus API is on /run/systemd/private (no bus daemon).
+SD_APPEND=
+if [ "${PODRUN_VM_INIT:-}" = systemd ]; then
+    for x in /lib/systemd/systemd /usr/bin/systemctl /usr/bin/busctl; do
+        [ -x "$x" ] || die "$x is missing (PODRUN_VM_INIT=systemd)"
+        mkdir -p "$IR$(dirname "$x")"
+        pack "$x" "$x"
+    done
+    mkdir -p "$IR/etc/systemd/system"
+    echo podrun-vm >"$IR/etc/hostname"
+    echo 0123456789abcdef0123456789abcdef >"$IR/etc/machine-id"
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$IR/etc/passwd"
+    echo 'root:x:0:' >"$IR/etc/group"
+    cat >"$IR/etc/systemd/system/podrun-tests.service" <<'UNIT'
+[Unit]
+Description=podrun tests
+DefaultDependencies=no
+[Service]
+Type=oneshot
+ExecStart=/init
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+UNIT
+    SD_APPEND="systemd.unit=podrun-tests.service systemd.show_status=false"
+fi
 # podrun itself, for tests that drive the binary (built by cargo test with them).
 if [ -x "$ROOT/target/debug/podrun" ]; then
     mkdir -p "$IR$ROOT/target/debug"
@@ -224,6 +254,8 @@ if [ ! -e /.tmpfs-root ]; then
     done
     /bin/busybox mkdir -p /newroot/proc /newroot/sys /newroot/dev
     /bin/busybox touch /newroot/.tmpfs-root
+    # With PODRUN_VM_INIT=systemd, systemd is PID 1 and runs stage 2 as a service.
+    [ -x /lib/systemd/systemd ] && exec /bin/busybox switch_root /newroot /lib/systemd/systemd
     exec /bin/busybox switch_root /newroot /init
 fi
 /bin/busybox --install -s /bin
@@ -233,6 +265,8 @@ for b in $(cat /extra-bins); do
     [ -L "/bin/$b" ] && rm -f "/bin/$b"
 done
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root RUST_BACKTRACE=1 TMPDIR=/tmp
+# Under systemd (PODRUN_VM_INIT=systemd) these are mounted already.
+if [ "$(cat /proc/1/comm 2>/dev/null)" != systemd ]; then
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -244,6 +278,8 @@ mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 [ -n "$(ls -A /tmp 2>/dev/null)" ] || mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+fi
+echo "vm: PID 1 is $(cat /proc/1/comm)"
 # A 4 MiB block ramdisk (/dev/ram0) for the device tests to try to open.
 # Then the socket diag modules, for CRIU.
 for m in $(cat /modules/order 2>/dev/null); do
@@ -302,7 +338,7 @@ timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
     -accel tcg -cpu max -smp "$SMP" -m "$MEM" \
     -display none -monitor none -serial stdio -nic none -no-reboot \
     -kernel "$KERNEL" -initrd "$WORK/initramfs.gz" \
-    -append "console=ttyS0 panic=-1 quiet loglevel=3 PODRUN_EXPECT_CGROUP_MODE=${PODRUN_VM_EXPECT_MODE:-Unified}" \
+    -append "console=ttyS0 panic=-1 quiet loglevel=3 PODRUN_EXPECT_CGROUP_MODE=${PODRUN_VM_EXPECT_MODE:-Unified} $SD_APPEND" \
     </dev/null 2>&1 | tr -d '\r' | tee "$LOG"
 qrc=${PIPESTATUS[0]}
 set -e
