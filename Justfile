@@ -40,6 +40,8 @@ test-cgroup-v2:
     PODRUN_VM_EXTRA_BINS="/usr/sbin/runc /usr/bin/unshare /usr/sbin/criu /usr/sbin/ip /usr/bin/tar /usr/bin/gzip \
         /usr/sbin/iptables-restore /usr/sbin/ip6tables-restore /usr/sbin/iptables-save /usr/sbin/ip6tables-save" \
         bash tests/vm/run.sh oci_engine_compat
+    PODRUN_VM_INIT=systemd PODRUN_VM_ENV=PODRUN_SYSTEMD_REQUIRED=1 PODRUN_VM_TEST_ARGS=systemd_cgroup \
+        PODRUN_VM_EXTRA_BINS="/usr/sbin/runc /usr/bin/unshare" bash tests/vm/run.sh oci_engine_compat
 
 # podrun under docker, podman and containerd's CRI (private daemons), runc as the control
 test-engines:

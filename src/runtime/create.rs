@@ -471,6 +471,9 @@ impl Runtime {
 
         let mut record = new_record(id, b, spec, pid, cgroups_path, new_pid_ns);
         serve_until_ready(spec, sp, pid, &mut record, &mut guard)?;
+        if opts.systemd_cgroup && guard.cgroup.is_some() {
+            start_systemd_scope(spec, id, record.pid)?;
+        }
         record.pid_start = state::process_start_time(record.pid).unwrap_or(0);
         record.save(&dir)?;
         if let Some(pf) = &opts.pid_file {
@@ -501,6 +504,21 @@ impl Runtime {
         }
         Ok(dir)
     }
+}
+
+/// `--systemd-cgroup` where systemd runs: the init, ready in the cgroup at the unit's
+/// path, becomes systemd's transient scope (as runc's systemd driver makes it).
+fn start_systemd_scope(spec: &Spec, id: &str, pid: i32) -> Result<()> {
+    if !super::systemd::systemd_running() {
+        return Ok(());
+    }
+    let given = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .map(|p| p.to_string_lossy().into_owned());
+    let unit = super::systemd::Unit::parse(given.as_deref(), id)?;
+    super::systemd::start_scope(&unit, id, pid, effective_resources(spec).as_ref())
 }
 
 /// The record of a container whose init (or intermediate child) is `pid`.

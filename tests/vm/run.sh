@@ -25,6 +25,7 @@
 # PODRUN_VM_EXTRA_BINS and PODRUN_VM_EXTRA_FILES (host programs and files to pack, below),
 # PODRUN_VM_INIT=systemd (boot the host's systemd as PID 1, which runs the tests as a
 # service: for the --systemd-cgroup tests),
+# PODRUN_VM_APPEND (more kernel command line, e.g. "systemd.log_level=debug"),
 # PODRUN_VM_DEBUG (a shell snippet init runs before the tests, e.g. "criu check -v4").
 set -euo pipefail
 
@@ -338,7 +339,7 @@ timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
     -accel tcg -cpu max -smp "$SMP" -m "$MEM" \
     -display none -monitor none -serial stdio -nic none -no-reboot \
     -kernel "$KERNEL" -initrd "$WORK/initramfs.gz" \
-    -append "console=ttyS0 panic=-1 quiet loglevel=3 PODRUN_EXPECT_CGROUP_MODE=${PODRUN_VM_EXPECT_MODE:-Unified} $SD_APPEND" \
+    -append "console=ttyS0 panic=-1 quiet loglevel=3 PODRUN_EXPECT_CGROUP_MODE=${PODRUN_VM_EXPECT_MODE:-Unified} $SD_APPEND ${PODRUN_VM_APPEND:-}" \
     </dev/null 2>&1 | tr -d '\r' | tee "$LOG"
 qrc=${PIPESTATUS[0]}
 set -e
