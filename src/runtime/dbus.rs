@@ -20,7 +20,7 @@ pub enum DbusError {
     Reply(String, String),
 }
 
-type Result<T> = std::result::Result<T, DbusError>;
+pub type Result<T> = std::result::Result<T, DbusError>;
 
 /// A marshalled argument value.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,6 +167,13 @@ impl Conn {
         sock.write_all(b"BEGIN\r\n")
             .map_err(|e| DbusError::Io("auth", e))?;
         Ok(Conn { sock, serial: 0 })
+    }
+
+    /// How long a read may wait for the peer.
+    pub fn set_timeout(&mut self, t: Duration) -> Result<()> {
+        self.sock
+            .set_read_timeout(Some(t))
+            .map_err(|e| DbusError::Io("timeout", e))
     }
 
     /// Calls `member` and returns its reply; signals received meanwhile go to `signals`.

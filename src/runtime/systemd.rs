@@ -131,15 +131,32 @@ pub fn resource_properties(res: Option<&LinuxResources>) -> Vec<(String, Value)>
     props
 }
 
+/// A connection to the manager, subscribed to its job signals. systemd 252 sometimes
+/// drops a private connection at its first call (it logs "Connection reset by peer"
+/// and never answers): that attempt times out quickly and a new connection is made.
+fn subscribed_connection(signals: &mut Vec<dbus::Message>) -> dbus::Result<dbus::Conn> {
+    let mut last = None;
+    for _ in 0..4 {
+        let attempt = dbus::Conn::connect(Path::new(PRIVATE_SOCKET), Duration::from_secs(2))
+            .and_then(|mut c| {
+                c.call(DEST, MANAGER_PATH, MANAGER, "Subscribe", &[], signals)?;
+                c.set_timeout(Duration::from_secs(30))?;
+                Ok(c)
+            });
+        match attempt {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| dbus::DbusError::Protocol("no connection".into())))
+}
+
 /// Starts the transient scope `unit` for `pid` (already in the cgroup at the unit's
 /// path) and waits for its start job, as runc does. Only where systemd runs.
 pub fn start_scope(unit: &Unit, id: &str, pid: i32, res: Option<&LinuxResources>) -> Result<()> {
     let name = unit.unit_name();
-    let mut conn = dbus::Conn::connect(Path::new(PRIVATE_SOCKET), Duration::from_secs(30))
-        .map_err(|e| dbus_err(&name, e))?;
     let mut signals = Vec::new();
-    conn.call(DEST, MANAGER_PATH, MANAGER, "Subscribe", &[], &mut signals)
-        .map_err(|e| dbus_err(&name, e))?;
+    let mut conn = subscribed_connection(&mut signals).map_err(|e| dbus_err(&name, e))?;
     let mut props = vec![
         (
             "Description".to_string(),
