@@ -42,8 +42,8 @@ pub struct GlobalOpts {
     /// Verbose logging.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// runc's: cgroupsPath is "slice:prefix:name" and the cgroup systemd's scope; made
-    /// through cgroupfs at systemd's path (no D-Bus yet; see runtime::systemd).
+    /// runc's: cgroupsPath is "slice:prefix:name" and the cgroup systemd's transient scope
+    /// (over D-Bus where systemd runs, else cgroupfs at its path; see runtime::systemd).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
 }
