@@ -36,7 +36,12 @@ test-package:
 # cgroup tests inside a throw-away pure cgroup v2 VM (qemu, software emulation)
 test-cgroup-v2:
     bash tests/vm/run.sh cgroups cgroups_oci oci_features oci_lifecycle security_devices security_pids security_process
-    PODRUN_VM_EXTRA_BINS="/usr/sbin/runc /usr/bin/unshare /usr/sbin/criu" bash tests/vm/run.sh oci_engine_compat
+    PODRUN_VM_ENV=PODRUN_CRIU_REQUIRED=1 PODRUN_VM_EXTRA_FILES=/usr/lib/x86_64-linux-gnu/xtables \
+    PODRUN_VM_EXTRA_BINS="/usr/sbin/runc /usr/bin/unshare /usr/sbin/criu /usr/sbin/ip /usr/bin/tar /usr/bin/gzip \
+        /usr/sbin/iptables-restore /usr/sbin/ip6tables-restore /usr/sbin/iptables-save /usr/sbin/ip6tables-save" \
+        bash tests/vm/run.sh oci_engine_compat
+    PODRUN_VM_INIT=systemd PODRUN_VM_ENV=PODRUN_SYSTEMD_REQUIRED=1 PODRUN_VM_TEST_ARGS=systemd_cgroup \
+        PODRUN_VM_EXTRA_BINS="/usr/sbin/runc /usr/bin/unshare" bash tests/vm/run.sh oci_engine_compat
 
 # podrun under docker, podman and containerd's CRI (private daemons), runc as the control
 test-engines:

@@ -49,8 +49,8 @@ pub struct GlobalOpts {
     /// /etc/podrun/config.yaml, else <data-dir>/config.yaml; when named it must exist.
     #[arg(long, global = true, env = "PODRUN_NODE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// runc's: cgroupsPath is "slice:prefix:name" and the cgroup systemd's scope; made
-    /// through cgroupfs at systemd's path (no D-Bus yet; see runtime::systemd).
+    /// runc's: cgroupsPath is "slice:prefix:name" and the cgroup systemd's transient scope
+    /// (over D-Bus where systemd runs, else cgroupfs at its path; see runtime::systemd).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
 }

@@ -140,17 +140,7 @@ pub fn unpack_tar<R: Read>(src: R, dest: &Path, layer: &str) -> Result<()> {
                 p
             }
         };
-        if name == ".wh..wh..opq" {
-            fsutil::lsetxattr(&parent, "trusted.overlay.opaque", b"y").map_err(|r| fail(&r))?;
-            continue;
-        }
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            if hidden.is_empty() || hidden == "." || hidden == ".." {
-                return Err(fail(&"invalid whiteout name"));
-            }
-            let target = parent.join(hidden);
-            fsutil::remove_any(&target).map_err(|r| fail(&r))?;
-            fsutil::mknod(&target, libc::S_IFCHR, 0, 0, 0).map_err(|r| fail(&r))?;
+        if apply_whiteout(&parent, &name).map_err(|r| fail(&r))? {
             continue;
         }
         let full = parent.join(&name);
@@ -219,6 +209,25 @@ pub fn unpack_tar<R: Read>(src: R, dest: &Path, layer: &str) -> Result<()> {
             .map_err(|r| unpack_err(layer, &path.display().to_string(), r))?;
     }
     Ok(())
+}
+
+/// Applies a whiteout entry (`.wh..wh..opq`: its directory opaque; `.wh.NAME`: NAME
+/// hidden, as overlayfs marks it); false for any other name.
+fn apply_whiteout(parent: &Path, name: &str) -> std::result::Result<bool, String> {
+    if name == ".wh..wh..opq" {
+        fsutil::lsetxattr(parent, "trusted.overlay.opaque", b"y").map_err(|r| r.to_string())?;
+        return Ok(true);
+    }
+    let Some(hidden) = name.strip_prefix(".wh.") else {
+        return Ok(false);
+    };
+    if hidden.is_empty() || hidden == "." || hidden == ".." {
+        return Err("invalid whiteout name".into());
+    }
+    let target = parent.join(hidden);
+    fsutil::remove_any(&target).map_err(|r| r.to_string())?;
+    fsutil::mknod(&target, libc::S_IFCHR, 0, 0, 0).map_err(|r| r.to_string())?;
+    Ok(true)
 }
 
 /// io::copy with a large buffer: fewer write(2) calls for big files.

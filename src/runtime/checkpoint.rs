@@ -132,6 +132,41 @@ fn bind_mounts(spec: &oci_spec::runtime::Spec) -> Vec<(String, PathBuf)> {
 }
 
 const EXTERNAL_MOUNTS: &str = "podrun-external-mounts.json";
+const EXTERNAL_FILES: &str = "podrun-external-files.json";
+
+/// init's stdio files on mounts outside its mount namespace (the caller's /dev/null, a
+/// log file), as `(fd, CRIU key "file[mnt_id:inode]")`: dumped as external files and
+/// on restore replaced by the restoring caller's own descriptor (as pipes are).
+fn external_stdio_of(pid: i32) -> Vec<(u32, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let own: std::collections::HashSet<&str> =
+        info.lines().filter_map(|l| l.split(' ').next()).collect();
+    let mut out = Vec::new();
+    for n in 0..3u32 {
+        let Ok(target) = std::fs::read_link(format!("/proc/{pid}/fd/{n}")) else {
+            continue;
+        };
+        if !target.is_absolute() {
+            continue; // pipe:[..], socket:[..], anon_inode:..: not a file on a mount
+        }
+        let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{n}")).unwrap_or_default();
+        let Some(mnt) = fdinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("mnt_id:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if own.contains(mnt.to_string().as_str()) {
+            continue;
+        }
+        if let Ok(md) = std::fs::metadata(format!("/proc/{pid}/fd/{n}")) {
+            out.push((n, format!("file[{mnt:x}:{:x}]", md.ino())));
+        }
+    }
+    out
+}
 
 /// The container's own mounts in its mount namespace whose source is outside it: cgroup
 /// binds (kind "cgroup") and masked files bound from /dev/null, keyed by mount point.
@@ -155,6 +190,90 @@ fn external_mounts_of(pid: i32) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// The dumped external mounts mapped for restore: cgroup binds to the new container's
+/// cgroup dirs, masked files to /dev/null.
+fn map_external_mounts(
+    images: &Path,
+    cg: Option<&dyn super::cgroups::CgroupManager>,
+    c: &mut Command,
+) {
+    let external: Vec<(String, String)> = std::fs::read(images.join(EXTERNAL_MOUNTS))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default();
+    for (mp, kind) in external {
+        let src = if kind == "cgroup" {
+            let name = Path::new(&mp)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            cg.and_then(|m| {
+                if name == "unified" {
+                    m.unified_path()
+                } else {
+                    m.controller_path(name.split(',').next().unwrap_or(""))
+                }
+            })
+        } else {
+            Some(PathBuf::from(kind))
+        };
+        if let Some(src) = src {
+            c.args(["--ext-mount-map", &format!("{mp}:{}", src.display())]);
+        }
+    }
+}
+
+/// Opens again, by the path they had, init's stdio files that came from outside its
+/// mount namespace, and hands each to CRIU as the dumped file (`--inherit-fd`). The
+/// descriptors stay open (inheritable) until the returned files are dropped.
+fn reopen_external_stdio(
+    images: &Path,
+    paths: &[String],
+    c: &mut Command,
+) -> Result<Vec<std::os::fd::OwnedFd>> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let files: Vec<(u32, String)> = std::fs::read(images.join(EXTERNAL_FILES))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default();
+    let mut open = Vec::new();
+    for (n, key) in files {
+        let Some(path) = paths.get(n as usize) else {
+            continue;
+        };
+        // (CRIU checks the file's type and size: a deleted file has no stand-in.)
+        let f = std::fs::OpenOptions::new()
+            .read(n == 0)
+            .write(n != 0)
+            .append(n != 0)
+            .open(path)
+            .map_err(|e| {
+                RuntimeError::io(
+                    if n == 0 {
+                        "restore: reopen the dumped stdin"
+                    } else {
+                        "restore: reopen the dumped stdout/stderr"
+                    },
+                    PathBuf::from(path),
+                    e,
+                )
+            })?;
+        // SAFETY: dup of an open descriptor; the copy has no FD_CLOEXEC, so CRIU inherits it.
+        let fd = unsafe { libc::dup(f.as_raw_fd()) };
+        if fd < 0 {
+            return Err(RuntimeError::io(
+                "restore: dup stdio",
+                PathBuf::from(path),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: fd was just returned by dup and is owned by nobody else.
+        open.push(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        c.args(["--inherit-fd", &format!("fd[{fd}]:{key}")]);
+    }
+    Ok(open)
 }
 
 impl Runtime {
@@ -214,6 +333,13 @@ impl Runtime {
         }
         let ext = images.join(EXTERNAL_MOUNTS);
         std::fs::write(&ext, serde_json::to_vec(&external).unwrap_or_default())
+            .map_err(|e| RuntimeError::io("write", ext.clone(), e))?;
+        let files = external_stdio_of(rec.pid);
+        for (_, key) in &files {
+            c.args(["--external", key]);
+        }
+        let ext = images.join(EXTERNAL_FILES);
+        std::fs::write(&ext, serde_json::to_vec(&files).unwrap_or_default())
             .map_err(|e| RuntimeError::io("write", ext.clone(), e))?;
         if let Some(p) = &opts.parent_path {
             c.arg("--prev-images-dir").arg(p);
@@ -286,37 +412,15 @@ impl Runtime {
         for (dest, src) in bind_mounts(&b.spec) {
             c.args(["--ext-mount-map", &format!("{dest}:{}", src.display())]);
         }
-        // cgroup binds now name the new container's cgroup dirs; masked files /dev/null.
-        let external: Vec<(String, String)> = std::fs::read(images.join(EXTERNAL_MOUNTS))
-            .ok()
-            .and_then(|d| serde_json::from_slice(&d).ok())
-            .unwrap_or_default();
-        for (mp, kind) in external {
-            let src = if kind == "cgroup" {
-                let name = Path::new(&mp)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                cg.as_ref().and_then(|(_, m)| {
-                    if name == "unified" {
-                        m.unified_path()
-                    } else {
-                        m.controller_path(name.split(',').next().unwrap_or(""))
-                    }
-                })
-            } else {
-                Some(PathBuf::from(kind))
-            };
-            if let Some(src) = src {
-                c.args(["--ext-mount-map", &format!("{mp}:{}", src.display())]);
-            }
-        }
+        map_external_mounts(images, cg.as_ref().map(|(_, m)| m.as_ref()), &mut c);
         // stdio pipes are handed to the restored process in place of the dumped ones.
         for (n, path) in fds.iter().enumerate() {
             if path.starts_with("pipe:") {
                 c.args(["--inherit-fd", &format!("fd[{n}]:{path}")]);
             }
         }
+        // stdio files from outside the container: the same path opened again.
+        let _reopened = reopen_external_stdio(images, &fds, &mut c).map_err(undo)?;
         let flags = [
             (opts.tcp_established, "--tcp-established"),
             (opts.ext_unix_sk, "--ext-unix-sk"),

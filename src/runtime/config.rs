@@ -202,6 +202,32 @@ fn diagnose(v: &serde_json::Value) -> Option<(String, String)> {
     None
 }
 
+/// No namespace twice; joined ones exist.
+fn validate_namespace_list(
+    nss: &[oci_spec::runtime::LinuxNamespace],
+    field: &dyn Fn(&str, &str) -> RuntimeError,
+) -> Result<()> {
+    let mut seen = Vec::new();
+    for (i, ns) in nss.iter().enumerate() {
+        if seen.contains(&ns.typ()) {
+            return Err(field(
+                &format!("linux.namespaces[{i}]"),
+                &format!("duplicate namespace {}", ns.typ()),
+            ));
+        }
+        seen.push(ns.typ());
+        if let Some(p) = ns.path() {
+            if !p.exists() {
+                return Err(field(
+                    &format!("linux.namespaces[{i}].path"),
+                    &format!("{} does not exist", p.display()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks the cross-field rules runc enforces before touching the host.
 pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
     let field = |field: &str, msg: &str| RuntimeError::ConfigField {
@@ -224,24 +250,7 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
         .as_ref()
         .ok_or_else(|| field("linux", "missing"))?;
     let nss = linux.namespaces().as_deref().unwrap_or_default();
-    let mut seen = Vec::new();
-    for (i, ns) in nss.iter().enumerate() {
-        if seen.contains(&ns.typ()) {
-            return Err(field(
-                &format!("linux.namespaces[{i}]"),
-                &format!("duplicate namespace {}", ns.typ()),
-            ));
-        }
-        seen.push(ns.typ());
-        if let Some(p) = ns.path() {
-            if !p.exists() {
-                return Err(field(
-                    &format!("linux.namespaces[{i}].path"),
-                    &format!("{} does not exist", p.display()),
-                ));
-            }
-        }
-    }
+    validate_namespace_list(nss, &field)?;
     let new_ns = |t: LinuxNamespaceType| nss.iter().any(|n| n.typ() == t && n.path().is_none());
     let has_ns = |t: LinuxNamespaceType| nss.iter().any(|n| n.typ() == t);
     if !has_ns(LinuxNamespaceType::Mount) {
@@ -288,6 +297,15 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
             "time namespaces are not supported",
         ));
     }
+    validate_mounts(spec, &field)?;
+    super::sysctl::validate(spec)
+        .and_then(|()| super::lsm::validate(spec))
+        .map_err(|(f, msg)| field(&f, &msg))?;
+    validate_hooks(spec, &field)
+}
+
+/// Mount destinations are absolute; idmapped mounts are binds with both mappings.
+fn validate_mounts(spec: &Spec, field: &dyn Fn(&str, &str) -> RuntimeError) -> Result<()> {
     for (i, m) in spec
         .mounts()
         .as_deref()
@@ -323,9 +341,11 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
             }
         }
     }
-    super::sysctl::validate(spec)
-        .and_then(|()| super::lsm::validate(spec))
-        .map_err(|(f, msg)| field(&f, &msg))?;
+    Ok(())
+}
+
+/// Hook paths are absolute, timeouts positive.
+fn validate_hooks(spec: &Spec, field: &dyn Fn(&str, &str) -> RuntimeError) -> Result<()> {
     if let Some(hooks) = spec.hooks() {
         let all = [
             hooks.prestart(),

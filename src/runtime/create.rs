@@ -38,6 +38,18 @@ struct CreateGuard {
     armed: bool,
 }
 
+impl CreateGuard {
+    fn new(dir: PathBuf) -> CreateGuard {
+        CreateGuard {
+            dir,
+            child: None,
+            init: None,
+            cgroup: None,
+            armed: true,
+        }
+    }
+}
+
 impl Drop for CreateGuard {
     fn drop(&mut self) {
         if !self.armed {
@@ -373,6 +385,108 @@ impl Runtime {
                 path: b.config_path.clone(),
                 msg,
             })?;
+        let dir = self.make_container_dir(id)?;
+        let mut guard = CreateGuard::new(dir.clone());
+        let _lock = crate::util::FileLock::exclusive(&dir.join(state::LOCK_FILE))
+            .map_err(|e| RuntimeError::io("lock", dir.join(state::LOCK_FILE), e))?;
+        let cfg_copy = dir.join(state::CONFIG_FILE);
+        std::fs::write(&cfg_copy, &b.raw).map_err(|e| RuntimeError::io("write", cfg_copy, e))?;
+        // `run` skips the created state: no exec fifo, the init goes straight on.
+        let fifo = if opts.start_immediately {
+            None
+        } else {
+            Some(open_exec_fifo(&dir)?)
+        };
+        let console_owned = connect_console(spec, opts)?;
+
+        // Keep our own fds above the preserved range so the child's fds 3..3+N are intact.
+        let low = 3 + opts.preserve_fds as i32;
+        let (sync_parent, sync_child) =
+            sys::sync_pair().map_err(|e| RuntimeError::sys("socketpair", e))?;
+        let sync_child = lift(sync_child, low)?;
+        let fifo = fifo.map(|f| lift(f, low)).transpose()?;
+        let console_owned = console_owned.map(|f| lift(f, low)).transpose()?;
+        let console = opts
+            .console_fd
+            .or(console_owned.as_ref().map(|f| f.as_raw_fd()));
+        let (stdio, stdio_owned) =
+            super::exec::lend_stdio([opts.stdin, opts.stdout, opts.stderr], low)?;
+        let ns = NsPlan::of(spec, low)?;
+
+        // The cgroup exists, with its limits, before the child does: the child joins it
+        // at birth (cgroup2) or first thing (v1), never by a slow migration.
+        let (cgroups_path, join) = prepare_cgroup(spec, id, opts.systemd_cgroup, low, &mut guard)?;
+
+        // Idmapped binds are made here, on the host side (see idmounts.rs).
+        let idmapped: Vec<(usize, OwnedFd)> = super::idmounts::prepare(spec, &b.config_path)?
+            .into_iter()
+            .map(|(i, fd)| lift(fd, low).map(|fd| (i, fd)))
+            .collect::<Result<_>>()?;
+
+        let mut args = InitArgs {
+            cgroup_tasks: &join.tasks,
+            spec,
+            rootfs: &b.rootfs,
+            sync: sync_child.as_raw_fd(),
+            fifo: fifo.as_ref().map(|f| f.as_raw_fd()),
+            wait_go: false,
+            console,
+            stdio,
+            preserve_fds: opts.preserve_fds,
+            no_pivot: opts.no_pivot,
+            joins: ns.joins.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect(),
+            unshare: ns.unshare,
+            fork_for_pid: ns.fork_for_pid,
+            new_userns: ns.new_userns,
+            new_cgroupns: ns.new_cgroupns,
+            hooks_needed: hooks_needed(spec),
+            seccomp: filter.as_ref(),
+            idmapped: idmapped.iter().map(|(i, f)| (*i, f.as_raw_fd())).collect(),
+        };
+        // CVE-2019-5736: until execve the init is this binary; non-dumpable, its
+        // /proc/<pid>/exe cannot be opened from inside the container.
+        sys::set_non_dumpable();
+        let switch = ns.pid_join.as_ref().map(PidNsSwitch::enter).transpose()?;
+        let (pid, need_apply) = join.clone(ns.clone_flags)?;
+        if pid == 0 {
+            // Only a migration by the parent or id maps need the child to wait.
+            args.wait_go = need_apply || (ns.fast && ns.new_userns);
+            // The child lives in the target pid namespace: nothing to switch back.
+            std::mem::forget(switch);
+            drop(sync_parent);
+            init::init_main(&args);
+        }
+        drop(switch);
+        guard.child = Some(pid);
+        drop(args);
+        drop(sync_child);
+        drop(idmapped);
+        drop(stdio_owned);
+        drop(console_owned);
+        let sp = sync_parent.as_raw_fd();
+
+        drop(join);
+        let new_pid_ns = ns.new_flags.contains(CloneFlags::CLONE_NEWPID);
+        release_child(spec, pid, need_apply, ns, guard.cgroup.as_deref(), sp)?;
+
+        let mut record = new_record(id, b, spec, pid, cgroups_path, new_pid_ns);
+        serve_until_ready(spec, sp, pid, &mut record, &mut guard)?;
+        if opts.systemd_cgroup && guard.cgroup.is_some() {
+            start_systemd_scope(spec, id, record.pid)?;
+        }
+        record.pid_start = state::process_start_time(record.pid).unwrap_or(0);
+        record.save(&dir)?;
+        if let Some(pf) = &opts.pid_file {
+            crate::util::write_atomic(pf, record.pid.to_string().as_bytes())
+                .map_err(|e| RuntimeError::io("write pid file", pf.clone(), e))?;
+        }
+        guard.armed = false;
+        drop(fifo);
+        Ok(after_create(spec, opts, &record))
+    }
+
+    /// The container's state dir, new (a stale one from a dead create is replaced).
+    fn make_container_dir(&self, id: &str) -> Result<PathBuf> {
         let cdirs = self.containers_dir();
         std::fs::create_dir_all(&cdirs)
             .map_err(|e| RuntimeError::io("create", cdirs.clone(), e))?;
@@ -388,71 +502,157 @@ impl Runtime {
             }
             Err(e) => return Err(RuntimeError::io("create", dir, e)),
         }
-        let mut guard = CreateGuard {
-            dir: dir.clone(),
-            child: None,
-            init: None,
-            cgroup: None,
-            armed: true,
-        };
-        let _lock = crate::util::FileLock::exclusive(&dir.join(state::LOCK_FILE))
-            .map_err(|e| RuntimeError::io("lock", dir.join(state::LOCK_FILE), e))?;
-        let cfg_copy = dir.join(state::CONFIG_FILE);
-        std::fs::write(&cfg_copy, &b.raw).map_err(|e| RuntimeError::io("write", cfg_copy, e))?;
-        // `run` skips the created state: no exec fifo, the init goes straight on.
-        let fifo = if opts.start_immediately {
-            None
-        } else {
-            let fifo_path = dir.join(state::FIFO_FILE);
-            nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-                .map_err(|e| RuntimeError::sys(format!("mkfifo {}", fifo_path.display()), e))?;
-            Some(
-                nix::fcntl::open(
-                    &fifo_path,
-                    nix::fcntl::OFlag::O_RDONLY
-                        | nix::fcntl::OFlag::O_NONBLOCK
-                        | nix::fcntl::OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .map_err(|e| RuntimeError::sys(format!("open {}", fifo_path.display()), e))?,
-            )
-        };
+        Ok(dir)
+    }
+}
 
-        let process = spec.process().as_ref();
-        let terminal = process.and_then(|p| p.terminal()) == Some(true);
-        let mut console_owned: Option<OwnedFd> = None;
-        if terminal && opts.console_fd.is_none() {
-            let Some(sock) = &opts.console_socket else {
-                return Err(RuntimeError::Invalid(
-                    "process.terminal is true: --console-socket is required".into(),
-                ));
-            };
-            let s = std::os::unix::net::UnixStream::connect(sock)
-                .map_err(|e| RuntimeError::io("connect console socket", sock.clone(), e))?;
-            console_owned = Some(s.into());
+/// `--systemd-cgroup` where systemd runs: the init, ready in the cgroup at the unit's
+/// path, becomes systemd's transient scope (as runc's systemd driver makes it).
+fn start_systemd_scope(spec: &Spec, id: &str, pid: i32) -> Result<()> {
+    if !super::systemd::systemd_running() {
+        return Ok(());
+    }
+    let given = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .map(|p| p.to_string_lossy().into_owned());
+    let unit = super::systemd::Unit::parse(given.as_deref(), id)?;
+    super::systemd::start_scope(&unit, id, pid, effective_resources(spec).as_ref())
+}
+
+/// The record of a container whose init (or intermediate child) is `pid`.
+fn new_record(
+    id: &str,
+    b: &Bundle,
+    spec: &Spec,
+    pid: i32,
+    cgroups_path: Option<String>,
+    new_pid_ns: bool,
+) -> ContainerRecord {
+    ContainerRecord {
+        id: id.to_string(),
+        bundle: b.dir.clone(),
+        rootfs: b.rootfs.clone(),
+        pid,
+        pid_start: 0,
+        created: crate::util::now_rfc3339(),
+        owner: owner(),
+        cgroups_path,
+        new_pid_ns,
+        paused: false,
+        annotations: spec.annotations().clone().unwrap_or_default(),
+    }
+}
+
+/// The container's state once created: for `run` (started at once) after its
+/// poststart hooks, whose failure is only a warning.
+fn after_create(spec: &Spec, opts: &CreateOptions, record: &ContainerRecord) -> State {
+    if !opts.start_immediately {
+        return record.oci_state(Status::Created);
+    }
+    if !hooks::hooks_of(spec, HookKind::Poststart).is_empty() {
+        if let Err(e) = hooks::run_hooks(
+            spec,
+            HookKind::Poststart,
+            &record.oci_state(Status::Running),
+        ) {
+            log::warn(&e.to_string());
         }
+    }
+    record.oci_state(Status::Running)
+}
 
-        // Keep our own fds above the preserved range so the child's fds 3..3+N are intact.
-        let low = 3 + opts.preserve_fds as i32;
-        let (sync_parent, sync_child) =
-            sys::sync_pair().map_err(|e| RuntimeError::sys("socketpair", e))?;
-        let lift = |fd: OwnedFd| -> Result<OwnedFd> {
-            if fd.as_raw_fd() >= low {
-                Ok(fd)
-            } else {
-                sys::dup_above(&fd, low).map_err(|e| RuntimeError::sys("dup", e))
-            }
-        };
-        let sync_child = lift(sync_child)?;
-        let fifo = fifo.map(lift).transpose()?;
-        let console_owned = console_owned.map(lift).transpose()?;
-        let console = opts
-            .console_fd
-            .or(console_owned.as_ref().map(|f| f.as_raw_fd()));
-        let (stdio, stdio_owned) =
-            super::exec::lend_stdio([opts.stdin, opts.stdout, opts.stderr], low)?;
+/// Opens the container's cgroup and makes it with its limits (before the child exists,
+/// so it joins at birth); the guard owns it from here. Returns its path and the join.
+fn prepare_cgroup(
+    spec: &Spec,
+    id: &str,
+    systemd: bool,
+    low: i32,
+    guard: &mut CreateGuard,
+) -> Result<(Option<String>, CgroupJoin)> {
+    let cg = open_cgroup(spec, id, systemd)?;
+    let cgroups_path = cg.as_ref().map(|(p, _)| p.clone());
+    guard.cgroup = cg.map(|(_, m)| m);
+    let mut join = CgroupJoin::default();
+    if let Some(cg) = guard.cgroup.as_deref() {
+        cg.create()?;
+        if let Some(res) = effective_resources(spec) {
+            cg.set(&res)?;
+        }
+        join = CgroupJoin::prepare(cg, low);
+    }
+    Ok((cgroups_path, join))
+}
 
-        // Namespace plan: new ones by clone flags; joined ones by setns.
+/// `fd` itself when at or above `low`, else a copy there (the preserved fds lie below).
+fn lift(fd: OwnedFd, low: i32) -> Result<OwnedFd> {
+    if fd.as_raw_fd() >= low {
+        Ok(fd)
+    } else {
+        sys::dup_above(&fd, low).map_err(|e| RuntimeError::sys("dup", e))
+    }
+}
+
+/// The exec fifo `start` opens, made in `dir` and opened here for reading (non-blocking).
+fn open_exec_fifo(dir: &Path) -> Result<OwnedFd> {
+    let fifo_path = dir.join(state::FIFO_FILE);
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| RuntimeError::sys(format!("mkfifo {}", fifo_path.display()), e))?;
+    nix::fcntl::open(
+        &fifo_path,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| RuntimeError::sys(format!("open {}", fifo_path.display()), e))
+}
+
+/// The console socket connection a terminal process needs (none when the caller passed
+/// a console fd, or the process has no terminal).
+fn connect_console(spec: &Spec, opts: &CreateOptions) -> Result<Option<OwnedFd>> {
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    if !terminal || opts.console_fd.is_some() {
+        return Ok(None);
+    }
+    let Some(sock) = &opts.console_socket else {
+        return Err(RuntimeError::Invalid(
+            "process.terminal is true: --console-socket is required".into(),
+        ));
+    };
+    let s = std::os::unix::net::UnixStream::connect(sock)
+        .map_err(|e| RuntimeError::io("connect console socket", sock.clone(), e))?;
+    Ok(Some(s.into()))
+}
+
+/// Whether any hook runs during create (the child then asks for them).
+fn hooks_needed(spec: &Spec) -> bool {
+    [
+        HookKind::Prestart,
+        HookKind::CreateRuntime,
+        HookKind::CreateContainer,
+        HookKind::StartContainer,
+    ]
+    .iter()
+    .any(|k| !hooks::hooks_of(spec, *k).is_empty())
+}
+
+/// Namespace plan: new ones by clone flags; joined ones by setns.
+struct NsPlan {
+    new_flags: CloneFlags,
+    joins: Vec<(OwnedFd, CloneFlags)>,
+    pid_join: Option<OwnedFd>,
+    new_userns: bool,
+    new_cgroupns: bool,
+    /// Nothing to join: everything new is made by the clone itself.
+    fast: bool,
+    clone_flags: CloneFlags,
+    unshare: CloneFlags,
+    fork_for_pid: bool,
+}
+
+impl NsPlan {
+    fn of(spec: &Spec, low: i32) -> Result<NsPlan> {
         let nss = spec
             .linux()
             .as_ref()
@@ -466,13 +666,11 @@ impl Runtime {
             match ns.path() {
                 None => new_flags |= flag,
                 Some(p) if flag == CloneFlags::CLONE_NEWPID => pid_join = Some(open_ns(p)?),
-                Some(p) => joins.push((lift(open_ns(p)?)?, flag)),
+                Some(p) => joins.push((lift(open_ns(p)?, low)?, flag)),
             }
         }
         // The user namespace must be joined first: it owns the others.
         joins.sort_by_key(|(_, f)| *f != CloneFlags::CLONE_NEWUSER);
-        let new_userns = new_flags.contains(CloneFlags::CLONE_NEWUSER);
-        let new_cgroupns = new_flags.contains(CloneFlags::CLONE_NEWCGROUP);
         let fast = joins.is_empty();
         let (clone_flags, unshare, fork_for_pid) = if fast {
             (
@@ -487,171 +685,98 @@ impl Runtime {
                 new_flags.contains(CloneFlags::CLONE_NEWPID),
             )
         };
-        let hooks_needed = [
-            HookKind::Prestart,
-            HookKind::CreateRuntime,
-            HookKind::CreateContainer,
-            HookKind::StartContainer,
-        ]
-        .iter()
-        .any(|k| !hooks::hooks_of(spec, *k).is_empty());
-
-        // The cgroup exists, with its limits, before the child does: the child joins it
-        // at birth (cgroup2) or first thing (v1), never by a slow migration.
-        let cg = open_cgroup(spec, id, opts.systemd_cgroup)?;
-        let cgroups_path = cg.as_ref().map(|(p, _)| p.clone());
-        guard.cgroup = cg.map(|(_, m)| m);
-        let mut join = CgroupJoin::default();
-        if let Some(cg) = guard.cgroup.as_deref() {
-            cg.create()?;
-            if let Some(res) = effective_resources(spec) {
-                cg.set(&res)?;
-            }
-            join = CgroupJoin::prepare(cg, low);
-        }
-
-        // Idmapped binds are made here, on the host side (see idmounts.rs).
-        let idmapped: Vec<(usize, OwnedFd)> = super::idmounts::prepare(spec, &b.config_path)?
-            .into_iter()
-            .map(|(i, fd)| lift(fd).map(|fd| (i, fd)))
-            .collect::<Result<_>>()?;
-
-        let mut args = InitArgs {
-            cgroup_tasks: &join.tasks,
-            spec,
-            rootfs: &b.rootfs,
-            sync: sync_child.as_raw_fd(),
-            fifo: fifo.as_ref().map(|f| f.as_raw_fd()),
-            wait_go: false,
-            console,
-            stdio,
-            preserve_fds: opts.preserve_fds,
-            no_pivot: opts.no_pivot,
-            joins: joins.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect(),
+        Ok(NsPlan {
+            new_flags,
+            joins,
+            pid_join,
+            new_userns: new_flags.contains(CloneFlags::CLONE_NEWUSER),
+            new_cgroupns: new_flags.contains(CloneFlags::CLONE_NEWCGROUP),
+            fast,
+            clone_flags,
             unshare,
             fork_for_pid,
-            new_userns,
-            new_cgroupns,
-            hooks_needed,
-            seccomp: filter.as_ref(),
-            idmapped: idmapped.iter().map(|(i, f)| (*i, f.as_raw_fd())).collect(),
-        };
-        // CVE-2019-5736: until execve the init is this binary; non-dumpable, its
-        // /proc/<pid>/exe cannot be opened from inside the container.
-        sys::set_non_dumpable();
-        let switch = pid_join.as_ref().map(PidNsSwitch::enter).transpose()?;
-        let (pid, need_apply) = join.clone(clone_flags)?;
-        if pid == 0 {
-            // Only a migration by the parent or id maps need the child to wait.
-            args.wait_go = need_apply || (fast && new_userns);
-            // The child lives in the target pid namespace: nothing to switch back.
-            std::mem::forget(switch);
-            drop(sync_parent);
-            init::init_main(&args);
-        }
-        drop(switch);
-        guard.child = Some(pid);
-        drop(args);
-        drop(sync_child);
-        drop(joins);
-        drop(idmapped);
-        drop(stdio_owned);
-        drop(console_owned);
-        let sp = sync_parent.as_raw_fd();
+        })
+    }
+}
 
-        drop(join);
-        if need_apply {
-            if let Some(cg) = guard.cgroup.as_deref() {
-                cg.apply(pid)?;
-            }
+/// Right after the clone: migrates the child into its cgroup when the clone could not,
+/// writes the id maps of a user namespace it was cloned into, and lets it go on.
+/// Consumes the plan: the joined namespace fds are closed here, as before.
+fn release_child(
+    spec: &Spec,
+    pid: i32,
+    need_apply: bool,
+    ns: NsPlan,
+    cg: Option<&dyn CgroupManager>,
+    sp: std::os::fd::RawFd,
+) -> Result<()> {
+    let cloned_userns = ns.fast && ns.new_userns;
+    drop(ns);
+    if need_apply {
+        if let Some(cg) = cg {
+            cg.apply(pid)?;
         }
-        if fast && new_userns {
-            write_id_maps(spec, pid)?;
-            // The child is already in its user namespace, where lowering its
-            // oom_score_adj is not allowed: set it from here.
-            if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-                let path = PathBuf::from(format!("/proc/{pid}/oom_score_adj"));
-                std::fs::write(&path, adj.to_string())
-                    .map_err(|e| RuntimeError::io("process.oomScoreAdj", path, e))?;
-            }
+    }
+    if cloned_userns {
+        write_id_maps(spec, pid)?;
+        // The child is already in its user namespace, where lowering its
+        // oom_score_adj is not allowed: set it from here.
+        if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+            let path = PathBuf::from(format!("/proc/{pid}/oom_score_adj"));
+            std::fs::write(&path, adj.to_string())
+                .map_err(|e| RuntimeError::io("process.oomScoreAdj", path, e))?;
         }
-        if need_apply || (fast && new_userns) {
-            sys::send_msg(sp, msg::GO, b"").map_err(|e| RuntimeError::sys("sync", e))?;
-        }
+    }
+    if need_apply || cloned_userns {
+        sys::send_msg(sp, msg::GO, b"").map_err(|e| RuntimeError::sys("sync", e))?;
+    }
+    Ok(())
+}
 
-        let mut record = ContainerRecord {
-            id: id.to_string(),
-            bundle: b.dir.clone(),
-            rootfs: b.rootfs.clone(),
-            pid,
-            pid_start: 0,
-            created: crate::util::now_rfc3339(),
-            owner: owner(),
-            cgroups_path,
-            new_pid_ns: new_flags.contains(CloneFlags::CLONE_NEWPID),
-            paused: false,
-            annotations: spec.annotations().clone().unwrap_or_default(),
-        };
-        loop {
-            let m = sys::recv_msg(sp).map_err(|e| RuntimeError::sys("sync", e))?;
-            match m {
-                Some((msg::MAPS_REQ, _)) => {
-                    write_id_maps(spec, pid)?;
-                    sys::send_msg(sp, msg::MAPS_DONE, b"")
-                        .map_err(|e| RuntimeError::sys("sync", e))?;
-                    // The child is in its own user namespace now: root there.
-                }
-                Some((msg::PID, p)) => {
-                    let mut raw = [0u8; 4];
-                    if p.len() == 4 {
-                        raw.copy_from_slice(&p);
-                    }
-                    record.pid = i32::from_ne_bytes(raw);
-                    guard.init = Some(record.pid);
-                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-                    guard.child = None;
-                }
-                Some((msg::HOOKS_REQ, _)) => {
-                    let st = record.oci_state(Status::Creating);
-                    hooks::run_hooks(spec, HookKind::Prestart, &st)?;
-                    hooks::run_hooks(spec, HookKind::CreateRuntime, &st)?;
-                    let json = serde_json::to_vec(&record.oci_state(Status::Created))
-                        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-                    sys::send_msg(sp, msg::HOOKS_DONE, &json)
-                        .map_err(|e| RuntimeError::sys("sync", e))?;
-                }
-                Some((msg::READY, _)) => break,
-                Some((msg::ERR, text)) => {
-                    return Err(RuntimeError::Init(
-                        String::from_utf8_lossy(&text).into_owned(),
-                    ))
-                }
-                Some((t, _)) => {
-                    return Err(RuntimeError::Init(format!("unexpected sync message {t}")))
-                }
-                None => return Err(RuntimeError::Init("exited during setup".into())),
+/// Answers the child's requests (id maps, its pid after the pid-namespace fork, hooks)
+/// until it is ready; its error, or its death, fails the create.
+fn serve_until_ready(
+    spec: &Spec,
+    sp: std::os::fd::RawFd,
+    pid: i32,
+    record: &mut ContainerRecord,
+    guard: &mut CreateGuard,
+) -> Result<()> {
+    loop {
+        let m = sys::recv_msg(sp).map_err(|e| RuntimeError::sys("sync", e))?;
+        match m {
+            Some((msg::MAPS_REQ, _)) => {
+                write_id_maps(spec, pid)?;
+                sys::send_msg(sp, msg::MAPS_DONE, b"").map_err(|e| RuntimeError::sys("sync", e))?;
+                // The child is in its own user namespace now: root there.
             }
-        }
-        record.pid_start = state::process_start_time(record.pid).unwrap_or(0);
-        record.save(&dir)?;
-        if let Some(pf) = &opts.pid_file {
-            crate::util::write_atomic(pf, record.pid.to_string().as_bytes())
-                .map_err(|e| RuntimeError::io("write pid file", pf.clone(), e))?;
-        }
-        guard.armed = false;
-        drop(fifo);
-        if opts.start_immediately {
-            if !hooks::hooks_of(spec, HookKind::Poststart).is_empty() {
-                if let Err(e) = hooks::run_hooks(
-                    spec,
-                    HookKind::Poststart,
-                    &record.oci_state(Status::Running),
-                ) {
-                    log::warn(&e.to_string());
+            Some((msg::PID, p)) => {
+                let mut raw = [0u8; 4];
+                if p.len() == 4 {
+                    raw.copy_from_slice(&p);
                 }
+                record.pid = i32::from_ne_bytes(raw);
+                guard.init = Some(record.pid);
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                guard.child = None;
             }
-            return Ok(record.oci_state(Status::Running));
+            Some((msg::HOOKS_REQ, _)) => {
+                let st = record.oci_state(Status::Creating);
+                hooks::run_hooks(spec, HookKind::Prestart, &st)?;
+                hooks::run_hooks(spec, HookKind::CreateRuntime, &st)?;
+                let json = serde_json::to_vec(&record.oci_state(Status::Created))
+                    .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+                sys::send_msg(sp, msg::HOOKS_DONE, &json)
+                    .map_err(|e| RuntimeError::sys("sync", e))?;
+            }
+            Some((msg::READY, _)) => return Ok(()),
+            Some((msg::ERR, text)) => {
+                return Err(RuntimeError::Init(
+                    String::from_utf8_lossy(&text).into_owned(),
+                ))
+            }
+            Some((t, _)) => return Err(RuntimeError::Init(format!("unexpected sync message {t}"))),
+            None => return Err(RuntimeError::Init("exited during setup".into())),
         }
-        Ok(record.oci_state(Status::Created))
     }
 }

@@ -93,40 +93,7 @@ impl Runtime {
                 sys::dup_above(&fd, low).map_err(|e| RuntimeError::sys("dup", e))
             }
         };
-        // Namespaces: every one the container has, user first, mount last.
-        let mut joins: Vec<(OwnedFd, CloneFlags)> = Vec::new();
-        let mut pid_ns: Option<OwnedFd> = None;
-        let types = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().clone())
-            .unwrap_or_default();
-        // Without a mount namespace the container is only chrooted into its rootfs:
-        // joining its namespaces would leave the new process at the caller's root.
-        if !types.iter().any(|n| n.typ() == LinuxNamespaceType::Mount) {
-            return Err(RuntimeError::Invalid(format!(
-                "exec: container {id} has no mount namespace (it shares the runtime's and \
-                 is chrooted into its rootfs); podrun does not exec into it"
-            )));
-        }
-        for ns in types {
-            let Some((name, flag)) = ns_file(ns.typ()) else {
-                continue;
-            };
-            let path = PathBuf::from(format!("/proc/{}/ns/{name}", rec.pid));
-            let f = std::fs::File::open(&path)
-                .map_err(|e| RuntimeError::io("open namespace", path.clone(), e))?;
-            if flag == CloneFlags::CLONE_NEWPID {
-                pid_ns = Some(f.into());
-            } else {
-                joins.push((lift(f.into())?, flag));
-            }
-        }
-        joins.sort_by_key(|(_, f)| match *f {
-            CloneFlags::CLONE_NEWUSER => 0,
-            CloneFlags::CLONE_NEWNS => 2,
-            _ => 1,
-        });
+        let (joins, pid_ns) = exec_namespaces(id, &spec, rec.pid, &lift)?;
         let terminal = p.terminal() == Some(true);
         let mut console_owned = None;
         if terminal && opts.console_fd.is_none() {
@@ -194,28 +161,79 @@ impl Runtime {
         if let Some(cg) = cg.as_deref().filter(|_| need_apply) {
             cg.apply(pid).map_err(|e| fail(e.into()))?;
         }
-        let sp = sync_parent.as_raw_fd();
-        sys::send_msg(sp, msg::GO, b"").map_err(|e| fail(RuntimeError::sys("sync", e)))?;
-        match sys::recv_msg(sp) {
-            Ok(None) => {}
-            Ok(Some((msg::ERR, text))) => {
-                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-                return Err(RuntimeError::Init(
-                    String::from_utf8_lossy(&text).into_owned(),
-                ));
-            }
-            Ok(Some((t, _))) => {
-                return Err(fail(RuntimeError::Init(format!(
-                    "unexpected sync message {t}"
-                ))))
-            }
-            Err(e) => return Err(fail(RuntimeError::sys("sync", e))),
-        }
+        await_exec(sync_parent.as_raw_fd(), pid, &fail)?;
         if let Some(pf) = &opts.pid_file {
             crate::util::write_atomic(pf, pid.to_string().as_bytes())
                 .map_err(|e| RuntimeError::io("write pid file", pf.clone(), e))?;
         }
         Ok(ExecOutcome { pid })
+    }
+}
+
+/// Namespace files to join, with their clone flags.
+type JoinList = Vec<(OwnedFd, CloneFlags)>;
+
+/// The container's namespaces opened from its init: the ones to join (user first,
+/// mount last, each lifted above the preserved fds) and its pid namespace. A container
+/// without a mount namespace is refused.
+fn exec_namespaces(
+    id: &str,
+    spec: &oci_spec::runtime::Spec,
+    pid: i32,
+    lift: &dyn Fn(OwnedFd) -> Result<OwnedFd>,
+) -> Result<(JoinList, Option<OwnedFd>)> {
+    let mut joins: Vec<(OwnedFd, CloneFlags)> = Vec::new();
+    let mut pid_ns: Option<OwnedFd> = None;
+    let types = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    // Without a mount namespace the container is only chrooted into its rootfs:
+    // joining its namespaces would leave the new process at the caller's root.
+    if !types.iter().any(|n| n.typ() == LinuxNamespaceType::Mount) {
+        return Err(RuntimeError::Invalid(format!(
+            "exec: container {id} has no mount namespace (it shares the runtime's and \
+             is chrooted into its rootfs); podrun does not exec into it"
+        )));
+    }
+    for ns in types {
+        let Some((name, flag)) = ns_file(ns.typ()) else {
+            continue;
+        };
+        let path = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+        let f = std::fs::File::open(&path)
+            .map_err(|e| RuntimeError::io("open namespace", path.clone(), e))?;
+        if flag == CloneFlags::CLONE_NEWPID {
+            pid_ns = Some(f.into());
+        } else {
+            joins.push((lift(f.into())?, flag));
+        }
+    }
+    joins.sort_by_key(|(_, f)| match *f {
+        CloneFlags::CLONE_NEWUSER => 0,
+        CloneFlags::CLONE_NEWNS => 2,
+        _ => 1,
+    });
+    Ok((joins, pid_ns))
+}
+
+/// Lets the exec child go on and waits until it has exec'd (the sync socket closes on
+/// exec) or reported its error; `fail` kills and reaps it on our own errors.
+fn await_exec(sp: RawFd, pid: i32, fail: &dyn Fn(RuntimeError) -> RuntimeError) -> Result<()> {
+    sys::send_msg(sp, msg::GO, b"").map_err(|e| fail(RuntimeError::sys("sync", e)))?;
+    match sys::recv_msg(sp) {
+        Ok(None) => Ok(()),
+        Ok(Some((msg::ERR, text))) => {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            Err(RuntimeError::Init(
+                String::from_utf8_lossy(&text).into_owned(),
+            ))
+        }
+        Ok(Some((t, _))) => Err(fail(RuntimeError::Init(format!(
+            "unexpected sync message {t}"
+        )))),
+        Err(e) => Err(fail(RuntimeError::sys("sync", e))),
     }
 }
 

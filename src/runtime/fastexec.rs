@@ -114,19 +114,116 @@ fn home_in(root: &Path, uid: u32) -> String {
     "/".into()
 }
 
+/// Namespace files to join, with their CLONE_NEW* flags.
+type NsJoins = Vec<(OwnedFd, i32)>;
+
+/// The container's namespaces to join (mount last) and its pid namespace, opened from
+/// its init; a user namespace is refused (the general path handles it).
+fn namespace_fds(spec: &oci_spec::runtime::Spec, pid: i32) -> Result<(NsJoins, Option<OwnedFd>)> {
+    let mut joins = Vec::new();
+    let mut pid_ns = None;
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    for ns in namespaces {
+        if ns.typ() == LinuxNamespaceType::User {
+            return Err(RuntimeError::Invalid(
+                "prepared exec: container has a user namespace".into(),
+            ));
+        }
+        let Some((name, flag)) = super::exec::ns_file(ns.typ()) else {
+            continue;
+        };
+        let flag = flag.bits();
+        let fd = open_fd(&PathBuf::from(format!("/proc/{pid}/ns/{name}")), false)?;
+        if flag == libc::CLONE_NEWPID {
+            pid_ns = Some(fd);
+        } else {
+            joins.push((fd, flag));
+        }
+    }
+    joins.sort_by_key(|(_, f)| i32::from(*f == libc::CLONE_NEWNS));
+    Ok((joins, pid_ns))
+}
+
+/// The container cgroup's v1 `tasks` files (opened for writing) and its cgroup2 dir.
+fn cgroup_fds(cgroups_path: Option<&str>) -> Result<(Vec<OwnedFd>, Option<OwnedFd>)> {
+    let cg = cgroups_path.and_then(|p| cgroups::open(p).ok());
+    let (mut tasks, mut unified) = (Vec::new(), None);
+    if let Some(cg) = cg.as_deref() {
+        let unified_path = cg.unified_path();
+        for d in cg.paths() {
+            if Some(&d) == unified_path.as_ref() {
+                continue;
+            }
+            tasks.push(open_fd(&d.join("tasks"), true)?);
+        }
+        if let Some(u) = unified_path {
+            unified = Some(open_fd(&u, false)?);
+        }
+    }
+    Ok((tasks, unified))
+}
+
+/// process.rlimits as prlimit64 arguments (unknown types skipped).
+fn rlimits_of(p: &Process) -> Vec<(libc::c_int, libc::rlimit)> {
+    let mut rlimits = Vec::new();
+    for rl in p.rlimits().as_deref().unwrap_or_default() {
+        if let Some(res) = super::process::rlimit_resource(rl.typ()) {
+            rlimits.push((
+                res as libc::c_int,
+                libc::rlimit {
+                    rlim_cur: rl.soft(),
+                    rlim_max: rl.hard(),
+                },
+            ));
+        }
+    }
+    rlimits
+}
+
+/// Capability sets `[effective, permitted, inheritable]` as masks, the bounding
+/// capabilities to drop and the ambient ones to raise.
+type CapPlan = (Option<[u64; 3]>, Vec<libc::c_ulong>, Vec<libc::c_ulong>);
+
+fn cap_plan(caps_cfg: Option<&oci_spec::runtime::LinuxCapabilities>) -> CapPlan {
+    let mut bounding_drop = Vec::new();
+    let mut ambient = Vec::new();
+    let caps = caps_cfg.map(|c| {
+        let keep = cap_mask(c.bounding());
+        let last = caps::runtime::thread_all_supported()
+            .iter()
+            .map(|c| c.index())
+            .max()
+            .unwrap_or(40);
+        for i in 0..=last {
+            if keep & (1u64 << i) == 0 {
+                bounding_drop.push(libc::c_ulong::from(i));
+            }
+        }
+        let amb = cap_mask(c.ambient());
+        for i in 0..64u8 {
+            if amb & (1u64 << i) != 0 {
+                ambient.push(libc::c_ulong::from(i));
+            }
+        }
+        [
+            cap_mask(c.effective()),
+            cap_mask(c.permitted()),
+            cap_mask(c.inheritable()),
+        ]
+    });
+    (caps, bounding_drop, ambient)
+}
+
 impl Runtime {
     /// Resolves everything an exec of `process` into running container `id` needs.
     /// Fails for containers in a user namespace (use [`Runtime::exec`]).
     pub fn prepare_exec(&self, id: &str, process: &Process) -> Result<PreparedExec> {
         let rec = self.exec_target(id)?;
         let spec = self.spec_of(id)?;
-        let mut joins = Vec::new();
-        let mut pid_ns = None;
-        let namespaces = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().clone())
-            .unwrap_or_default();
         if process
             .apparmor_profile()
             .as_ref()
@@ -136,92 +233,20 @@ impl Runtime {
                 "prepared exec: process.apparmorProfile is applied by the general path".into(),
             ));
         }
-        for ns in namespaces {
-            if ns.typ() == LinuxNamespaceType::User {
-                return Err(RuntimeError::Invalid(
-                    "prepared exec: container has a user namespace".into(),
-                ));
-            }
-            let Some((name, flag)) = super::exec::ns_file(ns.typ()) else {
-                continue;
-            };
-            let flag = flag.bits();
-            let fd = open_fd(
-                &PathBuf::from(format!("/proc/{}/ns/{name}", rec.pid)),
-                false,
-            )?;
-            if flag == libc::CLONE_NEWPID {
-                pid_ns = Some(fd);
-            } else {
-                joins.push((fd, flag));
-            }
-        }
-        joins.sort_by_key(|(_, f)| i32::from(*f == libc::CLONE_NEWNS));
+        let (joins, pid_ns) = namespace_fds(&spec, rec.pid)?;
         let own_pid_ns = match pid_ns {
             Some(_) => Some(open_fd(Path::new("/proc/self/ns/pid"), false)?),
             None => None,
         };
-        let cg = rec
-            .cgroups_path
-            .as_ref()
-            .and_then(|p| cgroups::open(p).ok());
-        let (mut tasks, mut unified) = (Vec::new(), None);
-        if let Some(cg) = cg.as_deref() {
-            let unified_path = cg.unified_path();
-            for d in cg.paths() {
-                if Some(&d) == unified_path.as_ref() {
-                    continue;
-                }
-                tasks.push(open_fd(&d.join("tasks"), true)?);
-            }
-            if let Some(u) = unified_path {
-                unified = Some(open_fd(&u, false)?);
-            }
-        }
+        let (tasks, unified) = cgroup_fds(rec.cgroups_path.as_deref())?;
         let seccomp = super::seccomp::of_spec(&spec, Some(&self.root.join("seccomp-cache")))
             .map_err(RuntimeError::Invalid)?;
 
         let p = process;
         let user = p.user();
-        let mut rlimits = Vec::new();
-        for rl in p.rlimits().as_deref().unwrap_or_default() {
-            if let Some(res) = super::process::rlimit_resource(rl.typ()) {
-                rlimits.push((
-                    res as libc::c_int,
-                    libc::rlimit {
-                        rlim_cur: rl.soft(),
-                        rlim_max: rl.hard(),
-                    },
-                ));
-            }
-        }
+        let rlimits = rlimits_of(p);
         let caps_cfg = p.capabilities().as_ref();
-        let mut bounding_drop = Vec::new();
-        let mut ambient = Vec::new();
-        let caps = caps_cfg.map(|c| {
-            let keep = cap_mask(c.bounding());
-            let last = caps::runtime::thread_all_supported()
-                .iter()
-                .map(|c| c.index())
-                .max()
-                .unwrap_or(40);
-            for i in 0..=last {
-                if keep & (1u64 << i) == 0 {
-                    bounding_drop.push(libc::c_ulong::from(i));
-                }
-            }
-            let amb = cap_mask(c.ambient());
-            for i in 0..64u8 {
-                if amb & (1u64 << i) != 0 {
-                    ambient.push(libc::c_ulong::from(i));
-                }
-            }
-            [
-                cap_mask(c.effective()),
-                cap_mask(c.permitted()),
-                cap_mask(c.inheritable()),
-            ]
-        });
+        let (caps, bounding_drop, ambient) = cap_plan(caps_cfg);
         let env_list = p.env().as_deref().unwrap_or_default();
         let mut env = env_list
             .iter()
@@ -529,6 +554,55 @@ struct CapData {
 
 fn child_steps(c: &Child) -> std::result::Result<(), (u32, i32)> {
     let p = c.p;
+    enter_container(c)?;
+    // SAFETY: raw syscalls on buffers prepared by the caller, alive and unchanged while
+    // it is suspended; nothing here allocates or takes a lock.
+    unsafe {
+        check(6, libc::chdir(p.cwd.as_ptr()) as libc::c_long)?;
+        if p.no_new_privs {
+            check(
+                7,
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as libc::c_long,
+            )?;
+        }
+    }
+    if let Some(f) = p.seccomp.as_ref().filter(|_| !p.no_new_privs) {
+        load_filter(f)?;
+    }
+    become_user(p)?;
+    // SAFETY: as above.
+    unsafe {
+        libc::umask(p.umask);
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
+    if let Some(f) = p.seccomp.as_ref().filter(|_| p.no_new_privs) {
+        load_filter(f)?;
+    }
+    // execvp's search: the first candidate that exists and can be run wins; keep the
+    // most telling error (EACCES over ENOENT) when none does.
+    let mut last = libc::ENOENT;
+    for cand in c.candidates {
+        // SAFETY: NUL-terminated strings and NULL-terminated arrays built by the caller.
+        unsafe { libc::execve(cand.as_ptr(), c.argv.as_ptr(), c.envp.as_ptr()) };
+        let e = errno();
+        match e {
+            libc::ENOENT | libc::ENOTDIR => {}
+            libc::EACCES => last = e,
+            _ => return Err((STAGES.len() as u32 - 1, e)),
+        }
+    }
+    Err((STAGES.len() as u32 - 1, last))
+}
+
+/// The child's first steps: default signal handlers, the container's cgroups and
+/// namespaces, stdio, oomScoreAdj, an empty signal mask and the rlimits.
+fn enter_container(c: &Child) -> std::result::Result<(), (u32, i32)> {
+    let p = c.p;
     // SAFETY (whole body): raw syscalls on descriptors and buffers prepared by the caller,
     // alive and unchanged while it is suspended; nothing here allocates or takes a lock.
     unsafe {
@@ -578,16 +652,16 @@ fn child_steps(c: &Child) -> std::result::Result<(), (u32, i32)> {
                 ),
             )?;
         }
-        check(6, libc::chdir(p.cwd.as_ptr()) as libc::c_long)?;
-        if p.no_new_privs {
-            check(
-                7,
-                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as libc::c_long,
-            )?;
-        }
-        if let Some(f) = p.seccomp.as_ref().filter(|_| !p.no_new_privs) {
-            load_filter(f)?;
-        }
+    }
+    Ok(())
+}
+
+/// Drops bounding capabilities, sets groups, gid and uid, then the capability sets
+/// (keeping them across the uid change) and the ambient ones.
+fn become_user(p: &PreparedExec) -> std::result::Result<(), (u32, i32)> {
+    // SAFETY (whole body): raw syscalls on buffers prepared by the caller, alive and
+    // unchanged while it is suspended; nothing here allocates or takes a lock.
+    unsafe {
         for cap in &p.bounding_drop {
             let r = libc::prctl(libc::PR_CAPBSET_DROP, *cap, 0, 0, 0);
             if r < 0 && errno() != libc::EINVAL {
@@ -603,12 +677,12 @@ fn child_steps(c: &Child) -> std::result::Result<(), (u32, i32)> {
         }
         check(11, libc::syscall(libc::SYS_setresgid, p.gid, p.gid, p.gid))?;
         check(12, libc::syscall(libc::SYS_setresuid, p.uid, p.uid, p.uid))?;
+        let hdr = CapHeader {
+            version: 0x2008_0522,
+            pid: 0,
+        };
         if let Some([eff, perm, inh]) = p.caps {
             libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0);
-            let hdr = CapHeader {
-                version: 0x2008_0522,
-                pid: 0,
-            };
             let data = [
                 CapData {
                     effective: eff as u32,
@@ -635,10 +709,6 @@ fn child_steps(c: &Child) -> std::result::Result<(), (u32, i32)> {
                 );
             }
         } else if p.clear_caps {
-            let hdr = CapHeader {
-                version: 0x2008_0522,
-                pid: 0,
-            };
             let data = [CapData {
                 effective: 0,
                 permitted: 0,
@@ -646,30 +716,8 @@ fn child_steps(c: &Child) -> std::result::Result<(), (u32, i32)> {
             }; 2];
             libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr());
         }
-        libc::umask(p.umask);
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        );
-        if let Some(f) = p.seccomp.as_ref().filter(|_| p.no_new_privs) {
-            load_filter(f)?;
-        }
-        // execvp's search: the first candidate that exists and can be run wins; keep the
-        // most telling error (EACCES over ENOENT) when none does.
-        let mut last = libc::ENOENT;
-        for cand in c.candidates {
-            libc::execve(cand.as_ptr(), c.argv.as_ptr(), c.envp.as_ptr());
-            let e = errno();
-            match e {
-                libc::ENOENT | libc::ENOTDIR => {}
-                libc::EACCES => last = e,
-                _ => return Err((STAGES.len() as u32 - 1, e)),
-            }
-        }
-        Err((STAGES.len() as u32 - 1, last))
     }
+    Ok(())
 }
 
 fn load_filter(f: &Compiled) -> std::result::Result<(), (u32, i32)> {

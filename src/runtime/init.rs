@@ -127,6 +127,38 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     if a.wait_go {
         expect(a.sync, msg::GO)?;
     }
+    let joins_userns = enter_namespaces(a)?;
+    process::reset_signals()?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    dup_stdio(a)?;
+    let state_json = build_root(a, a.new_userns || joins_userns)?;
+    if p.terminal() == Some(true) {
+        let console = a
+            .console
+            .ok_or_else(|| "process.terminal: no console socket".to_string())?;
+        setup_console(console, p, true)?;
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        rootfs::readonly_root()?;
+    }
+    process::apply_rlimits(p)?;
+    nix::unistd::chdir(p.cwd())
+        .map_err(|e| format!("process.cwd {}: {}", p.cwd().display(), e.desc()))?;
+    super::lsm::apply_apparmor(p.apparmor_profile().as_deref().unwrap_or_default())?;
+    process::apply_no_new_privs(p)?;
+    load_seccomp_early(p, a.seccomp)?;
+    process::apply_user_and_caps(p)?;
+    process::apply_umask(p);
+    // Resolve the program now so a missing binary fails `create`, as runc does.
+    let prog = process::prepare_program(p)?;
+    sys::send_msg(a.sync, msg::READY, b"").map_err(|e| e.desc().to_string())?;
+    Ok((state_json, prog))
+}
+
+/// Joins the namespaces given by path, unshares the new ones (asking the parent for id
+/// maps), forks into a new pid namespace when it could not be cloned, becomes a session
+/// leader and unshares the cgroup namespace. Returns whether a user namespace was joined.
+fn enter_namespaces(a: &InitArgs) -> R<bool> {
     let joins_userns = a
         .joins
         .iter()
@@ -156,13 +188,20 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
             unsafe { libc::_exit(0) }
         }
     }
+    // A session of its own, as runc's init (nsexec calls setsid): the caller's terminal
+    // signals do not reach it directly (they are forwarded), and CRIU can dump it (it
+    // refuses a session leader outside the container's pid namespace).
+    nix::unistd::setsid().map_err(|e| format!("setsid: {}", e.desc()))?;
     if a.new_cgroupns {
         // After the parent placed us in the container cgroup, so that is the ns root.
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| format!("unshare cgroup namespace: {}", e.desc()))?;
     }
-    process::reset_signals()?;
-    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    Ok(joins_userns)
+}
+
+/// The lent stdio descriptors onto 0..2.
+fn dup_stdio(a: &InitArgs) -> R<()> {
     for (target, fd) in a.stdio.iter().enumerate() {
         if let Some(fd) = fd {
             // SAFETY: dup2 onto 0..2; fd is an inherited open descriptor.
@@ -174,14 +213,20 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
             }
         }
     }
+    Ok(())
+}
 
+/// The container's root: mounts, /dev, hostname, createContainer hooks, sysctls, masks,
+/// then pivot_root (or chroot without a mount namespace). Returns the state JSON the
+/// parent sent for the hooks (empty without hooks).
+fn build_root(a: &InitArgs, in_userns: bool) -> R<Vec<u8>> {
+    let spec = a.spec;
     // Without a mount namespace the container shares the runtime's: nothing is mounted
     // (config.rs refused what would need it) and the root is entered by chroot, as runc.
     let own_mounts = has_mount_namespace(spec);
     if own_mounts {
         rootfs::prepare_root(spec, a.rootfs)?;
     }
-    let in_userns = a.new_userns || joins_userns;
     // In a user namespace we are still the host's root by id (unmapped there), which
     // lets us walk podrun's root-only (0700) directories to the rootfs: pin it now, then
     // become the namespace's root, whose files are mapped (mount points in its tmpfs).
@@ -212,16 +257,7 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
             rootfs::setup_dev(spec, rootfs, in_userns)?;
         }
     }
-    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        nix::unistd::sethostname(h).map_err(|e| format!("hostname {h:?}: {}", e.desc()))?;
-    }
-    if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
-        let c = std::ffi::CString::new(d).map_err(|_| "domainname: NUL byte".to_string())?;
-        // SAFETY: valid pointer and length.
-        if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } < 0 {
-            return Err(format!("domainname {d:?}: {}", nix::Error::last().desc()));
-        }
-    }
+    set_names(spec)?;
     let mut state_json = Vec::new();
     if a.hooks_needed {
         sys::send_msg(a.sync, msg::HOOKS_REQ, b"").map_err(|e| e.desc().to_string())?;
@@ -237,27 +273,22 @@ fn setup(a: &InitArgs) -> R<(Vec<u8>, process::Program)> {
     } else {
         rootfs::chroot_root(rootfs)?;
     }
-    if p.terminal() == Some(true) {
-        let console = a
-            .console
-            .ok_or_else(|| "process.terminal: no console socket".to_string())?;
-        setup_console(console, p, true)?;
+    Ok(state_json)
+}
+
+/// hostname and domainname, when the config sets them.
+fn set_names(spec: &Spec) -> R<()> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| format!("hostname {h:?}: {}", e.desc()))?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
-        rootfs::readonly_root()?;
+    if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        let c = std::ffi::CString::new(d).map_err(|_| "domainname: NUL byte".to_string())?;
+        // SAFETY: valid pointer and length.
+        if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } < 0 {
+            return Err(format!("domainname {d:?}: {}", nix::Error::last().desc()));
+        }
     }
-    process::apply_rlimits(p)?;
-    nix::unistd::chdir(p.cwd())
-        .map_err(|e| format!("process.cwd {}: {}", p.cwd().display(), e.desc()))?;
-    super::lsm::apply_apparmor(p.apparmor_profile().as_deref().unwrap_or_default())?;
-    process::apply_no_new_privs(p)?;
-    load_seccomp_early(p, a.seccomp)?;
-    process::apply_user_and_caps(p)?;
-    process::apply_umask(p);
-    // Resolve the program now so a missing binary fails `create`, as runc does.
-    let prog = process::prepare_program(p)?;
-    sys::send_msg(a.sync, msg::READY, b"").map_err(|e| e.desc().to_string())?;
-    Ok((state_json, prog))
+    Ok(())
 }
 
 /// An O_PATH descriptor of the (bind-mounted) rootfs in our mount namespace.

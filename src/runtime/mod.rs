@@ -23,6 +23,7 @@ pub mod cgroups;
 pub mod checkpoint;
 pub mod config;
 mod create;
+pub mod dbus;
 mod error;
 pub mod events;
 mod exec;

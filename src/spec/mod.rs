@@ -25,8 +25,8 @@ use k8s_openapi::api::core::v1::Container;
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
     LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespace, LinuxNamespaceBuilder,
-    LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    LinuxNamespaceType, LinuxSeccomp, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -300,15 +300,84 @@ pub fn attainable_oom_score_adj(wanted: i32) -> i32 {
 
 /// Builds the OCI runtime spec of one pod container.
 pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError> {
+    let pod = input.ctx.pod;
+    let c = input.container;
+    let csc = c.security_context.clone().unwrap_or_default();
+    let privileged = csc.privileged == Some(true);
+    let rootfs_ro = csc.read_only_root_filesystem == Some(true);
+    let (process, seccomp) = container_process(input, privileged)?;
+    let mounts = container_mounts(input, privileged, rootfs_ro)?;
+
+    let mut res = resources::container_resources(c).to_oci();
+    res.set_devices(Some(security::device_rules(privileged)));
+    let unmasked = privileged || csc.proc_mount.as_deref() == Some("Unmasked");
+    let to_vec = |s: &[&str]| s.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    let sysctl: HashMap<String, String> = security::pod_sysctls(pod)?;
+    let mut lb = LinuxBuilder::default()
+        .namespaces(container_namespaces(input)?)
+        .resources(res)
+        .cgroups_path(PathBuf::from(&input.cgroups_path))
+        .masked_paths(if unmasked {
+            vec![]
+        } else {
+            to_vec(security::MASKED_PATHS)
+        })
+        .readonly_paths(if unmasked {
+            vec![]
+        } else {
+            to_vec(security::READONLY_PATHS)
+        })
+        .rootfs_propagation("rprivate");
+    if !sysctl.is_empty() {
+        lb = lb.sysctl(sysctl);
+    }
+    if privileged {
+        lb = lb.devices(security::host_devices());
+    }
+    if let Some(s) = seccomp {
+        lb = lb.seccomp(s);
+    }
+
+    let mut annotations = HashMap::new();
+    let meta = &pod.metadata;
+    for (k, v) in [
+        ("io.kubernetes.pod.name", meta.name.clone()),
+        ("io.kubernetes.pod.namespace", meta.namespace.clone()),
+        ("io.kubernetes.pod.uid", meta.uid.clone()),
+        ("io.kubernetes.container.name", Some(c.name.clone())),
+    ] {
+        annotations.insert(k.to_string(), v.unwrap_or_default());
+    }
+
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(input.rootfs)
+                .readonly(rootfs_ro)
+                .build()?,
+        )
+        .process(process)
+        .mounts(mounts)
+        .linux(lb.build()?)
+        .annotations(annotations)
+        .build()?;
+    without_library_defaults(&mut spec);
+    Ok(spec)
+}
+
+/// The container's process (args, env: defaults, HOSTNAME, the image's, then the
+/// container's, later wins; user, cwd, capabilities, noNewPrivileges, oomScoreAdj) and
+/// its seccomp profile.
+fn container_process(
+    input: &ContainerSpecInput<'_>,
+    privileged: bool,
+) -> Result<(oci_spec::runtime::Process, Option<LinuxSeccomp>), SpecError> {
     let ctx = &input.ctx;
     let pod = ctx.pod;
     let c = input.container;
-    let spec = pod.spec.clone().unwrap_or_default();
     let img = input.image_config.config().clone().unwrap_or_default();
     let csc = c.security_context.clone().unwrap_or_default();
-    let privileged = csc.privileged == Some(true);
-
-    // Environment: defaults, HOSTNAME, the image's, then the container's (later wins).
     let container_env = env::container_env(ctx, c)?;
     let mut full_env = env::EnvList::default();
     full_env.set("PATH", DEFAULT_PATH.into());
@@ -370,9 +439,16 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
             input.node_memory_capacity,
         )))
         .build()?;
+    Ok((process, seccomp))
+}
 
-    // Mounts: the standard filesystems, the pod's files, then volumes (shallowest first);
-    // a volume at the same destination replaces the default.
+/// Mounts: the standard filesystems, the pod's files, then volumes (shallowest first);
+/// a volume at the same destination replaces the default.
+fn container_mounts(
+    input: &ContainerSpecInput<'_>,
+    privileged: bool,
+    rootfs_ro: bool,
+) -> Result<Vec<Mount>, SpecError> {
     let sys_ro = if privileged { "rw" } else { "ro" };
     let mut mounts = standard_mounts(sys_ro)?;
     match &input.pod_files.shm {
@@ -384,7 +460,6 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
             &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
         )?),
     }
-    let rootfs_ro = csc.read_only_root_filesystem == Some(true);
     for (dest, file) in [
         ("/etc/hosts", &input.pod_files.hosts),
         ("/etc/hostname", &input.pod_files.hostname),
@@ -396,21 +471,24 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
     }
     let mut vol: Vec<&ResolvedMount> = input.mounts.iter().collect();
     vol.sort_by_key(|m| Path::new(&m.destination).components().count());
-    let userns = input.namespaces.user.as_ref();
     for m in vol {
         let dest = Path::new(&m.destination);
         mounts.retain(|existing| existing.destination() != dest);
         let mut b = bind(&m.destination, &m.source, m.read_only)?;
-        if let Some(u) = userns {
+        if let Some(u) = input.namespaces.user.as_ref() {
             // Volumes appear with the pod's ids: an idmapped bind with the pod's own
             // mapping (what kubelet asks of the runtime in the CRI Mount), no chown.
             idmapped(&mut b, u.mapping)?;
         }
         mounts.push(b);
     }
+    Ok(mounts)
+}
 
-    // Namespaces: a new mount namespace; pid new unless shared with the pod or the host;
-    // net/ipc/uts joined from the sandbox unless the pod uses the host's.
+/// Namespaces: a new mount namespace; pid new unless shared with the pod or the host;
+/// net/ipc/uts joined from the sandbox unless the pod uses the host's.
+fn container_namespaces(input: &ContainerSpecInput<'_>) -> Result<Vec<LinuxNamespace>, SpecError> {
+    let spec = input.ctx.pod.spec.clone().unwrap_or_default();
     let ns =
         |typ: LinuxNamespaceType, path: Option<&PathBuf>| -> Result<LinuxNamespace, SpecError> {
             let mut b = LinuxNamespaceBuilder::default().typ(typ);
@@ -420,7 +498,7 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
             Ok(b.build()?)
         };
     let mut namespaces = vec![ns(LinuxNamespaceType::Mount, None)?];
-    if let Some(u) = userns {
+    if let Some(u) = input.namespaces.user.as_ref() {
         namespaces.push(ns(LinuxNamespaceType::User, Some(&u.path))?);
     }
     if spec.host_pid != Some(true) {
@@ -444,63 +522,7 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec, SpecError>
             input.namespaces.net.as_ref(),
         )?);
     }
-
-    let mut res = resources::container_resources(c).to_oci();
-    res.set_devices(Some(security::device_rules(privileged)));
-    let unmasked = privileged || csc.proc_mount.as_deref() == Some("Unmasked");
-    let to_vec = |s: &[&str]| s.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-    let sysctl: HashMap<String, String> = security::pod_sysctls(pod)?;
-    let mut lb = LinuxBuilder::default()
-        .namespaces(namespaces)
-        .resources(res)
-        .cgroups_path(PathBuf::from(&input.cgroups_path))
-        .masked_paths(if unmasked {
-            vec![]
-        } else {
-            to_vec(security::MASKED_PATHS)
-        })
-        .readonly_paths(if unmasked {
-            vec![]
-        } else {
-            to_vec(security::READONLY_PATHS)
-        })
-        .rootfs_propagation("rprivate");
-    if !sysctl.is_empty() {
-        lb = lb.sysctl(sysctl);
-    }
-    if privileged {
-        lb = lb.devices(security::host_devices());
-    }
-    if let Some(s) = seccomp {
-        lb = lb.seccomp(s);
-    }
-
-    let mut annotations = HashMap::new();
-    let meta = &pod.metadata;
-    for (k, v) in [
-        ("io.kubernetes.pod.name", meta.name.clone()),
-        ("io.kubernetes.pod.namespace", meta.namespace.clone()),
-        ("io.kubernetes.pod.uid", meta.uid.clone()),
-        ("io.kubernetes.container.name", Some(c.name.clone())),
-    ] {
-        annotations.insert(k.to_string(), v.unwrap_or_default());
-    }
-
-    let mut spec = SpecBuilder::default()
-        .version("1.0.2")
-        .root(
-            RootBuilder::default()
-                .path(input.rootfs)
-                .readonly(rootfs_ro)
-                .build()?,
-        )
-        .process(process)
-        .mounts(mounts)
-        .linux(lb.build()?)
-        .annotations(annotations)
-        .build()?;
-    without_library_defaults(&mut spec);
-    Ok(spec)
+    Ok(namespaces)
 }
 
 /// oci-spec's builders start from its own defaults, which are not ours: a hostname

@@ -191,107 +191,10 @@ fn prepare_one(
         });
     }
     if let Some(ed) = &v.empty_dir {
-        let dir = volume_dir(pod_dir, "kubernetes.io~empty-dir", name);
-        undo.create_dir(&dir)?;
-        // World-writable as kubelet makes it, so any container user can write.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-            .map_err(io_err("chmod", &dir))?;
-        if ed.medium.as_deref() == Some("Memory") {
-            let mut opts = "mode=0777".to_string();
-            if let Some(bytes) =
-                memory_volume_size(ctx, ed.size_limit.as_ref().map(|q| q.0.as_str()))
-                    .map_err(|e| setup(name, e))?
-            {
-                opts.push_str(&format!(",size={bytes}"));
-            }
-            undo.mount_tmpfs(&dir, &opts)?;
-            // The tmpfs root takes its mode from the options; keep it world-writable.
-        }
-        if let Some(g) = fs_group(ctx) {
-            set_ownership(&dir, g, false)?;
-        }
-        return Ok(PreparedVolume {
-            name: name.into(),
-            host_path: dir,
-            read_only: false,
-        });
+        return prepare_empty_dir(ctx, pod_dir, name, ed, undo);
     }
     let mut files: Vec<(String, Vec<u8>, i32)> = Vec::new();
-    let plugin;
-    if let Some(c) = &v.config_map {
-        plugin = "kubernetes.io~configmap";
-        let mode = c.default_mode.unwrap_or(0o644);
-        add_config_map(
-            ctx,
-            name,
-            &c.name,
-            c.items.as_deref(),
-            c.optional == Some(true),
-            mode,
-            &mut files,
-        )?;
-    } else if let Some(s) = &v.secret {
-        plugin = "kubernetes.io~secret";
-        let mode = s.default_mode.unwrap_or(0o644);
-        let sname = s.secret_name.clone().unwrap_or_default();
-        add_secret(
-            ctx,
-            name,
-            &sname,
-            s.items.as_deref(),
-            s.optional == Some(true),
-            mode,
-            &mut files,
-        )?;
-    } else if let Some(d) = &v.downward_api {
-        plugin = "kubernetes.io~downward-api";
-        let mode = d.default_mode.unwrap_or(0o644);
-        add_downward(
-            ctx,
-            name,
-            d.items.as_deref().unwrap_or_default(),
-            mode,
-            &mut files,
-        )?;
-    } else if let Some(p) = &v.projected {
-        plugin = "kubernetes.io~projected";
-        let mode = p.default_mode.unwrap_or(0o644);
-        for src in p.sources.iter().flatten() {
-            if let Some(c) = &src.config_map {
-                add_config_map(
-                    ctx,
-                    name,
-                    &c.name,
-                    c.items.as_deref(),
-                    c.optional == Some(true),
-                    mode,
-                    &mut files,
-                )?;
-            }
-            if let Some(s) = &src.secret {
-                add_secret(
-                    ctx,
-                    name,
-                    &s.name,
-                    s.items.as_deref(),
-                    s.optional == Some(true),
-                    mode,
-                    &mut files,
-                )?;
-            }
-            if let Some(d) = &src.downward_api {
-                add_downward(
-                    ctx,
-                    name,
-                    d.items.as_deref().unwrap_or_default(),
-                    mode,
-                    &mut files,
-                )?;
-            }
-        }
-    } else {
-        return Err(setup(name, "volume type is not supported by podrun"));
-    }
+    let plugin = volume_files(ctx, v, &mut files)?;
     let dir = volume_dir(pod_dir, plugin, name);
     if plugin == "kubernetes.io~secret" || plugin == "kubernetes.io~projected" {
         // As kubelet: secret material lives in memory, never on disk.
@@ -313,6 +216,125 @@ fn prepare_one(
         host_path: dir,
         read_only: true,
     })
+}
+
+/// An emptyDir: a world-writable dir under the pod (a tmpfs for medium Memory).
+fn prepare_empty_dir(
+    ctx: &EnvContext<'_>,
+    pod_dir: &Path,
+    name: &str,
+    ed: &k8s_openapi::api::core::v1::EmptyDirVolumeSource,
+    undo: &mut Undo,
+) -> Result<PreparedVolume, VolumeError> {
+    let dir = volume_dir(pod_dir, "kubernetes.io~empty-dir", name);
+    undo.create_dir(&dir)?;
+    // World-writable as kubelet makes it, so any container user can write.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+        .map_err(io_err("chmod", &dir))?;
+    if ed.medium.as_deref() == Some("Memory") {
+        let mut opts = "mode=0777".to_string();
+        if let Some(bytes) = memory_volume_size(ctx, ed.size_limit.as_ref().map(|q| q.0.as_str()))
+            .map_err(|e| setup(name, e))?
+        {
+            opts.push_str(&format!(",size={bytes}"));
+        }
+        undo.mount_tmpfs(&dir, &opts)?;
+        // The tmpfs root takes its mode from the options; keep it world-writable.
+    }
+    if let Some(g) = fs_group(ctx) {
+        set_ownership(&dir, g, false)?;
+    }
+    Ok(PreparedVolume {
+        name: name.into(),
+        host_path: dir,
+        read_only: false,
+    })
+}
+
+/// The files of a configMap, secret, downwardAPI or projected volume, into `files`;
+/// returns the volume's kubelet plugin name.
+fn volume_files(
+    ctx: &EnvContext<'_>,
+    v: &Volume,
+    files: &mut Vec<(String, Vec<u8>, i32)>,
+) -> Result<&'static str, VolumeError> {
+    let name = v.name.as_str();
+    let plugin;
+    if let Some(c) = &v.config_map {
+        plugin = "kubernetes.io~configmap";
+        let mode = c.default_mode.unwrap_or(0o644);
+        add_config_map(
+            ctx,
+            name,
+            &c.name,
+            c.items.as_deref(),
+            c.optional == Some(true),
+            mode,
+            files,
+        )?;
+    } else if let Some(s) = &v.secret {
+        plugin = "kubernetes.io~secret";
+        let mode = s.default_mode.unwrap_or(0o644);
+        let sname = s.secret_name.clone().unwrap_or_default();
+        add_secret(
+            ctx,
+            name,
+            &sname,
+            s.items.as_deref(),
+            s.optional == Some(true),
+            mode,
+            files,
+        )?;
+    } else if let Some(d) = &v.downward_api {
+        plugin = "kubernetes.io~downward-api";
+        let mode = d.default_mode.unwrap_or(0o644);
+        add_downward(
+            ctx,
+            name,
+            d.items.as_deref().unwrap_or_default(),
+            mode,
+            files,
+        )?;
+    } else if let Some(p) = &v.projected {
+        plugin = "kubernetes.io~projected";
+        let mode = p.default_mode.unwrap_or(0o644);
+        for src in p.sources.iter().flatten() {
+            if let Some(c) = &src.config_map {
+                add_config_map(
+                    ctx,
+                    name,
+                    &c.name,
+                    c.items.as_deref(),
+                    c.optional == Some(true),
+                    mode,
+                    files,
+                )?;
+            }
+            if let Some(s) = &src.secret {
+                add_secret(
+                    ctx,
+                    name,
+                    &s.name,
+                    s.items.as_deref(),
+                    s.optional == Some(true),
+                    mode,
+                    files,
+                )?;
+            }
+            if let Some(d) = &src.downward_api {
+                add_downward(
+                    ctx,
+                    name,
+                    d.items.as_deref().unwrap_or_default(),
+                    mode,
+                    files,
+                )?;
+            }
+        }
+    } else {
+        return Err(setup(name, "volume type is not supported by podrun"));
+    }
+    Ok(plugin)
 }
 
 /// kubelet's size for a memory emptyDir: the node's allocatable memory, or the pod's

@@ -8,7 +8,8 @@
 # The test binaries (cargo test --no-run), the shared libraries they load, static
 # busybox and target/debug/podrun (at its host path, so env!("CARGO_BIN_EXE_podrun")
 # resolves) are packed into the initramfs, with the kernel's brd module (a 4 MiB
-# /dev/ram0 block device for the device tests); no network, no host folder.
+# /dev/ram0 block device for the device tests) and socket diag modules (for CRIU); no
+# network but loopback, no host folder.
 # /init moves to a tmpfs root (pivot_root cannot leave the initramfs), mounts cgroup2
 # alone at /sys/fs/cgroup, delegates every controller, runs each test binary, prints a
 # result marker and powers off. Exits 0 only when every test binary passed; non-zero on failure, crash or timeout.
@@ -18,7 +19,14 @@
 # Env: PODRUN_VM_TIMEOUT (seconds, default 600), PODRUN_VM_CACHE, PODRUN_VM_KERNEL
 # (a vmlinuz to use instead of Debian's), PODRUN_VM_SMP (default 2), PODRUN_VM_MEM
 # (MiB, default 1024), PODRUN_VM_EXPECT_MODE (the cgroup layout the tests must see,
-# default Unified; passed to init on the kernel command line).
+# default Unified; passed to init on the kernel command line), PODRUN_VM_TEST_ARGS
+# (arguments for every test binary, e.g. a name filter: "checkpoint --nocapture"),
+# PODRUN_VM_ENV (NAME=value words exported to the tests, e.g. PODRUN_CRIU_REQUIRED=1),
+# PODRUN_VM_EXTRA_BINS and PODRUN_VM_EXTRA_FILES (host programs and files to pack, below),
+# PODRUN_VM_INIT=systemd (boot the host's systemd as PID 1, which runs the tests as a
+# service: for the --systemd-cgroup tests),
+# PODRUN_VM_APPEND (more kernel command line, e.g. "systemd.log_level=debug"),
+# PODRUN_VM_DEBUG (a shell snippet init runs before the tests, e.g. "criu check -v4").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -67,23 +75,33 @@ fetch_kernel_package() {
     (cd "$dl" && apt-get download -q "$pkg" >&2) || return 1
     dpkg-deb -x "$dl"/*.deb "$dl/x"
 }
-# The block ramdisk module (brd) of the kernel package in $1/x, into the cache: the
-# device tests need a block device to try to open.
+# Modules of the kernel package kept in the cache (under $CACHE/modules), loaded by
+# init in this order: the block ramdisk (brd: the device tests need a block device to
+# try to open) and what CRIU's feature check needs: socket diag (to dump sockets),
+# nf_tables with xt_mark (CRIU locks a container's network with iptables-nft), tun, veth,
+# conntrack netlink (CRIU dumps a network namespace's connections).
+VM_MODULES="brd unix_diag inet_diag tcp_diag udp_diag raw_diag netlink_diag af_packet_diag
+    crc32c_generic libcrc32c nfnetlink nf_tables x_tables nft_compat xt_mark tun veth
+    nf_defrag_ipv4 nf_defrag_ipv6 nf_conntrack nf_conntrack_netlink"
+# Copies $VM_MODULES from the kernel package in $1/x into the cache, decompressed.
 cache_modules() {
-    local x=$1/x ko
-    ko=$(find "$x/lib/modules" -name 'brd.ko*' 2>/dev/null | head -n1)
-    if [ -z "$ko" ]; then
-        echo "vm: no brd module in the kernel package (built in?)" >&2
-        : >"$CACHE/modules.none"
-        return
-    fi
-    case "$ko" in
-        *.ko) cp "$ko" "$CACHE/brd.ko.tmp" ;;
-        *.ko.xz) xz -dc "$ko" >"$CACHE/brd.ko.tmp" ;;
-        *.ko.zst) zstd -qdc "$ko" >"$CACHE/brd.ko.tmp" ;;
-        *.ko.gz) gzip -dc "$ko" >"$CACHE/brd.ko.tmp" ;;
-    esac
-    mv "$CACHE/brd.ko.tmp" "$CACHE/brd.ko"
+    local x=$1/x ko m
+    mkdir -p "$CACHE/modules"
+    for m in $VM_MODULES; do
+        ko=$(find "$x/lib/modules" -name "$m.ko*" 2>/dev/null | head -n1)
+        if [ -z "$ko" ]; then
+            echo "vm: no $m module in the kernel package (built in?)" >&2
+            continue
+        fi
+        case "$ko" in
+            *.ko) cp "$ko" "$CACHE/modules/$m.ko.tmp" ;;
+            *.ko.xz) xz -dc "$ko" >"$CACHE/modules/$m.ko.tmp" ;;
+            *.ko.zst) zstd -qdc "$ko" >"$CACHE/modules/$m.ko.tmp" ;;
+            *.ko.gz) gzip -dc "$ko" >"$CACHE/modules/$m.ko.tmp" ;;
+        esac
+        mv "$CACHE/modules/$m.ko.tmp" "$CACHE/modules/$m.ko"
+    done
+    echo "$VM_MODULES" >"$CACHE/modules.list"
 }
 kernel() {
     if [ -n "${PODRUN_VM_KERNEL:-}" ]; then
@@ -91,15 +109,15 @@ kernel() {
         return
     fi
     if [ -s "$CACHE/vmlinuz" ]; then
-        # A cache from before modules were kept: fetch the same package again for them.
-        if [ ! -s "$CACHE/brd.ko" ] && [ ! -e "$CACHE/modules.none" ] &&
+        # A cache from before these modules were kept: fetch the same package again.
+        if [ "$(cat "$CACHE/modules.list" 2>/dev/null)" != "$VM_MODULES" ] &&
             [ -s "$CACHE/vmlinuz.package" ]; then
             local dl="$WORK/kernel-dl"
-            echo "vm: fetching $(cat "$CACHE/vmlinuz.package") again for its brd module" >&2
+            echo "vm: fetching $(cat "$CACHE/vmlinuz.package") again for its modules" >&2
             if fetch_kernel_package "$(cat "$CACHE/vmlinuz.package")" "$dl"; then
                 cache_modules "$dl"
             else
-                echo "vm: could not fetch it: no block device in the VM" >&2
+                echo "vm: could not fetch it: no block device nor socket diag in the VM" >&2
             fi
             rm -rf "$dl"
         fi
@@ -148,9 +166,13 @@ done
 IR="$WORK/initramfs"
 mkdir -p "$IR"/{bin,dev,proc,sys,tmp,run,tests,etc}
 cp "$BUSYBOX" "$IR/bin/busybox"
-# The ramdisk module, when the kernel has one (a custom PODRUN_VM_KERNEL brings none).
-if [ -z "${PODRUN_VM_KERNEL:-}" ] && [ -s "$CACHE/brd.ko" ]; then
-    cp "$CACHE/brd.ko" "$IR/brd.ko"
+# The cached modules, in load order (a custom PODRUN_VM_KERNEL brings none).
+mkdir -p "$IR/modules"
+if [ -z "${PODRUN_VM_KERNEL:-}" ]; then
+    for m in $VM_MODULES; do
+        [ -s "$CACHE/modules/$m.ko" ] && cp "$CACHE/modules/$m.ko" "$IR/modules/" &&
+            echo "$m" >>"$IR/modules/order"
+    done
 fi
 
 # Copies a dynamically linked program and the libraries ldd lists, at their own paths.
@@ -174,10 +196,46 @@ for b in "${BINS[@]}"; do
 done
 # Extra host programs the tests call (PODRUN_VM_EXTRA_BINS="/usr/sbin/criu /usr/sbin/runc"),
 # at their own paths with their libraries.
+: >"$IR/extra-bins"
 for x in ${PODRUN_VM_EXTRA_BINS:-}; do
     mkdir -p "$IR$(dirname "$x")"
     pack "$x" "$x"
+    basename "$x" >>"$IR/extra-bins"
 done
+# Extra host files or folders (PODRUN_VM_EXTRA_FILES="/usr/lib/x86_64-linux-gnu/xtables",
+# plugins that programs load at run time), copied at their own paths.
+for x in ${PODRUN_VM_EXTRA_FILES:-}; do
+    mkdir -p "$IR$(dirname "$x")"
+    cp -a "$x" "$IR$x"
+done
+# systemd as PID 1 (PODRUN_VM_INIT=systemd): the host's systemd, systemctl and busctl
+# with their libraries, an identity, and a unit that runs the tests (stage 2 of /init);
+# its D-Bus API is on /run/systemd/private (no bus daemon).
+SD_APPEND=
+if [ "${PODRUN_VM_INIT:-}" = systemd ]; then
+    for x in /lib/systemd/systemd /usr/bin/systemctl /usr/bin/busctl; do
+        [ -x "$x" ] || die "$x is missing (PODRUN_VM_INIT=systemd)"
+        mkdir -p "$IR$(dirname "$x")"
+        pack "$x" "$x"
+    done
+    mkdir -p "$IR/etc/systemd/system"
+    echo podrun-vm >"$IR/etc/hostname"
+    echo 0123456789abcdef0123456789abcdef >"$IR/etc/machine-id"
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$IR/etc/passwd"
+    echo 'root:x:0:' >"$IR/etc/group"
+    cat >"$IR/etc/systemd/system/podrun-tests.service" <<'UNIT'
+[Unit]
+Description=podrun tests
+DefaultDependencies=no
+[Service]
+Type=oneshot
+ExecStart=/init
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+UNIT
+    SD_APPEND="systemd.unit=podrun-tests.service systemd.show_status=false"
+fi
 # podrun itself, for tests that drive the binary (built by cargo test with them).
 if [ -x "$ROOT/target/debug/podrun" ]; then
     mkdir -p "$IR$ROOT/target/debug"
@@ -197,34 +255,57 @@ if [ ! -e /.tmpfs-root ]; then
     done
     /bin/busybox mkdir -p /newroot/proc /newroot/sys /newroot/dev
     /bin/busybox touch /newroot/.tmpfs-root
+    # With PODRUN_VM_INIT=systemd, systemd is PID 1 and runs stage 2 as a service.
+    [ -x /lib/systemd/systemd ] && exec /bin/busybox switch_root /newroot /lib/systemd/systemd
     exec /bin/busybox switch_root /newroot /init
 fi
 /bin/busybox --install -s /bin
+# The packed host programs win over busybox's applets of the same name (CRIU runs GNU
+# tar with options busybox's lacks).
+for b in $(cat /extra-bins); do
+    [ -L "/bin/$b" ] && rm -f "/bin/$b"
+done
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root RUST_BACKTRACE=1 TMPDIR=/tmp
+# Under systemd (PODRUN_VM_INIT=systemd) these are mounted already.
+if [ "$(cat /proc/1/comm 2>/dev/null)" != systemd ]; then
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# ptys (CRIU's check opens /dev/ptmx; tty tests need them).
+mkdir -p /dev/pts
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+[ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx
 # A tmpfs on /tmp would hide a checkout that lives under /tmp (its podrun binary).
 [ -n "$(ls -A /tmp 2>/dev/null)" ] || mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
-# A 4 MiB block ramdisk (/dev/ram0) for the device tests to try to open.
-if [ -e /brd.ko ]; then
-    insmod /brd.ko rd_nr=1 rd_size=4096 || echo "vm: insmod brd failed"
 fi
+echo "vm: PID 1 is $(cat /proc/1/comm)"
+# A 4 MiB block ramdisk (/dev/ram0) for the device tests to try to open.
+# Then the socket diag modules, for CRIU.
+for m in $(cat /modules/order 2>/dev/null); do
+    case $m in brd) args="rd_nr=1 rd_size=4096" ;; *) args= ;; esac
+    # shellcheck disable=SC2086 # args are words.
+    insmod /modules/$m.ko $args || echo "vm: insmod $m failed"
+done
+# The loopback device up (CRIU checks TCP repair over it).
+ip link set lo up
 echo "vm: block devices: $(ls /sys/block | tr '\n' ' ')"
 echo "vm: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
     echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
 done
 echo "vm: delegated: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+. /test-env
+[ -x /debug.sh ] && /debug.sh
 fail=0
 for t in /tests/*; do
     [ -x "$t" ] || continue
     name=${t##*/}
     echo "PODRUN-VM-BEGIN $name"
     # --test-threads: parallel as on the host, so the same interleavings are exercised.
-    "$t" --test-threads=2 </dev/null
+    # shellcheck disable=SC2046 # test-args is split into words on purpose.
+    "$t" --test-threads=2 $(cat /test-args) </dev/null
     rc=$?
     if [ $rc -eq 0 ]; then
         echo "PODRUN-VM-TEST $name PASS"
@@ -238,6 +319,13 @@ sync
 poweroff -f
 EOF
 chmod 755 "$IR/init"
+# Test arguments and environment, read by init (kept out of the kernel command line).
+printf '%s\n' "${PODRUN_VM_TEST_ARGS:-}" >"$IR/test-args"
+: >"$IR/test-env"
+for kv in ${PODRUN_VM_ENV:-}; do
+    printf 'export %q\n' "$kv" >>"$IR/test-env"
+done
+[ -n "${PODRUN_VM_DEBUG:-}" ] && { printf '#!/bin/sh\n%s\n' "$PODRUN_VM_DEBUG" >"$IR/debug.sh"; chmod 755 "$IR/debug.sh"; }
 (cd "$IR" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$WORK/initramfs.gz"
 
 # --- boot ---------------------------------------------------------------------------------
@@ -251,7 +339,7 @@ timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
     -accel tcg -cpu max -smp "$SMP" -m "$MEM" \
     -display none -monitor none -serial stdio -nic none -no-reboot \
     -kernel "$KERNEL" -initrd "$WORK/initramfs.gz" \
-    -append "console=ttyS0 panic=-1 quiet loglevel=3 PODRUN_EXPECT_CGROUP_MODE=${PODRUN_VM_EXPECT_MODE:-Unified}" \
+    -append "console=ttyS0 panic=-1 quiet loglevel=3 PODRUN_EXPECT_CGROUP_MODE=${PODRUN_VM_EXPECT_MODE:-Unified} $SD_APPEND ${PODRUN_VM_APPEND:-}" \
     </dev/null 2>&1 | tr -d '\r' | tee "$LOG"
 qrc=${PIPESTATUS[0]}
 set -e
