@@ -253,8 +253,9 @@ pub fn supervise(
         Some(fd) => Some(PodOwner::adopt(fd)?),
         None if how.adopt => match PodOwner::try_take(&pod_dir)? {
             Ownership::Taken(owner) => Some(owner),
-            // A live owner (a `delete` cleaning up, or a supervisor after all): not ours.
-            Ownership::Held => return Ok(()),
+            // A live owner (a `delete` cleaning up, or a supervisor after all), or the
+            // pod is gone: not ours to run.
+            Ownership::Held | Ownership::Gone => return Ok(()),
             Ownership::NoLock => None,
         },
         None => None,
