@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 impl Worker {
     /// Waits until the pod fits this node, recording FailedScheduling once per distinct
@@ -29,6 +29,7 @@ impl Worker {
             let node = nodes
                 .load()
                 .map_err(|e| SupervisorError::Sandbox(e.to_string()))?;
+            let tried = Instant::now();
             let decision = self.admit_locked(&pods, &node)?;
             self.learn_node(&node);
             if let Some(admitted) = self.on_decision(decision, &mut last_message) {
@@ -36,12 +37,8 @@ impl Worker {
             }
             self.flush();
             self.signal_ready("ok");
-            loop {
-                match watch.wait(sigfd)? {
-                    Wake::Deleted => return Ok(false),
-                    Wake::Retry => break,
-                    Wake::Nothing => {}
-                }
+            if !watch.wait_for_room(sigfd, tried)? {
+                return Ok(false);
             }
         }
     }
@@ -223,6 +220,8 @@ pub(super) enum Wake {
     Retry,
     /// Nothing of interest (a child reaped, an unrelated file).
     Nothing,
+    /// The time given passed.
+    Timeout,
 }
 
 /// The changes that may let a refused pod in: node.json rewritten (labels, taints,
@@ -238,6 +237,14 @@ pub(super) struct AdmissionWatch {
 
 /// How often a refused pod tries again where inotify is not available.
 pub(super) const FALLBACK_PERIOD: Duration = Duration::from_secs(1);
+
+/// A change is acted on once none followed for this long: a burst of edits (a taint
+/// removed, another added) is judged as its outcome, not by the state between them.
+pub(super) const SETTLE: Duration = Duration::from_millis(500);
+
+/// A refused pod tries again at most this often (kube-scheduler's initial back-off of
+/// an unschedulable pod, podInitialBackoffSeconds).
+pub(super) const RETRY_BACKOFF: Duration = Duration::from_secs(1);
 
 impl AdmissionWatch {
     pub(super) fn new(node_file: &Path, pods_dir: &Path) -> AdmissionWatch {
@@ -262,8 +269,41 @@ impl AdmissionWatch {
         w
     }
 
-    /// Waits for a signal or a change (see [`Wake`]).
-    pub(super) fn wait(&self, sigfd: &SignalFd) -> Result<Wake, SupervisorError> {
+    /// Waits until admission is worth asking again (true), or the pod is deleted
+    /// (false): a change, then [`SETTLE`] of quiet, and [`RETRY_BACKOFF`] after the last
+    /// try at `tried`. Without inotify: every [`FALLBACK_PERIOD`].
+    pub(super) fn wait_for_room(
+        &self,
+        sigfd: &SignalFd,
+        tried: Instant,
+    ) -> Result<bool, SupervisorError> {
+        if self.inotify.is_none() {
+            return Ok(self.wait(sigfd, Some(FALLBACK_PERIOD))? != Wake::Deleted);
+        }
+        loop {
+            match self.wait(sigfd, None)? {
+                Wake::Deleted => return Ok(false),
+                Wake::Retry => break,
+                Wake::Nothing | Wake::Timeout => {}
+            }
+        }
+        let mut changed = Instant::now();
+        loop {
+            let until = (changed + SETTLE).max(tried + RETRY_BACKOFF);
+            let now = Instant::now();
+            if now >= until {
+                return Ok(true);
+            }
+            match self.wait(sigfd, Some(until - now))? {
+                Wake::Deleted => return Ok(false),
+                Wake::Retry => changed = Instant::now(),
+                Wake::Nothing | Wake::Timeout => {}
+            }
+        }
+    }
+
+    /// Waits for a signal or a change (see [`Wake`]), at most `timeout`.
+    fn wait(&self, sigfd: &SignalFd, timeout: Option<Duration>) -> Result<Wake, SupervisorError> {
         let mut fds = vec![libc::pollfd {
             fd: sigfd.as_raw_fd(),
             events: libc::POLLIN,
@@ -276,14 +316,11 @@ impl AdmissionWatch {
                 revents: 0,
             });
         }
-        let timeout = match self.inotify {
-            Some(_) => -1,
-            None => FALLBACK_PERIOD.as_millis() as i32,
-        };
+        let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128 - 1) as i32 + 1);
         // SAFETY: fds is a valid array of pollfd for its length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n == 0 && self.inotify.is_none() {
-            return Ok(Wake::Retry);
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n == 0 {
+            return Ok(Wake::Timeout);
         }
         if fds[0].revents != 0 {
             while let Ok(Some(info)) = sigfd.read_signal() {
