@@ -11,7 +11,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use std::os::fd::{AsFd, AsRawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 impl Worker {
@@ -23,7 +23,7 @@ impl Worker {
         let nodes = NodeStore::new(&self.args.data_dir);
         let pods = store::PodStore::new(&self.args.root);
         // Watching before the first try: a change between a refusal and the wait is seen.
-        let watch = AdmissionWatch::new(&nodes.path(), pods.pods_dir());
+        let mut watch = AdmissionWatch::new(&nodes.path(), pods.pods_dir());
         let mut last_message = String::new();
         loop {
             let node = nodes
@@ -233,6 +233,31 @@ pub(super) struct AdmissionWatch {
     inotify: Option<Inotify>,
     node_dir: Option<WatchDescriptor>,
     node_file: std::ffi::OsString,
+    /// Without inotify (e.g. fs.inotify.max_user_instances, 128 by default, used up by
+    /// other supervisors): what the watched files looked like at the last try.
+    paths: [PathBuf; 3],
+    seen: Vec<Option<Stamp>>,
+}
+
+/// What identifies one version of a file or directory without reading it: atomic writes
+/// replace a file (a new inode), and a directory's mtime moves when an entry comes or
+/// goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Stamp {
+    ino: u64,
+    mtime_ns: i128,
+    len: u64,
+}
+
+/// The stamp of `path` now (None: it does not exist).
+pub(super) fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        ino: m.ino(),
+        mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+        len: m.len(),
+    })
 }
 
 /// How often a refused pod tries again where inotify is not available.
@@ -248,10 +273,17 @@ pub(super) const RETRY_BACKOFF: Duration = Duration::from_secs(1);
 
 impl AdmissionWatch {
     pub(super) fn new(node_file: &Path, pods_dir: &Path) -> AdmissionWatch {
+        let paths = [
+            node_file.to_path_buf(),
+            pods_dir.to_path_buf(),
+            pods_dir.join(store::ENDED_FILE),
+        ];
         let mut w = AdmissionWatch {
             inotify: None,
             node_dir: None,
             node_file: node_file.file_name().unwrap_or_default().to_os_string(),
+            seen: paths.iter().map(|p| stamp(p)).collect(),
+            paths,
         };
         let Ok(i) = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) else {
             return w;
@@ -273,12 +305,12 @@ impl AdmissionWatch {
     /// (false): a change, then [`SETTLE`] of quiet, and [`RETRY_BACKOFF`] after the last
     /// try at `tried`. Without inotify: every [`FALLBACK_PERIOD`].
     pub(super) fn wait_for_room(
-        &self,
+        &mut self,
         sigfd: &SignalFd,
         tried: Instant,
     ) -> Result<bool, SupervisorError> {
         if self.inotify.is_none() {
-            return Ok(self.wait(sigfd, Some(FALLBACK_PERIOD))? != Wake::Deleted);
+            return self.poll_for_room(sigfd);
         }
         loop {
             match self.wait(sigfd, None)? {
@@ -298,6 +330,22 @@ impl AdmissionWatch {
                 Wake::Deleted => return Ok(false),
                 Wake::Retry => changed = Instant::now(),
                 Wake::Nothing | Wake::Timeout => {}
+            }
+        }
+    }
+
+    /// Without inotify: a look every [`FALLBACK_PERIOD`] at the stamps of node.json, the
+    /// pods directory and the end file (three stats); admission is asked again only
+    /// when one changed.
+    fn poll_for_room(&mut self, sigfd: &SignalFd) -> Result<bool, SupervisorError> {
+        loop {
+            if self.wait(sigfd, Some(FALLBACK_PERIOD))? == Wake::Deleted {
+                return Ok(false);
+            }
+            let now: Vec<Option<Stamp>> = self.paths.iter().map(|p| stamp(p)).collect();
+            if now != self.seen {
+                self.seen = now;
+                return Ok(true);
             }
         }
     }
@@ -398,6 +446,29 @@ mod tests {
             "default_web"
         ));
         assert!(pods_dir(AddWatchFlags::IN_CLOSE_WRITE, store::ENDED_FILE));
+    }
+
+    #[test]
+    fn stamps_tell_a_replaced_file_and_a_directory_whose_entries_changed() {
+        let dir = std::env::temp_dir().join(format!("podrun-stamp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(NODE);
+        assert_eq!(stamp(&file), None);
+        std::fs::write(&file, b"{}").unwrap();
+        let (f0, d0) = (stamp(&file), stamp(&dir));
+        assert!(f0.is_some());
+        // An atomic rewrite: a new file renamed over the old one.
+        std::fs::write(dir.join("tmp"), b"{}").unwrap();
+        std::fs::rename(dir.join("tmp"), &file).unwrap();
+        assert_ne!(stamp(&file), f0);
+        let d1 = stamp(&dir);
+        std::thread::sleep(Duration::from_millis(5));
+        std::fs::create_dir(dir.join("default_p")).unwrap();
+        std::fs::remove_dir(dir.join("default_p")).unwrap();
+        assert_ne!(stamp(&dir), d1);
+        assert!(d0.is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
