@@ -11,8 +11,8 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use std::os::fd::{AsFd, AsRawFd};
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 impl Worker {
     /// Waits until the pod fits this node, recording FailedScheduling once per distinct
@@ -23,12 +23,13 @@ impl Worker {
         let nodes = NodeStore::new(&self.args.data_dir);
         let pods = store::PodStore::new(&self.args.root);
         // Watching before the first try: a change between a refusal and the wait is seen.
-        let watch = AdmissionWatch::new(&nodes.path(), pods.pods_dir());
+        let mut watch = AdmissionWatch::new(&nodes.path(), pods.pods_dir());
         let mut last_message = String::new();
         loop {
             let node = nodes
                 .load()
                 .map_err(|e| SupervisorError::Sandbox(e.to_string()))?;
+            let tried = Instant::now();
             let decision = self.admit_locked(&pods, &node)?;
             self.learn_node(&node);
             if let Some(admitted) = self.on_decision(decision, &mut last_message) {
@@ -36,12 +37,8 @@ impl Worker {
             }
             self.flush();
             self.signal_ready("ok");
-            loop {
-                match watch.wait(sigfd)? {
-                    Wake::Deleted => return Ok(false),
-                    Wake::Retry => break,
-                    Wake::Nothing => {}
-                }
+            if !watch.wait_for_room(sigfd, tried)? {
+                return Ok(false);
             }
         }
     }
@@ -223,6 +220,8 @@ pub(super) enum Wake {
     Retry,
     /// Nothing of interest (a child reaped, an unrelated file).
     Nothing,
+    /// The time given passed.
+    Timeout,
 }
 
 /// The changes that may let a refused pod in: node.json rewritten (labels, taints,
@@ -234,17 +233,57 @@ pub(super) struct AdmissionWatch {
     inotify: Option<Inotify>,
     node_dir: Option<WatchDescriptor>,
     node_file: std::ffi::OsString,
+    /// Without inotify (e.g. fs.inotify.max_user_instances, 128 by default, used up by
+    /// other supervisors): what the watched files looked like at the last try.
+    paths: [PathBuf; 3],
+    seen: Vec<Option<Stamp>>,
+}
+
+/// What identifies one version of a file or directory without reading it: atomic writes
+/// replace a file (a new inode), and a directory's mtime moves when an entry comes or
+/// goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Stamp {
+    ino: u64,
+    mtime_ns: i128,
+    len: u64,
+}
+
+/// The stamp of `path` now (None: it does not exist).
+pub(super) fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        ino: m.ino(),
+        mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+        len: m.len(),
+    })
 }
 
 /// How often a refused pod tries again where inotify is not available.
 pub(super) const FALLBACK_PERIOD: Duration = Duration::from_secs(1);
 
+/// A change is acted on once none followed for this long: a burst of edits (a taint
+/// removed, another added) is judged as its outcome, not by the state between them.
+pub(super) const SETTLE: Duration = Duration::from_millis(500);
+
+/// A refused pod tries again at most this often (kube-scheduler's initial back-off of
+/// an unschedulable pod, podInitialBackoffSeconds).
+pub(super) const RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
 impl AdmissionWatch {
     pub(super) fn new(node_file: &Path, pods_dir: &Path) -> AdmissionWatch {
+        let paths = [
+            node_file.to_path_buf(),
+            pods_dir.to_path_buf(),
+            pods_dir.join(store::ENDED_FILE),
+        ];
         let mut w = AdmissionWatch {
             inotify: None,
             node_dir: None,
             node_file: node_file.file_name().unwrap_or_default().to_os_string(),
+            seen: paths.iter().map(|p| stamp(p)).collect(),
+            paths,
         };
         let Ok(i) = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) else {
             return w;
@@ -262,8 +301,57 @@ impl AdmissionWatch {
         w
     }
 
-    /// Waits for a signal or a change (see [`Wake`]).
-    pub(super) fn wait(&self, sigfd: &SignalFd) -> Result<Wake, SupervisorError> {
+    /// Waits until admission is worth asking again (true), or the pod is deleted
+    /// (false): a change, then [`SETTLE`] of quiet, and [`RETRY_BACKOFF`] after the last
+    /// try at `tried`. Without inotify: every [`FALLBACK_PERIOD`].
+    pub(super) fn wait_for_room(
+        &mut self,
+        sigfd: &SignalFd,
+        tried: Instant,
+    ) -> Result<bool, SupervisorError> {
+        if self.inotify.is_none() {
+            return self.poll_for_room(sigfd);
+        }
+        loop {
+            match self.wait(sigfd, None)? {
+                Wake::Deleted => return Ok(false),
+                Wake::Retry => break,
+                Wake::Nothing | Wake::Timeout => {}
+            }
+        }
+        let mut changed = Instant::now();
+        loop {
+            let until = (changed + SETTLE).max(tried + RETRY_BACKOFF);
+            let now = Instant::now();
+            if now >= until {
+                return Ok(true);
+            }
+            match self.wait(sigfd, Some(until - now))? {
+                Wake::Deleted => return Ok(false),
+                Wake::Retry => changed = Instant::now(),
+                Wake::Nothing | Wake::Timeout => {}
+            }
+        }
+    }
+
+    /// Without inotify: a look every [`FALLBACK_PERIOD`] at the stamps of node.json, the
+    /// pods directory and the end file (three stats); admission is asked again only
+    /// when one changed.
+    fn poll_for_room(&mut self, sigfd: &SignalFd) -> Result<bool, SupervisorError> {
+        loop {
+            if self.wait(sigfd, Some(FALLBACK_PERIOD))? == Wake::Deleted {
+                return Ok(false);
+            }
+            let now: Vec<Option<Stamp>> = self.paths.iter().map(|p| stamp(p)).collect();
+            if now != self.seen {
+                self.seen = now;
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Waits for a signal or a change (see [`Wake`]), at most `timeout`.
+    fn wait(&self, sigfd: &SignalFd, timeout: Option<Duration>) -> Result<Wake, SupervisorError> {
         let mut fds = vec![libc::pollfd {
             fd: sigfd.as_raw_fd(),
             events: libc::POLLIN,
@@ -276,14 +364,11 @@ impl AdmissionWatch {
                 revents: 0,
             });
         }
-        let timeout = match self.inotify {
-            Some(_) => -1,
-            None => FALLBACK_PERIOD.as_millis() as i32,
-        };
+        let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128 - 1) as i32 + 1);
         // SAFETY: fds is a valid array of pollfd for its length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n == 0 && self.inotify.is_none() {
-            return Ok(Wake::Retry);
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n == 0 {
+            return Ok(Wake::Timeout);
         }
         if fds[0].revents != 0 {
             while let Ok(Some(info)) = sigfd.read_signal() {
@@ -361,6 +446,29 @@ mod tests {
             "default_web"
         ));
         assert!(pods_dir(AddWatchFlags::IN_CLOSE_WRITE, store::ENDED_FILE));
+    }
+
+    #[test]
+    fn stamps_tell_a_replaced_file_and_a_directory_whose_entries_changed() {
+        let dir = std::env::temp_dir().join(format!("podrun-stamp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(NODE);
+        assert_eq!(stamp(&file), None);
+        std::fs::write(&file, b"{}").unwrap();
+        let (f0, d0) = (stamp(&file), stamp(&dir));
+        assert!(f0.is_some());
+        // An atomic rewrite: a new file renamed over the old one.
+        std::fs::write(dir.join("tmp"), b"{}").unwrap();
+        std::fs::rename(dir.join("tmp"), &file).unwrap();
+        assert_ne!(stamp(&file), f0);
+        let d1 = stamp(&dir);
+        std::thread::sleep(Duration::from_millis(5));
+        std::fs::create_dir(dir.join("default_p")).unwrap();
+        std::fs::remove_dir(dir.join("default_p")).unwrap();
+        assert_ne!(stamp(&dir), d1);
+        assert!(d0.is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
