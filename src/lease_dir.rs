@@ -1,7 +1,7 @@
 //! A lease directory: one file per leased slot under a directory, named by the slot and
 //! holding the owner's pod dir, taken under the directory's lock with O_EXCL so no two
 //! owners ever hold one slot, even across processes. The pod IP leases
-//! ([`crate::network::ipam`]) and the user namespace ranges ([`crate::userns`]) are both
+//! (`network::ipam`) and the user namespace ranges (`userns`) are both
 //! lease directories over their own slot kind.
 use crate::util::FileLock;
 use std::io::Write;

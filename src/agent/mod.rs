@@ -1,8 +1,6 @@
 //! The node agent (`podrun serve`): keeps what was applied, supervises the supervisors and
 //! holds what must outlive them.
-pub mod handoff;
 pub mod manifest_dir;
-pub mod pidfd;
 pub mod serve;
 pub mod service;
 pub mod supervisors;

@@ -1,7 +1,7 @@
 //! `podrun serve`'s loop: one thread, one poll over signals, the agent socket, its
 //! clients, the supervisors' pidfds and the pods directory.
-use super::handoff::{self, FdVault, Reply, Request};
 use super::supervisors::{Handed, Launch, Supervisors};
+use crate::handoff::vault::{self as handoff, FdVault, Reply, Request};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 /// agent ran; it starts every other supervisor itself). A directory listing: cheap.
 const SCAN_EVERY: Duration = Duration::from_secs(2);
 
-/// The agent socket's name under --root.
-pub const SOCKET: &str = "agent.sock";
+use crate::handoff::connect;
+pub use crate::handoff::SOCKET;
 
 /// What `serve` was asked to do.
 #[derive(Debug, Clone)]
@@ -332,18 +332,6 @@ fn listen(path: &Path) -> Result<OwnedFd, AgentError> {
     socket::bind(fd.as_raw_fd(), &addr).map_err(sys(format!("binding {}", path.display())))?;
     socket::listen(&fd, socket::Backlog::new(128).map_err(sys("listen"))?)
         .map_err(sys("listen"))?;
-    Ok(fd)
-}
-
-/// Connects to the agent of the state root whose socket is `path`.
-pub fn connect(path: &Path) -> nix::Result<OwnedFd> {
-    let fd = socket::socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    socket::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
     Ok(fd)
 }
 

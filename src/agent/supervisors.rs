@@ -1,6 +1,6 @@
 //! The agent's table of pod supervisors: each held by pidfd, adopted when it was already
 //! running, and started again (to re-adopt its pod) when it dies while its pod lives.
-use super::pidfd::{ExitStatus, ProcessHandle};
+use crate::handoff::pidfd::{ExitStatus, ProcessHandle};
 use crate::supervisor::store;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};

@@ -225,9 +225,9 @@ fn spawn_through_agent(
     dir: &Path,
     owner: &PodOwner,
 ) -> Option<std::io::Result<String>> {
-    use crate::agent::{handoff, serve};
+    use crate::handoff::vault as handoff;
     use std::os::fd::AsFd;
-    let sock = serve::connect(&ctx.root.join(serve::SOCKET)).ok()?;
+    let sock = crate::handoff::connect_agent(&ctx.root)?;
     let key = dir.file_name()?.to_string_lossy().into_owned();
     let run = || -> std::io::Result<String> {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;

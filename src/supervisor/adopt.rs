@@ -7,17 +7,14 @@ use super::logs::{self, CriLineWriter};
 use super::sandbox::Sandbox;
 use super::store;
 use super::worker::Worker;
-use crate::agent::handoff::{self, Lent, Request};
-use crate::agent::pidfd::{ExitStatus, ProcessHandle};
+use crate::handoff::pidfd::{ExitStatus, ProcessHandle};
+use crate::handoff::vault::{self as handoff, Lent, Request};
 use k8s_openapi::api::core::v1::{ContainerStatus, PodStatus};
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-/// The agent socket of a state root, if an agent listens there.
-pub(super) fn connect_agent(root: &std::path::Path) -> Option<OwnedFd> {
-    crate::agent::serve::connect(&root.join(crate::agent::serve::SOCKET)).ok()
-}
+pub(super) use crate::handoff::connect_agent;
 
 /// The name a pod has in the agent's vault: its directory's.
 fn vault_key(w: &Worker) -> String {

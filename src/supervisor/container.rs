@@ -63,7 +63,7 @@ pub struct Ctr {
     pub(super) running_state: Option<ContainerState>,
     /// The init held by pidfd: deposited with the agent, and how an adopted container
     /// (not our child) is seen to end.
-    pub(super) process: Option<crate::agent::pidfd::ProcessHandle>,
+    pub(super) process: Option<crate::handoff::pidfd::ProcessHandle>,
 }
 
 impl Ctr {
