@@ -232,59 +232,18 @@ fn spawn_supervisor(
     pod_dir: &Path,
     handed: Option<Handed>,
 ) -> std::io::Result<std::process::Child> {
-    use std::os::unix::process::CommandExt;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(pod_dir.join("supervisor.log"))?;
-    let mut cmd = std::process::Command::new(&l.exe);
-    cmd.arg("--root")
-        .arg(&l.root)
-        .arg("--data-dir")
-        .arg(&l.data_dir)
-        .arg("supervise")
-        .arg("--pod-dir")
-        .arg(pod_dir);
     let fds = handed
         .as_ref()
         .map(|h| (h.ready.as_raw_fd(), h.lock.as_raw_fd()));
-    match fds {
-        Some((ready, lock)) => {
-            cmd.arg("--ready-fd").arg(ready.to_string());
-            cmd.arg("--lock-fd").arg(lock.to_string());
-        }
-        None => {
-            cmd.arg("--adopt");
-        }
-    }
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log);
-    // SAFETY: between fork and exec only async-signal-safe calls (setsid, close_range,
-    // fcntl, sigprocmask). The supervisor inherits none of the agent's fds but what it is
-    // handed, and starts with only SIGTERM and SIGINT blocked, as `create` starts it: a
-    // `delete` racing its start-up waits for its loop.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            libc::syscall(
-                libc::SYS_close_range,
-                3u32,
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            if let Some((ready, lock)) = fds {
-                libc::fcntl(ready, libc::F_SETFD, 0);
-                libc::fcntl(lock, libc::F_SETFD, 0);
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            Ok(())
-        });
-    }
+    let ctx = crate::pod::PodContext {
+        root: l.root.clone(),
+        data_dir: l.data_dir.clone(),
+    };
+    let mut cmd = crate::pod::create::supervisor_command(&l.exe, &ctx, pod_dir, fds, log);
     let child = cmd.spawn();
     drop(handed);
     child

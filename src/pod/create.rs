@@ -7,7 +7,7 @@ use crate::supervisor::store::{self, PodObjects, StoreError};
 use crate::supervisor::worker::{self, SuperviseArgs};
 use k8s_openapi::api::core::v1::Pod;
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -157,47 +157,7 @@ fn spawn_supervisor(ctx: &PodContext, dir: &Path, owner: &PodOwner) -> std::io::
     let exe = std::env::current_exe()?;
     let log = std::fs::File::create(dir.join("supervisor.log"))?;
     let wfd = w.as_raw_fd();
-    let lock_fd = owner.raw_fd();
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--root")
-        .arg(&ctx.root)
-        .arg("--data-dir")
-        .arg(&ctx.data_dir)
-        .arg("supervise")
-        .arg("--pod-dir")
-        .arg(dir)
-        .arg("--ready-fd")
-        .arg(wfd.to_string())
-        .arg("--lock-fd")
-        .arg(lock_fd.to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log);
-    // SAFETY: between fork and exec only async-signal-safe calls: setsid, close_range,
-    // fcntl and sigprocmask. The supervisor outlives `up`: it inherits none of the
-    // caller's fds (a lock held by `flock F podrun up` would stay held for the pod's
-    // life), only wfd and the pod's lock. It starts with SIGTERM and SIGINT blocked, so
-    // a `delete` racing its start-up never kills it half-way: the signal waits for its
-    // loop.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            libc::syscall(
-                libc::SYS_close_range,
-                3u32,
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            libc::fcntl(wfd, libc::F_SETFD, 0);
-            libc::fcntl(lock_fd, libc::F_SETFD, 0);
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            Ok(())
-        });
-    }
+    let mut cmd = supervisor_command(&exe, ctx, dir, Some((wfd, owner.raw_fd())), log);
     let mut child = cmd.spawn()?;
     drop(w);
     let mut line = String::new();
@@ -207,6 +167,66 @@ fn spawn_supervisor(ctx: &PodContext, dir: &Path, owner: &PodOwner) -> std::io::
     let _ = child.try_wait();
     std::mem::forget(child);
     Ok(line.trim().to_string())
+}
+
+/// `podrun supervise` for the pod in `dir`, detached in its own session, stderr to `log`:
+/// a new pod's, handed `fds` (the pipe it reports on, the owner lock), or with none one
+/// that takes over the pod of a supervisor that died (`--adopt`).
+pub fn supervisor_command(
+    exe: &Path,
+    ctx: &PodContext,
+    dir: &Path,
+    fds: Option<(RawFd, RawFd)>,
+    log: std::fs::File,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--root")
+        .arg(&ctx.root)
+        .arg("--data-dir")
+        .arg(&ctx.data_dir)
+        .arg("supervise")
+        .arg("--pod-dir")
+        .arg(dir);
+    match fds {
+        Some((ready, lock)) => {
+            cmd.arg("--ready-fd").arg(ready.to_string());
+            cmd.arg("--lock-fd").arg(lock.to_string());
+        }
+        None => {
+            cmd.arg("--adopt");
+        }
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    // SAFETY: between fork and exec only async-signal-safe calls: setsid, close_range,
+    // fcntl and sigprocmask. The supervisor outlives its starter: it inherits none of the
+    // caller's fds (a lock held by `flock F podrun up` would stay held for the pod's
+    // life), only the two it is handed. It starts with only SIGTERM and SIGINT blocked, so
+    // a `delete` racing its start-up never kills it half-way: the signal waits for its
+    // loop (and the agent's own mask, all it reads from a signalfd, is not passed on).
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            if let Some((ready, lock)) = fds {
+                libc::fcntl(ready, libc::F_SETFD, 0);
+                libc::fcntl(lock, libc::F_SETFD, 0);
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    cmd
 }
 
 /// How a supervisor was started: by `create` (the pipe it reports on and the owner lock
