@@ -294,11 +294,13 @@ spec:
   volumes:
   - name: keep
     hostPath: {{path: {}}}
+  - name: scratch
+    emptyDir: {{}}
   containers:
   - name: main
     image: busybox:1.30
-    command: [sh, -c, 'date +%s%N >> /keep/starts; sleep 3600']
-    volumeMounts: [{{name: keep, mountPath: /keep}}]
+    command: [sh, -c, 'date +%s%N | tee -a /scratch/starts >> /keep/starts; sleep 3600']
+    volumeMounts: [{{name: keep, mountPath: /keep}}, {{name: scratch, mountPath: /scratch}}]
 ",
         host.display()
     );
@@ -336,5 +338,12 @@ spec:
         starts.lines().count(),
         2,
         "the hostPath data survived: {starts}"
+    );
+    // A disk-backed emptyDir lives under the data dir: it survives the reboot too.
+    let scratch = w.ok(&["exec", "boot", "--", "cat", "/scratch/starts"]);
+    assert_eq!(
+        scratch.lines().count(),
+        2,
+        "the emptyDir data survived: {scratch}"
     );
 }

@@ -138,7 +138,7 @@ fn run_pod(
             ephemeral_storage_bytes: 0,
         },
     };
-    let volumes = prepare_volumes(&ctx, &dir.join("pod")).unwrap();
+    let volumes = prepare_volumes(&ctx, &dir.join("pod"), None).unwrap();
     let container = &pod.spec.as_ref().unwrap().containers[0];
     let mounts = volumes.mounts_for(container).unwrap();
     let image: oci_spec::image::ImageConfiguration = serde_json::from_value(serde_json::json!({

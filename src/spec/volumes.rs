@@ -132,9 +132,12 @@ impl Undo {
 /// call made is undone (hostPath directories created for DirectoryOrCreate stay, as
 /// with kubelet). Calling it again for the same pod (a restarted supervisor) keeps
 /// existing emptyDir contents.
+/// `disk`: where disk-backed emptyDirs live (kubelet's /var/lib/kubelet/pods/<uid>/volumes:
+/// on disk, kept across a reboot); None puts them under `pod_dir` too.
 pub fn prepare_volumes(
     ctx: &EnvContext<'_>,
     pod_dir: &Path,
+    disk: Option<&Path>,
 ) -> Result<PreparedVolumes, VolumeError> {
     let mut out = PreparedVolumes {
         pod_dir: pod_dir.to_path_buf(),
@@ -148,7 +151,7 @@ pub fn prepare_volumes(
         .unwrap_or_default();
     let mut undo = Undo::default();
     for v in &vols {
-        match prepare_one(ctx, pod_dir, v, &mut undo) {
+        match prepare_one(ctx, pod_dir, disk, v, &mut undo) {
             Ok(p) => {
                 out.volumes.insert(v.name.clone(), p);
             }
@@ -177,6 +180,7 @@ fn fs_group(ctx: &EnvContext<'_>) -> Option<u32> {
 fn prepare_one(
     ctx: &EnvContext<'_>,
     pod_dir: &Path,
+    disk: Option<&Path>,
     v: &Volume,
     undo: &mut Undo,
 ) -> Result<PreparedVolume, VolumeError> {
@@ -191,7 +195,13 @@ fn prepare_one(
         });
     }
     if let Some(ed) = &v.empty_dir {
-        return prepare_empty_dir(ctx, pod_dir, name, ed, undo);
+        let on_disk = ed.medium.as_deref() != Some("Memory");
+        let base = disk.filter(|_| on_disk).map(Path::to_path_buf);
+        let dir = match base {
+            Some(b) => b.join("kubernetes.io~empty-dir").join(name),
+            None => volume_dir(pod_dir, "kubernetes.io~empty-dir", name),
+        };
+        return prepare_empty_dir(ctx, &dir, name, ed, undo);
     }
     let mut files: Vec<(String, Vec<u8>, i32)> = Vec::new();
     let plugin = volume_files(ctx, v, &mut files)?;
@@ -218,15 +228,15 @@ fn prepare_one(
     })
 }
 
-/// An emptyDir: a world-writable dir under the pod (a tmpfs for medium Memory).
+/// An emptyDir at `dir`: world-writable (a tmpfs for medium Memory).
 fn prepare_empty_dir(
     ctx: &EnvContext<'_>,
-    pod_dir: &Path,
+    dir: &Path,
     name: &str,
     ed: &k8s_openapi::api::core::v1::EmptyDirVolumeSource,
     undo: &mut Undo,
 ) -> Result<PreparedVolume, VolumeError> {
-    let dir = volume_dir(pod_dir, "kubernetes.io~empty-dir", name);
+    let dir = dir.to_path_buf();
     undo.create_dir(&dir)?;
     // World-writable as kubelet makes it, so any container user can write.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
@@ -771,7 +781,7 @@ mod tests {
         let m = load(text, &LoadOptions::default()).unwrap();
         let dir = Dir::new("vol");
         let pod_dir = dir.path().join("pod");
-        let prepared = prepare_volumes(&ctx(&m), &pod_dir).unwrap();
+        let prepared = prepare_volumes(&ctx(&m), &pod_dir, None).unwrap();
         let res =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&m, &prepared, &pod_dir)));
         cleanup_volumes(&pod_dir).unwrap();
@@ -786,7 +796,9 @@ mod tests {
         let m = load(text, &LoadOptions::default()).unwrap();
         let dir = Dir::new("vol-err");
         let pod_dir = dir.path().join("pod");
-        let e = prepare_volumes(&ctx(&m), &pod_dir).unwrap_err().to_string();
+        let e = prepare_volumes(&ctx(&m), &pod_dir, None)
+            .unwrap_err()
+            .to_string();
         assert!(
             mounts_below(&pod_dir).is_empty(),
             "a failed prepare leaves no mount"
@@ -1053,7 +1065,7 @@ mod tests {
         with_volumes(&text, |m, v, pod_dir| {
             let mem = v.get("mem").unwrap().host_path.clone();
             std::fs::write(mem.join("state"), "kept").unwrap();
-            let again = prepare_volumes(&ctx(m), pod_dir).unwrap();
+            let again = prepare_volumes(&ctx(m), pod_dir, None).unwrap();
             assert_eq!(
                 std::fs::read_to_string(again.get("mem").unwrap().host_path.join("state")).unwrap(),
                 "kept"
@@ -1071,7 +1083,7 @@ mod tests {
             let bm = load(&bad, &LoadOptions::default()).unwrap();
             let mut bc = ctx(&bm);
             bc.pod = &bm.pods[0];
-            assert!(prepare_volumes(&bc, pod_dir).is_err());
+            assert!(prepare_volumes(&bc, pod_dir, None).is_err());
             assert_eq!(std::fs::read_to_string(mem.join("state")).unwrap(), "kept");
         });
     }

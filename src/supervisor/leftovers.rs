@@ -24,12 +24,26 @@ pub fn container_id(uid: &str, name: &str, attempt: u32) -> String {
 /// cgroup and logs, then its directory (pod.json first, so listings drop it at once).
 pub fn remove(root: &Path, data_dir: &Path, dir: &Path, pod: &Pod) {
     remove_host_state(root, data_dir, dir, pod);
+    remove_durable(data_dir, pod);
     let _ = std::fs::remove_dir_all(logs::pod_log_dir(
         pod.metadata.namespace.as_deref().unwrap_or("default"),
         pod.metadata.name.as_deref().unwrap_or(""),
         pod.metadata.uid.as_deref().unwrap_or(""),
     ));
     remove_pod_dir(dir);
+}
+
+/// The pod's own directory under the data dir (its disk emptyDirs, its status copy):
+/// kept while the pod lives, sandbox restarts and reboots included; gone with the pod.
+pub fn remove_durable(data_dir: &Path, pod: &Pod) {
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    if !uid.is_empty() && !uid.contains('/') {
+        let dir = store::durable_dir(data_dir, uid);
+        // Never through a mount left inside it (host data must not go with it).
+        if crate::spec::volumes::cleanup_volumes(&dir).is_ok() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// Everything but the logs and the record: what a pod that failed to start must not
@@ -56,10 +70,6 @@ pub fn remove_host_state(root: &Path, data_dir: &Path, dir: &Path, pod: &Pod) {
     let _ = crate::userns::release_pod(data_dir, dir);
     let shm = dir.join("shm");
     let _ = nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH);
-    let uid = pod.metadata.uid.as_deref().unwrap_or("");
-    if !uid.is_empty() && !uid.contains('/') {
-        let _ = std::fs::remove_dir_all(store::durable_dir(data_dir, uid));
-    }
     let cg = crate::spec::resources::pod_cgroup_path(pod);
     if let Ok(c) = crate::runtime::cgroups::open(&cg) {
         let _ = c.remove();

@@ -266,7 +266,10 @@ impl Worker {
             node_name: &self.node_name,
             node_allocatable: self.node_alloc,
         };
-        match spec::volumes::prepare_volumes(&ctx, &self.args.pod_dir) {
+        let uid = self.pod.metadata.uid.as_deref().unwrap_or("");
+        let disk = store::durable_dir(&self.args.data_dir, uid).join("volumes");
+        let disk = (!uid.is_empty() && !uid.contains('/')).then_some(disk.as_path());
+        match spec::volumes::prepare_volumes(&ctx, &self.args.pod_dir, disk) {
             Ok(v) => self.volumes = Some(v),
             Err(e) => {
                 let msg = format!("MountVolume.SetUp failed: {e}");
@@ -468,6 +471,7 @@ impl Worker {
             &self.args.pod_dir,
             &self.pod,
         );
+        super::leftovers::remove_durable(&self.args.data_dir, &self.pod);
     }
 
     /// The main loop: runs until the pod is deleted.
