@@ -347,3 +347,24 @@ spec:
         "the emptyDir data survived: {scratch}"
     );
 }
+
+#[test]
+fn a_pod_started_before_the_agent_is_kept_as_well() {
+    let w = private_world("agent-late");
+    w.up_ok(POD);
+    w.wait_status("default", "kept", "Running", 60);
+    let count = container_pid(&w, "count");
+    // The agent comes later: it finds the running supervisor and takes its fds.
+    let _agent = Agent::start(&w);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, gap) = crash_supervisor(&w);
+    assert!(gap < Duration::from_secs(2), "no supervisor for {gap:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(container_pid(&w, "count"), count, "count was restarted");
+    let before = assert_counter_unbroken(&w);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        assert_counter_unbroken(&w) > before,
+        "nobody reads the counter's output"
+    );
+}

@@ -92,6 +92,11 @@ impl Supervisors {
                 continue;
             }
             let process = live_supervisor(&d.path());
+            // A supervisor that ran before this agent: SIGHUP tells it an agent is here,
+            // and it hands over its containers' fds (see Worker::agent_came).
+            if let Some(p) = process.as_ref() {
+                let _ = p.signal(libc::SIGHUP);
+            }
             let restart_at = process.is_none().then_some(now);
             self.entries.insert(
                 key,

@@ -202,7 +202,7 @@ pub fn supervisor_command(
     // SAFETY: between fork and exec only async-signal-safe calls: setsid, close_range,
     // fcntl and sigprocmask. The supervisor outlives its starter: it inherits none of the
     // caller's fds (a lock held by `flock F podrun up` would stay held for the pod's
-    // life), only the two it is handed. It starts with only SIGTERM and SIGINT blocked, so
+    // life), only the two it is handed. It starts with only SIGTERM, SIGINT and SIGHUP blocked, so
     // a `delete` racing its start-up never kills it half-way: the signal waits for its
     // loop (and the agent's own mask, all it reads from a signalfd, is not passed on).
     unsafe {
@@ -222,6 +222,7 @@ pub fn supervisor_command(
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, libc::SIGTERM);
             libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGHUP);
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
             Ok(())
         });

@@ -235,6 +235,10 @@ impl Worker {
     /// that they outlive this supervisor.
     pub(super) fn deposit(&mut self, c: usize) {
         let key = vault_key(self);
+        if self.agent.is_none() {
+            // An agent may have started since (a connect that fails costs one syscall).
+            self.agent = connect_agent(&self.args.root);
+        }
         let (Some(sock), Some(id), Some(pid)) = (
             self.agent.as_ref(),
             self.ctrs[c].id.clone(),
@@ -268,6 +272,17 @@ impl Worker {
         if let Err(e) = handoff::call(sock.as_fd(), &req, &fds) {
             eprintln!("supervisor: the agent did not keep the container's fds: {e}");
             self.agent = None;
+        }
+    }
+
+    /// A node agent started (it sends SIGHUP to the supervisors it finds): connect to it
+    /// and hand it every running container's fds, so that they outlive this supervisor.
+    pub(super) fn agent_came(&mut self) {
+        self.agent = connect_agent(&self.args.root);
+        for c in 0..self.ctrs.len() {
+            if self.ctrs[c].pid.is_some() {
+                self.deposit(c);
+            }
         }
     }
 

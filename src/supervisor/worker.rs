@@ -607,6 +607,7 @@ impl Worker {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => self.reap(),
                     Ok(Signal::SIGTERM | Signal::SIGINT) => self.begin_termination(),
+                    Ok(Signal::SIGHUP) => self.agent_came(),
                     _ => {}
                 }
             }
@@ -657,10 +658,16 @@ impl Worker {
     }
 }
 
-/// SIGCHLD, SIGTERM and SIGINT blocked and read from a signalfd instead.
+/// SIGCHLD, SIGTERM, SIGINT and SIGHUP (an agent started) blocked and read from a
+/// signalfd instead.
 fn signal_fd() -> Result<SignalFd, SupervisorError> {
     let mut mask = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
         mask.add(s);
     }
     mask.thread_block()
