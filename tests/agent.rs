@@ -44,10 +44,19 @@ struct Agent {
 
 impl Agent {
     fn start(w: &World) -> Agent {
+        let base = w.root.parent().expect("base").to_path_buf();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(base.join("agent.log"))
+            .expect("agent log");
         let child = w
             .cmd()
             .arg("serve")
+            .arg("--manifests")
+            .arg(base.join("manifests"))
             .stdout(std::process::Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("podrun serve");
         let sock = w.root.join("agent.sock");
@@ -367,4 +376,70 @@ fn a_pod_started_before_the_agent_is_kept_as_well() {
         assert_counter_unbroken(&w) > before,
         "nobody reads the counter's output"
     );
+}
+
+/// The uid of pod `name`, once it is listed.
+fn uid_of(w: &World, name: &str) -> Option<String> {
+    let o = w.run(&["get", "pod", name, "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+    v["metadata"]["uid"].as_str().map(String::from)
+}
+
+fn static_pod(command: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [sh, -c, '{command}']\n"
+    )
+}
+
+#[test]
+fn the_manifest_directory_runs_its_pods_replaces_edited_ones_and_deletes_removed_ones() {
+    let w = private_world("agent-static");
+    let base = w.root.parent().expect("base").to_path_buf();
+    let dir = base.join("manifests");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("web.yaml"), static_pod("sleep 3600")).expect("write");
+    std::fs::write(
+        dir.join("broken.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: c}]}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join(".hidden.yaml"),
+        static_pod("sleep 1").replace("name: web", "name: hidden"),
+    )
+    .expect("write");
+    let _agent = Agent::start(&w);
+    // kubelet names a static pod <name>-<node>.
+    let node = w
+        .ok(&["get", "nodes", "-o", "name"])
+        .trim()
+        .trim_start_matches("node/")
+        .to_string();
+    let pod = format!("web-{node}");
+    w.wait_status("default", &pod, "Running", 60);
+    let first = uid_of(&w, &pod).expect("uid");
+    let log = std::fs::read_to_string(base.join("agent.log")).unwrap_or_default();
+    assert!(
+        log.contains("broken.yaml"),
+        "the broken file is not named: {log}"
+    );
+    assert!(
+        w.run(&["get", "pod", &format!("hidden-{node}")])
+            .status
+            .code()
+            != Some(0),
+        "a dotfile ran"
+    );
+    // An edit replaces the pod (a new uid, from the new content).
+    std::fs::write(dir.join("web.yaml"), static_pod("sleep 3000")).expect("edit");
+    let second = w.wait_for(60, "the edited pod replaced", || {
+        uid_of(&w, &pod).filter(|u| *u != first)
+    });
+    w.wait_status("default", &pod, "Running", 60);
+    // Removing the file deletes its pod.
+    std::fs::remove_file(dir.join("web.yaml")).expect("remove");
+    w.wait_for(60, "the pod deleted", || {
+        uid_of(&w, &pod).is_none().then_some(())
+    });
+    assert_ne!(first, second);
 }

@@ -3,4 +3,5 @@
 pub mod manifest_dir;
 pub mod serve;
 pub mod service;
+pub mod static_pods;
 pub mod supervisors;

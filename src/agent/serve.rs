@@ -23,6 +23,8 @@ pub struct ServeOptions {
     pub root: PathBuf,
     pub data_dir: PathBuf,
     pub pid_file: Option<PathBuf>,
+    /// The static pod manifest directory (kubelet's staticPodPath).
+    pub manifests: PathBuf,
 }
 
 /// What stops the agent from running.
@@ -61,6 +63,7 @@ struct Agent {
     /// When to look for pods started without the agent (by `up` before it ran).
     next_scan: Instant,
     ctx: crate::pod::PodContext,
+    statics: super::static_pods::StaticPods,
 }
 
 /// Runs the agent until SIGTERM or SIGINT; pods and their supervisors keep running.
@@ -108,6 +111,10 @@ impl Agent {
             root: opts.root.clone(),
             data_dir: opts.data_dir.clone(),
         };
+        let ctx = crate::pod::PodContext {
+            root: opts.root.clone(),
+            data_dir: opts.data_dir.clone(),
+        };
         Ok(Agent {
             supervisors: Supervisors::new(launch),
             vault: FdVault::default(),
@@ -115,10 +122,8 @@ impl Agent {
             clients: Vec::new(),
             signals,
             next_scan: Instant::now(),
-            ctx: crate::pod::PodContext {
-                root: opts.root.clone(),
-                data_dir: opts.data_dir.clone(),
-            },
+            ctx: ctx.clone(),
+            statics: super::static_pods::StaticPods::new(&ctx, opts.manifests.clone()),
         })
     }
 
@@ -142,6 +147,7 @@ impl Agent {
                 self.supervisors.scan(now);
                 self.next_scan = now + SCAN_EVERY;
             }
+            self.statics.tick(ready.manifests);
             if ready.accept {
                 self.accept();
             }
@@ -183,7 +189,9 @@ impl Agent {
             Some(t) => t.min(self.next_scan),
             None => self.next_scan,
         };
-        let timeout = next.saturating_duration_since(Instant::now());
+        let timeout = next
+            .saturating_duration_since(Instant::now())
+            .min(self.statics.timeout());
         let watched = self.supervisors.watched();
         let mut fds = vec![
             PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
@@ -199,6 +207,10 @@ impl Agent {
                 .iter()
                 .map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN)),
         );
+        let statics_at = fds.len();
+        if let Some(fd) = self.statics.fd() {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
         let ms = timeout.as_millis().min(u128::from(u16::MAX)) as u16;
         match poll(&mut fds, PollTimeout::from(ms)) {
             Ok(_) | Err(nix::Error::EINTR) => {}
@@ -220,6 +232,7 @@ impl Agent {
                 .filter(|(i, _)| hit(&fds[2 + n + i]))
                 .map(|(_, (k, _))| k.clone())
                 .collect(),
+            manifests: fds.get(statics_at).is_some_and(hit),
             stop: false,
         };
         if hit(&fds[0]) {
@@ -294,6 +307,8 @@ struct Ready {
     accept: bool,
     clients: Vec<usize>,
     supervisors_exited: Vec<String>,
+    /// The static pod manifest directory changed.
+    manifests: bool,
     stop: bool,
 }
 
