@@ -64,6 +64,12 @@ bench-images: release
 bench-pod: release
     bash bench/pod.sh
 
+# The node agent: 1000 pods through it, their idle cost, supervisor replacement; and
+# `up --wait` of pod-command against `podman kube play` of the same file
+bench-agent: release
+    bash bench/agent.sh
+    bash bench/kube-play.sh
+
 # Admission against a node running 200 pods with affinity terms
 bench-admission:
     bash bench/admission.sh

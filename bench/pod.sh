@@ -77,7 +77,7 @@ python3 -c "print(f'ratio up / 3x runc run -d: {float(\"$up\")/float(\"$rc\"):.2
 
 # Memory of one pod's supervisor + pause.
 "$PODRUN" up "$SEED/pod-command.yaml" >/dev/null
-sup=$(cat "$PODRUN_ROOT/pods/dev_pod-command/supervisor.pid")
+sup=$(awk '{print $1}' "$PODRUN_ROOT/pods/dev_pod-command/supervisor.pid")
 rss_sup=$(awk '/VmRSS/ {print $2}' /proc/$sup/status)
 sleep 2
 pss_sup=$(awk '/^Pss:/ {print $2}' /proc/$sup/smaps_rollup)
