@@ -46,7 +46,7 @@ for i in $(seq "$PODS"); do
 done
 wait || true
 while :; do
-  running=$("$PODRUN" get pods --no-headers 2>/dev/null | grep -c ' Running ' || true)
+  running=$("$PODRUN" get pods 2>/dev/null | grep -c ' Running ' || true)
   [ "$running" -ge "$PODS" ] && break
   [ $(( ($(date +%s%N) - t0) / 1000000000 )) -gt 300 ] && break
   sleep 0.5
