@@ -3,6 +3,7 @@
 //! Each area owns its own file: `oci` (runc-compatible lifecycle), `image` (store, pull,
 //! import), `pod` (kubectl-like pod commands), `events` (`get events`). This file only
 //! wires them together.
+pub mod apply;
 pub mod completion;
 pub mod describe_pod;
 pub mod events;
@@ -105,6 +106,8 @@ pub enum Command {
     Node(node::NodeCommand),
     /// Run the node agent (foreground): supervises the pods' supervisors.
     Serve(serve::ServeArgs),
+    /// Create or update pods from manifests, as `kubectl apply` does.
+    Apply(apply::ApplyArgs),
     #[command(flatten)]
     Docs(completion::DocsCommand),
 }
@@ -134,6 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Pod(c) => pod::run(&cli.global, c),
         Command::Node(c) => node::run(&cli.global, c),
         Command::Serve(a) => serve::run(&cli.global, a),
+        Command::Apply(a) => apply::run(&cli.global, a),
         Command::Docs(c) => completion::run(c),
     }
 }

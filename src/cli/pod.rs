@@ -156,7 +156,10 @@ fn read_manifest(file: Option<&str>) -> anyhow::Result<(String, String)> {
     Ok((file.to_string(), text))
 }
 
-fn load_manifest(file: Option<&str>, namespace: Option<&str>) -> Result<manifest::Manifest, i32> {
+pub(super) fn load_manifest(
+    file: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<manifest::Manifest, i32> {
     let (source, text) = match read_manifest(file) {
         Ok(x) => x,
         Err(e) => {
@@ -184,7 +187,7 @@ fn load_manifest(file: Option<&str>, namespace: Option<&str>) -> Result<manifest
     }
 }
 
-fn ns_of(pod: &Pod) -> String {
+pub(super) fn ns_of(pod: &Pod) -> String {
     pod.metadata
         .namespace
         .clone()
@@ -216,7 +219,7 @@ pub(super) fn context(g: &GlobalOpts) -> crate::pod::PodContext {
 }
 
 /// The ConfigMaps and Secrets of a manifest that are in namespace `ns`.
-fn objects_in(m: &manifest::Manifest, ns: &str) -> PodObjects {
+pub(super) fn objects_in(m: &manifest::Manifest, ns: &str) -> PodObjects {
     let in_ns = |n: Option<&String>| n.map(String::as_str).unwrap_or("default") == ns;
     PodObjects {
         config_maps: m

@@ -5,6 +5,7 @@
 //! takes it before the record exists and hands it to the supervisor it spawns, which
 //! holds it for its whole life. `delete` only ever cleans up a pod whose lock it holds
 //! itself, so it never races a live supervisor.
+pub mod apply;
 pub mod create;
 pub mod delete;
 pub mod desired;

@@ -64,6 +64,8 @@ pub struct Ctr {
     /// The init held by pidfd: deposited with the agent, and how an adopted container
     /// (not our child) is seen to end.
     pub(super) process: Option<crate::handoff::pidfd::ProcessHandle>,
+    /// Being stopped because `apply` changed its image: it is started again at once.
+    pub(super) restart_for_change: bool,
 }
 
 impl Ctr {
@@ -498,8 +500,10 @@ impl Worker {
         }
         let policy = RestartPolicy::of(self.spec());
         let ctr = &mut self.ctrs[c];
-        let restart = pod_state::restarts_after(ctr.kind, policy, code);
-        if ctr.kind == Kind::Init && code == 0 {
+        // Killed because its definition changed: it runs again, whatever its policy.
+        let changed = std::mem::take(&mut ctr.restart_for_change);
+        let restart = changed || pod_state::restarts_after(ctr.kind, policy, code);
+        if ctr.kind == Kind::Init && code == 0 && !changed {
             ctr.done = true;
         }
         if !restart {
@@ -588,6 +592,7 @@ pub(super) fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         prepared_exec_failed: false,
         running_state: None,
         process: None,
+        restart_for_change: false,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod pending;
 pub mod pod_state;
 pub mod probes;
 pub mod probing;
+pub mod reload;
 pub mod resident;
 pub mod sandbox;
 pub mod status;

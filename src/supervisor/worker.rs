@@ -607,7 +607,11 @@ impl Worker {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => self.reap(),
                     Ok(Signal::SIGTERM | Signal::SIGINT) => self.begin_termination(),
-                    Ok(Signal::SIGHUP) => self.agent_came(),
+                    Ok(Signal::SIGHUP) => {
+                        // An agent started, or `apply` changed the pod: look at both.
+                        self.agent_came();
+                        self.reload_pod();
+                    }
                     _ => {}
                 }
             }

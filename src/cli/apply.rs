@@ -1,0 +1,97 @@
+//! `podrun apply -f FILE|DIR|-` (kubectl apply, for the pods podrun runs): prints
+//! `pod/x created|unchanged|configured`, or the API server's refusal.
+use super::pod::{load_manifest, ns_of, objects_in};
+use super::GlobalOpts;
+use crate::pod::apply::{apply, ApplyError};
+use std::path::{Path, PathBuf};
+
+/// Create or update pods from manifests, as `kubectl apply` does.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// A manifest file, a directory of them, or `-` (stdin); may be repeated.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+    /// With a directory: its sub-directories too.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Delete and re-create a pod that cannot be changed in place.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(g: &GlobalOpts, a: ApplyArgs) -> anyhow::Result<i32> {
+    let ctx = crate::pod::PodContext {
+        root: g.root.clone(),
+        data_dir: g.data_dir.clone(),
+    };
+    let mut rc = 0;
+    for file in expand(&a.files, a.recursive) {
+        rc = rc.max(apply_file(&ctx, &file, &a)?);
+    }
+    Ok(rc)
+}
+
+/// The manifests named: files as given, directories' .yaml/.yml/.json files (sorted), as
+/// kubectl takes `-f DIR`.
+fn expand(files: &[String], recursive: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in files {
+        let p = Path::new(f);
+        if f != "-" && p.is_dir() {
+            collect(p, recursive, &mut out);
+        } else {
+            out.push(f.clone());
+        }
+    }
+    out
+}
+
+fn collect(dir: &Path, recursive: bool, out: &mut Vec<String>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if recursive {
+                collect(&p, true, out);
+            }
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            out.push(p.display().to_string());
+        }
+    }
+}
+
+fn apply_file(ctx: &crate::pod::PodContext, file: &str, a: &ApplyArgs) -> anyhow::Result<i32> {
+    let m = match load_manifest(Some(file), a.namespace.as_deref()) {
+        Ok(m) => m,
+        Err(code) => return Ok(code),
+    };
+    if let Err(e) = crate::pod::preflight(ctx, &m.pods) {
+        eprintln!("error: {e}");
+        return Ok(1);
+    }
+    let mut rc = 0;
+    for pod in &m.pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let ns = ns_of(pod);
+        match apply(ctx, pod, &objects_in(&m, &ns), a.force) {
+            Ok(done) => println!("pod/{name} {}", done.word()),
+            Err(ApplyError::Forbidden(msg)) => {
+                eprintln!("{msg}");
+                rc = 1;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                rc = 1;
+            }
+        }
+    }
+    Ok(rc)
+}
