@@ -113,4 +113,12 @@ fn apply_creates_keeps_configures_refuses_and_forces() {
     );
     w.wait_status("default", "ap", "Running", 60);
     assert_ne!(w.pod("default", "ap")["metadata"]["uid"], uid);
+    // kubectl's `delete -f FILE` (runc's -f is --force: a manifest argument tells them apart).
+    let path = w.root.parent().expect("base").join("ap.yaml");
+    let out = w.ok(&["delete", "-f", path.to_str().expect("path")]);
+    assert_eq!(out.trim(), "pod \"ap\" deleted");
+    assert!(
+        !w.run(&["get", "pod", "ap"]).status.success(),
+        "the pod is still listed"
+    );
 }

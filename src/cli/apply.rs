@@ -33,9 +33,20 @@ pub fn run(g: &GlobalOpts, a: ApplyArgs) -> anyhow::Result<i32> {
     Ok(rc)
 }
 
+/// Whether `delete -f ARG` names manifests (kubectl) rather than a container (runc).
+pub fn is_manifest_arg(f: &str) -> bool {
+    let p = Path::new(f);
+    f == "-"
+        || p.is_dir()
+        || (p.is_file()
+            && p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json")))
+}
+
 /// The manifests named: files as given, directories' .yaml/.yml/.json files (sorted), as
 /// kubectl takes `-f DIR`.
-fn expand(files: &[String], recursive: bool) -> Vec<String> {
+pub fn expand(files: &[String], recursive: bool) -> Vec<String> {
     let mut out = Vec::new();
     for f in files {
         let p = Path::new(f);

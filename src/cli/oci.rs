@@ -396,6 +396,11 @@ pub fn parse_signal(s: &str) -> anyhow::Result<nix::sys::signal::Signal> {
 }
 
 fn delete(g: &GlobalOpts, rt: &Runtime, a: DeleteArgs) -> anyhow::Result<i32> {
+    // kubectl's `delete -f pod.yaml`: runc's -f is --force, so a -f whose every argument
+    // is a manifest (a .yaml/.yml/.json file, a directory, `-`) is read as kubectl's.
+    if a.force && a.args.iter().all(|f| super::apply::is_manifest_arg(f)) {
+        return super::pod::delete_files(g, &a.args, a.namespace.as_deref(), a.grace_period);
+    }
     if matches!(a.args[0].as_str(), "pod" | "pods" | "po") {
         return super::pod::delete_pod(
             g,

@@ -299,6 +299,27 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
     Ok(rc)
 }
 
+/// `delete -f FILE|DIR|-`: the pods of those manifests, as `down` deletes them.
+pub fn delete_files(
+    g: &GlobalOpts,
+    files: &[String],
+    namespace: Option<&str>,
+    grace_period: Option<i64>,
+) -> anyhow::Result<i32> {
+    let mut rc = 0;
+    for file in super::apply::expand(files, false) {
+        let a = DownArgs {
+            file_flag: Some(file),
+            file: None,
+            namespace: namespace.map(String::from),
+            grace_period,
+            force: false,
+        };
+        rc = rc.max(down(g, a)?);
+    }
+    Ok(rc)
+}
+
 fn down(g: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
     let file = a.file_flag.as_deref().or(a.file.as_deref());
     let m = match load_manifest(file, a.namespace.as_deref()) {
