@@ -46,6 +46,41 @@ impl FileLock {
     }
 }
 
+/// The RLIMIT_NOFILE soft limit this process started with, once [`raise_nofile_limit`]
+/// raised it (0: not raised).
+static ORIGINAL_NOFILE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Raises the soft limit on open files to the hard limit (what Go does for kubelet and
+/// containerd): the agent holds a few fds per container. Children get the original back
+/// ([`restore_nofile_limit`], between fork and exec).
+pub fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+            ORIGINAL_NOFILE.store(soft, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Puts the original soft limit back (async-signal-safe: for a pre_exec hook).
+pub fn restore_nofile_limit() {
+    let soft = ORIGINAL_NOFILE.load(std::sync::atomic::Ordering::Relaxed);
+    if soft == 0 {
+        return;
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a local struct; both are async-signal-safe.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = soft;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 /// The current time as a jiff timestamp (the type k8s-openapi's `Time` wraps).
 pub fn now() -> k8s_openapi::jiff::Timestamp {
     let d = std::time::SystemTime::now()

@@ -69,6 +69,7 @@ struct Agent {
 /// Runs the agent until SIGTERM or SIGINT; pods and their supervisors keep running.
 pub fn serve(opts: &ServeOptions) -> Result<(), AgentError> {
     let notify = super::service::Notifier::take_from_env();
+    crate::util::raise_nofile_limit();
     // Orphaned container processes of a crashed supervisor come to us, not to init.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };

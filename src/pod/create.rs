@@ -224,6 +224,7 @@ pub fn supervisor_command(
             libc::sigaddset(&mut set, libc::SIGINT);
             libc::sigaddset(&mut set, libc::SIGHUP);
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            crate::util::restore_nofile_limit();
             Ok(())
         });
     }
