@@ -122,3 +122,36 @@ fn apply_creates_keeps_configures_refuses_and_forces() {
         "the pod is still listed"
     );
 }
+
+fn labelled(name: &str, app: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{app: {app}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [sleep, '3600']\n"
+    )
+}
+
+#[test]
+fn get_and_delete_take_kubectls_label_selectors_and_all() {
+    let w = World::new("selectors");
+    for (n, app) in [("s1", "web"), ("s2", "web"), ("s3", "db")] {
+        w.up_ok(&labelled(n, app));
+    }
+    let listed = w.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
+    assert_eq!(listed.trim(), "pod/s1\npod/s2", "{listed}");
+    let listed = w.ok(&["get", "pods", "-l", "app notin (web)", "-o", "name"]);
+    assert_eq!(listed.trim(), "pod/s3", "{listed}");
+    let bad = w.run(&["get", "pods", "-l", "app in web"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad.stderr));
+    let out = w.ok(&["delete", "pod", "-l", "app=web", "--grace-period", "0"]);
+    assert_eq!(
+        out.trim(),
+        "pod \"s1\" deleted\npod \"s2\" deleted",
+        "{out}"
+    );
+    assert_eq!(
+        w.ok(&["delete", "pod", "-l", "app=none"]).trim(),
+        "No resources found"
+    );
+    let out = w.ok(&["delete", "pod", "--all", "--grace-period", "0"]);
+    assert_eq!(out.trim(), "pod \"s3\" deleted", "{out}");
+    assert_eq!(w.ok(&["get", "pods", "-o", "name"]).trim(), "");
+}

@@ -192,6 +192,12 @@ pub struct DeleteArgs {
     pub namespace: Option<String>,
     #[arg(long = "grace-period")]
     pub grace_period: Option<i64>,
+    /// With `pod`: every pod whose labels match (kubectl's -l).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// With `pod`: every pod of the namespace.
+    #[arg(long)]
+    pub all: bool,
     /// Container ids, or `pod NAME...`.
     #[arg(required = true)]
     pub args: Vec<String>,
@@ -402,13 +408,12 @@ fn delete(g: &GlobalOpts, rt: &Runtime, a: DeleteArgs) -> anyhow::Result<i32> {
         return super::pod::delete_files(g, &a.args, a.namespace.as_deref(), a.grace_period);
     }
     if matches!(a.args[0].as_str(), "pod" | "pods" | "po") {
-        return super::pod::delete_pod(
-            g,
-            &a.args[1..],
-            a.namespace.as_deref(),
-            a.grace_period,
-            a.force,
-        );
+        let choice = super::pod::PodChoice {
+            names: &a.args[1..],
+            selector: a.selector.as_deref(),
+            all: a.all,
+        };
+        return super::pod::delete_pod(g, choice, a.namespace.as_deref(), a.grace_period, a.force);
     }
     for id in &a.args {
         match rt.delete(id, a.force) {

@@ -82,6 +82,9 @@ pub struct GetArgs {
     pub for_object: Option<String>,
     #[arg(long = "show-labels")]
     pub show_labels: bool,
+    /// Only pods whose labels match, e.g. `app=web,tier!=db` (kubectl's -l).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -337,20 +340,48 @@ fn down(g: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
 
 /// `podrun delete pod NAME... [-n NS] [--grace-period N] [--force]`: routed here by the
 /// `delete` command when its first argument is `pod`/`pods`/`po`.
+/// Which pods `delete pod` names: by name, or every pod (of the namespace) matching a
+/// selector (`-l`, `--all`).
+pub struct PodChoice<'a> {
+    pub names: &'a [String],
+    pub selector: Option<&'a str>,
+    pub all: bool,
+}
+
 pub fn delete_pod(
     g: &GlobalOpts,
-    names: &[String],
+    choice: PodChoice<'_>,
     namespace: Option<&str>,
     grace_period: Option<i64>,
     force: bool,
 ) -> anyhow::Result<i32> {
+    let ns = namespace.unwrap_or("default");
+    let mut names = choice.names.to_vec();
+    if names.is_empty() && (choice.all || choice.selector.is_some()) {
+        let selector = match crate::manifest::label_selector::parse(choice.selector.unwrap_or("")) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(1);
+            }
+        };
+        names = PodStore::new(&g.root)
+            .list()
+            .into_iter()
+            .filter(|r| r.namespace() == ns && selector.matches(r.pod.metadata.labels.as_ref()))
+            .map(|r| r.name().to_string())
+            .collect();
+        if names.is_empty() {
+            println!("No resources found");
+            return Ok(0);
+        }
+    }
     if names.is_empty() {
         eprintln!("error: resource(s) were provided, but no name was specified");
         return Ok(1);
     }
-    let ns = namespace.unwrap_or("default");
     let mut rc = 0;
-    for n in names {
+    for n in &names {
         rc = rc.max(delete_one(g, ns, n, grace_period, force)?);
     }
     Ok(rc)
@@ -567,9 +598,18 @@ fn get(g: &GlobalOpts, a: GetArgs) -> anyhow::Result<i32> {
         return Ok(1);
     }
     let output = a.output.clone().unwrap_or_default();
+    let selector = match crate::manifest::label_selector::parse(a.selector.as_deref().unwrap_or(""))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(1);
+        }
+    };
     let mut last = String::new();
     loop {
-        let (pods, missing) = select_pods(g, &names, a.namespace.as_deref(), a.all_namespaces);
+        let (mut pods, missing) = select_pods(g, &names, a.namespace.as_deref(), a.all_namespaces);
+        pods.retain(|r| selector.matches(r.pod.metadata.labels.as_ref()));
         for m in &missing {
             eprintln!("Error from server (NotFound): pods {m:?} not found");
         }

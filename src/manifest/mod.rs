@@ -5,6 +5,7 @@
 //! (`-n`) and the API server's defaults, validate with the API server's field paths and
 //! messages, and list the fields podrun does not implement as warnings.
 pub mod defaults;
+pub mod label_selector;
 pub mod labels;
 pub mod qos;
 pub mod quantity;
