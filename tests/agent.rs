@@ -443,3 +443,32 @@ fn the_manifest_directory_runs_its_pods_replaces_edited_ones_and_deletes_removed
     });
     assert_ne!(first, second);
 }
+
+#[test]
+fn under_the_agent_a_noexecute_taint_still_evicts_without_a_watch_per_pod() {
+    let w = private_world("agent-taint");
+    let _agent = Agent::start(&w);
+    w.up_ok(POD);
+    w.wait_status("default", "kept", "Running", 60);
+    let sup = w.supervisor_pid("default", "kept");
+    let inotify = std::fs::read_dir(format!("/proc/{sup}/fd"))
+        .expect("fds")
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().contains("inotify"))
+        })
+        .count();
+    assert_eq!(
+        inotify, 0,
+        "a supervisor under the agent holds no inotify instance"
+    );
+    let node = w
+        .ok(&["get", "nodes", "-o", "name"])
+        .trim()
+        .trim_start_matches("node/")
+        .to_string();
+    w.ok(&["taint", "node", &node, "evict=now:NoExecute"]);
+    w.wait_for(30, "the pod evicted by the NoExecute taint", || {
+        (!w.run(&["get", "pod", "kept"]).status.success()).then_some(())
+    });
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// How often the agent looks for pods it does not know (pods `up` started while no
 /// agent ran; it starts every other supervisor itself). A directory listing: cheap.
-const SCAN_EVERY: Duration = Duration::from_secs(2);
+const SCAN_EVERY: Duration = Duration::from_secs(1);
 
 use crate::handoff::connect;
 pub use crate::handoff::SOCKET;
@@ -64,6 +64,8 @@ struct Agent {
     next_scan: Instant,
     ctx: crate::pod::PodContext,
     statics: super::static_pods::StaticPods,
+    /// What node.json looked like when last checked (inode, mtime, size).
+    node_stamp: Option<(u64, i64, i64, u64)>,
 }
 
 /// Runs the agent until SIGTERM or SIGINT; pods and their supervisors keep running.
@@ -125,6 +127,7 @@ impl Agent {
             next_scan: Instant::now(),
             ctx: ctx.clone(),
             statics: super::static_pods::StaticPods::new(&ctx, opts.manifests.clone()),
+            node_stamp: None,
         })
     }
 
@@ -147,6 +150,7 @@ impl Agent {
             if now >= self.next_scan {
                 self.supervisors.scan(now);
                 self.next_scan = now + SCAN_EVERY;
+                self.node_changed();
             }
             self.statics.tick(ready.manifests);
             if ready.accept {
@@ -155,6 +159,22 @@ impl Agent {
             for i in ready.clients.into_iter().rev() {
                 self.serve_client(i);
             }
+        }
+    }
+
+    /// node.json (labels, taints) changed: every supervisor is told (SIGHUP), so that
+    /// none needs a watch of its own (see NoExecuteWatch::driven).
+    fn node_changed(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        let path = crate::node::NodeStore::new(&self.ctx.data_dir).path();
+        let stamp = std::fs::metadata(&path)
+            .map(|m| (m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
+            .ok();
+        if stamp != self.node_stamp {
+            if self.node_stamp.is_some() {
+                self.supervisors.signal_all(libc::SIGHUP);
+            }
+            self.node_stamp = stamp;
         }
     }
 

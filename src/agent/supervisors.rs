@@ -211,6 +211,13 @@ impl Supervisors {
         self.entries.values().filter_map(|e| e.restart_at).min()
     }
 
+    /// Sends `sig` to every supervisor running (SIGHUP: the node changed, look again).
+    pub fn signal_all(&self, sig: i32) {
+        for p in self.entries.values().filter_map(|e| e.process.as_ref()) {
+            let _ = p.signal(sig);
+        }
+    }
+
     /// Is a supervisor of pod `key` running right now?
     pub fn running(&self, key: &str) -> bool {
         self.entries

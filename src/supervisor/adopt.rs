@@ -278,6 +278,11 @@ impl Worker {
     /// A node agent started (it sends SIGHUP to the supervisors it finds): connect to it
     /// and hand it every running container's fds, so that they outlive this supervisor.
     pub(super) fn agent_came(&mut self) {
+        // The node may have changed too: the agent sends SIGHUP for that as well.
+        self.noexecute.notified();
+        if self.agent.as_ref().is_some_and(connection_alive) {
+            return;
+        }
         self.agent = connect_agent(&self.args.root);
         for c in 0..self.ctrs.len() {
             if self.ctrs[c].pid.is_some() {
@@ -393,6 +398,19 @@ fn settled_exit(p: &ProcessHandle) -> Option<ExitStatus> {
         std::thread::sleep(Duration::from_millis(5));
     }
     None
+}
+
+/// Whether the agent at the other end of `sock` is still there: it never speaks first,
+/// so anything readable is its hang-up.
+fn connection_alive(sock: &OwnedFd) -> bool {
+    let mut pfd = [nix::poll::PollFd::new(
+        sock.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    matches!(
+        nix::poll::poll(&mut pfd, nix::poll::PollTimeout::ZERO),
+        Ok(0)
+    )
 }
 
 /// Is `pid` a child of this process (so waitpid reaps it)?

@@ -203,8 +203,12 @@ impl Worker {
         };
         status.conditions = Some(Vec::new());
         let ready_fd = args.ready_fd;
-        let args_root = args.root.clone();
-        let noexecute = NoExecuteWatch::new(&args.data_dir);
+        let agent = super::adopt::connect_agent(&args.root);
+        // Under an agent, it tells of node.json changes (SIGHUP): no watch of our own.
+        let noexecute = match agent {
+            Some(_) => NoExecuteWatch::driven(&args.data_dir),
+            None => NoExecuteWatch::new(&args.data_dir),
+        };
         Ok(Worker {
             args,
             pod,
@@ -232,7 +236,7 @@ impl Worker {
             devnull: None,
             end_announced: false,
             hook_runs: Vec::new(),
-            agent: super::adopt::connect_agent(&args_root),
+            agent,
             persisted: String::new(),
         })
     }
