@@ -298,8 +298,15 @@ mod tests {
             std::fs::create_dir_all(d).expect("dir");
             std::fs::write(d.join(store::POD_FILE), "{}").expect("pod");
         }
+        // A stand-in supervisor that survives the SIGHUP scan sends to the ones it adopts.
+        let mut stand_in = std::process::Command::new("sh")
+            .args(["-c", "trap '' HUP; sleep 30"])
+            .spawn()
+            .expect("sh");
+        let pid = stand_in.id() as i32;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::fs::write(live.join(store::PID_FILE), store::pid_record(pid)).expect("pid");
         let me = std::process::id() as i32;
-        std::fs::write(live.join(store::PID_FILE), store::pid_record(me)).expect("pid");
         // A pid record whose start time does not match: a reused pid, not our supervisor.
         std::fs::write(dead.join(store::PID_FILE), format!("{me} 1\n")).expect("pid");
         let mut s = Supervisors::new(Launch {
@@ -312,6 +319,8 @@ mod tests {
         assert!(s.running("default_live"));
         assert!(!s.running("default_dead"));
         assert_eq!(s.next_restart(), Some(now));
+        let _ = stand_in.kill();
+        let _ = stand_in.wait();
         let _ = std::fs::remove_dir_all(&root);
     }
 }
