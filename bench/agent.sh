@@ -38,13 +38,15 @@ agent=$!
 while [ ! -S "$PODRUN_ROOT/agent.sock" ]; do sleep 0.05; done
 
 t0=$(date +%s%N)
+ups=()
 for i in $(seq "$PODS"); do
   printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: p%s\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: ["sleep", "36000"]\n' "$i" |
     "$PODRUN" up -f - >/dev/null 2>>"$work/up.err" &
-  # A bounded number of `up` processes at once: the pods still start together.
-  (( i % 100 == 0 )) && wait
+  ups+=($!)
+  # A bounded number of `up` processes at once (not the agent: it is a job too).
+  if (( i % 100 == 0 )); then wait "${ups[@]}" || true; ups=(); fi
 done
-wait || true
+[ ${#ups[@]} -eq 0 ] || wait "${ups[@]}" || true
 while :; do
   running=$("$PODRUN" get pods 2>/dev/null | grep -c ' Running ' || true)
   [ "$running" -ge "$PODS" ] && break
