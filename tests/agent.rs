@@ -140,6 +140,19 @@ fn assert_counter_unbroken(w: &World) -> usize {
     nums.len()
 }
 
+/// Waits until the pod runs again with one restart; returns the counter's status.
+fn count_restarted(w: &World) -> serde_json::Value {
+    w.wait_for(30, "count restarted", || {
+        let c = w.columns("default", "kept");
+        (c.2.starts_with('1') && c.1 == "Running").then_some(())
+    });
+    let pod = w.pod("default", "kept");
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "count").cloned())
+        .expect("count status")
+}
+
 #[test]
 fn a_killed_supervisor_is_replaced_and_re_adopts_its_running_containers() {
     let w = private_world("agent-crash");
@@ -178,15 +191,7 @@ fn a_killed_supervisor_is_replaced_and_re_adopts_its_running_containers() {
     );
     // The adopted container is still supervised: killed, it is restarted per its policy.
     let _ = kill(Pid::from_raw(count), Signal::SIGKILL);
-    w.wait_for(30, "count restarted", || {
-        let c = w.columns("default", "kept");
-        (c.2.starts_with('1') && c.1 == "Running").then_some(())
-    });
-    let pod = w.pod("default", "kept");
-    let st = pod["status"]["containerStatuses"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == "count").cloned())
-        .expect("count status");
+    let st = count_restarted(&w);
     assert_eq!(st["lastState"]["terminated"]["exitCode"], 137, "{st}");
     assert_eq!(st["lastState"]["terminated"]["reason"], "Error", "{st}");
 }
@@ -206,15 +211,7 @@ fn an_exit_while_no_supervisor_runs_is_recorded_with_its_code() {
     let _ = kill(Pid::from_raw(count), Signal::SIGKILL);
     std::thread::sleep(Duration::from_millis(200));
     kill(agent.pid(), Signal::SIGCONT).expect("continue the agent");
-    w.wait_for(30, "count restarted after the supervisor came back", || {
-        let c = w.columns("default", "kept");
-        (c.2.starts_with('1') && c.1 == "Running").then_some(())
-    });
-    let pod = w.pod("default", "kept");
-    let st = pod["status"]["containerStatuses"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == "count").cloned())
-        .expect("count status");
+    let st = count_restarted(&w);
     assert_eq!(st["lastState"]["terminated"]["exitCode"], 137, "{st}");
     assert_eq!(st["restartCount"], 1, "{st}");
 }
