@@ -2,7 +2,8 @@
 //! under a guard that undoes what was done when a step fails; its exit recorded.
 use super::backoff::RestartBackoff;
 use super::logs::{self, CriLineWriter};
-use super::pod_state::{self, Kind, RestartPolicy};
+use super::pod_state::WaitingReason;
+use super::pod_state::{self, KillReason, Kind, RestartPolicy, Stopping, TerminatedReason};
 use super::probes::{ProbeKind, ProbeRunner};
 use super::worker::{now_time, parse_signal, Worker};
 use crate::image::{Image, ImageStore, PullOptions};
@@ -41,11 +42,13 @@ pub struct Ctr {
     /// An init container that completed, or a container that will not run again.
     pub done: bool,
     pub(super) logs: Vec<LogPump>,
-    /// Set when the container was killed on purpose (liveness failure, postStart).
-    pub(super) kill_note: Option<String>,
+    /// A stop the worker observed a cause for (a probe past its failure threshold, a
+    /// failed postStart hook, a changed image), for the plan to carry out; with the
+    /// grace period when it is not the pod's.
+    pub(super) stop_request: Option<(KillReason, Option<std::time::Duration>)>,
     pub probes: ProbeRunner,
-    /// When a graceful stop began, and when SIGKILL follows.
-    pub(super) stop_deadline: Option<Instant>,
+    /// The graceful stop under way in the current run (SIGKILL at its deadline).
+    pub(super) stopping: Option<Stopping>,
     /// The image's STOPSIGNAL (SIGTERM when it names none).
     pub(super) stop_signal: Signal,
     /// The write end of the container's stdin pipe (stdin: true), held open.
@@ -78,10 +81,10 @@ impl Ctr {
     pub(super) fn running(&self) -> bool {
         self.pid.is_some()
     }
-    pub(super) fn waiting(&mut self, reason: &str, message: Option<String>) {
+    pub(super) fn waiting(&mut self, reason: WaitingReason, message: Option<String>) {
         self.status.state = Some(ContainerState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some(reason.into()),
+                reason: Some(reason.as_str().into()),
                 message,
             }),
             ..Default::default()
@@ -92,7 +95,7 @@ impl Ctr {
 impl Worker {
     /// Resolves the container's image per imagePullPolicy, pulling when needed, with
     /// kubelet's events. Err carries the waiting reason and message.
-    pub(super) fn ensure_image(&mut self, c: usize) -> Result<Image, (String, String)> {
+    pub(super) fn ensure_image(&mut self, c: usize) -> Result<Image, (WaitingReason, String)> {
         let image = self.ctrs[c].spec.image.clone().unwrap_or_default();
         let policy = self.ctrs[c]
             .spec
@@ -101,7 +104,7 @@ impl Worker {
             .unwrap_or_else(|| "IfNotPresent".into());
         let Some(store) = self.images.as_ref() else {
             return Err((
-                "ErrImagePull".into(),
+                WaitingReason::ErrImagePull,
                 format!(
                     "image store {} cannot be opened",
                     self.args.data_dir.display()
@@ -114,7 +117,7 @@ impl Worker {
                 let msg =
                     format!("Container image \"{image}\" is not present with pull policy of Never");
                 self.kubelet_event(c, "Warning", "ErrImageNeverPull", &msg);
-                Err(("ErrImageNeverPull".into(), msg))
+                Err((WaitingReason::ErrImageNeverPull, msg))
             }
             ("Never" | "IfNotPresent", Some(img)) => {
                 self.kubelet_event(
@@ -134,7 +137,7 @@ impl Worker {
                 );
                 let t0 = Instant::now();
                 let store = ImageStore::open(&self.args.data_dir)
-                    .map_err(|e| ("ErrImagePull".to_string(), e.to_string()))?;
+                    .map_err(|e| (WaitingReason::ErrImagePull, e.to_string()))?;
                 // The pod's imagePullSecrets first, as kubelet; a missing one is a warning.
                 let (pull_secrets, problems) =
                     crate::image::auth::pod_pull_secrets(&self.pod, &self.objects.secrets);
@@ -169,7 +172,7 @@ impl Worker {
                         let msg = format!("Failed to pull image \"{image}\": {e}");
                         self.kubelet_event(c, "Warning", "Failed", &msg);
                         self.kubelet_event(c, "Warning", "Failed", "Error: ErrImagePull");
-                        Err(("ErrImagePull".into(), msg))
+                        Err((WaitingReason::ErrImagePull, msg))
                     }
                 }
             }
@@ -187,13 +190,13 @@ impl Worker {
         let image = match self.ensure_image(c) {
             Ok(i) => i,
             Err((reason, msg)) => {
-                let reason = if reason == "ErrImagePull" && self.ctrs[c].attempts > 0 {
-                    "ImagePullBackOff".to_string()
+                let reason = if reason == WaitingReason::ErrImagePull && self.ctrs[c].attempts > 0 {
+                    WaitingReason::ImagePullBackOff
                 } else {
                     reason
                 };
                 self.ctrs[c].attempts += 1;
-                self.ctrs[c].waiting(&reason, Some(msg));
+                self.ctrs[c].waiting(reason, Some(msg));
                 self.ctrs[c].finished = Some(now);
                 self.dirty = true;
                 return;
@@ -204,7 +207,7 @@ impl Worker {
             Ok(()) => {}
             Err((reason, msg)) => {
                 self.kubelet_event(c, "Warning", "Failed", &format!("Error: {msg}"));
-                self.ctrs[c].waiting(&reason, Some(msg));
+                self.ctrs[c].waiting(reason, Some(msg));
                 self.ctrs[c].finished = Some(Instant::now());
                 self.dirty = true;
             }
@@ -224,7 +227,7 @@ impl Worker {
         &mut self,
         c: usize,
         image: &Image,
-    ) -> Result<(), (String, String)> {
+    ) -> Result<(), (WaitingReason, String)> {
         let Some(store) = self.images.as_ref() else {
             return Err(run_err("no image store".into()));
         };
@@ -303,7 +306,7 @@ impl Worker {
         id: &str,
         config: &oci_spec::image::ImageConfiguration,
         rootfs: &Path,
-    ) -> Result<oci_spec::runtime::Spec, (String, String)> {
+    ) -> Result<oci_spec::runtime::Spec, (WaitingReason, String)> {
         let mounts = match self
             .volumes
             .as_ref()
@@ -418,8 +421,8 @@ impl Worker {
         ctr.termination_file = run.term_file;
         ctr.started = Some(Instant::now());
         ctr.finished = None;
-        ctr.kill_note = None;
-        ctr.stop_deadline = None;
+        ctr.stop_request = None;
+        ctr.stopping = None;
         ctr.stop_signal = run.stop_signal;
         ctr.running_state = None;
         ctr.status.image_id = run.image_id;
@@ -459,20 +462,15 @@ impl Worker {
         let ctr = &mut self.ctrs[c];
         ctr.pid = None;
         ctr.finished = Some(Instant::now());
-        ctr.stop_deadline = None;
+        ctr.stop_request = None;
+        ctr.stopping = None;
         let started_at = ctr
             .status
             .state
             .as_ref()
             .and_then(|s| s.running.as_ref())
             .and_then(|r| r.started_at.clone());
-        let reason = if oom {
-            "OOMKilled"
-        } else if code == 0 {
-            "Completed"
-        } else {
-            "Error"
-        };
+        let reason = TerminatedReason::of_exit(code, oom).as_str();
         ctr.stdin_keep = None;
         let message = termination_message(ctr, code, &self.log_dir);
         let ctr = &mut self.ctrs[c];
@@ -494,22 +492,15 @@ impl Worker {
         self.dirty = true;
         // Nothing restarts once the pod is being deleted or its regular containers are
         // all finished for good (its sidecars are then being stopped).
-        if self.terminating.is_some() || self.regular_done() {
-            self.ctrs[c].done = true;
-            return;
-        }
+        let ending = self.terminating.is_some() || self.deletion.is_some() || self.regular_done();
         let policy = RestartPolicy::of(self.spec());
         let ctr = &mut self.ctrs[c];
         // Killed because its definition changed: it runs again, whatever its policy.
         let changed = std::mem::take(&mut ctr.restart_for_change);
-        let restart = changed || pod_state::restarts_after(ctr.kind, policy, code);
-        if ctr.kind == Kind::Init && code == 0 && !changed {
-            ctr.done = true;
-        }
-        if !restart {
-            ctr.done = ctr.done || ctr.kind != Kind::Init || code != 0;
-        }
-        if restart {
+        let outcome = pod_state::exit_outcome(ctr.kind, policy, code, ending, changed);
+        // A pod that failed for good (activeDeadlineSeconds) keeps its containers done.
+        ctr.done = ctr.done || outcome.done;
+        if outcome.restart {
             // The finished run becomes lastState; the next run waits out the back-off.
             ctr.status.last_state = ctr.status.state.clone();
         }
@@ -520,11 +511,6 @@ impl Worker {
         if let Some(pid) = self.ctrs[c].pid {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
         }
-    }
-
-    /// The signal that stops a container gracefully: the image's STOPSIGNAL or SIGTERM.
-    pub(super) fn stop_signal(&self, c: usize) -> Signal {
-        self.ctrs[c].stop_signal
     }
 }
 
@@ -561,7 +547,7 @@ pub(super) fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         started: Some(false),
         state: Some(ContainerState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some("PodInitializing".into()),
+                reason: Some(WaitingReason::PodInitializing.as_str().into()),
                 message: None,
             }),
             ..Default::default()
@@ -581,9 +567,9 @@ pub(super) fn new_ctr(spec: Container, kind: Kind) -> Ctr {
         attempts: 0,
         done: false,
         logs: Vec::new(),
-        kill_note: None,
+        stop_request: None,
         probes,
-        stop_deadline: None,
+        stopping: None,
         stop_signal: Signal::SIGTERM,
         stdin_keep: None,
         termination_file: None,
@@ -596,12 +582,12 @@ pub(super) fn new_ctr(spec: Container, kind: Kind) -> Ctr {
     }
 }
 
-fn cfg_err(m: String) -> (String, String) {
-    ("CreateContainerConfigError".to_string(), m)
+fn cfg_err(m: String) -> (WaitingReason, String) {
+    (WaitingReason::CreateContainerConfigError, m)
 }
 
-fn run_err(m: String) -> (String, String) {
-    ("CreateContainerError".to_string(), m)
+fn run_err(m: String) -> (WaitingReason, String) {
+    (WaitingReason::CreateContainerError, m)
 }
 
 /// A run that started: what [`Worker::record_started`] keeps of it.

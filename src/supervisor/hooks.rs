@@ -9,15 +9,9 @@ use super::pod_state;
 use super::worker::Worker;
 use super::{http_probe, probes};
 use k8s_openapi::api::core::v1::{HTTPGetAction, LifecycleHandler};
-use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
-/// Which hook a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hook {
-    PostStart,
-    PreStop,
-}
+pub use super::pod_state::Hook;
 
 /// A hook under way for container `c`'s run `run`.
 #[derive(Debug)]
@@ -60,7 +54,7 @@ impl Worker {
         let ctr = &mut self.ctrs[c];
         ctr.status.started = Some(false);
         ctr.running_state = ctr.status.state.take();
-        ctr.waiting("ContainerCreating", None);
+        ctr.waiting(pod_state::WaitingReason::ContainerCreating, None);
         let deadline = pod_state::deadline(Instant::now(), POST_START_LIMIT);
         self.start_hook(c, Hook::PostStart, &handler, deadline);
     }
@@ -131,15 +125,19 @@ impl Worker {
             }
             (Hook::PostStart, Err(msg)) => {
                 self.kubelet_event(c, "Warning", "FailedPostStartHook", &msg);
-                self.ctrs[c].kill_note = Some("PostStartHookError".into());
-                self.kill_container(c, Signal::SIGKILL);
+                // The plan kills it at once (no grace period).
+                let stop = (
+                    pod_state::KillReason::PostStartHookFailure,
+                    Some(Duration::ZERO),
+                );
+                self.ctrs[c].stop_request = Some(stop);
             }
             (Hook::PreStop, result) => {
                 if let Err(msg) = result {
                     self.kubelet_event(c, "Warning", "FailedPreStopHook", &msg);
                 }
-                let sig = self.stop_signal(c);
-                self.kill_container(c, sig);
+                // The plan sends the stop signal now.
+                self.pre_stop_over(c);
             }
         }
     }

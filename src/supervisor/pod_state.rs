@@ -5,7 +5,16 @@
 //! conditions. No I/O: the worker gathers the state, calls these, and carries out what
 //! they say.
 use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec};
+use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
+
+/// The states, the reasons and `plan` (a part of this module, in its own file).
+#[path = "pod_plan.rs"]
+mod plan;
+pub use plan::{
+    deletion_grace, exit_outcome, plan, CtrState, ExitOutcome, FailReason, Hook, KillReason,
+    PodState, PodView, Stopping, TerminatedReason, WaitingReason,
+};
 
 /// Where a container sits in the pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,7 +310,7 @@ pub fn conditions(
     }
 }
 
-/// What the start planner sees of one container.
+/// What the planner sees of one container.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerView {
     pub kind: Option<Kind>,
@@ -315,7 +324,17 @@ pub struct ContainerView {
     /// The back-off still to wait before it may start again.
     pub backoff_left: Duration,
     /// The waiting reason shown now, if any.
-    pub waiting_reason: Option<String>,
+    pub waiting_reason: Option<WaitingReason>,
+    /// A graceful stop under way in the current run.
+    pub stop: Option<Stopping>,
+    /// A stop asked for by what the worker observed (a probe past its failure
+    /// threshold, a failed postStart hook, a changed image), with the grace period when
+    /// it is not the pod's.
+    pub stop_request: Option<(KillReason, Option<Duration>)>,
+    /// It has a preStop hook.
+    pub has_pre_stop: bool,
+    /// Its graceful stop signal (the image's STOPSIGNAL; SIGTERM when None).
+    pub stop_signal: Option<Signal>,
 }
 
 impl ContainerView {
@@ -336,17 +355,41 @@ pub enum BackOffShow {
 /// What the pod does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Start (or restart) container `c`.
+    /// Start (or restart) container `c` (its postStart hook runs once it started).
     Start(usize),
     /// Container `c` waits out its back-off; `show` when its waiting reason changes.
     BackOff { c: usize, show: Option<BackOffShow> },
+    /// Run hook `hook` of container `c` (preStop: its stop begins, SIGKILL at
+    /// `deadline`).
+    RunHook {
+        c: usize,
+        hook: Hook,
+        reason: KillReason,
+        deadline: Instant,
+    },
+    /// Send `signal` to container `c` (a stop not under way yet begins: SIGKILL at
+    /// `deadline`).
+    Kill {
+        c: usize,
+        signal: Signal,
+        reason: KillReason,
+        deadline: Instant,
+    },
+    /// The pod's termination begins (it was deleted): everything is stopped by
+    /// `deadline`.
+    Terminate { deadline: Instant },
+    /// The pod fails for good: nothing runs again.
+    FailPod { reason: FailReason },
+    /// The pod is terminated and every container gone.
+    Done,
 }
 
 /// Which reason a container entering back-off shows (None: it already shows one).
-pub fn back_off_show(waiting_reason: Option<&str>) -> Option<BackOffShow> {
+pub fn back_off_show(waiting_reason: Option<WaitingReason>) -> Option<BackOffShow> {
+    use WaitingReason as W;
     match waiting_reason {
-        Some("ErrImagePull") => Some(BackOffShow::ImagePull),
-        Some("ImagePullBackOff" | "ErrImageNeverPull" | "CrashLoopBackOff") => None,
+        Some(W::ErrImagePull) => Some(BackOffShow::ImagePull),
+        Some(W::ImagePullBackOff | W::ErrImageNeverPull | W::CrashLoopBackOff) => None,
         _ => Some(BackOffShow::CrashLoop),
     }
 }
@@ -398,7 +441,7 @@ pub fn start_actions(views: &[ContainerView]) -> Vec<Action> {
         if !v.backoff_left.is_zero() {
             out.push(Action::BackOff {
                 c: i,
-                show: back_off_show(v.waiting_reason.as_deref()),
+                show: back_off_show(v.waiting_reason),
             });
         } else {
             out.push(Action::Start(i));

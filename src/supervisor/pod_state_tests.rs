@@ -439,7 +439,7 @@ fn an_init_container_failed_for_good_starts_nothing() {
 fn a_container_in_back_off_waits_and_holds_back_those_after_it_in_init() {
     let mut v0 = view(Init);
     v0.backoff_left = Duration::from_secs(10);
-    v0.waiting_reason = Some("Error".into());
+    v0.waiting_reason = None;
     let v = [v0, view(Init), view(Regular)];
     assert_eq!(
         start_actions(&v),
@@ -454,7 +454,7 @@ fn a_container_in_back_off_waits_and_holds_back_those_after_it_in_init() {
 fn regular_containers_back_off_independently() {
     let mut a = view(Regular);
     a.backoff_left = Duration::from_secs(20);
-    a.waiting_reason = Some("CrashLoopBackOff".into());
+    a.waiting_reason = Some(WaitingReason::CrashLoopBackOff);
     let v = [a, view(Regular)];
     assert_eq!(
         start_actions(&v),
@@ -470,16 +470,17 @@ fn running_or_done_containers_are_left_alone() {
 
 #[test]
 fn the_back_off_reason_follows_what_failed() {
+    use WaitingReason as W;
     assert_eq!(
-        back_off_show(Some("ErrImagePull")),
+        back_off_show(Some(W::ErrImagePull)),
         Some(BackOffShow::ImagePull)
     );
-    assert_eq!(back_off_show(Some("ImagePullBackOff")), None);
-    assert_eq!(back_off_show(Some("ErrImageNeverPull")), None);
-    assert_eq!(back_off_show(Some("CrashLoopBackOff")), None);
+    assert_eq!(back_off_show(Some(W::ImagePullBackOff)), None);
+    assert_eq!(back_off_show(Some(W::ErrImageNeverPull)), None);
+    assert_eq!(back_off_show(Some(W::CrashLoopBackOff)), None);
     assert_eq!(back_off_show(None), Some(BackOffShow::CrashLoop));
     assert_eq!(
-        back_off_show(Some("CreateContainerError")),
+        back_off_show(Some(W::CreateContainerError)),
         Some(BackOffShow::CrashLoop)
     );
 }

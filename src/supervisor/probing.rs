@@ -1,5 +1,6 @@
 //! The worker's side of probes: it starts the probes that are due, moves the runs on,
 //! and applies their outcomes (readiness, restarts on liveness and startup failure).
+use super::pod_state::KillReason;
 use super::probes::{self, ProbeHost, ProbeKind, ProbeOutcome, ProbeRunner};
 use super::worker::{Worker, PROBE_BATCH};
 use k8s_openapi::api::core::v1::Container;
@@ -16,7 +17,7 @@ impl Worker {
         let mut started = Vec::new();
         for c in 0..self.ctrs.len() {
             // Probes start once the container counts as started: after postStart.
-            let stopping = self.ctrs[c].stop_deadline.is_some();
+            let stopping = self.ctrs[c].stopping.is_some() || self.ctrs[c].stop_request.is_some();
             if !self.ctrs[c].running() || stopping || self.in_post_start(c) {
                 continue;
             }
@@ -64,7 +65,9 @@ impl Worker {
                 continue;
             }
             if let Some((c, kind, outcome)) = probes::finish_run(self, run) {
-                if self.ctrs[c].running() && self.ctrs[c].stop_deadline.is_none() {
+                let stopping =
+                    self.ctrs[c].stopping.is_some() || self.ctrs[c].stop_request.is_some();
+                if self.ctrs[c].running() && !stopping {
                     self.apply_probe(c, kind, outcome);
                 }
             }
@@ -82,7 +85,6 @@ impl Worker {
     }
 
     pub(super) fn apply_probe(&mut self, c: usize, kind: ProbeKind, outcome: ProbeOutcome) {
-        let name = self.ctrs[c].spec.name.clone();
         match outcome {
             ProbeOutcome::Failed {
                 message,
@@ -106,22 +108,15 @@ impl Worker {
                         }
                     }
                     ProbeKind::Liveness | ProbeKind::Startup => {
-                        let verb = if kind == ProbeKind::Liveness {
-                            "liveness"
+                        // The plan stops it (within the probe's grace period, if it has
+                        // one), with kubelet's Killing event.
+                        let reason = if kind == ProbeKind::Liveness {
+                            KillReason::LivenessFailure
                         } else {
-                            "startup"
+                            KillReason::StartupFailure
                         };
-                        self.kubelet_event(
-                            c,
-                            "Normal",
-                            "Killing",
-                            &format!("Container {name} failed {verb} probe, will be restarted"),
-                        );
-                        let grace = self.ctrs[c]
-                            .probes
-                            .grace(kind)
-                            .unwrap_or_else(|| self.pod_grace());
-                        self.stop_container(c, grace, Some(verb));
+                        let grace = self.ctrs[c].probes.grace(kind);
+                        self.ctrs[c].stop_request = Some((reason, grace));
                     }
                 }
             }

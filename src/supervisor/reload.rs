@@ -65,6 +65,6 @@ impl Worker {
         );
         self.ctrs[c].restart_for_change = true;
         let grace = self.pod_grace();
-        self.stop_container(c, grace, None);
+        self.stop_container(c, grace);
     }
 }

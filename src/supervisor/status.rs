@@ -1,6 +1,6 @@
 //! The pod's status: PodStatus and its conditions derived from the containers' state
 //! (kubelet's getPhase and generateAPIPodStatus), written to status.json atomically.
-use super::pod_state::{self, ContainerView, Kind, RestartPolicy};
+use super::pod_state::{self, ContainerView, CtrState, Kind, RestartPolicy};
 use super::probes::ProbeKind;
 use super::store;
 use super::worker::{now_time, Worker};
@@ -165,7 +165,7 @@ impl Worker {
     /// Readiness without a readiness probe: ready as soon as started.
     pub(super) fn update_readiness(&mut self) {
         for c in self.ctrs.iter_mut() {
-            let running = c.running() && c.stop_deadline.is_none();
+            let running = c.running() && c.stopping.is_none() && c.stop_request.is_none();
             let has_probe = c.probes.has(ProbeKind::Readiness);
             let started = c.status.started == Some(true);
             let ready = readiness(c.kind, has_probe, running, started, c.status.ready);
@@ -190,12 +190,18 @@ impl Worker {
                     .finished
                     .map(|f| c.backoff.remaining(f, now))
                     .unwrap_or_default(),
-                waiting_reason: c
-                    .status
-                    .state
+                waiting_reason: match CtrState::of(&c.status) {
+                    Some(CtrState::Waiting { reason }) => Some(reason),
+                    _ => None,
+                },
+                stop: c.stopping,
+                stop_request: c.stop_request,
+                has_pre_stop: c
+                    .spec
+                    .lifecycle
                     .as_ref()
-                    .and_then(|s| s.waiting.as_ref())
-                    .and_then(|w| w.reason.clone()),
+                    .is_some_and(|l| l.pre_stop.is_some()),
+                stop_signal: Some(c.stop_signal),
             })
             .collect()
     }

@@ -1,8 +1,9 @@
-//! Stopping containers and the pod: graceful stops with preStop and the stop signal,
-//! SIGKILL at the grace deadline, pod deletion, NoExecute eviction, activeDeadlineSeconds.
-use super::pod_state::{self, Kind};
+//! Carrying out the pod's plan: the worker shows pod_state what it observed, and does
+//! what [`pod_state::plan`] returns (starts, back-offs, hooks, signals, the pod's
+//! termination and failure); the deletion request and NoExecute eviction observed.
+use super::pod_state::{self, Action, BackOffShow, Hook, KillReason, PodState, PodView, Stopping};
 use super::store::{self, DeletionRequest};
-use super::worker::{SupervisorError, Worker};
+use super::worker::{pod_desc, SupervisorError, Worker};
 use crate::admission;
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
@@ -10,68 +11,26 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 impl Worker {
-    /// Begins a graceful stop of container `c`: preStop, then its stop signal, SIGKILL
-    /// after `grace`.
-    pub fn stop_container(&mut self, c: usize, grace: Duration, note: Option<&str>) {
-        if !self.ctrs[c].running() || self.ctrs[c].stop_deadline.is_some() {
-            return;
-        }
-        if let Some(n) = note {
-            self.ctrs[c].kill_note = Some(n.to_string());
-        }
-        let deadline = pod_state::deadline(Instant::now(), grace);
-        self.ctrs[c].stop_deadline = Some(deadline);
-        // The stop signal follows the preStop hook (see hooks.rs), SIGKILL the deadline.
-        if !grace.is_zero() && self.begin_pre_stop(c, deadline) {
-            return;
-        }
-        let sig = if grace.is_zero() {
-            Signal::SIGKILL
-        } else {
-            self.stop_signal(c)
-        };
-        self.kill_container(c, sig);
-    }
-
-    /// Stops a container with the event kubelet records (once, when it is running and
-    /// not already stopping).
-    pub(super) fn stop_with_event(&mut self, c: usize, grace: Duration) {
-        if self.ctrs[c].running() && self.ctrs[c].stop_deadline.is_none() {
-            let name = self.ctrs[c].spec.name.clone();
-            self.kubelet_event(
-                c,
-                "Normal",
-                "Killing",
-                &format!("Stopping container {name}"),
-            );
-        }
-        self.stop_container(c, grace, None);
+    /// Asks for a graceful stop of container `c` within `grace` (`apply` changed its
+    /// image); the plan carries it out.
+    pub fn stop_container(&mut self, c: usize, grace: Duration) {
+        self.ctrs[c].stop_request = Some((KillReason::DefinitionChanged, Some(grace)));
     }
 
     pub(super) fn pod_grace(&self) -> Duration {
         pod_state::seconds(self.spec().termination_grace_period_seconds.unwrap_or(30))
     }
 
-    /// Starts pod termination: regular containers first, sidecars after them.
+    /// The pod was deleted (SIGTERM): the request's grace period is noted; the plan
+    /// begins the termination.
     pub(super) fn begin_termination(&mut self) {
-        if self.terminating.is_some() {
+        if self.terminating.is_some() || self.deletion.is_some() {
             return;
         }
         let req: DeletionRequest =
             store::read_json(&self.args.pod_dir.join(store::DELETION_FILE)).unwrap_or_default();
-        let grace = match (req.force, req.grace_period_seconds) {
-            (true, _) => Duration::ZERO,
-            (_, Some(g)) => pod_state::seconds(g),
-            _ => self.pod_grace(),
-        };
-        let deadline = pod_state::deadline(Instant::now(), grace);
-        self.terminating = Some(deadline);
-        for c in 0..self.ctrs.len() {
-            if self.ctrs[c].kind == Kind::Regular || self.ctrs[c].kind == Kind::Init {
-                self.stop_with_event(c, grace);
-            }
-        }
-        self.dirty = true;
+        let grace = pod_state::deletion_grace(self.spec(), req.force, req.grace_period_seconds);
+        self.deletion = Some(grace);
     }
 
     /// The taint eviction controller's part: a NoExecute taint the pod does not tolerate
@@ -104,51 +63,155 @@ impl Worker {
         true
     }
 
-    /// During termination: sidecars stop once the regular containers are gone (in reverse
-    /// order); anything past the deadline gets SIGKILL.
-    pub(super) fn drive_termination(&mut self) {
-        let Some(deadline) = self.terminating else {
+    /// What the planner sees of the pod now.
+    pub(super) fn pod_view(&self, now: Instant) -> PodView {
+        let containers = self.views(now);
+        let ended = self.regular_done();
+        let state = PodState::derive(self.sandbox.is_some(), self.terminating, ended, &containers);
+        PodView {
+            state,
+            deletion: self.deletion,
+            active_deadline: self.active_deadline,
+            phase_terminal: self.is_terminal(),
+            containers,
+        }
+    }
+
+    /// Plans and carries out the pod's next actions. False once the pod is terminated
+    /// and every container gone.
+    pub(super) fn act(&mut self) -> bool {
+        let now = Instant::now();
+        let view = self.pod_view(now);
+        // Every stop asked for is in the plan now (or moot: a stop was under way).
+        for c in self.ctrs.iter_mut() {
+            c.stop_request = None;
+        }
+        let actions = pod_state::plan(self.spec(), &view, now);
+        for action in actions {
+            if !self.execute(action) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Carries out one action (false: the pod is done).
+    fn execute(&mut self, action: Action) -> bool {
+        match action {
+            Action::Start(c) => {
+                if self.ctrs[c].finished.is_some() && self.ctrs[c].status.last_state.is_some() {
+                    self.ctrs[c].status.restart_count += 1;
+                }
+                self.start_container(c);
+            }
+            Action::BackOff { c, show } => self.show_back_off(c, show),
+            Action::RunHook {
+                c,
+                hook: Hook::PreStop,
+                reason,
+                deadline,
+            } => {
+                self.note_stop(c, reason, deadline, true);
+                if !self.begin_pre_stop(c, deadline) {
+                    self.pre_stop_over(c);
+                }
+            }
+            Action::RunHook {
+                c,
+                hook: Hook::PostStart,
+                ..
+            } => self.begin_post_start(c),
+            Action::Kill {
+                c,
+                signal,
+                reason,
+                deadline,
+            } => {
+                self.note_stop(c, reason, deadline, false);
+                if let Some(s) = self.ctrs[c].stopping.as_mut() {
+                    s.signalled = true;
+                    s.killed |= signal == Signal::SIGKILL;
+                }
+                self.kill_container(c, signal);
+            }
+            Action::Terminate { deadline } => {
+                self.terminating = Some(deadline);
+                self.deletion = None;
+                self.dirty = true;
+            }
+            Action::FailPod { reason } => self.fail_pod(reason),
+            Action::Done => return false,
+        }
+        true
+    }
+
+    /// A stop of container `c` begins (once per run), with kubelet's Killing event.
+    fn note_stop(&mut self, c: usize, reason: KillReason, deadline: Instant, pre_stop: bool) {
+        if self.ctrs[c].stopping.is_some() {
             return;
-        };
-        let now = Instant::now();
-        if let Some(c) = pod_state::next_sidecar_to_stop(&self.views(now)) {
-            let left = deadline.saturating_duration_since(now);
-            self.stop_with_event(c, left.max(Duration::from_secs(2)));
         }
-        for c in 0..self.ctrs.len() {
-            if let Some(d) = self.ctrs[c].stop_deadline {
-                if now >= d && self.ctrs[c].running() {
-                    self.kill_container(c, Signal::SIGKILL);
-                }
-            }
+        if let Some(msg) = reason.event(&self.ctrs[c].spec.name) {
+            self.kubelet_event(c, "Normal", "Killing", &msg);
+        }
+        self.ctrs[c].stopping = Some(Stopping {
+            reason,
+            deadline,
+            pre_stop,
+            signalled: false,
+            killed: false,
+        });
+    }
+
+    /// Container `c`'s preStop hook is over: its stop signal follows.
+    pub(super) fn pre_stop_over(&mut self, c: usize) {
+        if let Some(s) = self.ctrs[c].stopping.as_mut() {
+            s.pre_stop = false;
         }
     }
 
-    /// Container stop deadlines of probes-killed containers (outside pod termination).
-    pub(super) fn enforce_stop_deadlines(&mut self) {
-        let now = Instant::now();
-        for c in 0..self.ctrs.len() {
-            if let Some(d) = self.ctrs[c].stop_deadline {
-                if now >= d && self.ctrs[c].running() {
-                    self.kill_container(c, Signal::SIGKILL);
-                }
-            }
-        }
-    }
-
-    /// activeDeadlineSeconds passed: kill everything, phase Failed, reason DeadlineExceeded.
-    pub(super) fn deadline_exceeded(&mut self) {
-        let msg = "Pod was active on the node longer than the specified deadline".to_string();
-        self.event("Normal", "DeadlineExceeded", "kubelet", "", &msg);
-        for c in 0..self.ctrs.len() {
-            self.ctrs[c].done = true;
-            self.stop_container(c, self.pod_grace(), None);
+    /// The pod failed for good (activeDeadlineSeconds): phase Failed with the reason,
+    /// nothing runs again.
+    fn fail_pod(&mut self, reason: pod_state::FailReason) {
+        let msg = reason.message();
+        self.event("Normal", reason.as_str(), "kubelet", "", msg);
+        for c in self.ctrs.iter_mut() {
+            c.done = true;
         }
         self.status.phase = Some("Failed".into());
-        self.status.reason = Some("DeadlineExceeded".into());
-        self.status.message = Some(msg);
+        self.status.reason = Some(reason.as_str().into());
+        self.status.message = Some(msg.into());
         self.active_deadline = None;
         self.dirty = true;
+    }
+
+    /// A container waiting out its back-off shows why (and an event says so once).
+    pub(super) fn show_back_off(&mut self, c: usize, show: Option<BackOffShow>) {
+        use pod_state::WaitingReason as W;
+        let name = self.ctrs[c].spec.name.clone();
+        match show {
+            Some(BackOffShow::CrashLoop) => {
+                let delay = self.ctrs[c].backoff.current().unwrap_or_default().as_secs();
+                let msg = format!(
+                    "back-off {delay}s restarting failed container={name} pod={}",
+                    pod_desc(&self.pod)
+                );
+                self.ctrs[c].waiting(W::CrashLoopBackOff, Some(msg));
+                let text = format!(
+                    "Back-off restarting failed container {name} in pod {}",
+                    pod_desc(&self.pod)
+                );
+                self.kubelet_event(c, "Warning", "BackOff", &text);
+                self.dirty = true;
+            }
+            Some(BackOffShow::ImagePull) => {
+                let image = self.ctrs[c].spec.image.clone().unwrap_or_default();
+                let msg = format!("Back-off pulling image \"{image}\"");
+                self.ctrs[c].waiting(W::ImagePullBackOff, Some(msg.clone()));
+                self.kubelet_event(c, "Normal", "BackOff", &msg);
+                self.dirty = true;
+            }
+            None => {}
+        }
     }
 
     /// For pods that never started: keep the record until deleted.

@@ -59,8 +59,8 @@ pub struct SuperviseArgs {
 use super::container::new_ctr;
 pub use super::container::Ctr;
 pub use super::pending::is_bound_and_active;
+use super::pod_state;
 pub use super::pod_state::Kind;
-use super::pod_state::{self, Action, BackOffShow};
 use super::resident::trim_resident;
 use super::termination::remove_pod_dir;
 
@@ -82,6 +82,8 @@ pub struct Worker {
     pub(super) dirty: bool,
     pub(super) ready_fd: Option<RawFd>,
     pub(super) terminating: Option<Instant>,
+    /// Deleted (SIGTERM), termination not begun yet: the grace period asked for.
+    pub(super) deletion: Option<Duration>,
     pub(super) active_deadline: Option<Instant>,
     pub(super) started_at: Instant,
     pub(super) log_dir: PathBuf,
@@ -226,6 +228,7 @@ impl Worker {
             dirty: true,
             ready_fd,
             terminating: None,
+            deletion: None,
             active_deadline: None,
             started_at: Instant::now(),
             log_dir,
@@ -306,65 +309,6 @@ impl Worker {
         }
     }
 
-    /// Starts what should run now (the next init container, sidecars, the regular
-    /// containers, restarts whose back-off has passed) as pod_state plans it; once the
-    /// regular containers are done for good, stops the sidecars, last first.
-    pub(super) fn reconcile(&mut self) {
-        if self.terminating.is_some() || self.sandbox.is_none() {
-            return;
-        }
-        let views = self.views(Instant::now());
-        if self.regular_done() {
-            if let Some(c) = pod_state::next_sidecar_to_stop(&views) {
-                self.stop_with_event(c, self.pod_grace());
-            }
-        } else {
-            for action in pod_state::start_actions(&views) {
-                match action {
-                    Action::Start(c) => {
-                        if self.ctrs[c].finished.is_some()
-                            && self.ctrs[c].status.last_state.is_some()
-                        {
-                            self.ctrs[c].status.restart_count += 1;
-                        }
-                        self.start_container(c);
-                    }
-                    Action::BackOff { c, show } => self.show_back_off(c, show),
-                }
-            }
-        }
-        self.update_phase();
-    }
-
-    /// A container waiting out its back-off shows why (and an event says so once).
-    pub(super) fn show_back_off(&mut self, c: usize, show: Option<BackOffShow>) {
-        let name = self.ctrs[c].spec.name.clone();
-        match show {
-            Some(BackOffShow::CrashLoop) => {
-                let delay = self.ctrs[c].backoff.current().unwrap_or_default().as_secs();
-                let msg = format!(
-                    "back-off {delay}s restarting failed container={name} pod={}",
-                    pod_desc(&self.pod)
-                );
-                self.ctrs[c].waiting("CrashLoopBackOff", Some(msg));
-                let text = format!(
-                    "Back-off restarting failed container {name} in pod {}",
-                    pod_desc(&self.pod)
-                );
-                self.kubelet_event(c, "Warning", "BackOff", &text);
-                self.dirty = true;
-            }
-            Some(BackOffShow::ImagePull) => {
-                let image = self.ctrs[c].spec.image.clone().unwrap_or_default();
-                let msg = format!("Back-off pulling image \"{image}\"");
-                self.ctrs[c].waiting("ImagePullBackOff", Some(msg.clone()));
-                self.kubelet_event(c, "Normal", "BackOff", &msg);
-                self.dirty = true;
-            }
-            None => {}
-        }
-    }
-
     /// The soonest instant something must happen.
     pub(super) fn next_wakeup(&self) -> Option<Instant> {
         let now = Instant::now();
@@ -372,10 +316,18 @@ impl Worker {
         let mut consider = |t: Instant| {
             next = Some(next.map_or(t, |n| n.min(t)));
         };
+        if self.deletion.is_some() {
+            consider(now);
+        }
         for c in &self.ctrs {
-            // A passed deadline has had its SIGKILL: the exit comes as SIGCHLD.
-            if let Some(d) = c.stop_deadline.filter(|d| *d > now) {
-                consider(d);
+            // A stop to carry out now, or SIGKILL at its deadline (once sent, the exit
+            // comes as SIGCHLD).
+            if c.running() && c.stop_request.is_some() {
+                consider(now);
+            }
+            if let Some(s) = c.stopping.filter(|s| c.running() && !s.killed) {
+                let signal_due = !s.pre_stop && !s.signalled;
+                consider(if signal_due { now } else { s.deadline });
             }
             if c.running() {
                 if let Some(t) = c.probes.next_due() {
@@ -513,7 +465,7 @@ impl Worker {
             self.wait_for_delete(&sigfd)?;
             return Ok(());
         }
-        self.reconcile();
+        self.act();
         self.update_readiness();
         self.update_phase();
         self.flush();
@@ -623,26 +575,19 @@ impl Worker {
         }
     }
 
-    /// Acts on what the wait brought: deadlines, termination, probes, the plan; status
-    /// written. False once the pod is terminated and every container gone.
+    /// Acts on what the wait brought: hooks and probes observed, the plan carried out,
+    /// status written. False once the pod is terminated and every container gone.
     fn dispatch(&mut self) -> bool {
         self.collect_hooks();
-        if let Some(d) = self.active_deadline {
-            if Instant::now() >= d && self.terminating.is_none() && !self.is_terminal() {
-                self.deadline_exceeded();
+        if self.terminating.is_none() {
+            if self.deletion.is_none() && !self.evicted_by_noexecute() {
+                self.run_probes();
+            } else {
+                self.collect_probe_runs();
             }
         }
-        if self.terminating.is_some() {
-            self.drive_termination();
-            if self.ctrs.iter().all(|c| !c.running()) {
-                return false;
-            }
-        } else if !self.evicted_by_noexecute() {
-            self.enforce_stop_deadlines();
-            self.run_probes();
-            self.reconcile();
-        } else {
-            self.collect_probe_runs();
+        if !self.act() {
+            return false;
         }
         self.update_readiness();
         self.update_phase();
