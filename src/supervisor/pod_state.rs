@@ -384,12 +384,21 @@ pub enum Action {
     Done,
 }
 
-/// Which reason a container entering back-off shows (None: it already shows one).
+/// Which reason a container entering back-off shows (None: it keeps the one it shows).
+/// A container that was never created (its config or the runtime's create failed) has
+/// no exited run to back off from: kubelet goes on showing CreateContainerConfigError or
+/// CreateContainerError while it retries.
 pub fn back_off_show(waiting_reason: Option<WaitingReason>) -> Option<BackOffShow> {
     use WaitingReason as W;
     match waiting_reason {
         Some(W::ErrImagePull) => Some(BackOffShow::ImagePull),
-        Some(W::ImagePullBackOff | W::ErrImageNeverPull | W::CrashLoopBackOff) => None,
+        Some(
+            W::ImagePullBackOff
+            | W::ErrImageNeverPull
+            | W::CrashLoopBackOff
+            | W::CreateContainerConfigError
+            | W::CreateContainerError,
+        ) => None,
         _ => Some(BackOffShow::CrashLoop),
     }
 }

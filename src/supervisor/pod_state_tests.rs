@@ -480,8 +480,22 @@ fn the_back_off_reason_follows_what_failed() {
     assert_eq!(back_off_show(Some(W::CrashLoopBackOff)), None);
     assert_eq!(back_off_show(None), Some(BackOffShow::CrashLoop));
     assert_eq!(
-        back_off_show(Some(W::CreateContainerError)),
+        back_off_show(Some(W::RunContainerError)),
         Some(BackOffShow::CrashLoop)
+    );
+}
+
+#[test]
+fn a_container_never_created_keeps_its_create_error_while_it_retries() {
+    use WaitingReason as W;
+    assert_eq!(back_off_show(Some(W::CreateContainerConfigError)), None);
+    assert_eq!(back_off_show(Some(W::CreateContainerError)), None);
+    let mut v = view(Regular);
+    v.backoff_left = Duration::from_secs(10);
+    v.waiting_reason = Some(W::CreateContainerConfigError);
+    assert_eq!(
+        start_actions(&[v]),
+        vec![Action::BackOff { c: 0, show: None }]
     );
 }
 
