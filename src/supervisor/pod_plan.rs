@@ -2,7 +2,8 @@
 //! function in the spirit of kubelet's computePodActions: from the spec, what the worker
 //! observed and the time, every action the pod takes next.
 use super::{
-    deadline, next_sidecar_to_stop, seconds, start_actions, ContainerView, Kind, RestartPolicy,
+    deadline, next_sidecar_to_stop, seconds, start_actions, Action, ContainerView, Kind,
+    RestartPolicy,
 };
 use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec};
 use nix::sys::signal::Signal;
@@ -410,8 +411,6 @@ fn continue_stop(c: usize, v: &ContainerView, now: Instant, out: &mut Vec<Action
         deadline: s.deadline,
     });
 }
-
-use super::Action;
 
 #[cfg(test)]
 #[path = "pod_plan_tests.rs"]
