@@ -217,7 +217,7 @@ fn prepare_one(
     } else {
         undo.create_dir(&dir)?;
     }
-    write_files(&dir, &files)?;
+    atomic_writer::write(&dir, &files)?;
     if let Some(g) = fs_group(ctx) {
         set_ownership(&dir, g, true)?;
     }
@@ -560,25 +560,6 @@ fn add_downward(
     Ok(())
 }
 
-fn write_files(dir: &Path, files: &Files) -> Result<(), VolumeError> {
-    std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-    for (rel, data, mode) in files {
-        // Paths were validated relative without `..`; keep it so even if not.
-        if rel.starts_with('/') || rel.split('/').any(|c| c == "..") {
-            continue;
-        }
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
-        }
-        std::fs::write(&path, data).map_err(io_err("write", &path))?;
-        let m = u32::try_from(*mode).unwrap_or(0o644) & 0o7777;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m))
-            .map_err(io_err("chmod", &path))?;
-    }
-    Ok(())
-}
-
 /// kubelet's SetVolumeOwnership: group `gid` everywhere, group read(-write), setgid dirs.
 fn set_ownership(dir: &Path, gid: u32, read_only: bool) -> Result<(), VolumeError> {
     let mut stack = vec![dir.to_path_buf()];
@@ -748,6 +729,46 @@ pub fn cleanup_volumes(pod_dir: &Path) -> Result<(), VolumeError> {
     }
     Ok(())
 }
+
+/// Writes the configMap, secret, downwardAPI and projected volumes of the pod again from
+/// `ctx` (a ConfigMap or Secret it uses changed), each changed one swapped atomically as
+/// kubelet's sync does; returns the names of the volumes that changed. A volume whose
+/// object is gone keeps its last content, as with kubelet.
+pub fn refresh_api_volumes(
+    ctx: &EnvContext<'_>,
+    pod_dir: &Path,
+) -> Result<Vec<String>, VolumeError> {
+    let vols = ctx
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
+    let mut changed = Vec::new();
+    for v in vols
+        .iter()
+        .filter(|v| v.host_path.is_none() && v.empty_dir.is_none())
+    {
+        let mut files = Vec::new();
+        let Ok(plugin) = volume_files(ctx, v, &mut files) else {
+            continue;
+        };
+        let dir = volume_dir(pod_dir, plugin, &v.name);
+        if !dir.is_dir() {
+            continue;
+        }
+        if atomic_writer::write(&dir, &files)? {
+            if let Some(g) = fs_group(ctx) {
+                set_ownership(&dir, g, true)?;
+            }
+            changed.push(v.name.clone());
+        }
+    }
+    Ok(changed)
+}
+
+#[path = "atomic_writer.rs"]
+mod atomic_writer;
 
 #[cfg(test)]
 #[path = "volumes_tests.rs"]
