@@ -6,7 +6,7 @@ use super::GlobalOpts;
 use crate::manifest::Manifest;
 use crate::objects::apply::{apply_object, delete_object, ObjectApplyError};
 use crate::objects::kinds::{self, meta_str, Kind, CLUSTER_SCOPE};
-use crate::objects::{namespaces, ObjectStore};
+use crate::objects::{namespaces, storage, ObjectStore};
 use crate::pod::PodContext;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
@@ -56,7 +56,14 @@ fn delete_named(ctx: &PodContext, kind: &Kind, ns: &str, name: &str) -> i32 {
         eprintln!("Error from server (Forbidden): namespaces {name:?} is forbidden: this namespace may not be deleted");
         return 1;
     }
-    match delete_object(ctx, kind, ns, name) {
+    let deleted = if kind.kind == "PersistentVolumeClaim" {
+        // As kubectl: waits for the pvc-protection finalizer (no pod uses it any more).
+        storage::delete_claim(ctx, ns, name, std::time::Duration::from_secs(600))
+            .map(|d| d.is_some())
+    } else {
+        delete_object(ctx, kind, ns, name)
+    };
+    match deleted {
         Ok(true) => {
             println!("{what} {name:?} deleted");
             0
@@ -126,6 +133,19 @@ fn select(g: &GlobalOpts, kind: &Kind, q: &Query<'_>) -> (Vec<Value>, Vec<String
             .into_iter()
             .filter_map(|n| serde_json::to_value(n).ok())
             .collect()
+    } else if kind.kind == "StorageClass" {
+        let mut all: Vec<Value> = store
+            .list::<Value>(kind.resource, Some(CLUSTER_SCOPE))
+            .into_iter()
+            .filter_map(|(_, v)| v.ok())
+            .collect();
+        if !all
+            .iter()
+            .any(|v| meta_str(v, "name") == storage::DEFAULT_CLASS)
+        {
+            all.insert(0, storage::built_in_class());
+        }
+        all
     } else {
         let ns = if !kind.namespaced {
             Some(CLUSTER_SCOPE)
@@ -265,6 +285,36 @@ fn rows(kind: &Kind, objs: &[Value], with_ns: bool) -> Vec<Vec<String>> {
         "ConfigMap" => vec!["NAME", "DATA", "AGE"],
         "Secret" => vec!["NAME", "TYPE", "DATA", "AGE"],
         "Namespace" => vec!["NAME", "STATUS", "AGE"],
+        "PersistentVolumeClaim" => vec![
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "AGE",
+        ],
+        "PersistentVolume" => vec![
+            "NAME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "RECLAIM POLICY",
+            "STATUS",
+            "CLAIM",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "REASON",
+            "AGE",
+        ],
+        "StorageClass" => vec![
+            "NAME",
+            "PROVISIONER",
+            "RECLAIMPOLICY",
+            "VOLUMEBINDINGMODE",
+            "ALLOWVOLUMEEXPANSION",
+            "AGE",
+        ],
         _ => vec!["NAME", "AGE"],
     };
     let mut out = Vec::new();
@@ -291,6 +341,9 @@ fn rows(kind: &Kind, objs: &[Value], with_ns: bool) -> Vec<Vec<String>> {
                     .to_string(),
                 created(v),
             ],
+            "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass" => {
+                storage_row(kind, v, name)
+            }
             _ => vec![name, created(v)],
         };
         if with_ns {
@@ -299,6 +352,80 @@ fn rows(kind: &Kind, objs: &[Value], with_ns: bool) -> Vec<Vec<String>> {
         out.push(row);
     }
     out
+}
+
+fn text_or(v: &Value, dflt: &str) -> String {
+    v.as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(dflt)
+        .to_string()
+}
+
+/// A claim's, volume's or class's row.
+fn storage_row(kind: &Kind, v: &Value, name: String) -> Vec<String> {
+    let (spec, status) = (&v["spec"], &v["status"]);
+    let terminating = v["metadata"].get("deletionTimestamp").is_some();
+    let phase = if terminating {
+        "Terminating".to_string()
+    } else {
+        text_or(&status["phase"], "Pending")
+    };
+    match kind.kind {
+        "PersistentVolumeClaim" => vec![
+            name,
+            phase,
+            text_or(&spec["volumeName"], ""),
+            text_or(&status["capacity"]["storage"], ""),
+            storage::short_modes(&status["accessModes"]),
+            text_or(&spec["storageClassName"], "<unset>"),
+            "<unset>".into(),
+            created(v),
+        ],
+        "PersistentVolume" => {
+            let claim = &spec["claimRef"];
+            let claim = if claim.is_object() {
+                format!(
+                    "{}/{}",
+                    text_or(&claim["namespace"], ""),
+                    text_or(&claim["name"], "")
+                )
+            } else {
+                String::new()
+            };
+            vec![
+                name,
+                text_or(&spec["capacity"]["storage"], ""),
+                storage::short_modes(&spec["accessModes"]),
+                text_or(&spec["persistentVolumeReclaimPolicy"], "Retain"),
+                phase,
+                claim,
+                text_or(&spec["storageClassName"], ""),
+                "<unset>".into(),
+                String::new(),
+                created(v),
+            ]
+        }
+        _ => {
+            let default = v["metadata"]["annotations"]
+                ["storageclass.kubernetes.io/is-default-class"]
+                == "true";
+            vec![
+                if default {
+                    format!("{name} (default)")
+                } else {
+                    name
+                },
+                text_or(&v["provisioner"], ""),
+                text_or(&v["reclaimPolicy"], "Delete"),
+                text_or(&v["volumeBindingMode"], "Immediate"),
+                v["allowVolumeExpansion"]
+                    .as_bool()
+                    .unwrap_or(false)
+                    .to_string(),
+                created(v),
+            ]
+        }
+    }
 }
 
 /// `describe KIND [NAME...]` for a stored kind; None when the resource is not one.

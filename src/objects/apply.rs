@@ -53,6 +53,16 @@ fn submitted(v: &Value) -> Value {
 /// `next` keeps what the server set on `old`: uid, creation time, finalizers, status,
 /// and a generation bumped when the spec changed.
 fn carry_server_fields(old: &Value, next: &mut Value) {
+    // What a controller set in the spec and the file does not say (a claim's volumeName,
+    // a PV's claimRef) stays.
+    for f in ["volumeName", "claimRef"] {
+        if let (Some(v), Some(spec)) = (
+            old.get("spec").and_then(|s| s.get(f)),
+            next.get_mut("spec").and_then(Value::as_object_mut),
+        ) {
+            spec.entry(f).or_insert_with(|| v.clone());
+        }
+    }
     let spec_changed = old.get("spec") != next.get("spec");
     if let (Some(o), Some(n)) = (
         old.get("metadata").and_then(Value::as_object),
@@ -108,11 +118,13 @@ pub fn apply_object(ctx: &PodContext, obj: &Object) -> Result<Applied, ObjectApp
             store.put(&key, &v)?;
             Applied::Created
         }
-        Some(old) if submitted(&old) == submitted(&obj.value) => return Ok(Applied::Unchanged),
         Some(old) => {
-            (obj.kind.check_update)(&old, &obj.value).map_err(ObjectApplyError::Invalid)?;
             let mut next = obj.value.clone();
             carry_server_fields(&old, &mut next);
+            if submitted(&old) == submitted(&next) {
+                return Ok(Applied::Unchanged);
+            }
+            (obj.kind.check_update)(&old, &next).map_err(ObjectApplyError::Invalid)?;
             store.put(&key, &next)?;
             Applied::Configured
         }

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod configs;
 pub mod kinds;
 pub mod namespaces;
+pub mod storage;
 
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::{Path, PathBuf};

@@ -194,6 +194,21 @@ fn prepare_one(
             read_only: false,
         });
     }
+    if let Some(c) = &v.persistent_volume_claim {
+        // `disk` is <data-dir>/pods/<uid>/volumes: the claims are in that data dir.
+        let data_dir = disk.and_then(|d| d.parent()?.parent()?.parent());
+        let ns = ctx.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let path = data_dir
+            .ok_or_else(|| "no data dir for claims".to_string())
+            .and_then(|d| crate::objects::storage::claim_path(d, ns, &c.claim_name))
+            .map_err(|r| setup(name, r))?;
+        check_host_path(&path, "DirectoryOrCreate").map_err(|r| setup(name, r))?;
+        return Ok(PreparedVolume {
+            name: name.into(),
+            host_path: path,
+            read_only: c.read_only == Some(true),
+        });
+    }
     if let Some(ed) = &v.empty_dir {
         let on_disk = ed.medium.as_deref() != Some("Memory");
         let base = disk.filter(|_| on_disk).map(Path::to_path_buf);
