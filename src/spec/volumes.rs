@@ -219,7 +219,13 @@ fn prepare_one(
         return prepare_empty_dir(ctx, &dir, name, ed, undo);
     }
     let mut files: Vec<(String, Vec<u8>, i32)> = Vec::new();
-    let plugin = volume_files(ctx, v, &mut files)?;
+    let (plugin, missing) = match volume_files(ctx, v, &mut files) {
+        Ok(p) => (p, None),
+        // As kubelet: the volume waits for its ConfigMap/Secret; the containers that
+        // mount it wait too (their start says why) until it is applied.
+        Err(e) if missing_object(&e) => (plugin_of(v), Some(e.to_string())),
+        Err(e) => return Err(e),
+    };
     let dir = volume_dir(pod_dir, plugin, name);
     if plugin == "kubernetes.io~secret" || plugin == "kubernetes.io~projected" {
         // As kubelet: secret material lives in memory, never on disk.
@@ -232,7 +238,16 @@ fn prepare_one(
     } else {
         undo.create_dir(&dir)?;
     }
-    atomic_writer::write(&dir, &files)?;
+    match missing {
+        Some(why) => {
+            let marker = dir.join(MISSING);
+            std::fs::write(&marker, why).map_err(io_err("write", &marker))?;
+        }
+        None => {
+            atomic_writer::write(&dir, &files)?;
+            let _ = std::fs::remove_file(dir.join(MISSING));
+        }
+    }
     if let Some(g) = fs_group(ctx) {
         set_ownership(&dir, g, true)?;
     }
@@ -241,6 +256,27 @@ fn prepare_one(
         host_path: dir,
         read_only: true,
     })
+}
+
+/// In a volume whose ConfigMap or Secret is missing: why (the volume is not ready).
+const MISSING: &str = "..missing";
+
+/// A configMap/secret volume whose object is not there (yet).
+fn missing_object(e: &VolumeError) -> bool {
+    matches!(e, VolumeError::SetUp { reason, .. }
+        if (reason.starts_with("configmap ") || reason.starts_with("secret "))
+            && reason.ends_with(" not found"))
+}
+
+/// The kubelet plugin directory of a configMap, secret or projected volume.
+fn plugin_of(v: &Volume) -> &'static str {
+    if v.config_map.is_some() {
+        "kubernetes.io~configmap"
+    } else if v.secret.is_some() {
+        "kubernetes.io~secret"
+    } else {
+        "kubernetes.io~projected"
+    }
 }
 
 /// An emptyDir at `dir`: world-writable (a tmpfs for medium Memory).
@@ -621,6 +657,13 @@ impl PreparedVolumes {
                 .ok_or_else(|| VolumeError::Unknown {
                     volume: m.name.clone(),
                 })?;
+            let ours = vol.host_path.starts_with(&self.pod_dir);
+            if let Some(why) = ours
+                .then(|| std::fs::read_to_string(vol.host_path.join(MISSING)).ok())
+                .flatten()
+            {
+                return Err(setup(&m.name, why.rsplit(" : ").next().unwrap_or(&why)));
+            }
             let read_only = vol.read_only || m.read_only == Some(true);
             let sub = m.sub_path.as_deref().unwrap_or("");
             let source = if sub.is_empty() {
@@ -772,7 +815,8 @@ pub fn refresh_api_volumes(
         if !dir.is_dir() {
             continue;
         }
-        if atomic_writer::write(&dir, &files)? {
+        let was_missing = std::fs::remove_file(dir.join(MISSING)).is_ok();
+        if atomic_writer::write(&dir, &files)? || was_missing {
             if let Some(g) = fs_group(ctx) {
                 set_ownership(&dir, g, true)?;
             }
