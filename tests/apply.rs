@@ -155,3 +155,64 @@ fn get_and_delete_take_kubectls_label_selectors_and_all() {
     assert_eq!(out.trim(), "pod \"s3\" deleted", "{out}");
     assert_eq!(w.ok(&["get", "pods", "-o", "name"]).trim(), "");
 }
+
+fn with_config(value: &str, image: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: ConfigMap
+metadata: {{name: ap-conf}}
+data: {{mode: {value}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: ap-cm}}
+spec:
+  terminationGracePeriodSeconds: 0
+  volumes: [{{name: conf, configMap: {{name: ap-conf}}}}]
+  containers:
+  - name: web
+    image: {image}
+    volumeMounts: [{{name: conf, mountPath: /conf}}]
+"
+    )
+}
+
+#[test]
+fn a_changed_config_map_is_configured_and_an_image_may_change_to_latest() {
+    let w = World::new("apply-cm");
+    let o = apply(&w, &with_config("one", "nginx:1.17.1"), &[]);
+    assert_eq!(
+        text(&o.stdout),
+        "configmap/ap-conf created\npod/ap-cm created\n",
+        "{}",
+        text(&o.stderr)
+    );
+    w.wait_status("default", "ap-cm", "Running", 60);
+    // The ConfigMap of the file changed: it is configured, the pod is not touched and
+    // its volume shows the new data.
+    let o = apply(&w, &with_config("two", "nginx:1.17.1"), &[]);
+    assert_eq!(
+        text(&o.stdout),
+        "configmap/ap-conf configured\npod/ap-cm unchanged\n",
+        "{}",
+        text(&o.stderr)
+    );
+    w.wait_for(5, "the volume shows the new data", || {
+        let t = w.ok(&["exec", "ap-cm", "--", "cat", "/conf/mode"]);
+        (t.trim() == "two").then_some(())
+    });
+    // An image changed to :latest: imagePullPolicy, never written in the file, is no
+    // change of its own (the API server would not refuse it).
+    let o = apply(&w, &with_config("two", "nginx:latest"), &[]);
+    assert_eq!(
+        text(&o.stdout),
+        "configmap/ap-conf unchanged\npod/ap-cm configured\n",
+        "{}",
+        text(&o.stderr)
+    );
+    w.wait_for(60, "web restarted with nginx:latest", || {
+        let p = w.pod("default", "ap-cm");
+        let s = status_of(&p, "web");
+        (s["image"] == "nginx:latest" && s["state"]["running"].is_object()).then_some(())
+    });
+}

@@ -1,5 +1,6 @@
-//! `podrun apply -f FILE|DIR|-` (kubectl apply, for the pods podrun runs): prints
-//! `pod/x created|unchanged|configured`, or the API server's refusal.
+//! `podrun apply -f FILE|DIR|-` (kubectl apply, for the kinds podrun runs): prints
+//! `pod/x created|unchanged|configured` (`configmap/x ...`), or the API server's
+//! refusal; an object of a kind podrun does not run gets kubectl's error line, exit 1.
 use super::pod::{load_manifest, ns_of, objects_in};
 use super::GlobalOpts;
 use crate::pod::apply::{apply, ApplyError};
@@ -88,11 +89,13 @@ fn apply_file(ctx: &crate::pod::PodContext, file: &str, a: &ApplyArgs) -> anyhow
         eprintln!("error: {e}");
         return Ok(1);
     }
-    let mut rc = 0;
+    // What pods use (Namespaces, ConfigMaps, Secrets, claims) goes first.
+    let mut rc = super::get_objects::apply_objects(ctx, &m);
     for pod in &m.pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let ns = ns_of(pod);
-        match apply(ctx, pod, &objects_in(&m, &ns), a.force) {
+        let objects = crate::objects::configs::pod_objects(ctx, pod, &objects_in(&m, &ns));
+        match apply(ctx, pod, &objects, a.force) {
             Ok(done) => println!("pod/{name} {}", done.word()),
             Err(ApplyError::Forbidden(msg)) => {
                 eprintln!("{msg}");
@@ -104,5 +107,5 @@ fn apply_file(ctx: &crate::pod::PodContext, file: &str, a: &ApplyArgs) -> anyhow
             }
         }
     }
-    Ok(rc)
+    Ok(rc.max(super::get_objects::report_not_run(&m)))
 }

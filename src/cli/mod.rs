@@ -7,6 +7,7 @@ pub mod apply;
 pub mod completion;
 pub mod describe_pod;
 pub mod events;
+pub mod get_objects;
 pub mod image;
 pub mod node;
 pub mod oci;

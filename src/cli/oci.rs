@@ -407,6 +407,9 @@ fn delete(g: &GlobalOpts, rt: &Runtime, a: DeleteArgs) -> anyhow::Result<i32> {
     if a.force && a.args.iter().all(|f| super::apply::is_manifest_arg(f)) {
         return super::pod::delete_files(g, &a.args, a.namespace.as_deref(), a.grace_period);
     }
+    if let Some(rc) = super::get_objects::delete(g, &a.args, a.namespace.as_deref()) {
+        return Ok(rc);
+    }
     if matches!(a.args[0].as_str(), "pod" | "pods" | "po") {
         let choice = super::pod::PodChoice {
             names: &a.args[1..],

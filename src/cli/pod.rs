@@ -170,7 +170,7 @@ pub(super) fn load_manifest(
             return Err(1);
         }
     };
-    match manifest::load(
+    match manifest::load_objects(
         &text,
         &LoadOptions {
             source,
@@ -246,33 +246,20 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
-    if m.pods.is_empty() {
-        eprintln!("error: no Pod in {}", file.unwrap_or("-"));
-        return Ok(1);
-    }
     let ctx = context(g);
     if let Err(e) = crate::pod::preflight(&ctx, &m.pods) {
         eprintln!("error: {e}");
         return Ok(1);
     }
-    for cm in &m.config_maps {
-        println!(
-            "configmap/{} created",
-            cm.metadata.name.as_deref().unwrap_or("")
-        );
-    }
-    for s in &m.secrets {
-        println!(
-            "secret/{} created",
-            s.metadata.name.as_deref().unwrap_or("")
-        );
-    }
-    let mut rc = 0;
+    // The file's other objects (ConfigMaps, Secrets, ...) are applied: several files may
+    // share them. Its pods are created (`kubectl create`).
+    let mut rc = super::get_objects::apply_objects(&ctx, &m);
     let mut started = Vec::new();
     for pod in &m.pods {
         let ns = ns_of(pod);
         let name = pod.metadata.name.clone().unwrap_or_default();
-        match crate::pod::create(&ctx, pod, &objects_in(&m, &ns)) {
+        let objects = crate::objects::configs::pod_objects(&ctx, pod, &objects_in(&m, &ns));
+        match crate::pod::create(&ctx, pod, &objects) {
             Ok(()) => {
                 println!("pod/{name} created");
                 started.push((ns, name));
@@ -289,6 +276,7 @@ fn up(g: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
             Err(e) => return Err(e.into()),
         }
     }
+    rc = rc.max(super::get_objects::report_not_run(&m));
     if a.wait && rc == 0 {
         let deadline = Instant::now() + parse_duration(&a.timeout);
         for (ns, name) in &started {
@@ -335,7 +323,8 @@ fn down(g: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
         let name = pod.metadata.name.clone().unwrap_or_default();
         rc = rc.max(delete_one(g, &ns, &name, a.grace_period, a.force)?);
     }
-    Ok(rc)
+    rc = rc.max(super::get_objects::delete_objects(&context(g), &m));
+    Ok(rc.max(super::get_objects::report_not_run(&m)))
 }
 
 /// `podrun delete pod NAME... [-n NS] [--grace-period N] [--force]`: routed here by the
@@ -593,6 +582,16 @@ fn get(g: &GlobalOpts, a: GetArgs) -> anyhow::Result<i32> {
         )?;
         return Ok(0);
     }
+    let q = super::get_objects::Query {
+        resource: &resource,
+        names: &names,
+        namespace: a.namespace.as_deref(),
+        all_namespaces: a.all_namespaces,
+        output: a.output.as_deref(),
+    };
+    if let Some(rc) = super::get_objects::get(g, &q) {
+        return Ok(rc);
+    }
     if !is_pod_resource(&resource) {
         eprintln!("error: the server doesn't have a resource type {resource:?}");
         return Ok(1);
@@ -701,6 +700,16 @@ fn describe(g: &GlobalOpts, a: DescribeArgs) -> anyhow::Result<i32> {
             .collect();
         super::node::describe_node(&mut std::io::stdout(), &node, &pods, None)?;
         return Ok(0);
+    }
+    let q = super::get_objects::Query {
+        resource: &resource,
+        names: &names,
+        namespace: a.namespace.as_deref(),
+        all_namespaces: false,
+        output: None,
+    };
+    if let Some(rc) = super::get_objects::describe(g, &q) {
+        return Ok(rc);
     }
     if !is_pod_resource(&resource) {
         eprintln!("error: the server doesn't have a resource type {resource:?}");

@@ -1,9 +1,11 @@
 //! Pod manifests: multi-document YAML into Kubernetes API types, API-server defaulting and validation with field paths.
 //!
-//! [`load`] is the whole path `podrun up` needs: parse every document (Pod, ConfigMap,
-//! Secret), reject unknown fields as kubectl's strict decoding does, apply the namespace
+//! [`load`] is the whole path a static pod file needs: parse every document (Pod,
+//! ConfigMap, Secret, and the kinds of `objects::kinds::KINDS`), reject unknown fields as kubectl's strict decoding does, apply the namespace
 //! (`-n`) and the API server's defaults, validate with the API server's field paths and
-//! messages, and list the fields podrun does not implement as warnings.
+//! messages, and list the fields podrun does not implement as warnings. [`load_objects`]
+//! is `apply`'s and `up`'s: a document of a kind podrun does not run is set aside with
+//! kubectl's error line instead of refusing the file.
 pub mod defaults;
 pub mod label_selector;
 pub mod labels;
@@ -17,7 +19,10 @@ pub mod validate;
 mod validate_container;
 pub mod yaml;
 
+use crate::objects::kinds::{self, AdmitError, Object};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+
+pub use strict::decode as strict_decode;
 
 pub use qos::{oom_score_adj, qos_class, QosClass};
 pub use unsupported::Warning;
@@ -29,6 +34,11 @@ pub struct Manifest {
     pub pods: Vec<Pod>,
     pub config_maps: Vec<ConfigMap>,
     pub secrets: Vec<Secret>,
+    /// Every object that is not a pod (ConfigMaps and Secrets too), in document order.
+    pub objects: Vec<Object>,
+    /// kubectl's error line for each document of a kind podrun does not run
+    /// ([`load_objects`] only; [`load`] refuses the file).
+    pub not_run: Vec<String>,
     /// Fields podrun does not implement, by path (print each as `Warning: {w}`).
     pub warnings: Vec<Warning>,
 }
@@ -59,7 +69,7 @@ pub enum ManifestError {
         doc: usize,
         what: &'static str,
     },
-    #[error("resource mapping not found for name: {name:?} namespace: {namespace:?} from {source_name:?}: no matches for kind {kind:?} in version {api_version:?} (podrun runs v1 Pod, ConfigMap and Secret)")]
+    #[error("resource mapping not found for name: {name:?} namespace: {namespace:?} from {source_name:?}: no matches for kind {kind:?} in version {api_version:?} (a kind podrun does not run)")]
     UnknownKind {
         source_name: String,
         name: String,
@@ -91,7 +101,7 @@ pub enum ManifestError {
 
 /// One document before typing: its kind, the raw JSON value.
 struct RawDoc {
-    kind: String,
+    kind: &'static kinds::Kind,
     value: serde_json::Value,
 }
 
@@ -106,7 +116,13 @@ fn document_at(text: &str, line: usize) -> usize {
     seps + 1
 }
 
-fn split_documents(text: &str, source: &str) -> Result<Vec<RawDoc>, ManifestError> {
+/// The documents of the kinds podrun runs, and the errors of the others (the first one
+/// ends the reading unless `keep_going`).
+fn split_documents(
+    text: &str,
+    source: &str,
+    keep_going: bool,
+) -> Result<(Vec<RawDoc>, Vec<ManifestError>), ManifestError> {
     if let Some((line, col)) = yaml::too_deep(text) {
         return Err(ManifestError::Yaml {
             source_name: source.to_string(),
@@ -115,6 +131,7 @@ fn split_documents(text: &str, source: &str) -> Result<Vec<RawDoc>, ManifestErro
         });
     }
     let mut docs = Vec::new();
+    let mut not_run = Vec::new();
     for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
         let mut value = yaml::value(de).map_err(|e| ManifestError::Yaml {
@@ -132,51 +149,75 @@ fn split_documents(text: &str, source: &str) -> Result<Vec<RawDoc>, ManifestErro
         if value.is_null() {
             continue; // an empty document (`---` at the end) is no object
         }
-        let Some(obj) = value.as_object() else {
-            return Err(ManifestError::Yaml {
+        let is_list = value.get("kind").and_then(|k| k.as_str()) == Some("List")
+            && value.get("apiVersion").and_then(|k| k.as_str()) == Some("v1");
+        let values = match value {
+            // kubectl's v1 List: its items are the objects.
+            serde_json::Value::Object(mut o) if is_list => match o.remove("items") {
+                Some(serde_json::Value::Array(items)) => items,
+                _ => Vec::new(),
+            },
+            v => vec![v],
+        };
+        for value in values {
+            match classify(value, index, source)? {
+                Ok(doc) => docs.push(doc),
+                Err(e) if keep_going => not_run.push(e),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok((docs, not_run))
+}
+
+/// One object's kind: Ok(Ok) for a kind podrun runs, Ok(Err) with kubectl's mapping
+/// error for another, Err when the document is no object.
+fn classify(
+    value: serde_json::Value,
+    index: usize,
+    source: &str,
+) -> Result<Result<RawDoc, ManifestError>, ManifestError> {
+    let Some(obj) = value.as_object() else {
+        return Err(ManifestError::Yaml {
+            source_name: source.to_string(),
+            doc: index,
+            message: "not a mapping (a Kubernetes object is a YAML mapping)".into(),
+        });
+    };
+    let text_of = |k: &str| {
+        obj.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let api_version = text_of("apiVersion");
+    let kind = text_of("kind");
+    for (what, v) in [("apiVersion", &api_version), ("kind", &kind)] {
+        if v.is_empty() {
+            return Err(ManifestError::MissingTypeField {
                 source_name: source.to_string(),
                 doc: index,
-                message: "not a mapping (a Kubernetes object is a YAML mapping)".into(),
+                what,
             });
-        };
-        let text_of = |k: &str| {
-            obj.get(k)
+        }
+    }
+    let Some(known) = kinds::lookup(&api_version, &kind) else {
+        let meta = obj.get("metadata");
+        let meta_text = |k: &str| {
+            meta.and_then(|m| m.get(k))
                 .and_then(|v| v.as_str())
                 .unwrap_or("")
                 .to_string()
         };
-        let api_version = text_of("apiVersion");
-        let kind = text_of("kind");
-        for (what, v) in [("apiVersion", &api_version), ("kind", &kind)] {
-            if v.is_empty() {
-                return Err(ManifestError::MissingTypeField {
-                    source_name: source.to_string(),
-                    doc: index,
-                    what,
-                });
-            }
-        }
-        let supported =
-            api_version == "v1" && matches!(kind.as_str(), "Pod" | "ConfigMap" | "Secret");
-        if !supported {
-            let meta = obj.get("metadata");
-            let meta_text = |k: &str| {
-                meta.and_then(|m| m.get(k))
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string()
-            };
-            return Err(ManifestError::UnknownKind {
-                source_name: source.to_string(),
-                name: meta_text("name"),
-                namespace: meta_text("namespace"),
-                kind,
-                api_version,
-            });
-        }
-        docs.push(RawDoc { kind, value });
-    }
-    Ok(docs)
+        return Ok(Err(ManifestError::UnknownKind {
+            source_name: source.to_string(),
+            name: meta_text("name"),
+            namespace: meta_text("namespace"),
+            kind,
+            api_version,
+        }));
+    };
+    Ok(Ok(RawDoc { kind: known, value }))
 }
 
 /// kubectl reads YAML 1.1, where `defaultMode: 0644` is octal; serde_yaml_ng (YAML 1.2)
@@ -204,70 +245,108 @@ fn octal_modes(v: &mut serde_json::Value) {
 /// Parses, namespaces, defaults and validates every object of a manifest.
 ///
 /// Nothing is returned unless every object is valid: a manifest is accepted or refused
-/// as a whole, so a failed `podrun up` creates nothing.
+/// as a whole, so a failed `podrun up` creates nothing. A kind podrun does not run
+/// refuses the file too.
 pub fn load(text: &str, opts: &LoadOptions) -> Result<Manifest, ManifestError> {
+    load_with(text, opts, false)
+}
+
+/// As [`load`], but a document of a kind podrun does not run (Service, Ingress, ...) is
+/// left out with kubectl's error in [`Manifest::not_run`], as `kubectl apply` goes on.
+pub fn load_objects(text: &str, opts: &LoadOptions) -> Result<Manifest, ManifestError> {
+    load_with(text, opts, true)
+}
+
+fn load_with(text: &str, opts: &LoadOptions, keep_going: bool) -> Result<Manifest, ManifestError> {
     let source = if opts.source.is_empty() {
         "-"
     } else {
         &opts.source
     };
-    let docs = split_documents(text, source)?;
-    if docs.is_empty() {
+    let (docs, not_run) = split_documents(text, source, keep_going)?;
+    if docs.is_empty() && not_run.is_empty() {
         return Err(ManifestError::Empty {
             source_name: source.to_string(),
         });
     }
-    let mut out = Manifest::default();
+    let mut out = Manifest {
+        not_run: not_run.iter().map(|e| format!("error: {e}")).collect(),
+        ..Manifest::default()
+    };
     for doc in docs {
         let decode_err = |message: String| ManifestError::Decode {
             source_name: source.to_string(),
-            kind: doc.kind.clone(),
+            kind: doc.kind.kind.to_string(),
             message,
         };
-        match doc.kind.as_str() {
-            "Pod" => {
-                let mut pod: Pod = strict::decode(&doc.value).map_err(decode_err)?;
-                out.warnings
-                    .extend(unsupported::pod_warnings(&doc.value, pod_name(&pod)));
-                apply_namespace(&mut pod.metadata, opts)?;
-                defaults::default_pod(&mut pod);
-                validate::validate_pod(&pod)?;
-                out.pods.push(pod);
-            }
-            "ConfigMap" => {
-                let mut cm: ConfigMap = strict::decode(&doc.value).map_err(decode_err)?;
-                apply_namespace(&mut cm.metadata, opts)?;
-                defaults::default_object_meta(&mut cm.metadata);
-                validate::validate_config_map(&cm)?;
-                out.config_maps.push(cm);
-            }
-            "Secret" => {
-                let mut secret: Secret = strict::decode(&doc.value).map_err(decode_err)?;
-                apply_namespace(&mut secret.metadata, opts)?;
-                defaults::default_secret(&mut secret);
-                validate::validate_secret(&secret)?;
-                out.secrets.push(secret);
-            }
-            // split_documents lets only the three kinds through.
+        if doc.kind.kind == "Pod" {
+            let mut pod: Pod = strict::decode(&doc.value).map_err(decode_err)?;
+            out.warnings
+                .extend(unsupported::pod_warnings(&doc.value, pod_name(&pod)));
+            apply_namespace(&mut pod.metadata, opts)?;
+            defaults::default_pod(&mut pod);
+            validate::validate_pod(&pod)?;
+            out.pods.push(pod);
+            continue;
+        }
+        let mut value = doc.value;
+        value_namespace(&mut value, doc.kind.namespaced, opts)?;
+        (doc.kind.admit)(&mut value).map_err(|e| match e {
+            AdmitError::Decode(m) => decode_err(m),
+            AdmitError::Invalid(e) => ManifestError::Invalid(e),
+        })?;
+        match doc.kind.kind {
+            "ConfigMap" => out.config_maps.push(
+                serde_json::from_value(value.clone()).map_err(|e| decode_err(e.to_string()))?,
+            ),
+            "Secret" => out.secrets.push(
+                serde_json::from_value(value.clone()).map_err(|e| decode_err(e.to_string()))?,
+            ),
             _ => {}
         }
+        out.objects.push(Object {
+            kind: doc.kind,
+            value,
+        });
     }
     check_duplicates(&out, source)?;
     Ok(out)
+}
+
+/// kubectl's namespace rule on an untyped object; a cluster-scoped one has none.
+fn value_namespace(
+    v: &mut serde_json::Value,
+    namespaced: bool,
+    opts: &LoadOptions,
+) -> Result<(), ManifestError> {
+    let Some(meta) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) else {
+        return Ok(());
+    };
+    if !namespaced {
+        meta.remove("namespace");
+        return Ok(());
+    }
+    let mut typed = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        namespace: meta
+            .get("namespace")
+            .and_then(|n| n.as_str())
+            .map(String::from),
+        ..Default::default()
+    };
+    apply_namespace(&mut typed, opts)?;
+    meta.insert(
+        "namespace".into(),
+        serde_json::Value::from(typed.namespace.unwrap_or_default()),
+    );
+    Ok(())
 }
 
 /// Two objects of one kind with one namespace/name: the second `create` would fail.
 fn check_duplicates(m: &Manifest, source: &str) -> Result<(), ManifestError> {
     use std::collections::HashSet;
     type Meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    let kinds: [(&'static str, Vec<&Meta>); 3] = [
-        ("pods", m.pods.iter().map(|p| &p.metadata).collect()),
-        (
-            "configmaps",
-            m.config_maps.iter().map(|c| &c.metadata).collect(),
-        ),
-        ("secrets", m.secrets.iter().map(|s| &s.metadata).collect()),
-    ];
+    let kinds: [(&'static str, Vec<&Meta>); 1] =
+        [("pods", m.pods.iter().map(|p| &p.metadata).collect())];
     for (resource, metas) in kinds {
         let mut seen = HashSet::new();
         for meta in metas {
@@ -279,6 +358,16 @@ fn check_duplicates(m: &Manifest, source: &str) -> Result<(), ManifestError> {
                     name: meta.name.clone().unwrap_or_default(),
                 });
             }
+        }
+    }
+    let mut seen = HashSet::new();
+    for o in &m.objects {
+        if !seen.insert(o.key()) {
+            return Err(ManifestError::Duplicate {
+                source_name: source.to_string(),
+                resource: o.kind.resource,
+                name: o.name().to_string(),
+            });
         }
     }
     Ok(())
@@ -473,6 +562,43 @@ pub(crate) mod tests {
             err.contains(r#"no matches for kind "Pod" in version "v2""#),
             "{err}"
         );
+    }
+
+    #[test]
+    fn load_objects_sets_aside_kinds_podrun_does_not_run() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n---\n\
+                    apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: b}\n---\n\
+                    apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: c, image: busybox}\n";
+        let opts = LoadOptions {
+            source: "all.yaml".into(),
+            namespace: None,
+        };
+        let m = load_objects(text, &opts).unwrap();
+        assert_eq!(m.pods.len(), 1);
+        assert_eq!(m.config_maps.len(), 1);
+        assert_eq!(m.objects.len(), 1);
+        assert_eq!(m.objects[0].kind.type_name(), "configmap");
+        assert_eq!(m.objects[0].namespace(), "default");
+        assert_eq!(m.not_run.len(), 1);
+        assert!(
+            m.not_run[0].starts_with(r#"error: resource mapping not found for name: "web" namespace: "" from "all.yaml": no matches for kind "Service" in version "v1""#),
+            "{}",
+            m.not_run[0]
+        );
+        // The static-pod reader still refuses the whole file.
+        assert!(load(text, &opts).is_err());
+    }
+
+    #[test]
+    fn a_v1_list_is_its_items() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: team, namespace: ignored}\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: p, namespace: team}\n  spec:\n    containers: [{name: c, image: i}]\n- apiVersion: networking.k8s.io/v1\n  kind: Ingress\n  metadata: {name: ing}\n";
+        let m = load_objects(text, &LoadOptions::default()).unwrap();
+        assert_eq!(m.pods[0].metadata.namespace.as_deref(), Some("team"));
+        assert_eq!(m.objects[0].kind.kind, "Namespace");
+        assert_eq!(m.objects[0].namespace(), "");
+        assert_eq!(m.objects[0].value["status"]["phase"], "Active");
+        assert!(m.not_run[0]
+            .contains(r#"no matches for kind "Ingress" in version "networking.k8s.io/v1""#));
     }
 
     #[test]

@@ -122,6 +122,7 @@ const POD_FIELDS: &[&str] = &[
     "spec.volumes[*].name",
     "spec.volumes[*].hostPath",
     "spec.volumes[*].emptyDir",
+    "spec.volumes[*].persistentVolumeClaim",
     "spec.volumes[*].configMap",
     "spec.volumes[*].secret",
     "spec.volumes[*].downwardAPI",
@@ -286,7 +287,7 @@ mod tests {
                                 "resources": {"claims": [{"name": "gpu"}]},
                                 "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
                                 "volumeMounts": [{"name": "v", "mountPath": "/v", "mountPropagation": "Bidirectional"}]}],
-                "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "c"}}]}});
+                "volumes": [{"name": "v", "gitRepo": {"repository": "r"}}]}});
         let w = warnings(v);
         for p in [
             "metadata.finalizers",
@@ -294,7 +295,7 @@ mod tests {
             "spec.containers[1].resources.claims",
             "spec.containers[1].resizePolicy",
             "spec.containers[1].volumeMounts[0].mountPropagation",
-            "spec.volumes[0].persistentVolumeClaim",
+            "spec.volumes[0].gitRepo",
         ] {
             assert!(w.contains(&p.to_string()), "{p} missing from {w:?}");
         }

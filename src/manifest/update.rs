@@ -90,6 +90,7 @@ pub fn pod_update(old: &Pod, new: &Pod, given_uid: Option<&str>) -> PodUpdate {
     let name = old.metadata.name.clone().unwrap_or_default();
     let mut merged = new.clone();
     keep_server_fields(old, &mut merged);
+    keep_defaulted_pull_policies(old, &mut merged);
     let mut errs = meta_errors(old, new, given_uid);
     let empty = PodSpec::default();
     let old_spec = old.spec.as_ref().unwrap_or(&empty);
@@ -129,6 +130,40 @@ fn keep_server_fields(old: &Pod, merged: &mut Pod) {
         }
         if ns.ephemeral_containers.is_none() {
             ns.ephemeral_containers = os.ephemeral_containers.clone();
+        }
+    }
+}
+
+/// An imagePullPolicy that is on both sides only what defaulting gave each image is no
+/// change the manifest asked for: `kubectl apply` patches the live pod with what the file
+/// sets, so the live value stays (an image changed to `:latest` is an image change, not
+/// a refused imagePullPolicy change).
+fn keep_defaulted_pull_policies(old: &Pod, merged: &mut Pod) {
+    let (Some(os), Some(ns)) = (old.spec.as_ref(), merged.spec.as_mut()) else {
+        return;
+    };
+    let none = Vec::new();
+    let pairs = [
+        (&os.containers, Some(&mut ns.containers)),
+        (
+            os.init_containers.as_ref().unwrap_or(&none),
+            ns.init_containers.as_mut(),
+        ),
+    ];
+    for (olds, news) in pairs {
+        for nc in news.into_iter().flatten() {
+            let Some(oc) = olds.iter().find(|c| c.name == nc.name) else {
+                continue;
+            };
+            let defaulted = |c: &Container| {
+                c.image_pull_policy.as_deref()
+                    == Some(super::defaults::default_pull_policy(
+                        c.image.as_deref().unwrap_or(""),
+                    ))
+            };
+            if defaulted(oc) && defaulted(nc) {
+                nc.image_pull_policy = oc.image_pull_policy.clone();
+            }
         }
     }
 }

@@ -352,3 +352,31 @@ fn a_bad_image_is_listed_with_the_other_errors_as_the_api_server_does() {
         "The Pod \"web\" is invalid: spec.containers: Forbidden: pod updates may not add or remove containers"
     );
 }
+
+#[test]
+fn an_image_changed_to_latest_is_an_image_change_not_a_pull_policy_change() {
+    let old = base();
+    let new = pod(&BASE.replace("nginx:1.25", "nginx:latest"));
+    assert_eq!(
+        spec(&mut new.clone()).containers[0]
+            .image_pull_policy
+            .as_deref(),
+        Some("Always"),
+        "defaulting follows the new image"
+    );
+    let (changes, stored) = configured(pod_update(&old, &new, None));
+    assert_eq!(changes.images.len(), 1);
+    assert_eq!(changes.images[0].new, "nginx:latest");
+    // As kubectl apply's patch: the live pod keeps the policy the file never set.
+    assert_eq!(
+        stored.spec.as_ref().unwrap().containers[0]
+            .image_pull_policy
+            .as_deref(),
+        Some("IfNotPresent")
+    );
+    // A policy the manifest does set is still a refused change.
+    let explicit = with(|p| spec(p).containers[0].image_pull_policy = Some("Never".into()));
+    assert!(
+        forbidden(pod_update(&old, &explicit, None)).contains("pod updates may not change fields")
+    );
+}

@@ -234,6 +234,13 @@ pub fn validate_config_map(cm: &ConfigMap) -> Result<(), InvalidError> {
     finish("ConfigMap", &cm.metadata, e)
 }
 
+/// Namespace: its name is a DNS label.
+pub fn validate_namespace(ns: &k8s_openapi::api::core::v1::Namespace) -> Result<(), InvalidError> {
+    let mut e = Errs::default();
+    validate_meta(&mut e, &ns.metadata, true);
+    finish("Namespace", &ns.metadata, e)
+}
+
 /// Secret: name and keys.
 pub fn validate_secret(s: &Secret) -> Result<(), InvalidError> {
     let mut e = Errs::default();

@@ -194,6 +194,21 @@ fn prepare_one(
             read_only: false,
         });
     }
+    if let Some(c) = &v.persistent_volume_claim {
+        // `disk` is <data-dir>/pods/<uid>/volumes: the claims are in that data dir.
+        let data_dir = disk.and_then(|d| d.parent()?.parent()?.parent());
+        let ns = ctx.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let path = data_dir
+            .ok_or_else(|| "no data dir for claims".to_string())
+            .and_then(|d| crate::objects::storage::claim_path(d, ns, &c.claim_name))
+            .map_err(|r| setup(name, r))?;
+        check_host_path(&path, "DirectoryOrCreate").map_err(|r| setup(name, r))?;
+        return Ok(PreparedVolume {
+            name: name.into(),
+            host_path: path,
+            read_only: c.read_only == Some(true),
+        });
+    }
     if let Some(ed) = &v.empty_dir {
         let on_disk = ed.medium.as_deref() != Some("Memory");
         let base = disk.filter(|_| on_disk).map(Path::to_path_buf);
@@ -204,7 +219,13 @@ fn prepare_one(
         return prepare_empty_dir(ctx, &dir, name, ed, undo);
     }
     let mut files: Vec<(String, Vec<u8>, i32)> = Vec::new();
-    let plugin = volume_files(ctx, v, &mut files)?;
+    let (plugin, missing) = match volume_files(ctx, v, &mut files) {
+        Ok(p) => (p, None),
+        // As kubelet: the volume waits for its ConfigMap/Secret; the containers that
+        // mount it wait too (their start says why) until it is applied.
+        Err(e) if missing_object(&e) => (plugin_of(v), Some(e.to_string())),
+        Err(e) => return Err(e),
+    };
     let dir = volume_dir(pod_dir, plugin, name);
     if plugin == "kubernetes.io~secret" || plugin == "kubernetes.io~projected" {
         // As kubelet: secret material lives in memory, never on disk.
@@ -217,7 +238,16 @@ fn prepare_one(
     } else {
         undo.create_dir(&dir)?;
     }
-    write_files(&dir, &files)?;
+    match missing {
+        Some(why) => {
+            let marker = dir.join(MISSING);
+            std::fs::write(&marker, why).map_err(io_err("write", &marker))?;
+        }
+        None => {
+            atomic_writer::write(&dir, &files)?;
+            let _ = std::fs::remove_file(dir.join(MISSING));
+        }
+    }
     if let Some(g) = fs_group(ctx) {
         set_ownership(&dir, g, true)?;
     }
@@ -226,6 +256,27 @@ fn prepare_one(
         host_path: dir,
         read_only: true,
     })
+}
+
+/// In a volume whose ConfigMap or Secret is missing: why (the volume is not ready).
+const MISSING: &str = "..missing";
+
+/// A configMap/secret volume whose object is not there (yet).
+fn missing_object(e: &VolumeError) -> bool {
+    matches!(e, VolumeError::SetUp { reason, .. }
+        if (reason.starts_with("configmap ") || reason.starts_with("secret "))
+            && reason.ends_with(" not found"))
+}
+
+/// The kubelet plugin directory of a configMap, secret or projected volume.
+fn plugin_of(v: &Volume) -> &'static str {
+    if v.config_map.is_some() {
+        "kubernetes.io~configmap"
+    } else if v.secret.is_some() {
+        "kubernetes.io~secret"
+    } else {
+        "kubernetes.io~projected"
+    }
 }
 
 /// An emptyDir at `dir`: world-writable (a tmpfs for medium Memory).
@@ -560,25 +611,6 @@ fn add_downward(
     Ok(())
 }
 
-fn write_files(dir: &Path, files: &Files) -> Result<(), VolumeError> {
-    std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-    for (rel, data, mode) in files {
-        // Paths were validated relative without `..`; keep it so even if not.
-        if rel.starts_with('/') || rel.split('/').any(|c| c == "..") {
-            continue;
-        }
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
-        }
-        std::fs::write(&path, data).map_err(io_err("write", &path))?;
-        let m = u32::try_from(*mode).unwrap_or(0o644) & 0o7777;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m))
-            .map_err(io_err("chmod", &path))?;
-    }
-    Ok(())
-}
-
 /// kubelet's SetVolumeOwnership: group `gid` everywhere, group read(-write), setgid dirs.
 fn set_ownership(dir: &Path, gid: u32, read_only: bool) -> Result<(), VolumeError> {
     let mut stack = vec![dir.to_path_buf()];
@@ -625,6 +657,13 @@ impl PreparedVolumes {
                 .ok_or_else(|| VolumeError::Unknown {
                     volume: m.name.clone(),
                 })?;
+            let ours = vol.host_path.starts_with(&self.pod_dir);
+            if let Some(why) = ours
+                .then(|| std::fs::read_to_string(vol.host_path.join(MISSING)).ok())
+                .flatten()
+            {
+                return Err(setup(&m.name, why.rsplit(" : ").next().unwrap_or(&why)));
+            }
             let read_only = vol.read_only || m.read_only == Some(true);
             let sub = m.sub_path.as_deref().unwrap_or("");
             let source = if sub.is_empty() {
@@ -748,6 +787,47 @@ pub fn cleanup_volumes(pod_dir: &Path) -> Result<(), VolumeError> {
     }
     Ok(())
 }
+
+/// Writes the configMap, secret, downwardAPI and projected volumes of the pod again from
+/// `ctx` (a ConfigMap or Secret it uses changed), each changed one swapped atomically as
+/// kubelet's sync does; returns the names of the volumes that changed. A volume whose
+/// object is gone keeps its last content, as with kubelet.
+pub fn refresh_api_volumes(
+    ctx: &EnvContext<'_>,
+    pod_dir: &Path,
+) -> Result<Vec<String>, VolumeError> {
+    let vols = ctx
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
+    let mut changed = Vec::new();
+    for v in vols
+        .iter()
+        .filter(|v| v.host_path.is_none() && v.empty_dir.is_none())
+    {
+        let mut files = Vec::new();
+        let Ok(plugin) = volume_files(ctx, v, &mut files) else {
+            continue;
+        };
+        let dir = volume_dir(pod_dir, plugin, &v.name);
+        if !dir.is_dir() {
+            continue;
+        }
+        let was_missing = std::fs::remove_file(dir.join(MISSING)).is_ok();
+        if atomic_writer::write(&dir, &files)? || was_missing {
+            if let Some(g) = fs_group(ctx) {
+                set_ownership(&dir, g, true)?;
+            }
+            changed.push(v.name.clone());
+        }
+    }
+    Ok(changed)
+}
+
+#[path = "atomic_writer.rs"]
+mod atomic_writer;
 
 #[cfg(test)]
 #[path = "volumes_tests.rs"]

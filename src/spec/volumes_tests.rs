@@ -241,10 +241,15 @@ fn config_map_and_secret_files_with_items_modes_and_optional() {
         "  - {name: c, configMap: {name: nope}}\n",
         "    - {name: c, mountPath: /c}\n",
     );
-    assert_eq!(
-        prepare_err(&missing),
-        "MountVolume.SetUp failed for volume \"c\" : configmap \"nope\" not found"
-    );
+    // The volume waits for its ConfigMap: the containers that mount it cannot start,
+    // and say why, until it is there.
+    with_volumes(&missing, |m, v, _| {
+        let c = &m.pods[0].spec.as_ref().unwrap().containers[0];
+        assert_eq!(
+            v.mounts_for(c).unwrap_err().to_string(),
+            "MountVolume.SetUp failed for volume \"c\" : configmap \"nope\" not found"
+        );
+    });
 }
 
 #[test]

@@ -9,8 +9,53 @@ use super::worker::Worker;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 impl Worker {
+    /// Reads objects.json again (SIGHUP: a ConfigMap or Secret the pod uses was
+    /// applied): configMap/secret volumes are updated in place (atomically), containers
+    /// waiting for a missing one try again at once; env vars of running containers keep
+    /// the values they started with.
+    fn reload_objects(&mut self) {
+        let path = self.args.pod_dir.join(store::OBJECTS_FILE);
+        let Ok(objects) = store::read_json::<store::PodObjects>(&path) else {
+            return;
+        };
+        if serde_json::to_value(&objects).ok() == serde_json::to_value(&self.objects).ok() {
+            return;
+        }
+        self.objects = objects;
+        if self.volumes.is_some() {
+            self.refresh_api_volumes();
+        }
+        for ctr in self.ctrs.iter_mut() {
+            let waits = ctr.status.state.as_ref().and_then(|s| s.waiting.as_ref());
+            if waits.and_then(|w| w.reason.as_deref()) == Some("CreateContainerConfigError") {
+                ctr.backoff = RestartBackoff::default();
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// The configMap/secret volumes written again from the new objects.
+    fn refresh_api_volumes(&mut self) {
+        let pod_ips: Vec<String> = self.status.pod_ip.iter().cloned().collect();
+        let host_ips: Vec<String> = crate::network::host_ip().into_iter().collect();
+        let ctx = crate::spec::env::EnvContext {
+            pod: &self.pod,
+            config_maps: &self.objects.config_maps,
+            secrets: &self.objects.secrets,
+            pod_ips: &pod_ips,
+            host_ips: &host_ips,
+            node_name: &self.node_name,
+            node_allocatable: self.node_alloc,
+        };
+        if let Err(e) = crate::spec::volumes::refresh_api_volumes(&ctx, &self.args.pod_dir) {
+            let msg = format!("MountVolume.SetUp failed: {e}");
+            self.event("Warning", "FailedMount", "kubelet", "", &msg);
+        }
+    }
+
     /// Reads pod.json again (SIGHUP) and acts on what changed.
     pub(super) fn reload_pod(&mut self) {
+        self.reload_objects();
         let Ok(new) = store::read_json::<Pod>(&self.args.pod_dir.join(store::POD_FILE)) else {
             return;
         };

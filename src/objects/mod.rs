@@ -1,9 +1,16 @@
-//! Desired state: every object podrun was asked to keep (pods now; controllers, ConfigMaps,
-//! Secrets and claims with the workloads), under the data dir so that it survives a
-//! reboot, as a cluster keeps its objects in etcd. Runtime state stays under --root.
+//! Desired state: every object podrun was asked to keep (pods, ConfigMaps, Secrets,
+//! Namespaces, and the kinds of [`kinds::KINDS`]), under the data dir so that it survives
+//! a reboot, as a cluster keeps its objects in etcd. Runtime state stays under --root.
 //!
-//! Layout: `<data-dir>/objects/<resource>/<namespace>/<name>.json`, each written
-//! atomically; `<data-dir>/objects/lock` serialises writers that read before they write.
+//! Layout: `<data-dir>/objects/<resource>/<namespace>/<name>.json` (cluster-scoped
+//! objects under the namespace directory `_cluster`), each written atomically;
+//! `<data-dir>/objects/lock` serialises writers that read before they write.
+pub mod apply;
+pub mod configs;
+pub mod kinds;
+pub mod namespaces;
+pub mod storage;
+
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -25,7 +32,7 @@ pub enum ObjectError {
 }
 
 /// One object's place: its resource (plural, as the API names it), namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
     pub resource: String,
     pub namespace: String,
