@@ -395,8 +395,6 @@ fn status(
             &t,
         ))
     } else if steps.iter().any(|s| matches!(s, Step::Create { .. })) {
-        let name = format!("{}-{}", meta::name(&d.metadata), "");
-        let _ = name;
         Some(condition(
             "Progressing",
             true,

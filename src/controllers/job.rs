@@ -178,6 +178,22 @@ fn cond(type_: &str, reason: &str, message: &str, now: &Time) -> JobCondition {
     }
 }
 
+/// The Suspended condition: True (JobSuspended) while suspended, False (JobResumed) after.
+fn suspend_conditions(conds: &mut Vec<JobCondition>, suspended: bool, already: bool, t: &Time) {
+    let susp = conds
+        .iter()
+        .any(|c| c.type_ == "Suspended" && c.status == "True");
+    if suspended && !susp && !already {
+        conds.retain(|c| c.type_ != "Suspended");
+        conds.push(cond("Suspended", "JobSuspended", "Job suspended", t));
+    } else if !suspended && susp {
+        conds.retain(|c| c.type_ != "Suspended");
+        let mut c = cond("Suspended", "JobResumed", "Job resumed", t);
+        c.status = "False".into();
+        conds.push(c);
+    }
+}
+
 /// "0-2,4": the Indexed mode's completedIndexes.
 pub fn index_ranges(set: &BTreeSet<i32>) -> String {
     let mut out: Vec<String> = Vec::new();
@@ -197,23 +213,13 @@ pub fn index_ranges(set: &BTreeSet<i32>) -> String {
     out.join(",")
 }
 
-/// The decision for one Job from its pods (pure: unit-tested).
-pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> Plan {
-    let spec = job.spec.clone().unwrap_or_default();
-    let mut status = job.status.clone().unwrap_or_default();
-    let t = Time(now);
-    let active: Vec<&&Pod> = pods.iter().filter(|p| meta::active(p)).collect();
-    let indexed = spec.completion_mode.as_deref() == Some("Indexed");
-    let succeeded_pods: Vec<&&Pod> = pods
-        .iter()
-        .filter(|p| meta::phase(p) == "Succeeded")
-        .collect();
-    let done_indexes: BTreeSet<i32> = succeeded_pods.iter().filter_map(|p| index_of(p)).collect();
-    let succeeded = if indexed {
-        done_indexes.len() as i32
-    } else {
-        succeeded_pods.len() as i32
-    };
+/// The failures that count toward backoffLimit, a FailJob rule's reason and message if
+/// one matched, and when the last failure ended.
+fn failures(
+    spec: &k8s_openapi::api::batch::v1::JobSpec,
+    pods: &[&Pod],
+    active: &[&&Pod],
+) -> (i32, Option<(String, String)>, i64) {
     let rules = spec
         .pod_failure_policy
         .as_ref()
@@ -249,6 +255,27 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> Plan {
             .map(|c| c.restart_count)
             .sum::<i32>();
     }
+    (failed, fail_job, last_failure)
+}
+
+/// The decision for one Job from its pods (pure: unit-tested).
+pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> Plan {
+    let spec = job.spec.clone().unwrap_or_default();
+    let mut status = job.status.clone().unwrap_or_default();
+    let t = Time(now);
+    let active: Vec<&&Pod> = pods.iter().filter(|p| meta::active(p)).collect();
+    let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+    let succeeded_pods: Vec<&&Pod> = pods
+        .iter()
+        .filter(|p| meta::phase(p) == "Succeeded")
+        .collect();
+    let done_indexes: BTreeSet<i32> = succeeded_pods.iter().filter_map(|p| index_of(p)).collect();
+    let succeeded = if indexed {
+        done_indexes.len() as i32
+    } else {
+        succeeded_pods.len() as i32
+    };
+    let (failed, fail_job, last_failure) = failures(&spec, pods, &active);
     let suspended = spec.suspend == Some(true);
     if status.start_time.is_none() && !suspended {
         status.start_time = Some(t.clone());
@@ -323,18 +350,7 @@ pub fn plan(job: &Job, pods: &[&Pod], now: Timestamp) -> Plan {
             plan.create = vec![None; room];
         }
     }
-    let susp = conds
-        .iter()
-        .any(|c| c.type_ == "Suspended" && c.status == "True");
-    if suspended && !susp && !already {
-        conds.retain(|c| c.type_ != "Suspended");
-        conds.push(cond("Suspended", "JobSuspended", "Job suspended", &t));
-    } else if !suspended && susp {
-        conds.retain(|c| c.type_ != "Suspended");
-        let mut c = cond("Suspended", "JobResumed", "Job resumed", &t);
-        c.status = "False".into();
-        conds.push(c);
-    }
+    suspend_conditions(&mut conds, suspended, already, &t);
     status.conditions = (!conds.is_empty()).then_some(conds);
     status.active = Some(active.len() as i32).filter(|n| *n > 0);
     status.ready = Some(
