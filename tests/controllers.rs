@@ -294,3 +294,89 @@ fn jobs_complete_past_a_failure_and_stop_at_the_backoff_limit() {
         (pods_of(&w, "work-").is_empty() && pods_of(&w, "fails-").is_empty()).then_some(())
     });
 }
+
+/// Seconds past the current minute.
+fn second_of_minute() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() % 60)
+        .unwrap_or(0)
+}
+
+/// This test waits for two scheduled minutes (about two to three minutes in all).
+#[test]
+fn a_cronjob_runs_each_minute_and_forbid_skips_while_one_runs() {
+    let w = private_world("ctl-cron");
+    let _agent = Agent::start(&w);
+    let cron = "apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: tick
+spec:
+  schedule: '*/1 * * * *'
+  concurrencyPolicy: Forbid
+  startingDeadlineSeconds: 10
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          terminationGracePeriodSeconds: 0
+          containers:
+          - name: c
+            image: busybox:1.30
+            command: [sh, -c, 'sleep 62']
+";
+    assert_eq!(
+        apply(&w, "cron.yaml", cron).trim(),
+        "cronjob.batch/tick created"
+    );
+    let header = text(&w.run(&["get", "cronjobs"]).stdout);
+    assert!(
+        header
+            .starts_with("NAME   SCHEDULE      TIMEZONE   SUSPEND   ACTIVE   LAST SCHEDULE   AGE"),
+        "{header}"
+    );
+    let jobs = |w: &World| -> Vec<String> {
+        rows(w, "jobs")
+            .into_iter()
+            .map(|r| r[0].clone())
+            .filter(|n| n.starts_with("tick-"))
+            .collect()
+    };
+    let first = w.wait_for(75, "the first scheduled job", || jobs(&w).first().cloned());
+    // The next minute comes while the first job still runs: Forbid skips it.
+    w.wait_for(70, "the next minute", || {
+        (second_of_minute() == 5).then_some(())
+    });
+    assert_eq!(
+        jobs(&w),
+        std::slice::from_ref(&first),
+        "Forbid: no second job while the first runs"
+    );
+    let cj = rows(&w, "cronjobs");
+    // The schedule's spaces split it: ACTIVE is the third column from the end.
+    assert_eq!(cj[0][cj[0].len() - 3], "1", "ACTIVE: {cj:?}");
+    // Once it finished, the minute after brings the next one (the skipped one is past its
+    // startingDeadlineSeconds).
+    let second = w.wait_for(130, "the second scheduled job", || {
+        jobs(&w).into_iter().find(|n| n != &first)
+    });
+    let minute = |n: &str| {
+        n.trim_start_matches("tick-")
+            .parse::<i64>()
+            .expect("minutes")
+    };
+    assert_eq!(
+        minute(&second) - minute(&first),
+        2,
+        "{first} then {second}: one minute skipped"
+    );
+    assert_eq!(
+        w.ok(&["delete", "cronjob", "tick"]).trim(),
+        "cronjob.batch \"tick\" deleted"
+    );
+    w.wait_for(60, "the jobs and pods gone", || {
+        (jobs(&w).is_empty() && pods_of(&w, "tick-").is_empty()).then_some(())
+    });
+}

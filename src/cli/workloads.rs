@@ -1,5 +1,5 @@
-//! The workload commands: `apply` of Deployments, ReplicaSets and Jobs (stored for the
-//! agent's controllers), `get deploy|rs|jobs`, `scale`, `rollout status|history|undo|restart`
+//! The workload commands: `apply` of Deployments, ReplicaSets, Jobs and CronJobs (stored
+//! for the agent's controllers), `get deploy|rs|jobs|cronjobs`, `scale`, `rollout status|history|undo|restart`
 //! and `delete deployment|rs|job NAME --cascade`, with kubectl's words and columns.
 use super::printers::{age, human_duration, table};
 use super::GlobalOpts;
@@ -11,7 +11,7 @@ use crate::objects::{ObjectKey, ObjectStore};
 use crate::pod::PodContext;
 use clap::{Args, Subcommand};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,7 @@ pub fn resource_name(r: &str) -> Option<&'static str> {
         "deployment" | "deployments" | "deploy" | "deployment.apps" => Some("deployments"),
         "replicaset" | "replicasets" | "rs" | "replicaset.apps" => Some("replicasets"),
         "job" | "jobs" | "job.batch" => Some("jobs"),
+        "cronjob" | "cronjobs" | "cj" | "cronjob.batch" => Some("cronjobs"),
         _ => None,
     }
 }
@@ -196,6 +197,7 @@ fn get_one<T: Workload>(store: &ObjectStore, ns: &str, name: &str) -> Option<T> 
 fn not_found(resource: &str, name: &str) -> i32 {
     let group = match resource {
         "jobs" => "jobs.batch",
+        "cronjobs" => "cronjobs.batch",
         "replicasets" => "replicasets.apps",
         _ => "deployments.apps",
     };
@@ -223,6 +225,13 @@ pub fn get(
             collect::<Deployment>(&store, ns_filter, names, all, (DEPLOY_COLUMNS, deploy_row))
         }
         "replicasets" => collect::<ReplicaSet>(&store, ns_filter, names, all, (RS_COLUMNS, rs_row)),
+        "cronjobs" => collect::<CronJob>(
+            &store,
+            ns_filter,
+            names,
+            all,
+            (CRONJOB_COLUMNS, cronjob_row),
+        ),
         _ => collect::<Job>(&store, ns_filter, names, all, (JOB_COLUMNS, job_row)),
     };
     match output {
@@ -242,6 +251,7 @@ pub fn get(
             let kind = match resource {
                 "deployments" => "deployment.apps",
                 "replicasets" => "replicaset.apps",
+                "cronjobs" => "cronjob.batch",
                 _ => "job.batch",
             };
             for v in &values {
@@ -307,6 +317,37 @@ fn collect<T: Workload>(
 const DEPLOY_COLUMNS: &[&str] = &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"];
 const RS_COLUMNS: &[&str] = &["NAME", "DESIRED", "CURRENT", "READY", "AGE"];
 const JOB_COLUMNS: &[&str] = &["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"];
+const CRONJOB_COLUMNS: &[&str] = &[
+    "NAME",
+    "SCHEDULE",
+    "TIMEZONE",
+    "SUSPEND",
+    "ACTIVE",
+    "LAST SCHEDULE",
+    "AGE",
+];
+
+fn cronjob_row(c: &CronJob) -> Row {
+    let spec = c.spec.clone().unwrap_or_default();
+    let st = c.status.clone().unwrap_or_default();
+    vec![
+        meta::name(&c.metadata),
+        spec.schedule.clone(),
+        spec.time_zone.clone().unwrap_or_else(|| "<none>".into()),
+        if spec.suspend == Some(true) {
+            "True"
+        } else {
+            "False"
+        }
+        .into(),
+        st.active.map(|a| a.len()).unwrap_or(0).to_string(),
+        match &st.last_schedule_time {
+            Some(t) => age(Some(&t.0)),
+            None => "<none>".into(),
+        },
+        age(c.metadata.creation_timestamp.as_ref().map(|t| &t.0)),
+    ]
+}
 
 fn deploy_row(d: &Deployment) -> Row {
     let st = d.status.clone().unwrap_or_default();
@@ -494,12 +535,14 @@ pub fn delete(
         let found = match resource {
             "deployments" => delete_one::<Deployment>(&c, &store, ns, name, cascade)?,
             "replicasets" => delete_one::<ReplicaSet>(&c, &store, ns, name, cascade)?,
+            "cronjobs" => delete_one::<CronJob>(&c, &store, ns, name, cascade)?,
             _ => delete_one::<Job>(&c, &store, ns, name, cascade)?,
         };
         if found {
             let kind = match resource {
                 "deployments" => "deployment.apps",
                 "replicasets" => "replicaset.apps",
+                "cronjobs" => "cronjob.batch",
                 _ => "job.batch",
             };
             println!("{kind} {name:?} deleted");
@@ -557,6 +600,11 @@ fn orphan_dependents(store: &ObjectStore, ns: &str, uid: &str) -> anyhow::Result
     for rs in store::list::<ReplicaSet>(store, Some(ns)) {
         if meta::controlled_by(&rs.metadata, uid) {
             store::modify(store, &rs, |cur| strip(&mut cur.metadata))?;
+        }
+    }
+    for j in store::list::<Job>(store, Some(ns)) {
+        if meta::controlled_by(&j.metadata, uid) {
+            store::modify(store, &j, |cur| strip(&mut cur.metadata))?;
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use crate::manifest::validate::{ErrorType, FieldError, InvalidError};
 use crate::objects::{ObjectError, ObjectStore};
 use crate::pod::PodContext;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use serde_json::Value;
 
@@ -49,6 +49,7 @@ pub fn resource_of(api_version: &str, kind: &str) -> Option<&'static str> {
         ("apps/v1", "Deployment") => Some("deployments"),
         ("apps/v1", "ReplicaSet") => Some("replicasets"),
         ("batch/v1", "Job") => Some("jobs"),
+        ("batch/v1", "CronJob") => Some("cronjobs"),
         _ => None,
     }
 }
@@ -90,7 +91,8 @@ pub fn apply_object(
     match kind.as_str() {
         "Deployment" => apply_typed::<Deployment>(&store, doc, namespace, decode),
         "ReplicaSet" => apply_typed::<ReplicaSet>(&store, doc, namespace, decode),
-        _ => apply_typed::<Job>(&store, doc, namespace, decode),
+        "Job" => apply_typed::<Job>(&store, doc, namespace, decode),
+        _ => apply_typed::<CronJob>(&store, doc, namespace, decode),
     }
 }
 

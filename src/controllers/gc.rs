@@ -6,7 +6,7 @@ use super::store::{self, Workload};
 use super::Turn;
 use crate::objects::ObjectStore;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use std::collections::HashSet;
 
@@ -34,10 +34,12 @@ pub fn collect(turn: &mut Turn) {
     let deployments: Vec<Deployment> = store::list(&turn.store, None);
     let sets: Vec<ReplicaSet> = store::list(&turn.store, None);
     let jobs: Vec<Job> = store::list(&turn.store, None);
+    let cronjobs: Vec<CronJob> = store::list(&turn.store, None);
     let mut live: HashSet<String> = HashSet::new();
     live.extend(deployments.iter().filter_map(|o| o.metadata.uid.clone()));
     live.extend(sets.iter().filter_map(|o| o.metadata.uid.clone()));
     live.extend(jobs.iter().filter_map(|o| o.metadata.uid.clone()));
+    live.extend(cronjobs.iter().filter_map(|o| o.metadata.uid.clone()));
     remove_orphans(&turn.store, &sets, &live);
     remove_orphans(&turn.store, &jobs, &live);
     for p in &turn.pods {
@@ -58,6 +60,9 @@ pub fn collect(turn: &mut Turn) {
     let mut pods_to_delete = Vec::new();
     for d in &deployments {
         foreground(&turn.store, d, &sets, |uid| has_objects(uid));
+    }
+    for c in &cronjobs {
+        foreground(&turn.store, c, &jobs, |uid| has_objects(uid));
     }
     for rs in &sets {
         if foreground_pending(&rs.metadata) {

@@ -7,6 +7,7 @@
 //! the agent's loop goes on. Each controller file keeps its decision a pure function
 //! (`plan`) of the object, its pods and the time, apart from the I/O that carries it out.
 pub mod apply;
+pub mod cronjob;
 pub mod deployment;
 pub mod gc;
 pub mod job;
@@ -81,6 +82,7 @@ pub fn reconcile(ctx: &PodContext, deleter: &pods::Deleter) -> bool {
     turn.refresh();
     let mut busy = false;
     deployment::reconcile(&mut turn);
+    cronjob::reconcile(&mut turn);
     job::reconcile(&mut turn);
     busy |= turn.changed;
     if turn.changed {
