@@ -325,7 +325,7 @@ spec:
           containers:
           - name: c
             image: busybox:1.30
-            command: [sh, -c, 'sleep 62']
+            command: [sh, -c, 'sleep 75']
 ";
     assert_eq!(
         apply(&w, "cron.yaml", cron).trim(),
@@ -357,8 +357,8 @@ spec:
     let cj = rows(&w, "cronjobs");
     // The schedule's spaces split it: ACTIVE is the third column from the end.
     assert_eq!(cj[0][cj[0].len() - 3], "1", "ACTIVE: {cj:?}");
-    // Once it finished, the minute after brings the next one (the skipped one is past its
-    // startingDeadlineSeconds).
+    // It runs 75 s: when it ends, the skipped minute is past its startingDeadlineSeconds
+    // (10 s), so the next job is the minute after.
     let second = w.wait_for(130, "the second scheduled job", || {
         jobs(&w).into_iter().find(|n| n != &first)
     });

@@ -10,8 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-/// How many pods are created at once.
-const CREATE_THREADS: usize = 8;
+/// How many pods are created at once (the supervisors start in parallel; the agent
+/// only forks them).
+const CREATE_THREADS: usize = 32;
 
 /// Every pod on this node with its status; one being deleted carries a deletionTimestamp.
 pub fn observe(ctx: &PodContext, deleter: &Deleter) -> Vec<Pod> {
