@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod agent;
 pub mod cli;
+pub mod controllers;
 pub mod handoff;
 pub mod idmap;
 pub mod image;

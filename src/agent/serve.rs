@@ -132,6 +132,7 @@ impl Agent {
     }
 
     fn run(&mut self) -> Result<(), AgentError> {
+        crate::controllers::start(&self.ctx);
         self.restore();
         self.supervisors.scan(Instant::now());
         loop {

@@ -81,6 +81,9 @@ fn collect(dir: &Path, recursive: bool, out: &mut Vec<String>) {
 }
 
 fn apply_file(ctx: &crate::pod::PodContext, file: &str, a: &ApplyArgs) -> anyhow::Result<i32> {
+    if let Some(rc) = super::workloads::apply_file(ctx, file, a.namespace.as_deref(), a.force) {
+        return Ok(rc);
+    }
     let m = match load_manifest(Some(file), a.namespace.as_deref()) {
         Ok(m) => m,
         Err(code) => return Ok(code),

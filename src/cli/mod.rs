@@ -15,6 +15,8 @@ pub mod pod;
 pub mod printers;
 pub mod serve;
 pub mod tty;
+pub mod workloads;
+pub mod workloads_rollout;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -111,6 +113,8 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     #[command(flatten)]
     Docs(completion::DocsCommand),
+    #[command(flatten)]
+    Workloads(workloads::WorkloadCommand),
 }
 
 /// Runs one parsed command line; returns the process exit code.
@@ -140,6 +144,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve(a) => serve::run(&cli.global, a),
         Command::Apply(a) => apply::run(&cli.global, a),
         Command::Docs(c) => completion::run(c),
+        Command::Workloads(c) => workloads::run(&cli.global, c),
     }
 }
 

@@ -198,6 +198,9 @@ pub struct DeleteArgs {
     /// With `pod`: every pod of the namespace.
     #[arg(long)]
     pub all: bool,
+    /// With a workload (deployment, rs, job): background, foreground or orphan.
+    #[arg(long, default_value = "background")]
+    pub cascade: String,
     /// Container ids, or `pod NAME...`.
     #[arg(required = true)]
     pub args: Vec<String>,
@@ -409,6 +412,9 @@ fn delete(g: &GlobalOpts, rt: &Runtime, a: DeleteArgs) -> anyhow::Result<i32> {
     }
     if let Some(rc) = super::get_objects::delete(g, &a.args, a.namespace.as_deref()) {
         return Ok(rc);
+    }
+    if let Some((r, names)) = super::workloads::delete_target(&a.args) {
+        return super::workloads::delete(g, r, &names, a.namespace.as_deref(), &a.cascade);
     }
     if matches!(a.args[0].as_str(), "pod" | "pods" | "po") {
         let choice = super::pod::PodChoice {

@@ -554,6 +554,16 @@ fn get(g: &GlobalOpts, a: GetArgs) -> anyhow::Result<i32> {
     if super::events::is_event_resource(&resource) {
         return super::events::get(g, &a, &names);
     }
+    if let Some(r) = super::workloads::resource_name(&resource) {
+        return super::workloads::get(
+            g,
+            r,
+            &names,
+            a.namespace.as_deref(),
+            a.all_namespaces,
+            a.output.as_deref(),
+        );
+    }
     for (given, flag) in [
         (a.for_object.is_some(), "--for"),
         (a.watch_only, "--watch-only"),
