@@ -1,7 +1,7 @@
 //! `podrun apply -f FILE|DIR|-` (kubectl apply, for the kinds podrun runs): prints
 //! `pod/x created|unchanged|configured` (`configmap/x ...`), or the API server's
 //! refusal; an object of a kind podrun does not run gets kubectl's error line, exit 1.
-use super::pod::{load_manifest, ns_of, objects_in};
+use super::pod::{ns_of, objects_in};
 use super::GlobalOpts;
 use crate::pod::apply::{apply, ApplyError};
 use std::path::{Path, PathBuf};
@@ -81,12 +81,21 @@ fn collect(dir: &Path, recursive: bool, out: &mut Vec<String>) {
 }
 
 fn apply_file(ctx: &crate::pod::PodContext, file: &str, a: &ApplyArgs) -> anyhow::Result<i32> {
-    if let Some(rc) = super::workloads::apply_file(ctx, file, a.namespace.as_deref(), a.force) {
-        return Ok(rc);
-    }
-    let m = match load_manifest(Some(file), a.namespace.as_deref()) {
+    let (source, text) = match super::pod::read_manifest(Some(file)) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    };
+    let ns = a.namespace.as_deref();
+    let (wl_rc, rest) = super::workloads::apply_workloads(ctx, &text, ns, &source);
+    let Some(rest) = rest else {
+        return Ok(wl_rc);
+    };
+    let m = match super::pod::parse_manifest(source, &rest, ns) {
         Ok(m) => m,
-        Err(code) => return Ok(code),
+        Err(code) => return Ok(code.max(wl_rc)),
     };
     if let Err(e) = crate::pod::preflight(ctx, &m.pods) {
         eprintln!("error: {e}");
@@ -110,5 +119,5 @@ fn apply_file(ctx: &crate::pod::PodContext, file: &str, a: &ApplyArgs) -> anyhow
             }
         }
     }
-    Ok(rc.max(super::get_objects::report_not_run(&m)))
+    Ok(rc.max(wl_rc).max(super::get_objects::report_not_run(&m)))
 }

@@ -145,7 +145,7 @@ pub fn run(g: &GlobalOpts, cmd: PodCommand) -> anyhow::Result<i32> {
     }
 }
 
-fn read_manifest(file: Option<&str>) -> anyhow::Result<(String, String)> {
+pub(super) fn read_manifest(file: Option<&str>) -> anyhow::Result<(String, String)> {
     let Some(file) = file else {
         anyhow::bail!("error: must specify -f FILE (or `-` for stdin)");
     };
@@ -163,20 +163,26 @@ pub(super) fn load_manifest(
     file: Option<&str>,
     namespace: Option<&str>,
 ) -> Result<manifest::Manifest, i32> {
-    let (source, text) = match read_manifest(file) {
-        Ok(x) => x,
+    match read_manifest(file) {
+        Ok((source, text)) => parse_manifest(source, &text, namespace),
         Err(e) => {
             eprintln!("{e}");
-            return Err(1);
+            Err(1)
         }
+    }
+}
+
+/// A manifest's text as `up`/`apply` load it: warnings printed, errors printed as exit 1.
+pub(super) fn parse_manifest(
+    source: String,
+    text: &str,
+    namespace: Option<&str>,
+) -> Result<manifest::Manifest, i32> {
+    let opts = LoadOptions {
+        source,
+        namespace: namespace.map(String::from),
     };
-    match manifest::load_objects(
-        &text,
-        &LoadOptions {
-            source,
-            namespace: namespace.map(String::from),
-        },
-    ) {
+    match manifest::load_objects(text, &opts) {
         Ok(m) => {
             for w in &m.warnings {
                 eprintln!("Warning: {w}");

@@ -94,29 +94,28 @@ fn ns_or_default(ns: &Option<String>) -> String {
 }
 
 /// `apply -f FILE` of a file holding workload objects: they are stored for the
-/// controllers, the file's other documents go the pods' way. None when the file holds
-/// no workload object (or is stdin): the caller applies it as before.
-pub fn apply_file(
+/// controllers. Returns the exit code so far and the file's other documents (None when
+/// there are none), which the caller applies the pods' way; a file with no workload
+/// object comes back whole, so its line numbers stay as written.
+pub fn apply_workloads(
     ctx: &PodContext,
-    file: &str,
+    text: &str,
     namespace: Option<&str>,
-    force: bool,
-) -> Option<i32> {
-    if file == "-" {
-        return None;
-    }
-    let text = std::fs::read_to_string(file).ok()?;
-    let docs: Vec<Value> = split_docs(&text)?;
+    source: &str,
+) -> (i32, Option<String>) {
+    let Some(docs) = split_docs(text) else {
+        return (0, Some(text.to_string()));
+    };
     let is_wl = |d: &Value| {
         let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         crate::controllers::is_workload(&s("apiVersion"), &s("kind"))
     };
     if !docs.iter().any(is_wl) {
-        return None;
+        return (0, Some(text.to_string()));
     }
     let mut rc = 0;
     for d in docs.iter().filter(|d| is_wl(d)) {
-        match crate::controllers::apply_object(ctx, d, namespace, file) {
+        match crate::controllers::apply_object(ctx, d, namespace, source) {
             Ok(done) => println!("{}", done.line),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -124,11 +123,12 @@ pub fn apply_file(
             }
         }
     }
-    let rest: Vec<&Value> = docs.iter().filter(|d| !is_wl(d)).collect();
-    if !rest.is_empty() {
-        rc = rc.max(apply_rest(ctx, &rest, file, namespace, force));
-    }
-    Some(rc)
+    let rest: Vec<String> = docs
+        .iter()
+        .filter(|d| !is_wl(d))
+        .filter_map(|v| serde_yaml_ng::to_string(v).ok())
+        .collect();
+    (rc, (!rest.is_empty()).then(|| rest.join("---\n")))
 }
 
 /// The YAML (or JSON) documents of a file, empty ones dropped.
@@ -142,49 +142,6 @@ fn split_docs(text: &str) -> Option<Vec<Value>> {
         }
     }
     Some(out)
-}
-
-/// The file's pods, ConfigMaps and Secrets, applied as `apply` applies them.
-fn apply_rest(
-    ctx: &PodContext,
-    rest: &[&Value],
-    file: &str,
-    namespace: Option<&str>,
-    force: bool,
-) -> i32 {
-    let text: String = rest
-        .iter()
-        .filter_map(|v| serde_yaml_ng::to_string(v).ok())
-        .collect::<Vec<_>>()
-        .join("---\n");
-    let opts = crate::manifest::LoadOptions {
-        source: file.to_string(),
-        namespace: namespace.map(String::from),
-    };
-    let m = match crate::manifest::load(&text, &opts) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
-    if let Err(e) = crate::pod::preflight(ctx, &m.pods) {
-        eprintln!("error: {e}");
-        return 1;
-    }
-    let mut rc = 0;
-    for pod in &m.pods {
-        let ns = meta::ns(&pod.metadata);
-        let objects = super::pod::objects_in(&m, &ns);
-        match crate::pod::apply::apply(ctx, pod, &objects, force) {
-            Ok(done) => println!("pod/{} {}", meta::name(&pod.metadata), done.word()),
-            Err(e) => {
-                eprintln!("error: {e}");
-                rc = 1;
-            }
-        }
-    }
-    rc
 }
 
 fn get_one<T: Workload>(store: &ObjectStore, ns: &str, name: &str) -> Option<T> {

@@ -111,7 +111,11 @@ pub fn create_all(ctx: &PodContext, pods: Vec<Pod>) {
             s.spawn(|| loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop());
                 let Some(pod) = next else { return };
-                if let Err(e) = crate::pod::create(ctx, &pod, &PodObjects::default()) {
+                if let Err(e) = crate::pod::create(
+                    ctx,
+                    &pod,
+                    &crate::objects::configs::pod_objects(ctx, &pod, &PodObjects::default()),
+                ) {
                     eprintln!(
                         "podrun serve: creating pod {}: {e}",
                         meta::name(&pod.metadata)
