@@ -7,6 +7,7 @@ pub mod admission;
 pub mod agent;
 pub mod cli;
 pub mod handoff;
+pub mod housekeeping;
 pub mod idmap;
 pub mod image;
 pub mod lease_dir;
