@@ -2,3 +2,4 @@
 //! garbage collection and `image prune`, eviction under pressure, and usage figures.
 pub mod images;
 pub mod qos_tiers;
+pub mod stats;
