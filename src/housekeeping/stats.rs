@@ -148,10 +148,7 @@ pub type Target<T> = (T, Box<dyn Fn() -> Sample>);
 
 /// Two samples of every target `window` apart: each one's CPU (nanocores) and memory at
 /// the second.
-pub fn measure<T>(
-    targets: &[Target<T>],
-    window: Duration,
-) -> Vec<(CpuStats, MemoryStats)> {
+pub fn measure<T>(targets: &[Target<T>], window: Duration) -> Vec<(CpuStats, MemoryStats)> {
     let start = Instant::now();
     let first: Vec<Sample> = targets.iter().map(|(_, f)| f()).collect();
     std::thread::sleep(window);

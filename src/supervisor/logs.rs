@@ -59,10 +59,13 @@ impl CriLineWriter {
     /// them in one write, stamped with one time.
     pub fn feed(&mut self, data: &[u8], out: &mut impl Write) -> io::Result<()> {
         let stamp = crate::util::now().to_string();
+        // "<time> <stream> F ", made once: each line then costs two copies.
+        let prefix = format!("{stamp} {} F ", self.stream);
         let mut rest = data;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(pos) = memchr::memchr(b'\n', rest) {
             if self.pending.is_empty() && pos < MAX_LINE {
-                self.record(&stamp, 'F', &rest[..pos]);
+                self.batch.extend_from_slice(prefix.as_bytes());
+                self.batch.extend_from_slice(&rest[..=pos]);
             } else {
                 self.pending.extend_from_slice(&rest[..pos]);
                 self.flush_long(&stamp);
