@@ -109,7 +109,7 @@ fn rotated_files_stay_under_the_limits_and_keep_every_line() {
             assert!(stamp.as_bytes().get(8) == Some(&b'-'), "{name}");
         }
     }
-    w.wait_for(10, "the older rotated files compressed", || {
+    w.wait_for(30, "the older rotated files compressed", || {
         let r = rotated_logs(&many);
         r[..r.len() - 1]
             .iter()

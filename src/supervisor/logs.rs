@@ -285,8 +285,13 @@ impl LogFile {
             compress_older(&self.path);
             return;
         }
+        // Reaped here when it is done (the worker's reaping ignores a pid it does not know).
         let running = self.compressor.is_some_and(|pid| {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+            let flags = nix::sys::wait::WaitPidFlag::WNOHANG;
+            matches!(
+                nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), Some(flags)),
+                Ok(nix::sys::wait::WaitStatus::StillAlive)
+            )
         });
         self.compress_due = running;
         if running {
@@ -296,10 +301,9 @@ impl LogFile {
         // may run any code; it ends with _exit and holds none of our descriptors.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {
-                // SAFETY: plain syscalls on the child's own descriptors and priority.
+                // SAFETY: a plain syscall on the child's own descriptors.
                 unsafe {
                     libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-                    libc::nice(10);
                 }
                 compress_older(&self.path);
                 // SAFETY: ends the child without running the supervisor's destructors.
@@ -316,15 +320,27 @@ impl LogFile {
 /// Gzips every rotated file of `live` but the newest (kubelet leaves that one plain),
 /// until none is left (more may be rotated meanwhile).
 fn compress_older(live: &Path) {
+    let mut quiet = 0;
+    // A file that cannot be compressed (removed meanwhile, past containerLogMaxFiles) is
+    // not tried again.
+    let mut failed: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
     loop {
         let mut rotated = rotated_logs(live);
         rotated.pop();
-        rotated.retain(|p| p.extension().is_none_or(|e| e != "gz"));
+        rotated.retain(|p| p.extension().is_none_or(|e| e != "gz") && !failed.contains(p));
         if rotated.is_empty() {
-            return;
+            quiet += 1;
+            if quiet > 2 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
         }
-        if rotated.iter().any(|f| compress_file(f).is_err()) {
-            return;
+        quiet = 0;
+        for f in rotated {
+            if compress_file(&f).is_err() {
+                failed.insert(f);
+            }
         }
     }
 }
@@ -427,7 +443,7 @@ fn compress_file(f: &Path) -> io::Result<()> {
         let mut enc =
             flate2::write::GzEncoder::new(File::create(&tmp)?, flate2::Compression::fast());
         io::copy(&mut input, &mut enc)?;
-        enc.finish()?.sync_all()?;
+        enc.finish()?;
         std::fs::remove_file(f)?;
         std::fs::rename(&tmp, &gz)
     })();
