@@ -29,9 +29,12 @@ fn long_lines_split_into_partials_and_join_again() {
 
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
-        "podrun-logs-{tag}-{}-{:?}",
+        "podrun-logs-{tag}-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     ));
     std::fs::create_dir_all(&d).unwrap();
     d
