@@ -8,6 +8,7 @@ pub mod agent;
 pub mod cli;
 pub mod controllers;
 pub mod handoff;
+pub mod housekeeping;
 pub mod idmap;
 pub mod image;
 pub mod lease_dir;

@@ -82,6 +82,12 @@ pub enum ImageSub {
     Mount { image: String, container_id: String },
     /// Unmount and remove the rootfs of CONTAINER_ID.
     Unmount { container_id: String },
+    /// Remove dangling images (-a: every image no pod uses), the layers no image needs
+    /// and the container overlays no pod owns.
+    Prune {
+        #[arg(long, short)]
+        all: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -162,6 +168,14 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<i32> {
         }
         ImageCommand::Login(a) => login(&g.data_dir, a),
         ImageCommand::Logout(a) => logout(a),
+        ImageCommand::Image(ImageSub::Prune { all }) => {
+            let pruned = crate::housekeeping::images::prune(&store, &g.root, &g.data_dir, all)?;
+            // podman's output: the IDs of the removed images.
+            for img in &pruned.images {
+                println!("{}", img.config_digest.trim_start_matches("sha256:"));
+            }
+            Ok(0)
+        }
         ImageCommand::Image(ImageSub::Unmount { container_id }) => {
             store.release_rootfs(&container_id)?;
             Ok(0)

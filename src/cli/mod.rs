@@ -14,6 +14,7 @@ pub mod oci;
 pub mod pod;
 pub mod printers;
 pub mod serve;
+pub mod top;
 pub mod tty;
 pub mod workloads;
 pub mod workloads_rollout;
@@ -111,6 +112,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Create or update pods from manifests, as `kubectl apply` does.
     Apply(apply::ApplyArgs),
+    /// CPU and memory of pods and the node, as `kubectl top` shows them.
+    Top(top::TopArgs),
     #[command(flatten)]
     Docs(completion::DocsCommand),
     #[command(flatten)]
@@ -143,6 +146,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Node(c) => node::run(&cli.global, c),
         Command::Serve(a) => serve::run(&cli.global, a),
         Command::Apply(a) => apply::run(&cli.global, a),
+        Command::Top(a) => top::run(&cli.global, a),
         Command::Docs(c) => completion::run(c),
         Command::Workloads(c) => workloads::run(&cli.global, c),
     }

@@ -110,6 +110,9 @@ pub struct LogsArgs {
     pub tail: i64,
     #[arg(long)]
     pub timestamps: bool,
+    /// Only lines newer than this duration (5s, 2m, 3h).
+    #[arg(long)]
+    pub since: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -777,6 +780,21 @@ fn logs_cmd(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<i32> {
         pod: a.pod.clone(),
         previous: a.previous,
         tail: a.tail,
+        since_seconds: match a
+            .since
+            .as_deref()
+            .map(crate::node_config::parse_go_duration)
+        {
+            None => None,
+            Some(Ok(n)) => Some((n / 1_000_000_000) as i64),
+            Some(Err(e)) => {
+                eprintln!(
+                    "error: invalid argument {:?} for \"--since\" flag: {e}",
+                    a.since
+                );
+                return Ok(1);
+            }
+        },
     };
     let ctx = context(g);
     let mut log = match crate::pod::open_logs(&ctx, &req) {

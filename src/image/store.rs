@@ -466,6 +466,42 @@ impl ImageStore {
         Ok(img)
     }
 
+    /// Deletes the blobs and unpacked layers no image in the index refers to (`image
+    /// prune`: those an interrupted removal or a re-tag left behind).
+    pub fn collect_garbage(&self) -> Result<()> {
+        let _gc = self.gc_lock(true)?;
+        let _l = self.lock("index")?;
+        let idx = self.read_index()?;
+        self.garbage_collect(&idx)
+    }
+
+    /// Manifest digests of the images containers' rootfs were made from.
+    pub fn images_of_containers(&self) -> Vec<(String, String)> {
+        let Ok(rd) = std::fs::read_dir(&self.containers) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| {
+                let b = std::fs::read(e.path().join("image.json")).ok()?;
+                let rec = serde_json::from_slice::<UsageRecord>(&b).ok()?;
+                Some((e.file_name().to_string_lossy().into_owned(), rec.image))
+            })
+            .collect()
+    }
+
+    /// The container ids with a directory under `containers/`.
+    pub fn container_ids(&self) -> Vec<String> {
+        std::fs::read_dir(&self.containers)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Deletes blobs and unpacked layers no manifest in `idx` refers to.
     fn garbage_collect(&self, idx: &Index) -> Result<()> {
         let mut keep_blobs = std::collections::HashSet::new();

@@ -3,7 +3,7 @@
 //! restart counted); their log pipes, stdin and pidfds come back from the agent's vault;
 //! an exit that happened meanwhile is recorded with the code the pidfd still holds.
 use super::container::LogPump;
-use super::logs::{self, CriLineWriter};
+use super::logs::{self, CriLineWriter, LogFile, LogLimits, SharedLog};
 use super::sandbox::Sandbox;
 use super::store;
 use super::worker::Worker;
@@ -212,20 +212,19 @@ impl Worker {
         let restart = self.ctrs[c].status.restart_count;
         let path = logs::container_log_path(&self.log_dir, &self.ctrs[c].spec.name, restart);
         let mut pumps = Vec::new();
-        for (slot, stream) in [("log0", "stdout"), ("log1", "stderr")] {
-            let Some(fd) = fds.remove(slot) else { continue };
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path);
-            match file {
-                Ok(file) => pumps.push(LogPump {
-                    fd,
-                    writer: CriLineWriter::new(stream),
-                    file,
-                }),
-                Err(e) => eprintln!("supervisor: {}: {e}", path.display()),
+        let limits = LogLimits::load(&self.args.data_dir);
+        match LogFile::open(&path, limits).map(SharedLog::new) {
+            Ok(file) => {
+                for (slot, stream) in [("log0", "stdout"), ("log1", "stderr")] {
+                    let Some(fd) = fds.remove(slot) else { continue };
+                    pumps.push(LogPump {
+                        fd,
+                        writer: CriLineWriter::new(stream),
+                        file: file.clone(),
+                    });
+                }
             }
+            Err(e) => eprintln!("supervisor: {}: {e}", path.display()),
         }
         self.ctrs[c].logs = pumps;
         self.ctrs[c].stdin_keep = fds.remove("stdin");

@@ -1,7 +1,7 @@
 //! One container of the pod: its image, OCI spec, output streams and runtime create/start
 //! under a guard that undoes what was done when a step fails; its exit recorded.
 use super::backoff::RestartBackoff;
-use super::logs::{self, CriLineWriter};
+use super::logs::{self, CriLineWriter, LogFile, LogLimits, SharedLog};
 use super::pod_state::WaitingReason;
 use super::pod_state::{self, KillReason, Kind, RestartPolicy, Stopping, TerminatedReason};
 use super::probes::{ProbeKind, ProbeRunner};
@@ -24,7 +24,7 @@ use std::time::Instant;
 pub(super) struct LogPump {
     pub(super) fd: OwnedFd,
     pub(super) writer: CriLineWriter,
-    pub(super) file: File,
+    pub(super) file: SharedLog,
 }
 
 /// Everything the worker tracks about one container of the pod.
@@ -263,9 +263,14 @@ impl Worker {
         let restart = self.ctrs[c].status.restart_count;
         let log_path = logs::container_log_path(&self.log_dir, &self.ctrs[c].spec.name, restart);
         let spec = &self.ctrs[c].spec;
-        let mut streams =
-            Streams::open(&log_path, spec.stdin == Some(true), spec.tty == Some(true))
-                .map_err(run_err)?;
+        let limits = LogLimits::load(&self.args.data_dir);
+        let mut streams = Streams::open(
+            &log_path,
+            limits,
+            spec.stdin == Some(true),
+            spec.tty == Some(true),
+        )
+        .map_err(run_err)?;
         // A failed create may leave a half-made container behind: deleted all the same.
         guard.created = true;
         let state = self
@@ -665,7 +670,7 @@ struct Streams {
 
 impl Streams {
     /// Output pipes into `log_path`, stdin (a held pipe or /dev/null), a console socket.
-    fn open(log_path: &Path, stdin: bool, tty: bool) -> Result<Streams, String> {
+    fn open(log_path: &Path, limits: LogLimits, stdin: bool, tty: bool) -> Result<Streams, String> {
         let mut s = Streams {
             pumps: Vec::new(),
             child_ends: Vec::new(),
@@ -674,6 +679,9 @@ impl Streams {
             stdin_keep: None,
             console: None,
         };
+        let file = LogFile::open(log_path, limits)
+            .map(SharedLog::new)
+            .map_err(|e| format!("log file {}: {e}", log_path.display()))?;
         for stream in ["stdout", "stderr"] {
             let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                 .map_err(|e| format!("pipe: {e}"))?;
@@ -681,21 +689,10 @@ impl Streams {
             // 1 MiB: while no supervisor reads (one crashed, the next not yet there) a
             // writer blocks only once that much is waiting, and loses nothing.
             let _ = nix::fcntl::fcntl(&r, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
-            let file = log_path
-                .parent()
-                .map(std::fs::create_dir_all)
-                .transpose()
-                .and_then(|_| {
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(log_path)
-                })
-                .map_err(|e| format!("log file {}: {e}", log_path.display()))?;
             s.pumps.push(LogPump {
                 fd: r,
                 writer: CriLineWriter::new(stream),
-                file,
+                file: file.clone(),
             });
             s.child_ends.push(w);
         }

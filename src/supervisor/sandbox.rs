@@ -278,6 +278,7 @@ impl Sandbox {
             // The pod cgroup exists only through its children; set limits once created.
             let _ = cg.set(&pod_res);
         }
+        update_qos_tiers();
         // Until the Sandbox exists (its destroy undoes all), a failure undoes by hand: the
         // id lease and the pod cgroup made above (a sandbox refused for a bad sysctl or
         // memory limit left it in every hierarchy).
@@ -453,6 +454,14 @@ fn remove_pod_cgroup(pod_cgroup: &str) {
         let _ = cg.remove();
     }
     remove_empty_cgroup_parents(pod_cgroup);
+    update_qos_tiers();
+}
+
+/// The QoS tiers' cpu.shares follow the pods in them (kubelet's QoS manager).
+fn update_qos_tiers() {
+    if let Err(e) = crate::housekeeping::qos_tiers::update() {
+        eprintln!("supervisor: QoS tier cgroups: {e}");
+    }
 }
 
 /// Removes the now-empty `/kubepods[/class]` parents the pods made (never the root).

@@ -290,19 +290,7 @@ impl Worker {
     /// Drains a container's pipes into its log file.
     pub(super) fn pump_logs(&mut self, c: usize, final_drain: bool) {
         for p in self.ctrs[c].logs.iter_mut() {
-            let mut buf = [0u8; 16384];
-            loop {
-                match nix::unistd::read(p.fd.as_fd(), &mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        let _ = p.writer.feed(&buf[..n], &mut p.file);
-                    }
-                    Err(_) => break,
-                }
-            }
-            if final_drain {
-                let _ = p.writer.finish(&mut p.file);
-            }
+            super::logs::pump(p.fd.as_fd(), &mut p.writer, &mut p.file, final_drain);
         }
         if final_drain {
             self.ctrs[c].logs.clear();
