@@ -52,13 +52,7 @@ impl Worker {
         node: &k8s_openapi::api::core::v1::Node,
     ) -> Result<Decision, SupervisorError> {
         let _lock = pods.lock()?;
-        let others: Vec<Pod> = pods
-            .list()
-            .into_iter()
-            .filter(|r| r.dir != self.args.pod_dir)
-            .filter(|r| is_bound_and_active(&r.pod))
-            .map(|r| r.pod)
-            .collect();
+        let others: Vec<Pod> = super::admitted::bound_pods(pods, &self.args.pod_dir);
         let d = admission::admit(&self.pod, node, &others);
         if let Decision::Admitted(_) = &d {
             // Bind while holding the lock, so a concurrent admission counts us.
