@@ -13,6 +13,8 @@ pub struct Seen {
     pub pods: bool,
     /// node.json was written, replaced or removed.
     pub node: bool,
+    /// A pod directory went, or a pod's end was announced: room for Pending pods.
+    pub room: bool,
 }
 
 /// One inotify descriptor over both directories; None where inotify is not to be had
@@ -40,8 +42,11 @@ impl PodsWatch {
         // the pods' own files (one level down) do not wake the agent.
         let made = AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO;
         let written = AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_DELETE | made;
+        let gone = AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM;
         let node_dir = node_file.parent().filter(|p| !p.as_os_str().is_empty());
-        w.pods_wd = i.add_watch(pods_dir, made).ok();
+        // The end file is written (closed) only when a pod ends.
+        let ended = AddWatchFlags::IN_CLOSE_WRITE;
+        w.pods_wd = i.add_watch(pods_dir, made | gone | ended).ok();
         w.node_wd = node_dir.and_then(|d| i.add_watch(d, written).ok());
         if w.pods_wd.is_some() && w.node_wd.is_some() {
             w.inotify = Some(i);
@@ -80,6 +85,7 @@ impl PodsWatch {
                 );
                 seen.pods |= s.pods || overflow;
                 seen.node |= s.node || overflow;
+                seen.room |= s.room || overflow;
             }
         }
         seen
@@ -87,7 +93,8 @@ impl PodsWatch {
 }
 
 /// What one event means: in the pods directory, a directory made (dot names are the
-/// store's own); in node.json's, that file changed.
+/// store's own), or one gone or the end file written (room); in node.json's, that file
+/// changed.
 pub fn classify(
     in_pods: bool,
     in_node_dir: bool,
@@ -96,9 +103,14 @@ pub fn classify(
     node_file: &OsStr,
 ) -> Seen {
     let dotted = name.is_some_and(|n| n.to_string_lossy().starts_with('.'));
+    let dir = mask.contains(AddWatchFlags::IN_ISDIR);
+    let made = mask.intersects(AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO);
+    let gone = mask.intersects(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM);
+    let ended = name == Some(OsStr::new(crate::supervisor::store::ENDED_FILE));
     Seen {
-        pods: in_pods && mask.contains(AddWatchFlags::IN_ISDIR) && !dotted,
+        pods: in_pods && dir && made && !dotted,
         node: in_node_dir && name == Some(node_file),
+        room: in_pods && ((dir && gone && !dotted) || ended),
     }
 }
 
@@ -120,6 +132,17 @@ mod tests {
         assert!(!pods(AddWatchFlags::IN_CREATE, ".lock").pods);
         assert!(!pods(AddWatchFlags::IN_CREATE | dir, ".tmp").pods);
         assert!(!pods(AddWatchFlags::IN_CREATE | dir, "default_web").node);
+        assert!(!pods(AddWatchFlags::IN_CREATE | dir, "default_web").room);
+    }
+
+    #[test]
+    fn a_pod_directory_gone_or_a_pod_ended_is_room_a_lock_closed_is_not() {
+        let dir = AddWatchFlags::IN_ISDIR;
+        assert!(pods(AddWatchFlags::IN_DELETE | dir, "default_web").room);
+        assert!(pods(AddWatchFlags::IN_MOVED_FROM | dir, "default_web").room);
+        assert!(pods(AddWatchFlags::IN_CLOSE_WRITE, ".ended").room);
+        assert!(!pods(AddWatchFlags::IN_CLOSE_WRITE, ".lock").room);
+        assert!(!pods(AddWatchFlags::IN_DELETE | dir, "default_web").pods);
     }
 
     #[test]
@@ -137,7 +160,8 @@ mod tests {
             node(NODE),
             Seen {
                 pods: false,
-                node: true
+                node: true,
+                room: false,
             }
         );
         assert_eq!(node("images.json"), Seen::default());

@@ -73,6 +73,8 @@ struct Agent {
     last_scan: Instant,
     /// Looks in a row that found pod directories still being made.
     unmade_looks: u32,
+    /// Pods whose supervisors wait for room: told (SIGHUP) when some may have come.
+    pending: std::collections::BTreeSet<String>,
     /// When to drop the code pages a burst of work faulted in (see trim_resident).
     trim_at: Option<Instant>,
     /// Tells of new pod directories and node.json changes (see PodsWatch).
@@ -140,6 +142,7 @@ impl Agent {
             clients: Vec::new(),
             signals,
             next_scan: None,
+            pending: Default::default(),
             trim_at: None,
             last_scan: Instant::now(),
             unmade_looks: 0,
@@ -174,6 +177,7 @@ impl Agent {
             }
             for key in ready.supervisors_exited {
                 eprintln!("podrun serve: the supervisor of {key} exited");
+                self.pending.remove(&key);
                 self.supervisors.exited(&key, now);
             }
             if ready.pods_watch.pods && self.next_scan.is_none() {
@@ -185,6 +189,9 @@ impl Agent {
             }
             if ready.pods_watch.node || !self.pods_watch.watching() {
                 self.node_changed();
+            }
+            if ready.pods_watch.room {
+                self.room_came();
             }
             self.statics.tick(ready.manifests);
             if ready.accept {
@@ -219,6 +226,14 @@ impl Agent {
                 self.supervisors.signal_all(libc::SIGHUP);
             }
             self.node_stamp = stamp;
+        }
+    }
+
+    /// A pod ended or went: the Pending pods try admission again (their supervisors hold
+    /// no watch of their own under the agent; see AdmissionWatch::driven).
+    fn room_came(&mut self) {
+        for key in &self.pending {
+            self.supervisors.signal(key, libc::SIGHUP);
         }
     }
 
@@ -348,6 +363,14 @@ impl Agent {
                 return;
             }
             Ok((Request::Spawn { pod }, fds)) => self.spawn(&pod, fds),
+            Ok((Request::Pending { pod, waiting }, _)) => {
+                if waiting {
+                    self.pending.insert(pod);
+                } else {
+                    self.pending.remove(&pod);
+                }
+                vec![(Reply::Ok, Vec::new())]
+            }
             Ok((req, fds)) => self.vault.handle(req, fds),
         };
         for (reply, fds) in replies {

@@ -225,6 +225,13 @@ impl Supervisors {
         }
     }
 
+    /// Sends `sig` to the supervisor of pod `key`, if one runs.
+    pub fn signal(&self, key: &str, sig: i32) {
+        if let Some(p) = self.entries.get(key).and_then(|e| e.process.as_ref()) {
+            let _ = p.signal(sig);
+        }
+    }
+
     /// Is a supervisor of pod `key` running right now?
     pub fn running(&self, key: &str) -> bool {
         self.entries
