@@ -53,8 +53,28 @@ pub enum CreateError {
 pub fn preflight(ctx: &PodContext, pods: &[Pod]) -> Result<(), PreflightError> {
     crate::node_config::load(&ctx.data_dir)?;
     crate::network::preflight(&ctx.data_dir, pods)?;
-    events::prune_retained(&ctx.root, events::EVENT_TTL);
+    prune_events_if_due(&ctx.root);
     Ok(())
+}
+
+/// How often `up` prunes the expired events of deleted pods (`get events` prunes too).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Prunes expired events at most once a [`PRUNE_EVERY`] (a stamp file's mtime says when
+/// last): pruning lists every retained event file, one per pod, and 1000 `up`s of a
+/// burst listed half a million.
+fn prune_events_if_due(root: &Path) {
+    let dir = events::retained_dir(root);
+    let stamp = dir.join(".pruned");
+    let age = std::fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    if age.is_some_and(|a| a < PRUNE_EVERY) {
+        return;
+    }
+    let _ = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&stamp, b""));
+    events::prune_retained(root, events::EVENT_TTL);
 }
 
 fn ns_of(pod: &Pod) -> &str {
