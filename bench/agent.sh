@@ -37,6 +37,8 @@ ms() { python3 -c "import sys; print(f'{(int(sys.argv[2])-int(sys.argv[1]))/1e6:
 agent=$!
 while [ ! -S "$PODRUN_ROOT/agent.sock" ]; do sleep 0.05; done
 
+# The machine may be shared: its load says how far the figures are this code's own.
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 t0=$(date +%s%N)
 ups=()
 for i in $(seq "$PODS"); do
@@ -54,7 +56,7 @@ while :; do
   sleep 0.5
 done
 t1=$(date +%s%N)
-echo "$PODS pods up through the agent: $running Running after $(ms "$t0" "$t1") ms (target: 1000 within 30000 ms)"
+echo "$PODS pods up through the agent: $running Running after $(ms "$t0" "$t1") ms (target: 1000 within 30000 ms; load average then: $(cut -d' ' -f1-3 /proc/loadavg))"
 
 sleep 5
 sups=$(for d in "$PODRUN_ROOT"/pods/*/; do awk '{print $1}' "$d/supervisor.pid"; done)

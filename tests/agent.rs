@@ -420,6 +420,20 @@ fn the_manifest_directory_runs_its_pods_replaces_edited_ones_and_deletes_removed
         log.contains("broken.yaml"),
         "the broken file is not named: {log}"
     );
+    // ...and an event of the node says so too, naming the file and the field.
+    let events = w.ok(&["get", "events"]);
+    let line = events
+        .lines()
+        .find(|l| l.contains("FailedToProcessManifest"))
+        .unwrap_or_else(|| panic!("no event for the broken file: {events}"));
+    assert!(line.contains("Warning"), "{line}");
+    assert!(line.contains(&format!("node/{node}")), "{line}");
+    assert!(
+        line.contains("Could not process manifest file")
+            && line.contains(&dir.join("broken.yaml").display().to_string())
+            && line.contains("image"),
+        "{line}"
+    );
     assert!(
         w.run(&["get", "pod", &format!("hidden-{node}")])
             .status
@@ -468,4 +482,46 @@ fn under_the_agent_a_noexecute_taint_still_evicts_without_a_watch_per_pod() {
     w.wait_for(30, "the pod evicted by the NoExecute taint", || {
         (!w.run(&["get", "pod", "kept"]).status.success()).then_some(())
     });
+}
+
+/// The inotify instances process `pid` holds.
+fn inotify_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| l.to_string_lossy().contains("inotify"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn sleeper(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [sleep, '3600']\n")
+}
+
+#[test]
+fn under_the_agent_a_pending_pod_is_admitted_when_room_comes_without_a_watch_of_its_own() {
+    let mut w = private_world("agent-pending");
+    let config = w.root.parent().expect("base").join("config.yaml");
+    std::fs::write(&config, "maxPods: 1\n").expect("config");
+    w.extra_env
+        .push(("PODRUN_NODE_CONFIG".into(), config.display().to_string()));
+    let _agent = Agent::start(&w);
+    w.up_ok(&sleeper("first"));
+    w.wait_status("default", "first", "Running", 60);
+    w.up_ok(&sleeper("second"));
+    w.wait_status("default", "second", "Pending", 30);
+    let sup = w.supervisor_pid("default", "second");
+    // Its FailedScheduling is recorded before it waits; the wait holds no watch.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        inotify_fds(sup),
+        0,
+        "a Pending pod's supervisor under the agent holds no inotify instance"
+    );
+    w.ok(&["delete", "pod", "first", "--grace-period", "0", "--force"]);
+    w.wait_status("default", "second", "Running", 30);
 }

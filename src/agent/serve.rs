@@ -10,9 +10,16 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How often the agent looks for pods it does not know (pods `up` started while no
-/// agent ran; it starts every other supervisor itself). A directory listing: cheap.
+/// How often at most the agent looks for pods it does not know (pods `up` started while
+/// no agent ran; it starts every other supervisor itself): when inotify says a pod
+/// directory came, and on this clock only without inotify.
 const SCAN_EVERY: Duration = Duration::from_secs(1);
+/// After this long with nothing to do, the agent drops the code pages its last burst of
+/// work faulted in (see trim_resident).
+const TRIM_QUIET: Duration = Duration::from_secs(2);
+/// Looks again at pod directories still being made (no pid file yet), at most this many
+/// times in a row: a directory left half-made does not keep the agent awake.
+const UNMADE_LOOKS: u32 = 30;
 
 use crate::handoff::connect;
 pub use crate::handoff::SOCKET;
@@ -60,8 +67,18 @@ struct Agent {
     listener: OwnedFd,
     clients: Vec<OwnedFd>,
     signals: SignalFd,
-    /// When to look for pods started without the agent (by `up` before it ran).
-    next_scan: Instant,
+    /// When to look for pods started without the agent (by `up` before it ran): None
+    /// until inotify tells of a new pod directory.
+    next_scan: Option<Instant>,
+    last_scan: Instant,
+    /// Looks in a row that found pod directories still being made.
+    unmade_looks: u32,
+    /// Pods whose supervisors wait for room: told (SIGHUP) when some may have come.
+    pending: std::collections::BTreeSet<String>,
+    /// When to drop the code pages a burst of work faulted in (see trim_resident).
+    trim_at: Option<Instant>,
+    /// Tells of new pod directories and node.json changes (see PodsWatch).
+    pods_watch: super::pods_watch::PodsWatch,
     ctx: crate::pod::PodContext,
     statics: super::static_pods::StaticPods,
     /// What node.json looked like when last checked (inode, mtime, size).
@@ -124,7 +141,15 @@ impl Agent {
             listener: listen(&opts.root.join(SOCKET))?,
             clients: Vec::new(),
             signals,
-            next_scan: Instant::now(),
+            next_scan: None,
+            pending: Default::default(),
+            trim_at: None,
+            last_scan: Instant::now(),
+            unmade_looks: 0,
+            pods_watch: super::pods_watch::PodsWatch::new(
+                &pods_dir,
+                &crate::node::NodeStore::new(&opts.data_dir).path(),
+            ),
             ctx: ctx.clone(),
             statics: super::static_pods::StaticPods::new(&ctx, opts.manifests.clone()),
             node_stamp: None,
@@ -134,7 +159,8 @@ impl Agent {
     fn run(&mut self) -> Result<(), AgentError> {
         crate::controllers::start(&self.ctx);
         self.restore();
-        self.supervisors.scan(Instant::now());
+        self.look_for_pods(Instant::now());
+        self.node_changed();
         loop {
             for (key, e) in self.supervisors.restart_due(Instant::now()) {
                 eprintln!("podrun serve: starting the supervisor of {key}: {e}");
@@ -144,14 +170,29 @@ impl Agent {
                 return Ok(());
             }
             let now = Instant::now();
+            if self.trim_at.is_some_and(|t| now >= t) {
+                crate::supervisor::resident::trim_resident();
+                self.trim_at = None;
+            } else if ready.any() {
+                self.trim_at = Some(now + TRIM_QUIET);
+            }
             for key in ready.supervisors_exited {
                 eprintln!("podrun serve: the supervisor of {key} exited");
+                self.pending.remove(&key);
                 self.supervisors.exited(&key, now);
             }
-            if now >= self.next_scan {
-                self.supervisors.scan(now);
-                self.next_scan = now + SCAN_EVERY;
+            if ready.pods_watch.pods && self.next_scan.is_none() {
+                self.next_scan = Some(self.last_scan + SCAN_EVERY);
+                self.unmade_looks = 0;
+            }
+            if self.next_scan.is_some_and(|t| now >= t) {
+                self.look_for_pods(now);
+            }
+            if ready.pods_watch.node || !self.pods_watch.watching() {
                 self.node_changed();
+            }
+            if ready.pods_watch.room {
+                self.room_came();
             }
             self.statics.tick(ready.manifests);
             if ready.accept {
@@ -161,6 +202,16 @@ impl Agent {
                 self.serve_client(i);
             }
         }
+    }
+
+    /// Looks for pods it does not know; looks again soon while some are being made (or
+    /// always, on a clock, without inotify).
+    fn look_for_pods(&mut self, now: Instant) {
+        let unmade = self.supervisors.scan(now);
+        self.last_scan = now;
+        self.unmade_looks = if unmade > 0 { self.unmade_looks + 1 } else { 0 };
+        let again = !self.pods_watch.watching() || (unmade > 0 && self.unmade_looks < UNMADE_LOOKS);
+        self.next_scan = again.then_some(now + SCAN_EVERY);
     }
 
     /// node.json (labels, taints) changed: every supervisor is told (SIGHUP), so that
@@ -176,6 +227,14 @@ impl Agent {
                 self.supervisors.signal_all(libc::SIGHUP);
             }
             self.node_stamp = stamp;
+        }
+    }
+
+    /// A pod ended or went: the Pending pods try admission again (their supervisors hold
+    /// no watch of their own under the agent; see AdmissionWatch::driven).
+    fn room_came(&mut self) {
+        for key in &self.pending {
+            self.supervisors.signal(key, libc::SIGHUP);
         }
     }
 
@@ -207,12 +266,18 @@ impl Agent {
 
     /// Polls everything once, up to the next due restart.
     fn wait(&mut self) -> Result<Ready, AgentError> {
-        let next = match self.supervisors.next_restart() {
-            Some(t) => t.min(self.next_scan),
-            None => self.next_scan,
-        };
+        let next = [
+            self.supervisors.next_restart(),
+            self.next_scan,
+            self.trim_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let timeout = next
-            .saturating_duration_since(Instant::now())
+            .map_or(Duration::MAX, |t| {
+                t.saturating_duration_since(Instant::now())
+            })
             .min(self.statics.timeout());
         let watched = self.supervisors.watched();
         let mut fds = vec![
@@ -231,6 +296,10 @@ impl Agent {
         );
         let statics_at = fds.len();
         if let Some(fd) = self.statics.fd() {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        let pods_watch_at = fds.len();
+        if let Some(fd) = self.pods_watch.fd() {
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
         let ms = timeout.as_millis().min(u128::from(u16::MAX)) as u16;
@@ -254,9 +323,13 @@ impl Agent {
                 .filter(|(i, _)| hit(&fds[2 + n + i]))
                 .map(|(_, (k, _))| k.clone())
                 .collect(),
-            manifests: fds.get(statics_at).is_some_and(hit),
+            manifests: self.statics.fd().is_some() && fds.get(statics_at).is_some_and(hit),
+            pods_watch: Default::default(),
             stop: false,
         };
+        if self.pods_watch.fd().is_some() && fds.get(pods_watch_at).is_some_and(hit) {
+            ready.pods_watch = self.pods_watch.read();
+        }
         if hit(&fds[0]) {
             ready.stop = self.read_signals();
         }
@@ -291,6 +364,14 @@ impl Agent {
                 return;
             }
             Ok((Request::Spawn { pod }, fds)) => self.spawn(&pod, fds),
+            Ok((Request::Pending { pod, waiting }, _)) => {
+                if waiting {
+                    self.pending.insert(pod);
+                } else {
+                    self.pending.remove(&pod);
+                }
+                vec![(Reply::Ok, Vec::new())]
+            }
             Ok((req, fds)) => self.vault.handle(req, fds),
         };
         for (reply, fds) in replies {
@@ -331,7 +412,21 @@ struct Ready {
     supervisors_exited: Vec<String>,
     /// The static pod manifest directory changed.
     manifests: bool,
+    /// A pod directory came, or node.json changed.
+    pods_watch: super::pods_watch::Seen,
     stop: bool,
+}
+
+impl Ready {
+    /// Whether anything came (not only a timer).
+    fn any(&self) -> bool {
+        self.accept
+            || self.stop
+            || self.manifests
+            || !self.clients.is_empty()
+            || !self.supervisors_exited.is_empty()
+            || self.pods_watch != Default::default()
+    }
 }
 
 /// A pod key names one directory under pods/: no separators, no dot names.

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::sync::mpsc::{channel, Sender};
 use std::time::Duration;
 
+/// The reason of the event a manifest that does not parse gives.
+pub const MANIFEST_REASON: &str = "FailedToProcessManifest";
+
 /// One thing the worker thread does.
 enum Work {
     Create(Box<(Pod, PodObjects)>),
@@ -97,11 +100,16 @@ impl StaticPods {
                 return;
             }
         };
+        let before = self.applied.errors();
         for (path, err) in new.errors() {
             eprintln!(
                 "podrun serve: static pod manifest {}: {err}",
                 path.display()
             );
+            // An event once per new fault, not at every rescan of a file left broken.
+            if !before.contains(&(path, err)) {
+                self.manifest_event(path, err);
+            }
         }
         if !self.started {
             self.started = true;
@@ -111,6 +119,27 @@ impl StaticPods {
             self.apply(&change, &new);
         }
         self.applied = new;
+    }
+
+    /// A Warning event of the node naming the file and what is wrong in it, with the
+    /// words kubelet logs it with ("Could not process manifest file").
+    fn manifest_event(&self, path: &std::path::Path, err: &str) {
+        let file = crate::supervisor::events::node_events_path(&self.ctx.root);
+        if let Some(parent) = file.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let message = format!(
+            "Could not process manifest file {:?}: {err}",
+            path.display().to_string()
+        );
+        let _ = crate::supervisor::events::record(
+            &file,
+            "Warning",
+            MANIFEST_REASON,
+            "kubelet",
+            "",
+            &message,
+        );
     }
 
     /// Applies one file's change. A file that does not parse keeps what it ran before

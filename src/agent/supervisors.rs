@@ -78,17 +78,23 @@ impl Supervisors {
     }
 
     /// Finds pods not yet in the table: a live supervisor is adopted (held by pidfd, not
-    /// touched), a pod without one gets a new supervisor that re-adopts it.
-    pub fn scan(&mut self, now: Instant) {
+    /// touched), a pod without one gets a new supervisor that re-adopts it. Returns how
+    /// many unknown pod directories are still being made (worth another look soon).
+    pub fn scan(&mut self, now: Instant) -> usize {
         let Ok(dirs) = std::fs::read_dir(self.pods_dir()) else {
-            return;
+            return 0;
         };
+        let mut unmade = 0;
         for d in dirs.flatten() {
             let key = d.file_name().to_string_lossy().into_owned();
+            if self.entries.contains_key(&key) || key.starts_with('.') {
+                continue;
+            }
             // No pid file yet: a pod being created, whose creator starts its supervisor.
             let made =
                 d.path().join(store::POD_FILE).exists() && d.path().join(store::PID_FILE).exists();
-            if self.entries.contains_key(&key) || !made {
+            if !made {
+                unmade += usize::from(d.file_type().is_ok_and(|t| t.is_dir()));
                 continue;
             }
             let process = live_supervisor(&d.path());
@@ -109,6 +115,7 @@ impl Supervisors {
                 },
             );
         }
+        unmade
     }
 
     /// Starts the supervisor of pod `key`: a new pod's with `handed` (the pipe `up` waits
@@ -214,6 +221,13 @@ impl Supervisors {
     /// Sends `sig` to every supervisor running (SIGHUP: the node changed, look again).
     pub fn signal_all(&self, sig: i32) {
         for p in self.entries.values().filter_map(|e| e.process.as_ref()) {
+            let _ = p.signal(sig);
+        }
+    }
+
+    /// Sends `sig` to the supervisor of pod `key`, if one runs.
+    pub fn signal(&self, key: &str, sig: i32) {
+        if let Some(p) = self.entries.get(key).and_then(|e| e.process.as_ref()) {
             let _ = p.signal(sig);
         }
     }

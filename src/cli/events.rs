@@ -23,13 +23,15 @@ pub fn is_event_resource(r: &str) -> bool {
     matches!(r, "events" | "event" | "ev")
 }
 
-/// One aggregated event of one pod, before it becomes an Event object.
+/// One aggregated event of one pod (or of the node: kind "Node", pod empty), before it
+/// becomes an Event object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodEvent {
     pub namespace: String,
     pub pod: String,
     pub uid: String,
     pub event: AggregatedEvent,
+    pub kind: &'static str,
 }
 
 /// Which events to list: one namespace (None: all) and optionally one pod.
@@ -82,9 +84,21 @@ pub fn collect(root: &Path, filter: Filter) -> Vec<PodEvent> {
                     pod: pod.clone(),
                     uid: uid.clone(),
                     event,
+                    kind: "Pod",
                 })
         })
         .collect();
+    // The node's own events (kubelet posts them in "default"), unless one pod's are asked.
+    if filter.pod.is_none() && filter.namespace.is_none_or(|n| n == "default") {
+        let node = events::aggregate(&events::read_all(&events::node_events_path(root)));
+        out.extend(node.into_iter().map(|event| PodEvent {
+            namespace: "default".into(),
+            pod: String::new(),
+            uid: String::new(),
+            event,
+            kind: "Node",
+        }));
+    }
     out.sort_by(|a, b| {
         let key = |e: &PodEvent| (parse_time(&e.event.last), parse_time(&e.event.first));
         key(a)
@@ -109,18 +123,19 @@ pub fn to_event(e: &PodEvent, node: &str) -> Event {
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
     // kubelet reports its node as the source host; the scheduler reports none.
     let host = (r.source == "kubelet").then(|| node.to_string());
+    let object = if e.kind == "Node" { node } else { &e.pod };
     Event {
         metadata: ObjectMeta {
-            name: Some(event_name(&e.pod, first.as_ref())),
+            name: Some(event_name(object, first.as_ref())),
             namespace: Some(e.namespace.clone()),
             creation_timestamp: first.map(Time),
             ..Default::default()
         },
         involved_object: ObjectReference {
             api_version: Some("v1".into()),
-            kind: Some("Pod".into()),
-            name: Some(e.pod.clone()),
-            namespace: Some(e.namespace.clone()),
+            kind: Some(e.kind.into()),
+            name: Some(object.to_string()),
+            namespace: (e.kind != "Node").then(|| e.namespace.clone()),
             uid: non_empty(&e.uid),
             field_path: non_empty(&r.field_path),
             ..Default::default()
@@ -424,6 +439,7 @@ mod tests {
             namespace: "dev".into(),
             pod: "web".into(),
             uid: "0b0c-uid".into(),
+            kind: "Pod",
             event: AggregatedEvent {
                 record: EventRecord {
                     type_: "Warning".into(),

@@ -33,6 +33,10 @@ pub enum Request {
     /// Start the supervisor of the admitted pod `pod` as the agent's child; the one fd
     /// attached is the pipe its caller waits on for the supervisor's first report.
     Spawn { pod: String },
+    /// The pod waits for room (`waiting`), or no more: while it waits, the agent sends
+    /// its supervisor SIGHUP when room may have come (a pod ended or went, the node
+    /// changed), so that it needs no watch of its own.
+    Pending { pod: String, waiting: bool },
 }
 
 /// The agent's answers.
@@ -152,8 +156,8 @@ impl FdVault {
                 self.pods.remove(&pod);
                 vec![(Reply::Ok, Vec::new())]
             }
-            Request::Spawn { .. } => {
-                let message = "spawn is not a vault request".to_string();
+            Request::Spawn { .. } | Request::Pending { .. } => {
+                let message = "spawn and pending are not vault requests".to_string();
                 vec![(Reply::Error { message }, Vec::new())]
             }
         }

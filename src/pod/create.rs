@@ -53,8 +53,28 @@ pub enum CreateError {
 pub fn preflight(ctx: &PodContext, pods: &[Pod]) -> Result<(), PreflightError> {
     crate::node_config::load(&ctx.data_dir)?;
     crate::network::preflight(&ctx.data_dir, pods)?;
-    events::prune_retained(&ctx.root, events::EVENT_TTL);
+    prune_events_if_due(&ctx.root);
     Ok(())
+}
+
+/// How often `up` prunes the expired events of deleted pods (`get events` prunes too).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Prunes expired events at most once a [`PRUNE_EVERY`] (a stamp file's mtime says when
+/// last): pruning lists every retained event file, one per pod, and 1000 `up`s of a
+/// burst listed half a million.
+fn prune_events_if_due(root: &Path) {
+    let dir = events::retained_dir(root);
+    let stamp = dir.join(".pruned");
+    let age = std::fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    if age.is_some_and(|a| a < PRUNE_EVERY) {
+        return;
+    }
+    let _ = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&stamp, b""));
+    events::prune_retained(root, events::EVENT_TTL);
 }
 
 fn ns_of(pod: &Pod) -> &str {
@@ -301,9 +321,21 @@ pub enum SuperviseError {
     Supervisor(#[from] crate::supervisor::worker::SupervisorError),
 }
 
-/// Waits until pod `ns/name` is Ready; false at `deadline`.
+/// Waits until pod `ns/name` is Ready; false at `deadline`. Woken by the supervisor's
+/// status writes (inotify on the pod's directory), not by a clock; without inotify, it
+/// looks every 100 ms.
 pub fn wait_ready(ctx: &PodContext, ns: &str, name: &str, deadline: Instant) -> bool {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
     let store = ctx.store();
+    // Watching before the first look: a write between the look and the wait is seen.
+    let watch = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+        .ok()
+        .filter(|i| {
+            let flags = AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_CLOSE_WRITE
+                | AddWatchFlags::IN_DELETE_SELF;
+            i.add_watch(&store.dir(ns, name), flags).is_ok()
+        });
     loop {
         let ready = store.load(ns, name).is_some_and(|r| {
             r.pod
@@ -315,9 +347,27 @@ pub fn wait_ready(ctx: &PodContext, ns: &str, name: &str, deadline: Instant) -> 
         if ready {
             return true;
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        let left = deadline - now;
+        match &watch {
+            Some(i) => wait_for_write(i, left),
+            None => std::thread::sleep(left.min(Duration::from_millis(100))),
+        }
     }
+}
+
+/// Sleeps until a file of the watched pod directory is written (or `left` passes) and
+/// drains the events: status.json comes as an atomic rename.
+fn wait_for_write(i: &nix::sys::inotify::Inotify, left: Duration) {
+    use std::os::fd::AsFd;
+    let mut fds = [nix::poll::PollFd::new(
+        i.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ms = left.as_millis().min(u128::from(u16::MAX - 1)) as u16 + 1;
+    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+    while i.read_events().is_ok_and(|e| !e.is_empty()) {}
 }

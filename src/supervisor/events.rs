@@ -109,6 +109,12 @@ pub fn retained_dir(root: &Path) -> PathBuf {
     root.join("events")
 }
 
+/// The node's own events (a static pod manifest that does not parse), beside the
+/// retained pods' (a file where they keep namespace directories: never pruned as one).
+pub fn node_events_path(root: &Path) -> PathBuf {
+    retained_dir(root).join("node.jsonl")
+}
+
 /// The retained name of pod `ns/name` (uid `uid`)'s events.
 pub fn retained_path(root: &Path, ns: &str, name: &str, uid: &str) -> PathBuf {
     retained_dir(root)

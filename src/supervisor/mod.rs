@@ -1,4 +1,5 @@
 //! The per-pod supervisor: pod state machine, restarts with back-off, probes, hooks, logs, status, events.
+pub mod admitted;
 pub mod adopt;
 pub mod backoff;
 pub mod container;

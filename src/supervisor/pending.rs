@@ -1,6 +1,6 @@
 //! Admission of the pod on this node, and its re-admission while Pending: retried when
 //! node.json changes or another pod ends (inotify on the node file's and the pods'
-//! directories), not by polling.
+//! directories; under the agent, its SIGHUP), not by polling.
 use super::store;
 use super::worker::{SupervisorError, Worker};
 use crate::admission::{self, Decision};
@@ -23,7 +23,13 @@ impl Worker {
         let nodes = NodeStore::new(&self.args.data_dir);
         let pods = store::PodStore::new(&self.args.root);
         // Watching before the first try: a change between a refusal and the wait is seen.
-        let mut watch = AdmissionWatch::new(&nodes.path(), pods.pods_dir());
+        // Under the agent, the agent watches for all Pending pods and tells (SIGHUP).
+        let own = || AdmissionWatch::new(&nodes.path(), pods.pods_dir());
+        let mut watch = match self.agent.as_ref() {
+            Some(sock) => AdmissionWatch::by_agent(sock.as_raw_fd()),
+            None => own(),
+        };
+        let mut told = false;
         let mut last_message = String::new();
         loop {
             let node = nodes
@@ -33,14 +39,46 @@ impl Worker {
             let decision = self.admit_locked(&pods, &node)?;
             self.learn_node(&node);
             if let Some(admitted) = self.on_decision(decision, &mut last_message) {
+                if told {
+                    self.tell_agent_pending(false);
+                }
                 return Ok(admitted);
             }
             self.flush();
             self.signal_ready("ok");
+            if watch.driven() && !told {
+                told = true;
+                if !self.tell_agent_pending(true) {
+                    watch = own();
+                }
+                // Room that came before the agent knew of us: one more try at once.
+                continue;
+            }
             if !watch.wait_for_room(sigfd, tried)? {
                 return Ok(false);
             }
+            if watch.agent_lost {
+                // The agent went: watch on our own, and try again (a change may be lost).
+                watch = own();
+            }
         }
+    }
+
+    /// Tells the agent that the pod waits for room (or no more); false when it could
+    /// not be told.
+    fn tell_agent_pending(&mut self, waiting: bool) -> bool {
+        use crate::handoff::vault as handoff;
+        let Some(sock) = self.agent.as_ref() else {
+            return false;
+        };
+        let pod = self
+            .args
+            .pod_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let req = handoff::Request::Pending { pod, waiting };
+        handoff::call(sock.as_fd(), &req, &[]).is_ok()
     }
 
     /// Asks admission about the pod, with the pods counted and our binding under one
@@ -52,13 +90,7 @@ impl Worker {
         node: &k8s_openapi::api::core::v1::Node,
     ) -> Result<Decision, SupervisorError> {
         let _lock = pods.lock()?;
-        let others: Vec<Pod> = pods
-            .list()
-            .into_iter()
-            .filter(|r| r.dir != self.args.pod_dir)
-            .filter(|r| is_bound_and_active(&r.pod))
-            .map(|r| r.pod)
-            .collect();
+        let others: Vec<Pod> = super::admitted::bound_pods(pods, &self.args.pod_dir);
         let d = admission::admit(&self.pod, node, &others);
         if let Decision::Admitted(_) = &d {
             // Bind while holding the lock, so a concurrent admission counts us.
@@ -222,6 +254,8 @@ pub(super) enum Wake {
     Nothing,
     /// The time given passed.
     Timeout,
+    /// The agent that drove the wait hung up.
+    AgentLost,
 }
 
 /// The changes that may let a refused pod in: node.json rewritten (labels, taints,
@@ -237,6 +271,11 @@ pub(super) struct AdmissionWatch {
     /// other supervisors): what the watched files looked like at the last try.
     paths: [PathBuf; 3],
     seen: Vec<Option<Stamp>>,
+    /// Under the agent: its socket (a hang-up means it is gone), and no watch of our
+    /// own: its SIGHUP says when to try again.
+    agent: Option<std::os::fd::RawFd>,
+    /// The agent hung up during the wait.
+    pub(super) agent_lost: bool,
 }
 
 /// What identifies one version of a file or directory without reading it: atomic writes
@@ -284,6 +323,8 @@ impl AdmissionWatch {
             node_file: node_file.file_name().unwrap_or_default().to_os_string(),
             seen: paths.iter().map(|p| stamp(p)).collect(),
             paths,
+            agent: None,
+            agent_lost: false,
         };
         let Ok(i) = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) else {
             return w;
@@ -301,6 +342,25 @@ impl AdmissionWatch {
         w
     }
 
+    /// No watch of our own: the agent (connected on `agent`) sends SIGHUP when a pod
+    /// ended or went, or the node changed.
+    pub(super) fn by_agent(agent: std::os::fd::RawFd) -> AdmissionWatch {
+        AdmissionWatch {
+            inotify: None,
+            node_dir: None,
+            node_file: Default::default(),
+            paths: Default::default(),
+            seen: Vec::new(),
+            agent: Some(agent),
+            agent_lost: false,
+        }
+    }
+
+    /// Whether the agent drives this watch.
+    pub(super) fn driven(&self) -> bool {
+        self.agent.is_some()
+    }
+
     /// Waits until admission is worth asking again (true), or the pod is deleted
     /// (false): a change, then [`SETTLE`] of quiet, and [`RETRY_BACKOFF`] after the last
     /// try at `tried`. Without inotify: every [`FALLBACK_PERIOD`].
@@ -309,13 +369,18 @@ impl AdmissionWatch {
         sigfd: &SignalFd,
         tried: Instant,
     ) -> Result<bool, SupervisorError> {
-        if self.inotify.is_none() {
+        if self.inotify.is_none() && self.agent.is_none() {
             return self.poll_for_room(sigfd);
         }
         loop {
             match self.wait(sigfd, None)? {
                 Wake::Deleted => return Ok(false),
                 Wake::Retry => break,
+                Wake::AgentLost => {
+                    self.agent = None;
+                    self.agent_lost = true;
+                    return Ok(true);
+                }
                 Wake::Nothing | Wake::Timeout => {}
             }
         }
@@ -329,6 +394,11 @@ impl AdmissionWatch {
             match self.wait(sigfd, Some(until - now))? {
                 Wake::Deleted => return Ok(false),
                 Wake::Retry => changed = Instant::now(),
+                Wake::AgentLost => {
+                    self.agent = None;
+                    self.agent_lost = true;
+                    return Ok(true);
+                }
                 Wake::Nothing | Wake::Timeout => {}
             }
         }
@@ -364,23 +434,34 @@ impl AdmissionWatch {
                 revents: 0,
             });
         }
+        if let Some(fd) = self.agent {
+            fds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128 - 1) as i32 + 1);
         // SAFETY: fds is a valid array of pollfd for its length.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         if n == 0 {
             return Ok(Wake::Timeout);
         }
+        let mut retry = false;
         if fds[0].revents != 0 {
             while let Ok(Some(info)) = sigfd.read_signal() {
-                if matches!(
-                    Signal::try_from(info.ssi_signo as i32),
-                    Ok(Signal::SIGTERM | Signal::SIGINT)
-                ) {
-                    return Ok(Wake::Deleted);
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGTERM | Signal::SIGINT) => return Ok(Wake::Deleted),
+                    // The agent's word: room may have come.
+                    Ok(Signal::SIGHUP) if self.agent.is_some() => retry = true,
+                    _ => {}
                 }
             }
         }
-        let mut retry = false;
+        // The agent never speaks first: anything readable is its hang-up.
+        if self.agent.is_some() && fds.last().is_some_and(|f| f.revents != 0) {
+            return Ok(Wake::AgentLost);
+        }
         if let Some(i) = self.inotify.as_ref().filter(|_| fds[1].revents != 0) {
             while let Ok(events) = i.read_events() {
                 if events.is_empty() {

@@ -117,6 +117,11 @@ pub struct Worker {
 /// going after it wake the loop as they finish.
 pub(super) const PROBE_BATCH: Duration = Duration::from_millis(10);
 
+/// After this long with nothing to do, the supervisor drops the code pages it ran (see
+/// [`trim_resident`]), at most every [`TRIM_EVERY`]; never while idle.
+const TRIM_QUIET: Duration = Duration::from_secs(2);
+const TRIM_EVERY: Duration = Duration::from_secs(60);
+
 pub(super) fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     crate::util::now_time()
 }
@@ -464,14 +469,21 @@ impl Worker {
     /// The steady loop, until the pod is deleted and gone.
     fn run_loop(&mut self, sigfd: &SignalFd) -> Result<(), SupervisorError> {
         trim_resident();
-        let mut trimmed_at = Instant::now();
+        // Start-up and restarts run code the steady loop never needs again: dropped once
+        // things are quiet again (at most once a minute, but the first: the start-up's
+        // tail), not on a clock (an idle pod is never woken).
+        let mut trim_at: Option<Instant> = None;
+        let mut last_trim: Option<Instant> = None;
         loop {
-            // Start-up and restarts run code the steady loop never needs again.
-            if trimmed_at.elapsed() > Duration::from_secs(60) {
+            if trim_at.is_some_and(|t| Instant::now() >= t) {
                 trim_resident();
-                trimmed_at = Instant::now();
+                trim_at = None;
+                last_trim = Some(Instant::now());
             }
-            self.wait(sigfd);
+            if self.wait(sigfd, trim_at) {
+                let quiet = Instant::now() + TRIM_QUIET;
+                trim_at = Some(last_trim.map_or(quiet, |t| quiet.max(t + TRIM_EVERY)));
+            }
             if !self.dispatch() {
                 break;
             }
@@ -483,12 +495,15 @@ impl Worker {
     }
 
     /// Sleeps until something happens (a signal, container output, a node change, a
-    /// probe or hook run's progress, a timer) and takes it in. Log pumping only reads
-    /// what is there: it never waits.
-    fn wait(&mut self, sigfd: &SignalFd) {
-        let timeout = self
-            .next_wakeup()
-            .map(|t| t.saturating_duration_since(Instant::now()));
+    /// probe or hook run's progress, a timer, `also`) and takes it in; true when
+    /// something came (not a timer). Log pumping only reads what is there: it never
+    /// waits. With nothing due it sleeps until something comes.
+    fn wait(&mut self, sigfd: &SignalFd, also: Option<Instant>) -> bool {
+        let next = match (self.next_wakeup(), also) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = next.map(|t| t.saturating_duration_since(Instant::now()));
         let pollfd = |fd: RawFd, events: i16| libc::pollfd {
             fd,
             events,
@@ -519,7 +534,7 @@ impl Worker {
         }
         let mut ms = timeout
             .map(|t| t.as_millis().min(60_000) as i32 + 1)
-            .unwrap_or(60_000);
+            .unwrap_or(-1);
         // A batch of probe runs is out: sleep through its window whatever comes in
         // (the probe processes' exits arrive as SIGCHLD too: exec resets their exit
         // signal), then take everything that did at once.
@@ -533,7 +548,7 @@ impl Worker {
         // SAFETY: fds is a valid array of pollfd for its length.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         if n <= 0 {
-            return;
+            return false;
         }
         for (k, pfd) in fds.iter().enumerate().take(logs_end).skip(1) {
             if pfd.revents != 0 {
@@ -561,6 +576,7 @@ impl Worker {
             }
             self.reap();
         }
+        true
     }
 
     /// Acts on what the wait brought: hooks and probes observed, the plan carried out,
