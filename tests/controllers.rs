@@ -216,7 +216,8 @@ fn a_deployment_keeps_rolls_out_rolls_back_scales_and_cascades() {
     w.wait_for(60, "no pods of web", || {
         pods_of(&w, "web-").is_empty().then_some(())
     });
-    assert_eq!(rows(&w, "deploy")[0][1], "0/0");
+    // The status follows the pods on the controller's next turn, as kubectl shows it.
+    wait_ready(&w, "0/0", 10);
     // Delete cascades (background): ReplicaSets and pods go.
     w.ok(&["scale", "deployment/web", "--replicas=2"]);
     wait_ready(&w, "2/2", 60);
