@@ -8,6 +8,7 @@ pub mod completion;
 pub mod describe_pod;
 pub mod events;
 pub mod image;
+pub mod kubeconfig;
 pub mod node;
 pub mod oci;
 pub mod pod;
@@ -108,6 +109,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Create or update pods from manifests, as `kubectl apply` does.
     Apply(apply::ApplyArgs),
+    /// Print the admin kubeconfig of this node's Kubernetes API.
+    Kubeconfig(kubeconfig::KubeconfigArgs),
     #[command(flatten)]
     Docs(completion::DocsCommand),
 }
@@ -138,6 +141,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Node(c) => node::run(&cli.global, c),
         Command::Serve(a) => serve::run(&cli.global, a),
         Command::Apply(a) => apply::run(&cli.global, a),
+        Command::Kubeconfig(a) => kubeconfig::run(&cli.global, a),
         Command::Docs(c) => completion::run(c),
     }
 }
