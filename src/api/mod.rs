@@ -57,9 +57,22 @@ pub fn options(root: &Path, data_dir: &Path) -> Result<ApiOptions, String> {
         root: root.to_path_buf(),
         data_dir: data_dir.to_path_buf(),
         address: SocketAddr::new(config.api_address, config.api_port),
-        kubeconfig: config.admin_kubeconfig,
+        kubeconfig: kubeconfig_path(config.admin_kubeconfig.as_deref(), data_dir),
         node_name,
     })
+}
+
+/// The admin kubeconfig's path: the configured one, else /etc/podrun/admin.kubeconfig
+/// for the default data dir and `<data-dir>/admin.kubeconfig` for another (a private
+/// agent, as the tests run, never writes into /etc).
+pub fn kubeconfig_path(configured: Option<&Path>, data_dir: &Path) -> PathBuf {
+    match configured {
+        Some(p) => p.to_path_buf(),
+        None if data_dir == Path::new("/var/lib/podrun") => {
+            PathBuf::from(crate::node_config::DEFAULT_ADMIN_KUBECONFIG)
+        }
+        None => data_dir.join("admin.kubeconfig"),
+    }
 }
 
 /// The server URL clients use for an address (a literal IP, bracketed for IPv6).

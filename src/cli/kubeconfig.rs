@@ -7,7 +7,7 @@ pub struct KubeconfigArgs {}
 
 pub fn run(g: &GlobalOpts, _a: KubeconfigArgs) -> anyhow::Result<i32> {
     let config = crate::node_config::load(&g.data_dir)?;
-    let path = &config.admin_kubeconfig;
+    let path = &crate::api::kubeconfig_path(config.admin_kubeconfig.as_deref(), &g.data_dir);
     match std::fs::read_to_string(path) {
         Ok(text) => {
             print!("{text}");
