@@ -312,3 +312,85 @@ fn figure_kubectl_get_pods_time_and_agent_rss() {
         times[2], times[0]
     );
 }
+
+/// Lines of a child's stdout, read on a thread, with a deadline per wait.
+struct Lines(std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    fn of(child: &mut Child) -> Lines {
+        use std::io::BufRead;
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    /// Waits up to `secs` for a line whose first fields are `prefix`; returns it and
+    /// the time it took.
+    fn wait(&self, secs: u64, prefix: &[&str]) -> (String, std::time::Duration) {
+        let start = Instant::now();
+        let deadline = start + std::time::Duration::from_secs(secs);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.0.recv_timeout(left) {
+                Ok(l)
+                    if l.split_whitespace()
+                        .take(prefix.len())
+                        .eq(prefix.iter().copied()) =>
+                {
+                    return (l, start.elapsed())
+                }
+                Ok(l) => seen.push(l),
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no line {prefix:?} within {secs}s; saw:\n{}",
+            seen.join("\n")
+        );
+    }
+}
+
+#[test]
+fn kubectl_get_pods_watch_sees_a_pod_come_and_go() {
+    let a = ApiWorld::new("kapi-watch");
+    a.w.up_ok(&pod_manifest("old", "old"));
+    let mut watch = Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(a.kubeconfig())
+        .arg("--cache-dir")
+        .arg(a.base.join("kube-cache"))
+        .args([
+            "get",
+            "pods",
+            "-w",
+            "--output-watch-events",
+            "-l",
+            "app=new",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl get -w");
+    let lines = Lines::of(&mut watch);
+    // No pod matches yet: kubectl lists nothing, then watches.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = Instant::now();
+    a.w.up_ok(&pod_manifest("new", "new"));
+    let (added, _) = lines.wait(10, &["ADDED", "new"]);
+    eprintln!(
+        "ADDED {:?} after the create began: {added}",
+        started.elapsed()
+    );
+    lines.wait(60, &["MODIFIED", "new", "1/1", "Running"]);
+    a.w.ok(&["delete", "pod", "new", "--grace-period", "0", "--force"]);
+    lines.wait(20, &["DELETED", "new"]);
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

@@ -43,10 +43,11 @@ pub struct Resource {
     pub namespaced: bool,
     pub short_names: &'static [&'static str],
     pub categories: &'static [&'static str],
+    /// The verbs served (only those podrun serves).
+    pub verbs: &'static [&'static str],
 }
 
-/// The verbs served for every resource below.
-pub const VERBS: &[&str] = &["get", "list"];
+const READ: &[&str] = &["get", "list"];
 
 /// The core resources podrun serves.
 pub const CORE: &[Resource] = &[
@@ -57,6 +58,7 @@ pub const CORE: &[Resource] = &[
         namespaced: true,
         short_names: &["cm"],
         categories: &[],
+        verbs: READ,
     },
     Resource {
         name: "namespaces",
@@ -65,6 +67,7 @@ pub const CORE: &[Resource] = &[
         namespaced: false,
         short_names: &["ns"],
         categories: &[],
+        verbs: READ,
     },
     Resource {
         name: "nodes",
@@ -73,6 +76,7 @@ pub const CORE: &[Resource] = &[
         namespaced: false,
         short_names: &["no"],
         categories: &[],
+        verbs: READ,
     },
     Resource {
         name: "pods",
@@ -81,6 +85,7 @@ pub const CORE: &[Resource] = &[
         namespaced: true,
         short_names: &["po"],
         categories: &["all"],
+        verbs: &["get", "list", "watch"],
     },
     Resource {
         name: "secrets",
@@ -89,6 +94,7 @@ pub const CORE: &[Resource] = &[
         namespaced: true,
         short_names: &[],
         categories: &[],
+        verbs: READ,
     },
 ];
 
@@ -107,7 +113,7 @@ pub fn core_v1() -> Value {
                 "singularName": r.singular,
                 "namespaced": r.namespaced,
                 "kind": r.kind,
-                "verbs": VERBS,
+                "verbs": r.verbs,
             });
             if !r.short_names.is_empty() {
                 v["shortNames"] = json!(r.short_names);

@@ -12,6 +12,7 @@ pub mod selectors;
 pub mod server;
 pub mod status;
 pub mod table;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

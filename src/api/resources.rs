@@ -78,7 +78,9 @@ pub fn handle<B>(state: &State, req: &hyper::Request<B>) -> Reply {
 }
 
 fn plain(text: &'static str) -> Reply {
-    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(text)));
+    let mut r = hyper::Response::new(http_body_util::BodyExt::boxed(http_body_util::Full::new(
+        bytes::Bytes::from(text),
+    )));
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -92,6 +94,8 @@ pub struct Query {
     pub label_selector: String,
     pub field_selector: String,
     pub include_object: Option<String>,
+    pub watch: bool,
+    pub resource_version: Option<String>,
 }
 
 impl Query {
@@ -104,6 +108,8 @@ impl Query {
                 "labelSelector" => out.label_selector = v,
                 "fieldSelector" => out.field_selector = v,
                 "includeObject" => out.include_object = Some(v),
+                "watch" => out.watch = v == "true" || v == "1",
+                "resourceVersion" => out.resource_version = Some(v),
                 _ => {}
             }
         }
@@ -138,28 +144,57 @@ fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
-fn answer(state: &State, read: &Read, query: &Query, want_table: bool) -> Reply {
-    let labels = match crate::manifest::label_selector::parse(&query.label_selector) {
-        Ok(s) => s,
-        Err(e) => return status::bad_request(&format!("unable to parse requirement: {e}")),
-    };
-    let fields = match selectors::parse_fields(read.resource, &query.field_selector) {
-        Ok(f) => f,
-        Err(e) => return status::bad_request(&e),
-    };
-    let mut objects = fetch(state, read.resource, read.namespace, read.name);
-    match &mut objects {
-        Objects::Pods(pods) => pods.retain(|p| {
-            labels.matches(p.metadata.labels.as_ref())
-                && (fields.is_empty()
-                    || serde_json::to_value(p).is_ok_and(|v| selectors::fields_match(&fields, &v)))
-        }),
-        Objects::Values(values) => values.retain(|v| {
-            let l: Option<std::collections::BTreeMap<String, String>> =
-                serde_json::from_value(v["metadata"]["labels"].clone()).ok();
-            labels.matches(l.as_ref()) && selectors::fields_match(&fields, v)
-        }),
+/// The label and field selectors of a read, parsed.
+pub struct Selection {
+    labels: crate::manifest::label_selector::LabelSelector,
+    fields: Vec<selectors::FieldTerm>,
+}
+
+impl Selection {
+    /// The selectors of a query, or the BadRequest message of a bad one.
+    pub fn parse(resource: &str, query: &Query) -> Result<Selection, String> {
+        let labels = crate::manifest::label_selector::parse(&query.label_selector)
+            .map_err(|e| format!("unable to parse requirement: {e}"))?;
+        let fields = selectors::parse_fields(resource, &query.field_selector)?;
+        Ok(Selection { labels, fields })
     }
+
+    /// Keeps the objects both selectors match.
+    pub fn retain(&self, objects: &mut Objects) {
+        let (labels, fields) = (&self.labels, &self.fields);
+        match objects {
+            Objects::Pods(pods) => pods.retain(|p| {
+                labels.matches(p.metadata.labels.as_ref())
+                    && (fields.is_empty()
+                        || serde_json::to_value(p)
+                            .is_ok_and(|v| selectors::fields_match(fields, &v)))
+            }),
+            Objects::Values(values) => values.retain(|v| {
+                let l: Option<std::collections::BTreeMap<String, String>> =
+                    serde_json::from_value(v["metadata"]["labels"].clone()).ok();
+                labels.matches(l.as_ref()) && selectors::fields_match(fields, v)
+            }),
+        }
+    }
+}
+
+fn answer(state: &State, read: &Read, query: &Query, want_table: bool) -> Reply {
+    let selection = match Selection::parse(read.resource, query) {
+        Ok(s) => s,
+        Err(message) => return status::bad_request(&message),
+    };
+    if query.watch {
+        if read.resource != "pods" || read.name.is_some() {
+            return status::method_not_allowed(&format!(
+                "watch is not served for {} yet",
+                read.resource
+            ));
+        }
+        let ns = read.namespace.map(String::from);
+        return super::watch::start(state, ns, selection, query, want_table);
+    }
+    let mut objects = fetch(state, read.resource, read.namespace, read.name);
+    selection.retain(&mut objects);
     let count = match &objects {
         Objects::Pods(p) => p.len(),
         Objects::Values(v) => v.len(),

@@ -2,7 +2,7 @@
 //! HTTP/2 (hyper), on a single-threaded tokio runtime in the API's own thread.
 use super::{certs::Pki, ApiError, ApiOptions};
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
@@ -46,8 +46,8 @@ pub struct State {
     pub opts: ApiOptions,
 }
 
-/// One response body: the whole JSON document.
-pub type Reply = Response<Full<Bytes>>;
+/// A response: a whole JSON document, or a watch's stream of events.
+pub type Reply = Response<BoxBody<Bytes, Infallible>>;
 
 /// The API thread: runs the accept loop until the process ends.
 pub fn run(listener: std::net::TcpListener, tls: Arc<rustls::ServerConfig>, opts: ApiOptions) {

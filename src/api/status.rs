@@ -1,13 +1,13 @@
 //! The API server's Status objects (errors as kubectl prints them) and JSON replies.
 use super::server::Reply;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
 /// A JSON reply with a status code.
 pub fn json_reply(code: u16, body: &Value) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut r = hyper::Response::new(Full::new(Bytes::from(bytes)));
+    let mut r = hyper::Response::new(Full::new(Bytes::from(bytes)).boxed());
     *r.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::OK);
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
