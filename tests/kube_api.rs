@@ -394,3 +394,27 @@ fn kubectl_get_pods_watch_sees_a_pod_come_and_go() {
     let _ = watch.kill();
     let _ = watch.wait();
 }
+
+#[test]
+fn kubectl_logs_reads_the_same_log_as_podrun_logs() {
+    let a = ApiWorld::new("kapi-logs");
+    a.w.up_ok(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: talk\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox:1.30\n    command: [sh, -c, 'echo one; echo two; echo three; sleep 3600']\n",
+    );
+    a.w.wait_for(30, "three lines of log", || {
+        (a.w.ok(&["logs", "talk"]).lines().count() == 3).then_some(())
+    });
+    assert_eq!(a.kubectl_ok(&["logs", "talk"]), "one\ntwo\nthree\n");
+    assert_eq!(a.kubectl_ok(&["logs", "talk", "--tail", "1"]), "three\n");
+    assert_eq!(
+        a.kubectl_ok(&["logs", "talk", "-c", "c"]),
+        a.w.ok(&["logs", "talk"])
+    );
+    // kubectl reads the pod first; these are its words for a real API server's 404.
+    let nope = a.kubectl(&["logs", "nope"]);
+    assert_eq!(nope.status.code(), Some(1));
+    assert_eq!(
+        text(&nope.stderr).trim(),
+        "error: error from server (NotFound): pods \"nope\" not found in namespace \"default\""
+    );
+}

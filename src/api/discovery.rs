@@ -103,6 +103,9 @@ pub fn core_resource(name: &str) -> Option<&'static Resource> {
     CORE.iter().find(|r| r.name == name)
 }
 
+/// The subresources served: (name, kind, verbs).
+const SUBRESOURCES: &[(&str, &str, &[&str])] = &[("pods/log", "Pod", &["get"])];
+
 /// /api/v1: the APIResourceList.
 pub fn core_v1() -> Value {
     let resources: Vec<Value> = CORE
@@ -123,6 +126,9 @@ pub fn core_v1() -> Value {
             }
             v
         })
+        .chain(SUBRESOURCES.iter().map(|(name, kind, verbs)| {
+            json!({"name": name, "singularName": "", "namespaced": true, "kind": kind, "verbs": verbs})
+        }))
         .collect();
     json!({
         "kind": "APIResourceList",

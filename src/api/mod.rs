@@ -7,6 +7,7 @@
 //! Every client with a certificate from the node CA is cluster-admin (no RBAC yet).
 pub mod certs;
 pub mod discovery;
+pub mod logs;
 pub mod resources;
 pub mod selectors;
 pub mod server;

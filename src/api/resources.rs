@@ -47,6 +47,9 @@ pub fn handle<B>(state: &State, req: &hyper::Request<B>) -> Reply {
             namespace: Some(ns),
             name: Some(name),
         },
+        ["api", "v1", "namespaces", ns, "pods", name, "log"] => {
+            return super::logs::pod_log(state, ns, name, req.uri().query().unwrap_or(""))
+        }
         ["api", "v1", res] => Read {
             resource: res,
             namespace: None,
@@ -78,6 +81,11 @@ pub fn handle<B>(state: &State, req: &hyper::Request<B>) -> Reply {
 }
 
 fn plain(text: &'static str) -> Reply {
+    plain_text(text.to_string())
+}
+
+/// A text/plain reply (health checks, logs).
+pub fn plain_text(text: String) -> Reply {
     let mut r = hyper::Response::new(http_body_util::BodyExt::boxed(http_body_util::Full::new(
         bytes::Bytes::from(text),
     )));
