@@ -418,3 +418,24 @@ fn kubectl_logs_reads_the_same_log_as_podrun_logs() {
         "error: error from server (NotFound): pods \"nope\" not found in namespace \"default\""
     );
 }
+
+#[test]
+fn kubectl_delete_pod_deletes_it_as_podrun_delete_does() {
+    let a = ApiWorld::new("kapi-delete");
+    a.w.up_ok(&pod_manifest("gone", "gone"));
+    a.w.wait_status("default", "gone", "Running", 60);
+    // kubectl waits for the pod to go (a watch on its name) before it returns.
+    let out = a.kubectl_ok(&["delete", "pod", "gone", "--grace-period", "0", "--force"]);
+    assert!(out.contains("pod \"gone\" force deleted"), "{out}");
+    let left = a.w.run(&["get", "pod", "gone"]);
+    assert_eq!(
+        text(&left.stderr).trim(),
+        "Error from server (NotFound): pods \"gone\" not found"
+    );
+    let nope = a.kubectl(&["delete", "pod", "nope"]);
+    assert_eq!(nope.status.code(), Some(1));
+    assert_eq!(
+        text(&nope.stderr).trim(),
+        "Error from server (NotFound): pods \"nope\" not found"
+    );
+}

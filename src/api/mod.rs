@@ -14,6 +14,7 @@ pub mod server;
 pub mod status;
 pub mod table;
 pub mod watch;
+pub mod writes;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -22,9 +22,19 @@ struct Read<'a> {
 }
 
 /// Answers one authenticated request.
-pub fn handle<B>(state: &State, req: &hyper::Request<B>) -> Reply {
+pub fn handle(state: &State, req: &hyper::Request<bytes::Bytes>) -> Reply {
     let path = req.uri().path().trim_end_matches('/');
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if req.method() == hyper::Method::DELETE {
+        return match parts.as_slice() {
+            ["api", "v1", "namespaces", ns, "pods", name] => {
+                super::writes::delete_pod(state, ns, name, req)
+            }
+            _ => status::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ),
+        };
+    }
     if req.method() != hyper::Method::GET {
         return status::method_not_allowed(
             "the server does not allow this method on the requested resource",
@@ -104,6 +114,8 @@ pub struct Query {
     pub include_object: Option<String>,
     pub watch: bool,
     pub resource_version: Option<String>,
+    /// A watch-list (client-go's default): the objects first, then a bookmark.
+    pub send_initial_events: bool,
 }
 
 impl Query {
@@ -118,6 +130,7 @@ impl Query {
                 "includeObject" => out.include_object = Some(v),
                 "watch" => out.watch = v == "true" || v == "1",
                 "resourceVersion" => out.resource_version = Some(v),
+                "sendInitialEvents" => out.send_initial_events = v == "true",
                 _ => {}
             }
         }

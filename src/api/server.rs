@@ -3,6 +3,7 @@
 use super::{certs::Pki, ApiError, ApiOptions};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
@@ -39,6 +40,9 @@ pub fn tls_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, ApiError> {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+/// The largest request body taken (the API server's limit, 3 MiB).
+const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// What a request handler reads.
 #[derive(Debug)]
@@ -98,12 +102,23 @@ async fn connection(
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let state = state.clone();
         async move {
-            let reply = if authenticated {
-                super::resources::handle(&state, &req)
-            } else {
-                super::status::unauthorized()
+            if !authenticated {
+                return Ok::<Reply, Infallible>(super::status::unauthorized());
+            }
+            let (parts, body) = req.into_parts();
+            let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    return Ok(super::status::failure(
+                        413,
+                        "RequestEntityTooLarge",
+                        "Request entity too large: limit is 3145728",
+                        None,
+                    ))
+                }
             };
-            Ok::<Reply, Infallible>(reply)
+            let req = Request::from_parts(parts, body);
+            Ok(super::resources::handle(&state, &req))
         }
     });
     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())

@@ -102,12 +102,17 @@ pub fn start(
     body.watch_dirs();
     // No resourceVersion (or "0"): every pod first, as ADDED. From a list's
     // resourceVersion: only what changed since.
+    // A watch-list (sendInitialEvents=true) gets every pod, then the bookmark that
+    // ends the initial events (client-go waits for it).
     let since = query
         .resource_version
         .as_deref()
         .and_then(|v| v.parse::<u64>().ok())
-        .filter(|v| *v > 0);
+        .filter(|v| *v > 0 && !query.send_initial_events);
     body.rescan(since);
+    if query.send_initial_events {
+        body.push_initial_events_end();
+    }
     let mut r = hyper::Response::new(body.boxed());
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -176,6 +181,28 @@ impl WatchBody {
             self.push("DELETED", p);
         }
         self.seen = now;
+    }
+
+    /// The BOOKMARK that ends a watch-list's initial events, at the newest
+    /// resourceVersion seen.
+    fn push_initial_events_end(&mut self) {
+        let rv = self
+            .seen
+            .values()
+            .filter_map(|(_, p)| p.metadata.resource_version.as_deref()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(1);
+        let event = json!({"type": "BOOKMARK", "object": {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "metadata": {
+                "resourceVersion": rv.to_string(),
+                "annotations": {"k8s.io/initial-events-end": "true"},
+            },
+        }});
+        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+        line.push(b'\n');
+        self.queue.push_back(Bytes::from(line));
     }
 
     fn push(&mut self, kind: &str, pod: &Pod) {
