@@ -174,3 +174,7 @@ pub fn base64(data: &[u8]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "certs_tests.rs"]
+mod tests;

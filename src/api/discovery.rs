@@ -85,7 +85,7 @@ pub const CORE: &[Resource] = &[
         namespaced: true,
         short_names: &["po"],
         categories: &["all"],
-        verbs: &["get", "list", "watch"],
+        verbs: &["delete", "get", "list", "watch"],
     },
     Resource {
         name: "secrets",

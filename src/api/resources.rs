@@ -378,3 +378,7 @@ fn namespace_object(name: &str) -> Value {
         "status": {"phase": "Active"},
     })
 }
+
+#[cfg(test)]
+#[path = "resources_tests.rs"]
+mod tests;
