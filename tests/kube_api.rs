@@ -287,6 +287,17 @@ fn figure_kubectl_get_pods_time_and_agent_rss() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     let a = ApiWorld::new("kapi-bench");
+    let rss = |a: &ApiWorld| {
+        let pid = a.agent.as_ref().map(|c| c.id()).unwrap_or(0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .unwrap_or("VmRSS: ?")
+            .to_string()
+    };
+    a.kubectl_ok(&["get", "pods"]);
+    eprintln!("agent with the API on, no pods: {}", rss(&a));
     let started = Instant::now();
     for i in 0..n {
         a.w.up_ok(&pod_manifest(&format!("p{i}"), "bench"));
@@ -300,12 +311,27 @@ fn figure_kubectl_get_pods_time_and_agent_rss() {
         assert_eq!(out.lines().count(), n + 1);
     }
     times.sort();
-    let pid = a.agent.as_ref().map(|c| c.id()).unwrap_or(0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .unwrap_or("VmRSS: ?");
+    // The server's part alone: the Table request kubectl makes, timed by curl.
+    let pki = a.w.data.join("api/pki");
+    let curl = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{time_total}", "--cacert"])
+        .arg(pki.join("ca.crt"))
+        .arg("--cert")
+        .arg(pki.join("admin.crt"))
+        .arg("--key")
+        .arg(pki.join("admin.key"))
+        .args(["-H", "Accept: application/json;as=Table;v=v1;g=meta.k8s.io"])
+        .arg(format!(
+            "https://127.0.0.1:{}/api/v1/namespaces/default/pods?limit=500",
+            a.port
+        ))
+        .output()
+        .expect("curl");
+    eprintln!(
+        "the Table of {n} pods, server and curl: {}s",
+        text(&curl.stdout)
+    );
+    let rss = rss(&a);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     eprintln!(
         "kubectl get pods, {n} pods: median {:?} (min {:?}); agent {rss}; loadavg {load}",
