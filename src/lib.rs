@@ -5,6 +5,7 @@
 //! image (`image`), and run by the OCI runtime (`runtime`) under a per-pod `supervisor`.
 pub mod admission;
 pub mod agent;
+pub mod api;
 pub mod cli;
 pub mod controllers;
 pub mod handoff;

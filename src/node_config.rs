@@ -40,6 +40,9 @@ pub const DEFAULT_EVICTION_HARD: [(&str, &str); 4] = [
 /// The agent's Kubernetes API endpoint (the API server's secure port, on loopback).
 pub const DEFAULT_API_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 pub const DEFAULT_API_PORT: u16 = 6443;
+/// Where the agent of the default data dir writes the admin kubeconfig (as k3s writes
+/// k3s.yaml); an agent of another data dir writes `<data-dir>/admin.kubeconfig`.
+pub const DEFAULT_ADMIN_KUBECONFIG: &str = "/etc/podrun/admin.kubeconfig";
 
 /// The file read when neither `--config` nor PODRUN_NODE_CONFIG names one.
 pub const DEFAULT_PATH: &str = "/etc/podrun/config.yaml";
@@ -117,6 +120,7 @@ struct PodrunConfiguration {
 struct ApiServerFile {
     address: Option<String>,
     port: Option<u16>,
+    admin_kubeconfig: Option<PathBuf>,
 }
 
 /// An eviction threshold's value: an amount of the signal's resource, or a share of it.
@@ -161,6 +165,9 @@ pub struct NodeConfig {
     /// Where the agent serves the Kubernetes API.
     pub api_address: IpAddr,
     pub api_port: u16,
+    /// The admin kubeconfig the agent writes (0600) for its API, when set
+    /// (apiServer.adminKubeconfig); see [`DEFAULT_ADMIN_KUBECONFIG`] otherwise.
+    pub admin_kubeconfig: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -178,6 +185,7 @@ impl Default for NodeConfig {
             image_minimum_gc_age: DEFAULT_IMAGE_MINIMUM_GC_AGE,
             api_address: DEFAULT_API_ADDRESS,
             api_port: DEFAULT_API_PORT,
+            admin_kubeconfig: None,
         }
     }
 }
@@ -495,6 +503,9 @@ fn apply_podrun(config: &mut NodeConfig, doc: PodrunConfiguration) -> Result<(),
                 );
             }
             config.api_port = p;
+        }
+        if let Some(k) = api.admin_kubeconfig {
+            config.admin_kubeconfig = Some(k);
         }
     }
     Ok(())

@@ -93,6 +93,8 @@ pub fn serve(opts: &ServeOptions) -> Result<(), AgentError> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let mut agent = Agent::start(opts)?;
+    // After Agent::start blocked the signals: the API thread inherits the mask.
+    let _api = crate::api::start_for_agent(&opts.root, &opts.data_dir);
     let _pid_file = match &opts.pid_file {
         Some(p) => Some(
             super::service::PidFile::create(p).map_err(|e| AgentError::Service(e.to_string()))?,

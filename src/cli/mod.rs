@@ -9,6 +9,7 @@ pub mod describe_pod;
 pub mod events;
 pub mod get_objects;
 pub mod image;
+pub mod kubeconfig;
 pub mod node;
 pub mod oci;
 pub mod pod;
@@ -114,6 +115,8 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// CPU and memory of pods and the node, as `kubectl top` shows them.
     Top(top::TopArgs),
+    /// Print the admin kubeconfig of this node's Kubernetes API.
+    Kubeconfig(kubeconfig::KubeconfigArgs),
     #[command(flatten)]
     Docs(completion::DocsCommand),
     #[command(flatten)]
@@ -147,6 +150,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve(a) => serve::run(&cli.global, a),
         Command::Apply(a) => apply::run(&cli.global, a),
         Command::Top(a) => top::run(&cli.global, a),
+        Command::Kubeconfig(a) => kubeconfig::run(&cli.global, a),
         Command::Docs(c) => completion::run(c),
         Command::Workloads(c) => workloads::run(&cli.global, c),
     }
