@@ -558,6 +558,27 @@ fn print_pods_structured(pods: &[PodRecord], output: &str, single: bool) -> anyh
     Ok(())
 }
 
+/// `get nodes [NAME]`: this node, as kubectl lists nodes.
+fn get_nodes(g: &GlobalOpts, a: &GetArgs, names: &[String]) -> anyhow::Result<i32> {
+    let store = crate::node::NodeStore::new(&g.data_dir);
+    let node = store.load()?;
+    if let Some(n) = names
+        .iter()
+        .find(|n| n.as_str() != crate::node::node_name(&node))
+    {
+        eprintln!("Error from server (NotFound): nodes {n:?} not found");
+        return Ok(1);
+    }
+    super::node::print_nodes(
+        &mut std::io::stdout(),
+        &[node],
+        a.output.as_deref(),
+        a.show_labels,
+        names.is_empty(),
+    )?;
+    Ok(0)
+}
+
 fn get(g: &GlobalOpts, a: GetArgs) -> anyhow::Result<i32> {
     let (resource, names) = split_resource(&a.resource, &a.names);
     if super::events::is_event_resource(&resource) {
@@ -583,23 +604,7 @@ fn get(g: &GlobalOpts, a: GetArgs) -> anyhow::Result<i32> {
         }
     }
     if is_node_resource(&resource) {
-        let store = crate::node::NodeStore::new(&g.data_dir);
-        let node = store.load()?;
-        if let Some(n) = names
-            .iter()
-            .find(|n| n.as_str() != crate::node::node_name(&node))
-        {
-            eprintln!("Error from server (NotFound): nodes {n:?} not found");
-            return Ok(1);
-        }
-        super::node::print_nodes(
-            &mut std::io::stdout(),
-            &[node],
-            a.output.as_deref(),
-            a.show_labels,
-            names.is_empty(),
-        )?;
-        return Ok(0);
+        return get_nodes(g, &a, &names);
     }
     let q = super::get_objects::Query {
         resource: &resource,
@@ -650,7 +655,6 @@ fn get(g: &GlobalOpts, a: GetArgs) -> anyhow::Result<i32> {
                         eprintln!("No resources found in {ns} namespace.");
                     }
                 } else if a.watch {
-                    // Print only rows that changed, after the first table.
                     let text = pod_rows(
                         &pods,
                         output == "wide",
@@ -658,21 +662,7 @@ fn get(g: &GlobalOpts, a: GetArgs) -> anyhow::Result<i32> {
                         a.show_labels,
                         last.is_empty(),
                     );
-                    let body: String = text
-                        .lines()
-                        .skip(if last.is_empty() { 1 } else { 0 })
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    if last.is_empty() {
-                        print!("{text}");
-                    } else if body != last {
-                        for line in body.lines() {
-                            if !last.lines().any(|l| l == line) {
-                                println!("{line}");
-                            }
-                        }
-                    }
-                    last = if body.is_empty() { " ".into() } else { body };
+                    last = print_changed_rows(&text, &last);
                 } else {
                     print!(
                         "{}",
@@ -696,6 +686,29 @@ fn get(g: &GlobalOpts, a: GetArgs) -> anyhow::Result<i32> {
         }
         let _ = std::io::stdout().flush();
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `get -w`: the first table whole, then only rows that changed; returns what was shown.
+fn print_changed_rows(text: &str, last: &str) -> String {
+    let body: String = text
+        .lines()
+        .skip(if last.is_empty() { 1 } else { 0 })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if last.is_empty() {
+        print!("{text}");
+    } else if body != last {
+        for line in body.lines() {
+            if !last.lines().any(|l| l == line) {
+                println!("{line}");
+            }
+        }
+    }
+    if body.is_empty() {
+        " ".into()
+    } else {
+        body
     }
 }
 
