@@ -7,7 +7,6 @@ mod pod_support;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use pod_support::*;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 const POD: &str = "apiVersion: v1
@@ -23,59 +22,6 @@ spec:
     image: busybox:1.30
     command: [sh, -c, 'i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done']
 ";
-
-/// A world whose data dir is its own (desired state, overlays, leases) but whose images
-/// are the shared fixture store's: an agent restores only this world's pods.
-fn private_world(tag: &str) -> World {
-    let mut w = World::new(tag);
-    let data = w.root.parent().expect("base").join("data");
-    std::fs::create_dir_all(&data).expect("data dir");
-    for d in ["images", "layers"] {
-        std::os::unix::fs::symlink(w.data.join(d), data.join(d)).expect("link the image store");
-    }
-    w.data = data;
-    w
-}
-
-/// `podrun serve` for one world, stopped (SIGTERM) when dropped.
-struct Agent {
-    child: Child,
-}
-
-impl Agent {
-    fn start(w: &World) -> Agent {
-        let base = w.root.parent().expect("base").to_path_buf();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(base.join("agent.log"))
-            .expect("agent log");
-        let child = w
-            .cmd()
-            .arg("serve")
-            .arg("--manifests")
-            .arg(base.join("manifests"))
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("podrun serve");
-        let sock = w.root.join("agent.sock");
-        w.wait_for(10, "the agent's socket", || sock.exists().then_some(()));
-        Agent { child }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = kill(self.pid(), Signal::SIGCONT);
-        let _ = kill(self.pid(), Signal::SIGTERM);
-        let _ = self.child.wait();
-    }
-}
 
 /// The init pid of container `name` of pod default/kept, from its OCI state.
 fn container_pid(w: &World, name: &str) -> i32 {

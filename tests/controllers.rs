@@ -4,56 +4,7 @@
 //! completes despite a failing pod and an always-failing one stops at backoffLimit.
 //! Without an agent, apply of a Deployment says that it needs `podrun serve`.
 mod pod_support;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use pod_support::*;
-use std::process::Child;
-
-fn private_world(tag: &str) -> World {
-    let mut w = World::new(tag);
-    let data = w.root.parent().expect("base").join("data");
-    std::fs::create_dir_all(&data).expect("data dir");
-    for d in ["images", "layers"] {
-        std::os::unix::fs::symlink(w.data.join(d), data.join(d)).expect("link the image store");
-    }
-    w.data = data;
-    w
-}
-
-/// `podrun serve` for one world, stopped (SIGTERM) when dropped.
-struct Agent {
-    child: Child,
-}
-
-impl Agent {
-    fn start(w: &World) -> Agent {
-        let base = w.root.parent().expect("base").to_path_buf();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(base.join("agent.log"))
-            .expect("agent log");
-        let child = w
-            .cmd()
-            .arg("serve")
-            .arg("--manifests")
-            .arg(base.join("manifests"))
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("podrun serve");
-        let sock = w.root.join("agent.sock");
-        w.wait_for(10, "the agent's socket", || sock.exists().then_some(()));
-        Agent { child }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let _ = self.child.wait();
-    }
-}
 
 /// Writes `text` as a manifest file of the world and applies it; returns stdout.
 fn apply(w: &World, name: &str, text: &str) -> String {

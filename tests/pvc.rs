@@ -6,17 +6,6 @@
 mod pod_support;
 use pod_support::*;
 
-fn private_world(tag: &str) -> World {
-    let mut w = World::new(tag);
-    let data = w.root.parent().expect("base").join("data");
-    std::fs::create_dir_all(&data).expect("data dir");
-    for d in ["images", "layers"] {
-        std::os::unix::fs::symlink(w.data.join(d), data.join(d)).expect("link the image store");
-    }
-    w.data = data;
-    w
-}
-
 fn apply(w: &World, file: &str, manifest: &str) -> std::process::Output {
     let path = w.root.parent().expect("base").join(file);
     std::fs::write(&path, manifest).expect("write");

@@ -1,6 +1,9 @@
 //! Shared helpers for pod tests: a private state root per test, one image store per test
 //! binary with the fixture images loaded, podrun invocations, polling, and a leak check.
 #![allow(dead_code)]
+pub mod agent;
+#[allow(unused_imports)] // each test binary uses its part of the helpers
+pub use agent::{private_world, Agent};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
